@@ -1,0 +1,117 @@
+import { z } from "zod";
+
+/**
+ * Every environment variable the functions read, in one schema. Each function names the ones it
+ * cannot work without; `loadConfig` reports all of those that are missing at once.
+ * Durations carry their unit in the name.
+ */
+const DEFAULT_API_BASE_URL = "https://{mall_id}.cafe24api.com";
+
+const integer = (fallback: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+const EnvSchema = z.object({
+  SUPABASE_URL: z.url().optional(),
+  SUPABASE_DB_URL: z.string().min(1).optional(),
+  CRON_SECRET: z.string().min(1).optional(),
+  CAFE24_CLIENT_ID: z.string().min(1).optional(),
+  CAFE24_CLIENT_SECRET_KEY: z.string().min(1).optional(),
+  CAFE24_REDIRECT_URI: z.url().optional(),
+  CAFE24_OAUTH_STATE_SECRET: z.string().min(16).optional(),
+  CAFE24_SCOPES: z.string().min(1).optional(),
+  CAFE24_APP_RETURN_URL: z.url().optional(),
+  CAFE24_API_VERSION: z.string().regex(/^\d{4}-\d{2}-\d{2}$/).optional(),
+  /** Base URL template of a mall's API; `{mall_id}` is replaced. The sandbox uses a path form. */
+  CAFE24_API_BASE_URL: z.string()
+    .refine((v) => v.includes("{mall_id}"), "must contain {mall_id}")
+    .refine((v) => URL.canParse(v.replaceAll("{mall_id}", "mall")), "must be a URL template")
+    .default(DEFAULT_API_BASE_URL),
+  /** Refresh an access token this long before it expires. Must stay well under its 2 h life. */
+  CAFE24_REFRESH_MARGIN_SECONDS: integer(30 * 60, 60, 90 * 60),
+  /** Token requests in flight at once within one run. */
+  CAFE24_REFRESH_CONCURRENCY: integer(8, 1, 64),
+  /** Abort a token request after this long. The lease outlives it by LEASE_SLACK_MS. */
+  CAFE24_REQUEST_TIMEOUT_MS: integer(15_000, 1_000, 60_000),
+  /** Stop claiming new connections after this long; hosted functions stop at 150 s. */
+  CAFE24_RUN_BUDGET_MS: integer(100_000, 1_000, 3_600_000),
+  /** At most this many connections per run; the rest is reported as `remaining`. */
+  CAFE24_MAX_CONNECTIONS_PER_RUN: integer(2_000, 1, 1_000_000),
+  /** Comma-separated origins allowed to call the functions from a browser; `*` for any. */
+  CORS_ALLOWED_ORIGINS: z.string().default("*"),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+export type EnvName = keyof Env;
+
+export type Config<K extends EnvName> = Env & { [P in K]-?: NonNullable<Env[P]> };
+
+export type ConfigResult<K extends EnvName> =
+  | { ok: true; config: Config<K> }
+  | { ok: false; code: "CONFIG_MISSING" | "CONFIG_INVALID"; names: string[] };
+
+/**
+ * Parses the environment (a plain object, so tests pass their own). Empty strings count as
+ * unset. Returns the names that are missing, or invalid, never their values.
+ */
+export function loadConfig<K extends EnvName>(
+  env: Record<string, string | undefined>,
+  required: readonly K[],
+): ConfigResult<K> {
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([name, value]) =>
+      name in EnvSchema.shape && value !== "" && value !== undefined
+    ),
+  );
+  const parsed = EnvSchema.safeParse(present);
+  if (!parsed.success) {
+    const names = [...new Set(parsed.error.issues.map((issue) => String(issue.path[0])))];
+    return { ok: false, code: "CONFIG_INVALID", names: names.sort() };
+  }
+  const missing = required.filter((name) => parsed.data[name] === undefined);
+  if (missing.length > 0) {
+    return { ok: false, code: "CONFIG_MISSING", names: [...missing].sort() };
+  }
+  return { ok: true, config: parsed.data as Config<K> };
+}
+
+/** The settings of a refresh run, derived once from the config. */
+export interface RefreshSettings {
+  apiBaseUrl: string;
+  clientId: string;
+  clientSecret: string;
+  refreshMarginMs: number;
+  concurrency: number;
+  requestTimeoutMs: number;
+  runBudgetMs: number;
+  maxConnectionsPerRun: number;
+  leaseMs: number;
+}
+
+/**
+ * A lease must outlive everything its holder may still do: the token request (aborted at the
+ * timeout) and the retried write of a new pair. Otherwise a second worker could claim the row
+ * and send the same refresh token while the first one's answer is still on its way.
+ */
+export const LEASE_SLACK_MS = 60_000;
+
+export const REFRESH_CONFIG_REQUIRED = [
+  "SUPABASE_DB_URL",
+  "CAFE24_CLIENT_ID",
+  "CAFE24_CLIENT_SECRET_KEY",
+] as const;
+
+export function refreshSettings(
+  config: Config<(typeof REFRESH_CONFIG_REQUIRED)[number]>,
+): RefreshSettings {
+  return {
+    apiBaseUrl: config.CAFE24_API_BASE_URL,
+    clientId: config.CAFE24_CLIENT_ID,
+    clientSecret: config.CAFE24_CLIENT_SECRET_KEY,
+    refreshMarginMs: config.CAFE24_REFRESH_MARGIN_SECONDS * 1000,
+    concurrency: config.CAFE24_REFRESH_CONCURRENCY,
+    requestTimeoutMs: config.CAFE24_REQUEST_TIMEOUT_MS,
+    runBudgetMs: config.CAFE24_RUN_BUDGET_MS,
+    maxConnectionsPerRun: config.CAFE24_MAX_CONNECTIONS_PER_RUN,
+    leaseMs: config.CAFE24_REQUEST_TIMEOUT_MS + LEASE_SLACK_MS,
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * Every error this project reports, in one place. Codes are stable: callers, dashboards and
+ * tests switch on them. Messages are ours, short, and never carry a token, a secret or an
+ * upstream body.
+ */
+
+/** Errors a function answers a request with, and the HTTP status of each. */
+export const REQUEST_ERRORS = {
+  UNAUTHORIZED: { status: 401, message: "Missing or invalid credentials" },
+  CRON_SECRET_NOT_CONFIGURED: { status: 500, message: "CRON_SECRET is not set" },
+  CONFIG_MISSING: { status: 500, message: "Required configuration is missing" },
+  CONFIG_INVALID: { status: 500, message: "Configuration has invalid values" },
+  INVALID_REQUEST: { status: 400, message: "The request is malformed" },
+  INVALID_MALL_ID: { status: 400, message: "mall_id must be 4-16 lowercase letters or digits" },
+  INVALID_SCOPE: { status: 400, message: "scope must be comma-separated Cafe24 scope names" },
+  METHOD_NOT_ALLOWED: { status: 405, message: "Method not allowed" },
+  NOT_FOUND: { status: 404, message: "Not found" },
+  REFRESH_RUN_FAILED: { status: 500, message: "The refresh run could not complete" },
+  INTERNAL_ERROR: { status: 500, message: "Internal error" },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type RequestErrorCode = keyof typeof REQUEST_ERRORS;
+
+/**
+ * Why one connection's refresh failed. `permanent` failures need the mall's owner to reconnect;
+ * the others are retried on later runs with backoff.
+ */
+export const REFRESH_FAILURES = {
+  INVALID_MALL_ID: {
+    permanent: true,
+    message: "mall_id is not a valid Cafe24 mall id; no request was sent",
+  },
+  CAFE24_INVALID_GRANT: {
+    permanent: true,
+    message: "Cafe24 rejected the refresh token (invalid_grant); the mall must reconnect",
+  },
+  CAFE24_ANSWER_LOST: {
+    permanent: true,
+    message:
+      "Cafe24 rejected the refresh token after an earlier refresh's answer was lost (crash, timeout or bad response); the mall must reconnect",
+  },
+  CAFE24_CLIENT_AUTH_FAILED: {
+    permanent: false,
+    message: "Cafe24 rejected the app's client credentials; check CAFE24_CLIENT_ID/SECRET_KEY",
+  },
+  CAFE24_REJECTED: { permanent: false, message: "Cafe24 rejected the token request" },
+  CAFE24_RATE_LIMITED: { permanent: false, message: "Cafe24 rate limit reached (429)" },
+  CAFE24_SERVER_ERROR: { permanent: false, message: "Cafe24 answered with a server error" },
+  CAFE24_UNEXPECTED_STATUS: {
+    permanent: false,
+    message: "Cafe24 answered with an unexpected status",
+  },
+  CAFE24_MALFORMED_RESPONSE: {
+    permanent: false,
+    message: "Cafe24 answered 200 without a usable token pair; no token was changed",
+  },
+  CAFE24_TIMEOUT: { permanent: false, message: "Cafe24 did not answer in time" },
+  CAFE24_NETWORK_ERROR: { permanent: false, message: "Cafe24 could not be reached" },
+  STORE_FAILED: {
+    permanent: false,
+    message: "Cafe24 issued new tokens but they could not be written to the database",
+  },
+  LEASE_LOST: { permanent: false, message: "The connection's lease expired during the refresh" },
+} as const satisfies Record<string, { permanent: boolean; message: string }>;
+
+export type RefreshFailureCode = keyof typeof REFRESH_FAILURES;
+
+/** An error that maps to one of REQUEST_ERRORS; `details` are safe to show the caller. */
+export class RequestError extends Error {
+  readonly code: RequestErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: RequestErrorCode, details?: Record<string, unknown>) {
+    super(REQUEST_ERRORS[code].message);
+    this.name = "RequestError";
+    this.code = code;
+    this.details = details;
+  }
+}

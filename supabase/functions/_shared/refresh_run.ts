@@ -1,0 +1,368 @@
+import { REFRESH_FAILURES, type RefreshFailureCode } from "./errors.ts";
+import type { RefreshSettings } from "./config.ts";
+import {
+  processTokenResponse,
+  sendRefreshTokenRequest,
+  storedTokenFields,
+  TokenRequestError,
+  type TokenSet,
+} from "./cafe24_token.ts";
+import { isValidMallId } from "./mall_id.ts";
+import { decideAfterFailure } from "./refresh_policy.ts";
+import type {
+  ClaimedConnection,
+  RefreshStore,
+  RunMode,
+  RunScope,
+  RunTrigger,
+  StoreOutcome,
+} from "./refresh_store.ts";
+import { logEvent } from "./log.ts";
+
+/**
+ * One refresh run: count what is in scope, then let `concurrency` workers each claim one due
+ * connection at a time, refresh it and write the outcome at once, until nothing is due, the time
+ * budget is spent or the per-run cap is reached. The run never holds more leases than it has
+ * requests in flight, so a run that stops early leaves nothing locked.
+ */
+
+export const MAX_REPORTED_FAILURES = 50;
+
+export const SKIP_REASONS = [
+  "no_cafe24",
+  "missing_keys",
+  "malformed",
+  "not_due",
+  "leased",
+  "backing_off",
+  "reconnect_required",
+  "out_of_time",
+  "run_limit",
+  "already_rotated",
+  "superseded",
+] as const;
+export type SkipReason = (typeof SKIP_REASONS)[number];
+
+export interface RunRequest {
+  trigger: RunTrigger;
+  mode: RunMode;
+  force: boolean;
+  mallId: string | null;
+  userId: string | null;
+}
+
+export interface RunSummary {
+  run_id: string;
+  scanned: number;
+  eligible: number;
+  refreshed: number;
+  skipped: number;
+  failed: number;
+  failures: { id: string; reason: string }[];
+  skipped_reasons: Record<SkipReason, number>;
+  remaining: number;
+  duration_ms: number;
+}
+
+export interface RefreshDeps {
+  store: RefreshStore;
+  settings: RefreshSettings;
+  fetch?: typeof fetch;
+  now?: () => number;
+  random?: () => number;
+  /** Called after each connection is settled (progress bars). */
+  onProgress?: (progress: { settled: number; eligible: number }) => void;
+}
+
+/** How often a new pair is re-offered to a database that failed to take it. */
+const STORE_ATTEMPTS = 5;
+const STORE_RETRY_BASE_MS = 400;
+
+/**
+ * Records the run and returns its id with the work still to do, so an async caller can answer
+ * 202 with the id before the work starts.
+ */
+export async function beginRefreshRun(
+  deps: RefreshDeps,
+  request: RunRequest,
+): Promise<{ runId: string; execute: () => Promise<RunSummary> }> {
+  const filters = {
+    force: request.force,
+    ...(request.mallId === null ? {} : { mall_id: request.mallId }),
+    ...(request.userId === null ? {} : { user_id: request.userId }),
+  };
+  const runId = await deps.store.startRun(request.trigger, request.mode, filters);
+  return { runId, execute: () => executeRun(deps, request, runId) };
+}
+
+async function executeRun(
+  deps: RefreshDeps,
+  request: RunRequest,
+  runId: string,
+): Promise<RunSummary> {
+  const now = deps.now ?? Date.now;
+  const random = deps.random ?? Math.random;
+  const { settings, store } = deps;
+  const startedAt = now();
+  const scope: RunScope = {
+    asOf: new Date(startedAt),
+    refreshMarginMs: settings.refreshMarginMs,
+    force: request.force,
+    mallId: request.mallId,
+    userId: request.userId,
+  };
+  const tally = new RunTally(runId);
+
+  try {
+    const census = await store.census(scope);
+    let claims = 0;
+    let stopped: "out_of_time" | "run_limit" | null = null;
+    let claimError: unknown = null;
+
+    const worker = async () => {
+      while (claimError === null) {
+        if (now() - startedAt >= settings.runBudgetMs) {
+          stopped ??= "out_of_time";
+          return;
+        }
+        if (claims >= settings.maxConnectionsPerRun) {
+          stopped ??= "run_limit";
+          return;
+        }
+        claims++;
+        let connection: ClaimedConnection | undefined;
+        try {
+          [connection] = await store.claim(runId, 1, settings.leaseMs, scope);
+        } catch (error) {
+          claimError = error;
+          return;
+        }
+        if (connection === undefined) {
+          claims--;
+          return;
+        }
+        await refreshConnection(deps, runId, connection, tally, random, now);
+        deps.onProgress?.({ settled: tally.settled, eligible: census.due });
+      }
+    };
+    await Promise.all(Array.from({ length: settings.concurrency }, worker));
+    if (claimError !== null) throw claimError;
+
+    const remaining = stopped === null ? 0 : await store.countClaimable(scope);
+    const summary = tally.summarize(census, remaining, stopped, now() - startedAt);
+    await store.finishRun(runId, "finished", summary);
+    logEvent("info", "cafe24_refresh_run", {
+      run_id: runId,
+      trigger: request.trigger,
+      mode: request.mode,
+      scanned: summary.scanned,
+      eligible: summary.eligible,
+      refreshed: summary.refreshed,
+      failed: summary.failed,
+      skipped: summary.skipped,
+      remaining: summary.remaining,
+      duration_ms: summary.duration_ms,
+    });
+    return summary;
+  } catch (error) {
+    logEvent("error", "cafe24_refresh_run_failed", {
+      run_id: runId,
+      error: error instanceof Error ? error.name : "unknown",
+    });
+    await store.finishRun(runId, "failed", { refreshed: tally.refreshed, failed: tally.failed })
+      .catch(() => {});
+    throw error;
+  }
+}
+
+async function refreshConnection(
+  deps: RefreshDeps,
+  runId: string,
+  connection: ClaimedConnection,
+  tally: RunTally,
+  random: () => number,
+  now: () => number,
+): Promise<void> {
+  const { settings, store } = deps;
+  let tokens: TokenSet;
+  try {
+    if (!isValidMallId(connection.mallId)) {
+      throw new TokenRequestError("INVALID_MALL_ID", "no request was sent");
+    }
+    const response = await sendRefreshTokenRequest({
+      apiBaseUrl: settings.apiBaseUrl,
+      mallId: connection.mallId,
+      credentials: { clientId: settings.clientId, clientSecret: settings.clientSecret },
+      refreshToken: connection.refreshToken,
+      timeoutMs: settings.requestTimeoutMs,
+      ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
+    });
+    tokens = await processTokenResponse(response, now());
+  } catch (error) {
+    const failure = error instanceof TokenRequestError
+      ? error
+      : error instanceof RangeError
+      ? new TokenRequestError("INVALID_MALL_ID", "the API URL failed its host check")
+      : new TokenRequestError("CAFE24_NETWORK_ERROR", "unexpected client error", {
+        outcomeUnknown: true,
+      });
+    await settleFailure(deps, runId, connection, failure, tally, random, now);
+    return;
+  }
+
+  // The old refresh token is dead from this moment: write the new pair before anything else.
+  const outcome = await storeWithRetries(store, connection, storedTokenFields(tokens));
+  if (outcome === "stored") {
+    tally.refreshed++;
+  } else if (outcome === "superseded") {
+    tally.skip("superseded");
+  } else {
+    // The pair is lost. The row still shows a request in flight, so the next claim knows the
+    // token may be dead and, if Cafe24 rejects it, reports CAFE24_ANSWER_LOST.
+    tally.fail(connection, "STORE_FAILED", "database unavailable");
+    logEvent("error", "cafe24_refresh_store_failed", {
+      run_id: runId,
+      connection_id: connection.id,
+      mall_id: connection.mallId,
+    });
+  }
+}
+
+async function storeWithRetries(
+  store: RefreshStore,
+  connection: ClaimedConnection,
+  tokens: Record<string, unknown>,
+): Promise<StoreOutcome | "failed"> {
+  for (let attempt = 0; attempt < STORE_ATTEMPTS; attempt++) {
+    try {
+      return await store.storeTokens(connection.id, connection.refreshToken, tokens);
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, STORE_RETRY_BASE_MS * 2 ** attempt));
+    }
+  }
+  return "failed";
+}
+
+async function settleFailure(
+  deps: RefreshDeps,
+  runId: string,
+  connection: ClaimedConnection,
+  failure: TokenRequestError,
+  tally: RunTally,
+  random: () => number,
+  now: () => number,
+): Promise<void> {
+  const decision = decideAfterFailure({
+    code: failure.code,
+    consecutiveFailures: connection.consecutiveFailures,
+    retryAfterMs: failure.retryAfterMs,
+    answerPossiblyLost: connection.answerPossiblyLost,
+  }, random);
+  const message = `${REFRESH_FAILURES[decision.code].message} (${failure.message})`;
+  let outcome;
+  try {
+    outcome = await deps.store.recordFailure(connection.id, runId, connection.refreshToken, {
+      code: decision.code,
+      message,
+      permanent: decision.permanent,
+      outcomeUnknown: failure.outcomeUnknown,
+      nextAttemptAt: decision.retryInMs === null ? null : new Date(now() + decision.retryInMs),
+    });
+  } catch {
+    // Nothing was written; the lease runs out and a later run tries again.
+    outcome = "retry_scheduled" as const;
+  }
+  if (outcome === "already_rotated") {
+    tally.skip("already_rotated");
+    return;
+  }
+  const code: RefreshFailureCode = outcome === "lease_lost" ? "LEASE_LOST" : decision.code;
+  tally.fail(connection, code, failure.message);
+  logEvent("warn", "cafe24_refresh_failed", {
+    run_id: runId,
+    connection_id: connection.id,
+    mall_id: isValidMallId(connection.mallId) ? connection.mallId : "(invalid)",
+    code,
+    outcome,
+    ...(decision.retryInMs === null ? {} : { retry_in_ms: decision.retryInMs }),
+  });
+}
+
+/** Counts outcomes; `summarize` closes the books so that scanned = refreshed + failed + skipped. */
+class RunTally {
+  refreshed = 0;
+  failed = 0;
+  readonly failures: { id: string; reason: string }[] = [];
+  readonly skips = new Map<SkipReason, number>();
+
+  constructor(readonly runId: string) {}
+
+  get settled(): number {
+    return this.refreshed + this.failed + (this.skips.get("already_rotated") ?? 0) +
+      (this.skips.get("superseded") ?? 0);
+  }
+
+  skip(reason: SkipReason, count = 1): void {
+    this.skips.set(reason, (this.skips.get(reason) ?? 0) + count);
+  }
+
+  fail(connection: ClaimedConnection, code: RefreshFailureCode, detail: string): void {
+    this.failed++;
+    if (this.failures.length < MAX_REPORTED_FAILURES) {
+      this.failures.push({
+        id: connection.id,
+        reason: `${code}: ${REFRESH_FAILURES[code].message} (${detail})`,
+      });
+    }
+  }
+
+  summarize(
+    census:
+      & {
+        scanned: number;
+        due: number;
+      }
+      & Record<
+        | "no_cafe24"
+        | "missing_keys"
+        | "malformed"
+        | "reconnect_required"
+        | "leased"
+        | "backing_off"
+        | "not_due",
+        number
+      >,
+    remaining: number,
+    stopped: "out_of_time" | "run_limit" | null,
+    durationMs: number,
+  ): RunSummary {
+    // Due rows this run neither settled nor left behind were taken by a concurrent run.
+    const unaccounted = census.due - this.settled - remaining;
+    const takenElsewhere = Math.max(0, unaccounted);
+    const appearedDuringRun = Math.max(0, -unaccounted);
+    const skipped: Record<SkipReason, number> = Object.fromEntries(
+      SKIP_REASONS.map((reason) => [reason, this.skips.get(reason) ?? 0]),
+    ) as Record<SkipReason, number>;
+    skipped.no_cafe24 = census.no_cafe24;
+    skipped.missing_keys = census.missing_keys;
+    skipped.malformed = census.malformed;
+    skipped.reconnect_required = census.reconnect_required;
+    skipped.backing_off = census.backing_off;
+    skipped.not_due = census.not_due;
+    skipped.leased = census.leased + takenElsewhere;
+    if (stopped !== null) skipped[stopped] = remaining;
+    const skippedTotal = Object.values(skipped).reduce((a, b) => a + b, 0);
+    return {
+      run_id: this.runId,
+      scanned: census.scanned + appearedDuringRun,
+      eligible: census.due,
+      refreshed: this.refreshed,
+      skipped: skippedTotal,
+      failed: this.failed,
+      failures: this.failures,
+      skipped_reasons: skipped,
+      remaining,
+      duration_ms: Math.round(durationMs),
+    };
+  }
+}

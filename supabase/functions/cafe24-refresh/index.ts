@@ -1,0 +1,94 @@
+/**
+ * cafe24-refresh: refreshes every due Cafe24 connection (or one mall's, with `mall_id`).
+ * Called by pg_cron through pg_net with `x-cron-secret`; verify_jwt is off in config.toml, so
+ * this code is the only gate and fails closed.
+ */
+import { loadConfig, REFRESH_CONFIG_REQUIRED, refreshSettings } from "../_shared/config.ts";
+import { database } from "../_shared/db.ts";
+import { RequestError } from "../_shared/errors.ts";
+import {
+  corsHeaders,
+  errorResponse,
+  jsonResponse,
+  preflightResponse,
+  requestErrorResponse,
+  requestParameters,
+} from "../_shared/http.ts";
+import { logEvent } from "../_shared/log.ts";
+import { parseRefreshRequest } from "../_shared/refresh_request.ts";
+import { beginRefreshRun } from "../_shared/refresh_run.ts";
+import { createRefreshStore } from "../_shared/refresh_store.ts";
+import { bearerToken, secretsMatch } from "../_shared/secrets.ts";
+
+async function handle(request: Request): Promise<Response> {
+  const env = Deno.env.toObject();
+  const cors = corsHeaders(request, env.CORS_ALLOWED_ORIGINS ?? "*");
+  if (request.method === "OPTIONS") {
+    return preflightResponse(request, env.CORS_ALLOWED_ORIGINS ?? "*");
+  }
+  if (request.method !== "GET" && request.method !== "POST") {
+    return errorResponse("METHOD_NOT_ALLOWED", {}, cors);
+  }
+
+  const cronSecret = env.CRON_SECRET;
+  if (!cronSecret) {
+    logEvent("error", "config_missing", { function: "cafe24-refresh", missing: ["CRON_SECRET"] });
+    return errorResponse("CRON_SECRET_NOT_CONFIGURED", {}, cors);
+  }
+  const presented = request.headers.get("x-cron-secret") ?? bearerToken(request);
+  if (presented === null || !secretsMatch(presented, cronSecret)) {
+    return errorResponse("UNAUTHORIZED", {}, cors);
+  }
+
+  const loaded = loadConfig(env, REFRESH_CONFIG_REQUIRED);
+  if (!loaded.ok) {
+    logEvent("error", "config_missing", { function: "cafe24-refresh", names: loaded.names });
+    const key = loaded.code === "CONFIG_MISSING" ? "missing" : "invalid";
+    return errorResponse(loaded.code, { [key]: loaded.names }, cors);
+  }
+  const settings = refreshSettings(loaded.config);
+
+  let options;
+  try {
+    options = parseRefreshRequest(request, await requestParameters(request), "secret");
+  } catch (error) {
+    if (error instanceof RequestError) return requestErrorResponse(error, cors);
+    throw error;
+  }
+
+  const store = createRefreshStore(
+    database(loaded.config.SUPABASE_DB_URL, settings.concurrency + 2),
+  );
+  let run;
+  try {
+    run = await beginRefreshRun({ store, settings }, {
+      trigger: options.trigger,
+      mode: options.respondAsync ? "async" : "sync",
+      force: options.force,
+      mallId: options.mallId,
+      userId: null,
+    });
+  } catch {
+    logEvent("error", "cafe24_refresh_run_not_started", {});
+    return errorResponse("REFRESH_RUN_FAILED", {}, cors);
+  }
+
+  if (options.respondAsync) {
+    // The run goes on after the 202; on Supabase, waitUntil keeps the worker alive for it.
+    const work = run.execute().catch(() => {});
+    globalThis.EdgeRuntime?.waitUntil(work);
+    return jsonResponse({ run_id: run.runId }, 202, cors);
+  }
+  try {
+    return jsonResponse(await run.execute(), 200, cors);
+  } catch {
+    return errorResponse("REFRESH_RUN_FAILED", { run_id: run.runId }, cors);
+  }
+}
+
+declare global {
+  // Supabase's Edge Runtime global; absent under plain Deno.
+  var EdgeRuntime: { waitUntil(promise: Promise<unknown>): void } | undefined;
+}
+
+export default { fetch: handle } satisfies Deno.ServeDefaultExport;
