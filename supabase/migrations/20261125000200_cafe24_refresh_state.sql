@@ -33,6 +33,9 @@ create table if not exists cafe24_private.connections (
   -- Set when a refresh request is about to be sent, cleared when its outcome is known. Still set
   -- at the next claim means the earlier attempt died (crash, kill) without an answer.
   in_flight_since timestamptz,
+  -- The last claim. A run claims only rows not claimed since it started, so a forced run
+  -- refreshes each connection once instead of going round again.
+  last_claimed_at timestamptz,
   -- An earlier attempt whose answer never arrived (crash, timeout, 5xx, malformed 200): Cafe24 may
   -- have rotated the token then. If the token is later rejected, that is why.
   answer_possibly_lost_at timestamptz,
@@ -296,6 +299,7 @@ begin
           and c.due_at <= $1
           and (c.lease_expires_at is null or c.lease_expires_at <= $2)
           and (c.next_attempt_at is null or c.next_attempt_at <= $2)
+          and (c.last_claimed_at is null or c.last_claimed_at < $2)
           %s %s
         order by c.due_at
         limit $3
@@ -319,6 +323,7 @@ begin
         lease_expires_at = now() + p_lease_duration,
         answer_possibly_lost_at = coalesce(c.answer_possibly_lost_at, c.in_flight_since),
         in_flight_since = now(),
+        last_claimed_at = now(),
         updated_at = now()
     where c.auth_settings_id = any (v_ids)
     returning c.auth_settings_id, c.mall_id, c.consecutive_failures, c.access_expires_at,
@@ -364,6 +369,7 @@ as $$
     and (p_force or c.due_at <= p_as_of + p_refresh_margin)
     and (c.lease_expires_at is null or c.lease_expires_at <= p_as_of)
     and (c.next_attempt_at is null or c.next_attempt_at <= p_as_of)
+    and (c.last_claimed_at is null or c.last_claimed_at < p_as_of)
     and (p_mall_id is null or c.mall_id = p_mall_id)
     and (p_user_id is null or c.user_id = p_user_id)
 $$;

@@ -1,0 +1,155 @@
+/**
+ * The refresh stack for integration tests, all real parts over real connections: a throwaway
+ * PostgreSQL with pg_cron and the migrations, the Cafe24 sandbox over HTTP, and the functions
+ * served over HTTP by a child process. `stop()` tears everything down, also after a failure.
+ */
+import {
+  type Cafe24Sandbox,
+  type Cafe24SandboxOptions,
+  startCafe24Sandbox,
+} from "./cafe24_sandbox.ts";
+import { startTestDatabase, type TestDatabase } from "./database.ts";
+import { type FunctionsServer, startFunctionsServer } from "./functions_server.ts";
+
+export const CLIENT_ID = "test-client-id";
+export const CLIENT_SECRET = "test-client-secret-0123456789";
+export const CRON_SECRET = "test-cron-secret-abcdefghijklmnop";
+
+export interface RefreshStack {
+  db: TestDatabase;
+  sandbox: Cafe24Sandbox;
+  functions: FunctionsServer;
+  env: Record<string, string>;
+  /** Calls cafe24-refresh with the cron secret unless `headers` say otherwise. */
+  refresh(query?: Record<string, string>, init?: RequestInit): Promise<Response>;
+  /** Starts another functions process (e.g. with other env or TZ); stopped with the stack. */
+  startFunctions(extraEnv?: Record<string, string>): Promise<FunctionsServer>;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  env?: Record<string, string>;
+  sandbox?: Partial<Cafe24SandboxOptions>;
+}
+
+export async function startRefreshStack(options: StackOptions = {}): Promise<RefreshStack> {
+  const cleanups: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+    cleanups.length = 0;
+  };
+  try {
+    const db = await startTestDatabase();
+    cleanups.push(() => db.stop());
+    const sandbox = await startCafe24Sandbox({
+      clientId: CLIENT_ID,
+      clientSecret: CLIENT_SECRET,
+      quiet: true,
+      seed: 1,
+      ...options.sandbox,
+    });
+    cleanups.push(() => sandbox.close());
+    const env: Record<string, string> = {
+      SUPABASE_DB_URL: db.dbUrl,
+      CRON_SECRET,
+      CAFE24_CLIENT_ID: CLIENT_ID,
+      CAFE24_CLIENT_SECRET_KEY: CLIENT_SECRET,
+      CAFE24_API_BASE_URL: sandbox.baseUrlTemplate,
+      CAFE24_REQUEST_TIMEOUT_MS: "3000",
+      ...options.env,
+    };
+    const startFunctions = async (extraEnv: Record<string, string> = {}) => {
+      const server = await startFunctionsServer({ ...env, ...extraEnv });
+      cleanups.push(() => server.stop());
+      return server;
+    };
+    const functions = await startFunctions();
+    return {
+      db,
+      sandbox,
+      functions,
+      env,
+      refresh: (query = {}, init = {}) => {
+        const url = new URL(`${functions.url}/cafe24-refresh`);
+        for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+        const headers = new Headers(init.headers);
+        if (!headers.has("x-cron-secret") && !headers.has("authorization")) {
+          headers.set("x-cron-secret", CRON_SECRET);
+        }
+        return fetch(url, { method: "POST", ...init, headers });
+      },
+      startFunctions,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+export interface ConnectionSeed {
+  mallId: string;
+  refreshToken: string;
+  accessToken?: string;
+  expiresAt?: string | null;
+  userId?: string;
+  /** Extra keys under providers.cafe24 (settings such as scope, shop_no, board_no). */
+  extra?: Record<string, unknown>;
+  /** Other providers next to cafe24. */
+  otherProviders?: Record<string, unknown>;
+}
+
+/** Inserts an auth_settings row for a connection and returns its id. */
+export async function insertConnection(db: TestDatabase, seed: ConnectionSeed): Promise<string> {
+  const cafe24: Record<string, unknown> = {
+    mall_id: seed.mallId,
+    refresh_token: seed.refreshToken,
+    ...(seed.accessToken === undefined ? {} : { access_token: seed.accessToken }),
+    ...(seed.expiresAt === undefined || seed.expiresAt === null
+      ? {}
+      : { expires_at: seed.expiresAt }),
+    ...seed.extra,
+  };
+  const providers = { ...seed.otherProviders, cafe24 };
+  const [row] = await db.sql<{ id: string }[]>`
+    insert into public.auth_settings (user_id, providers)
+    values (${seed.userId ?? crypto.randomUUID()}, ${db.sql.json(providers as never)})
+    returning id`;
+  return row!.id;
+}
+
+/** Connects `mallId` at the sandbox and stores its tokens, due now (no expiry stored). */
+export async function connectMall(
+  stack: Pick<RefreshStack, "db" | "sandbox">,
+  mallId: string,
+  seed: Partial<ConnectionSeed> = {},
+): Promise<{ id: string; refreshToken: string }> {
+  const tokens = stack.sandbox.issueTokens(mallId);
+  const id = await insertConnection(stack.db, {
+    mallId,
+    refreshToken: tokens.refreshToken,
+    accessToken: tokens.accessToken,
+    expiresAt: null,
+    ...seed,
+  });
+  return { id, refreshToken: tokens.refreshToken };
+}
+
+export async function cafe24Entry(db: TestDatabase, id: string): Promise<Record<string, unknown>> {
+  const [row] = await db.sql<{ cafe24: Record<string, unknown> }[]>`
+    select providers -> 'cafe24' as cafe24 from public.auth_settings where id = ${id}`;
+  return row!.cafe24;
+}
+
+export async function connectionState(db: TestDatabase, id: string) {
+  const [row] = await db.sql<{
+    status: string;
+    consecutive_failures: number;
+    next_attempt_at: Date | null;
+    last_error_code: string | null;
+    lease_id: string | null;
+    in_flight_since: Date | null;
+    answer_possibly_lost_at: Date | null;
+  }[]>`select * from cafe24_private.connections where auth_settings_id = ${id}`;
+  return row!;
+}
