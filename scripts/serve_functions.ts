@@ -6,6 +6,8 @@
  *   deno run --allow-all scripts/serve_functions.ts [--port 54321] [--hostname 127.0.0.1]
  */
 
+import { closeDatabases } from "../supabase/functions/_shared/db.ts";
+
 const FUNCTIONS_DIR = new URL("../supabase/functions/", import.meta.url);
 
 type Handler = { fetch(request: Request): Response | Promise<Response> };
@@ -69,4 +71,7 @@ if (import.meta.main) {
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
   await server.finished;
+  // Pooled database connections would keep the process alive after the server has stopped.
+  await closeDatabases();
+  Deno.exit(0);
 }

@@ -1,0 +1,260 @@
+/**
+ * The invariants that keep malls connected, each provoked on purpose against real parts:
+ * overlapping runs, a reconnect during a refresh, malformed answers, host time zones, a lost
+ * answer, large batches and broken rows. The sandbox's counters prove what Cafe24 saw.
+ */
+import assert from "node:assert/strict";
+import {
+  cafe24Entry,
+  connectionState,
+  connectMall,
+  startRefreshStack,
+} from "../support/stack.ts";
+import type { MalformedVariant } from "../support/cafe24_sandbox.ts";
+
+const HOUR_MS = 60 * 60 * 1000;
+
+Deno.test("refresh invariants", async (t) => {
+  const stack = await startRefreshStack({
+    env: { CAFE24_REFRESH_CONCURRENCY: "16", CAFE24_MAX_CONNECTIONS_PER_RUN: "5000" },
+    sandbox: { commitOnClientAbort: true },
+  });
+  const { db, sandbox } = stack;
+  const due = () =>
+    db.sql`
+    update public.auth_settings set providers = providers #- '{cafe24,expires_at}'
+    where jsonb_typeof(providers -> 'cafe24') = 'object'`;
+  try {
+    await t.step(
+      "overlapping runs in several processes refresh each mall exactly once",
+      async () => {
+        const malls = Array.from({ length: 40 }, (_, i) => `shopconc${String(i).padStart(2, "0")}`);
+        for (const mall of malls) await connectMall(stack, mall);
+        sandbox.setFaults("*", { latencyMs: 150, jitterMs: 100 });
+        sandbox.resetCounters();
+        const second = await stack.startFunctions();
+        const callSecond = () =>
+          fetch(`${second.url}/cafe24-refresh`, {
+            method: "POST",
+            headers: { "x-cron-secret": stack.env.CRON_SECRET! },
+          });
+        const responses = await Promise.all([
+          stack.refresh(),
+          stack.refresh(),
+          callSecond(),
+          callSecond(),
+          stack.refresh(),
+        ]);
+        const summaries = await Promise.all(responses.map((r) => r.json()));
+        sandbox.clearFaults();
+        const counters = sandbox.counters();
+        assert.equal(counters.concurrentRefreshViolations, 0);
+        assert.equal(counters.deadTokenReuses, 0);
+        for (const mall of malls) assert.equal(counters.byMall[mall]!.refreshSuccesses, 1, mall);
+        assert.equal(summaries.reduce((n, s) => n + s.refreshed, 0), malls.length);
+        for (const s of summaries) assert.equal(s.scanned, s.refreshed + s.failed + s.skipped);
+        const rows = await db.sql<{ mall: string; token: string }[]>`
+        select providers -> 'cafe24' ->> 'mall_id' as mall, providers -> 'cafe24' ->> 'refresh_token' as token
+        from auth_settings where providers -> 'cafe24' ->> 'mall_id' like 'shopconc%'`;
+        for (const row of rows) assert.equal(row.token, sandbox.liveRefreshToken(row.mall));
+      },
+    );
+
+    await t.step(
+      "a reconnect during a refresh keeps the reconnect's newer tokens (CAS)",
+      async () => {
+        const { id } = await connectMall(stack, "shopcas");
+        sandbox.setFaults("shopcas", { latencyMs: 700 });
+        const running = stack.refresh({ mall_id: "shopcas" });
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await db.sql`
+        update auth_settings
+        set providers = jsonb_set(providers, '{cafe24,refresh_token}', '"owner-reconnected"')
+        where id = ${id}`;
+        const summary = await (await running).json();
+        sandbox.clearFaults();
+        assert.equal(summary.refreshed, 0);
+        assert.equal(summary.skipped_reasons.superseded, 1);
+        assert.equal((await cafe24Entry(db, id)).refresh_token, "owner-reconnected");
+        assert.equal((await connectionState(db, id)).lease_id, null);
+      },
+    );
+
+    await t.step("a rejection after another party rotated the token is not a failure", async () => {
+      const { id } = await connectMall(stack, "shoprace");
+      sandbox.setFaults("shoprace", { latencyMs: 700 });
+      const running = stack.refresh({ mall_id: "shoprace" });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // The owner reconnects: Cafe24 issues a new pair, the in-flight token dies.
+      const fresh = sandbox.issueTokens("shoprace");
+      await db.sql`
+        update auth_settings
+        set providers = jsonb_set(providers, '{cafe24,refresh_token}', ${
+        db.sql.json(fresh.refreshToken)
+      })
+        where id = ${id}`;
+      const summary = await (await running).json();
+      sandbox.clearFaults();
+      assert.equal(summary.failed, 0);
+      assert.equal(summary.skipped_reasons.already_rotated, 1);
+      const state = await connectionState(db, id);
+      assert.equal(state.status, "active");
+      assert.equal((await cafe24Entry(db, id)).refresh_token, fresh.refreshToken);
+    });
+
+    await t.step("every malformed 200 is a failure that changes no token", async () => {
+      const variants: MalformedVariant[] = [
+        "html",
+        "text",
+        "missing_refresh_token",
+        "wrong_types",
+        "empty",
+      ];
+      for (const variant of variants) {
+        const mall = `shopbad${variant.replaceAll("_", "").slice(0, 8)}`;
+        const { id, refreshToken } = await connectMall(stack, mall);
+        const before = await cafe24Entry(db, id);
+        sandbox.queueFaults(mall, [{ kind: "malformed_200", variant }]);
+        const summary = await (await stack.refresh({ mall_id: mall })).json();
+        assert.equal(summary.failed, 1, variant);
+        assert.match(summary.failures[0].reason, /^CAFE24_MALFORMED_RESPONSE: /, variant);
+        assert.deepEqual(await cafe24Entry(db, id), before, variant);
+        assert.equal(refreshToken, sandbox.liveRefreshToken(mall));
+        assert.notEqual((await connectionState(db, id)).answer_possibly_lost_at, null);
+      }
+    });
+
+    for (const tz of ["UTC", "America/New_York", "Asia/Seoul"]) {
+      await t.step(`expires_at is the right instant with the host in TZ=${tz}`, async () => {
+        const functions = await stack.startFunctions({ TZ: tz });
+        const mall = `shoptz${tz.replace(/[^a-z]/gi, "").toLowerCase().slice(0, 8)}`;
+        const { id } = await connectMall(stack, mall);
+        const response = await fetch(`${functions.url}/cafe24-refresh?mall_id=${mall}`, {
+          headers: { "x-cron-secret": stack.env.CRON_SECRET! },
+        });
+        assert.equal((await response.json()).refreshed, 1);
+        const entry = await cafe24Entry(db, id);
+        const expected = sandbox.clock.now() + 2 * HOUR_MS;
+        assert.ok(
+          Math.abs(Date.parse(String(entry.expires_at)) - expected) < 60_000,
+          String(entry.expires_at),
+        );
+        const refreshExpected = sandbox.clock.now() + 14 * 24 * HOUR_MS;
+        assert.ok(
+          Math.abs(Date.parse(String(entry.refresh_token_expires_at)) - refreshExpected) < 60_000,
+        );
+        await functions.stop();
+      });
+    }
+
+    await t.step(
+      "an answer lost to a killed worker ends as CAFE24_ANSWER_LOST, never stuck",
+      async () => {
+        const { id } = await connectMall(stack, "shopkilled");
+        const victim = await stack.startFunctions();
+        sandbox.setFaults("shopkilled", { latencyMs: 1_500 });
+        const call = fetch(`${victim.url}/cafe24-refresh?mall_id=shopkilled`, {
+          headers: { "x-cron-secret": stack.env.CRON_SECRET! },
+        }).catch(() => null);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        await victim.kill();
+        await call;
+        // The sandbox commits the rotation although the worker is gone: the answer is lost.
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        sandbox.clearFaults();
+        assert.equal(sandbox.counters().lostResponses >= 1, true);
+        const leased = await connectionState(db, id);
+        assert.notEqual(leased.in_flight_since, null);
+        // Its lease would run out after timeout + 60 s; end it now rather than wait.
+        await db
+          .sql`update cafe24_private.connections set lease_expires_at = now() - interval '1 second' where auth_settings_id = ${id}`;
+        const summary = await (await stack.refresh({ mall_id: "shopkilled" })).json();
+        assert.equal(summary.failed, 1);
+        assert.match(summary.failures[0].reason, /^CAFE24_ANSWER_LOST: /);
+        assert.equal((await connectionState(db, id)).status, "reconnect_required");
+      },
+    );
+
+    await t.step("1,600 due connections are all refreshed in one run (no row cap)", async () => {
+      sandbox.resetCounters();
+      const malls = Array.from(
+        { length: 1_600 },
+        (_, i) => `shopbulk${String(i).padStart(4, "0")}`,
+      );
+      const values = malls.map((mall) => {
+        const tokens = sandbox.issueTokens(mall);
+        return {
+          user_id: crypto.randomUUID(),
+          providers: { cafe24: { mall_id: mall, refresh_token: tokens.refreshToken } },
+        };
+      });
+      await db.sql`insert into auth_settings ${db.sql(values as never)}`;
+      const summary = await (await stack.refresh()).json();
+      assert.equal(summary.remaining, 0);
+      const [row] = await db.sql<{ n: number }[]>`
+        select count(*)::int as n from auth_settings a
+        join cafe24_private.connections c on c.auth_settings_id = a.id
+        where c.mall_id like 'shopbulk%' and c.last_refreshed_at is not null`;
+      assert.equal(row!.n, 1_600);
+      assert.ok(summary.refreshed >= 1_600);
+      const reused = Object.entries(sandbox.counters().byMall).filter(([, c]) =>
+        c.deadTokenReuses > 0
+      );
+      assert.deepEqual(reused.map(([mall]) => mall), []);
+    });
+
+    await t.step("broken rows are counted and skipped, and never crash a run", async () => {
+      const broken = [
+        "[1, 2]",
+        '"text"',
+        "null",
+        '{"cafe24": "not an object"}',
+        '{"cafe24": []}',
+        '{"cafe24": {"mall_id": 42, "refresh_token": "x"}}',
+        '{"cafe24": {"mall_id": "shopok", "refresh_token": {"nested": true}}}',
+        '{"cafe24": {"mall_id": "", "refresh_token": "x"}}',
+        '{"cafe24": {"mall_id": "shopnort"}}',
+        '{"cafe24": {"mall_id": "shopnort", "refresh_token": ""}}',
+        '{"cafe24": null}',
+        '{"other": {}}',
+      ];
+      for (const providers of broken) {
+        await db
+          .sql`insert into auth_settings (user_id, providers) values (${crypto.randomUUID()}, ${providers}::text::jsonb)`;
+      }
+      const response = await stack.refresh({ force: "true" });
+      assert.equal(response.status, 200);
+      const summary = await response.json();
+      assert.ok(summary.skipped_reasons.malformed >= 7);
+      assert.ok(summary.skipped_reasons.missing_keys >= 3);
+      assert.ok(summary.skipped_reasons.no_cafe24 >= 2);
+      assert.equal(summary.scanned, summary.refreshed + summary.failed + summary.skipped);
+      const [row] = await db.sql<{ n: number }[]>`
+        select count(*)::int as n from auth_settings
+        where providers in (select unnest(${broken}::text[])::jsonb)`;
+      assert.equal(row!.n, broken.length, "broken rows are left exactly as they were");
+    });
+
+    await t.step(
+      "a run stopped by its cap reports what remains and leaves no lease behind",
+      async () => {
+        await due();
+        const capped = await stack.startFunctions({ CAFE24_MAX_CONNECTIONS_PER_RUN: "5" });
+        const response = await fetch(`${capped.url}/cafe24-refresh`, {
+          headers: { "x-cron-secret": stack.env.CRON_SECRET! },
+        });
+        const summary = await response.json();
+        assert.equal(summary.refreshed + summary.failed, 5);
+        assert.ok(summary.remaining > 0);
+        assert.equal(summary.skipped_reasons.run_limit, summary.remaining);
+        assert.equal(summary.scanned, summary.refreshed + summary.failed + summary.skipped);
+        const [row] = await db.sql<{ n: number }[]>`
+        select count(*)::int as n from cafe24_private.connections where lease_expires_at > now()`;
+        assert.equal(row!.n, 0);
+        await capped.stop();
+      },
+    );
+  } finally {
+    await stack.stop();
+  }
+});
