@@ -95,7 +95,14 @@ Deno.test("mallBaseUrl() throws RangeError for every invalid mall id", () => {
 });
 
 Deno.test("mallBaseUrl() refuses a template whose result would carry credentials", () => {
-  assert.throws(() => mallBaseUrl("https://user:pw@{mall_id}.cafe24api.com", "shop1"), RangeError);
+  for (
+    const template of [
+      "https://user:pw@{mall_id}.cafe24api.com",
+      "https://user@{mall_id}.cafe24api.com",
+    ]
+  ) {
+    assert.throws(() => mallBaseUrl(template, "shop1"), RangeError, template);
+  }
 });
 
 Deno.test("mallApiUrl() joins the endpoint path under the default template", () => {

@@ -34,7 +34,9 @@ export function parseCafe24Timestamp(value: string): Date {
   const check = new Date(wallClockAsUtc);
   if (
     check.getUTCFullYear() !== year || check.getUTCMonth() !== month - 1 ||
-    check.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59
+    check.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59 ||
+    (offset !== undefined && offset !== "Z" &&
+      (Number(offset.slice(1, 3)) > 23 || Number(offset.slice(-2)) > 59))
   ) {
     throw new SyntaxError(`Cannot parse Cafe24 timestamp: value is "${value.slice(0, 40)}"`);
   }

@@ -127,6 +127,8 @@ const OAuthErrorBody = z.object({
 
 const MAX_BODY_BYTES = 64 * 1024;
 
+const HTTP_DATE = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+
 /**
  * Reads a token endpoint answer. `receivedAtMs` is when the answer arrived: an expiry is never
  * stored later than `receivedAtMs + (expires_at − issued_at)`, so a host clock or zone error
@@ -219,9 +221,18 @@ function parseTokenBody(text: string, receivedAtMs: number): TokenSet {
 }
 
 async function readBody(response: Response): Promise<string> {
+  // Bounded: a proxy streaming an endless error page must not be buffered in full.
+  const chunks: Uint8Array[] = [];
+  let size = 0;
   try {
-    const bytes = new Uint8Array(await response.arrayBuffer());
-    return new TextDecoder().decode(bytes.subarray(0, MAX_BODY_BYTES));
+    const reader = response.body?.getReader();
+    while (reader !== undefined && size < MAX_BODY_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+    if (size >= MAX_BODY_BYTES) await reader?.cancel().catch(() => {});
   } catch (error) {
     // The status line arrived but the body did not: Cafe24 may well have rotated the token.
     if (error instanceof DOMException && error.name === "TimeoutError") {
@@ -232,11 +243,16 @@ async function readBody(response: Response): Promise<string> {
     throw new TokenRequestError(
       "CAFE24_NETWORK_ERROR",
       "The connection broke while reading the answer",
-      {
-        outcomeUnknown: true,
-      },
+      { outcomeUnknown: true },
     );
   }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes.subarray(0, MAX_BODY_BYTES));
 }
 
 function safeJson(text: string): unknown {
@@ -255,8 +271,8 @@ export function retryAfterFromHeaders(headers: Headers, nowMs: number): number |
   const retryAfter = headers.get("retry-after")?.trim();
   if (retryAfter) {
     if (/^\d+$/.test(retryAfter)) return Number(retryAfter) * 1000;
-    const date = Date.parse(retryAfter);
-    if (!Number.isNaN(date)) return Math.max(0, date - nowMs);
+    // Only an HTTP date (RFC 9110 IMF-fixdate): Date.parse would read "1.5" as a past date.
+    if (HTTP_DATE.test(retryAfter)) return Math.max(0, Date.parse(retryAfter) - nowMs);
   }
   const remain = headers.get("x-cafe24-call-remain")?.trim();
   if (remain && /^\d+(\.\d+)?$/.test(remain)) return Math.ceil(Number(remain) * 1000);
