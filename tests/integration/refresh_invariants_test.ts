@@ -4,12 +4,7 @@
  * answer, large batches and broken rows. The sandbox's counters prove what Cafe24 saw.
  */
 import assert from "node:assert/strict";
-import {
-  cafe24Entry,
-  connectionState,
-  connectMall,
-  startRefreshStack,
-} from "../support/stack.ts";
+import { cafe24Entry, connectionState, connectMall, startRefreshStack } from "../support/stack.ts";
 import type { MalformedVariant } from "../support/cafe24_sandbox.ts";
 
 const HOUR_MS = 60 * 60 * 1000;
