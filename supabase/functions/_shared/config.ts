@@ -10,15 +10,28 @@ const DEFAULT_API_BASE_URL = "https://{mall_id}.cafe24api.com";
 const integer = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
 
+/** One Cafe24 scope name, e.g. `mall.read_product`. */
+export const CAFE24_SCOPE_PATTERN = /^mall\.(read|write)_[a-z]+(_[a-z]+)*$/;
+
 const EnvSchema = z.object({
   SUPABASE_URL: z.url().optional(),
   SUPABASE_DB_URL: z.string().min(1).optional(),
+  /** Sent as `apikey` when fetching the project's JWKS. Injected by Supabase. */
+  SUPABASE_ANON_KEY: z.string().min(1).optional(),
+  /** JSON `{"default":"sb_publishable_…"}`, injected by Supabase; used without SUPABASE_ANON_KEY. */
+  SUPABASE_PUBLISHABLE_KEYS: z.string().min(1).optional(),
   CRON_SECRET: z.string().min(1).optional(),
   CAFE24_CLIENT_ID: z.string().min(1).optional(),
   CAFE24_CLIENT_SECRET_KEY: z.string().min(1).optional(),
   CAFE24_REDIRECT_URI: z.url().optional(),
   CAFE24_OAUTH_STATE_SECRET: z.string().min(16).optional(),
-  CAFE24_SCOPES: z.string().min(1).optional(),
+  /** Default scopes for cafe24-authorize: comma-separated Cafe24 scope names. */
+  CAFE24_SCOPES: z.string()
+    .refine(
+      (v) => v.split(",").every((s) => CAFE24_SCOPE_PATTERN.test(s.trim())),
+      "must be comma-separated Cafe24 scope names",
+    )
+    .optional(),
   CAFE24_APP_RETURN_URL: z.url().optional(),
   CAFE24_API_VERSION: z.string().regex(/^\d{4}-\d{2}-\d{2}$/).optional(),
   /** Base URL template of a mall's API; `{mall_id}` is replaced. The sandbox uses a path form. */
@@ -115,3 +128,53 @@ export function refreshSettings(
     leaseMs: config.CAFE24_REQUEST_TIMEOUT_MS + LEASE_SLACK_MS,
   };
 }
+
+/**
+ * What verifying a user's JWT needs: the project URL (its JWKS is under it) and a public API key
+ * to send along. Returns the names that are missing instead when there is no key.
+ */
+export const USER_AUTH_CONFIG_REQUIRED = ["SUPABASE_URL"] as const;
+
+export interface UserAuthSettings {
+  supabaseUrl: string;
+  apiKey: string;
+}
+
+export function userAuthSettings(
+  config: Config<(typeof USER_AUTH_CONFIG_REQUIRED)[number]>,
+): UserAuthSettings | { missing: string[] } {
+  const apiKey = config.SUPABASE_ANON_KEY ?? publishableKey(config.SUPABASE_PUBLISHABLE_KEYS);
+  if (apiKey === null) return { missing: ["SUPABASE_ANON_KEY"] };
+  return { supabaseUrl: config.SUPABASE_URL, apiKey };
+}
+
+function publishableKey(json: string | undefined): string | null {
+  if (json === undefined) return null;
+  try {
+    const keys: unknown = JSON.parse(json);
+    if (keys === null || typeof keys !== "object" || Array.isArray(keys)) return null;
+    const values = keys as Record<string, unknown>;
+    const key = values.default ?? Object.values(values)[0];
+    return typeof key === "string" && key !== "" ? key : null;
+  } catch {
+    return null;
+  }
+}
+
+/** cafe24-authorize: verifies the user, records a state nonce, builds Cafe24's authorize URL. */
+export const AUTHORIZE_CONFIG_REQUIRED = [
+  ...USER_AUTH_CONFIG_REQUIRED,
+  "SUPABASE_DB_URL",
+  "CAFE24_CLIENT_ID",
+  "CAFE24_REDIRECT_URI",
+  "CAFE24_OAUTH_STATE_SECRET",
+] as const;
+
+/** cafe24-callback: checks the state, exchanges the code, stores the pair, looks up the shops. */
+export const CALLBACK_CONFIG_REQUIRED = [
+  "SUPABASE_DB_URL",
+  "CAFE24_CLIENT_ID",
+  "CAFE24_CLIENT_SECRET_KEY",
+  "CAFE24_REDIRECT_URI",
+  "CAFE24_OAUTH_STATE_SECRET",
+] as const;

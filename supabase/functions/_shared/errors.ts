@@ -17,9 +17,59 @@ export const REQUEST_ERRORS = {
   NOT_FOUND: { status: 404, message: "Not found" },
   REFRESH_RUN_FAILED: { status: 500, message: "The refresh run could not complete" },
   INTERNAL_ERROR: { status: 500, message: "Internal error" },
+  DATABASE_UNAVAILABLE: { status: 503, message: "The database could not be reached; try again" },
+  // cafe24-callback: the reasons a connection attempt ends without a connection. They go to the
+  // app as `?cafe24=error&reason=CODE`; the HTML page shows the message.
+  STATE_INVALID: {
+    status: 400,
+    message: "The connection attempt could not be verified; start it again from the app",
+  },
+  STATE_EXPIRED: {
+    status: 400,
+    message: "The connection attempt took longer than 10 minutes; start it again from the app",
+  },
+  STATE_REPLAYED: {
+    status: 400,
+    message: "This connection link was already used; start again from the app",
+  },
+  STATE_MALL_MISMATCH: {
+    status: 400,
+    message: "Cafe24 answered for another mall than the one the connection was started for",
+  },
+  ACCESS_DENIED: { status: 403, message: "The mall's operator did not allow the app access" },
+  AUTHORIZATION_FAILED: {
+    status: 400,
+    message: "Cafe24 reported an error instead of an authorization code",
+  },
+  MISSING_CODE: { status: 400, message: "Cafe24 sent no authorization code" },
+  TOKEN_EXCHANGE_REJECTED: {
+    status: 502,
+    message: "Cafe24 rejected the authorization code (expired, used or not issued for this app)",
+  },
+  CAFE24_UNAVAILABLE: {
+    status: 502,
+    message: "Cafe24 could not be reached or answered with an error; try again",
+  },
+  TOKEN_RESPONSE_INVALID: {
+    status: 502,
+    message: "Cafe24 answered without a usable token pair; try again",
+  },
+  CONNECTION_STORE_FAILED: {
+    status: 500,
+    message: "Cafe24 issued tokens but they could not be saved; connect again",
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type RequestErrorCode = keyof typeof REQUEST_ERRORS;
+
+/** Things that went wrong after a mall was connected; the connection stands. */
+export const CONNECT_WARNINGS = {
+  SHOPS_LOOKUP_FAILED: {
+    message: "The mall is connected, but its shops could not be read; shop_no was not set",
+  },
+} as const satisfies Record<string, { message: string }>;
+
+export type ConnectWarningCode = keyof typeof CONNECT_WARNINGS;
 
 /**
  * Why one connection's refresh failed. `permanent` failures need the mall's owner to reconnect;

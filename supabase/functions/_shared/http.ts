@@ -1,4 +1,5 @@
 import { REQUEST_ERRORS, RequestError, type RequestErrorCode } from "./errors.ts";
+import { logEvent } from "./log.ts";
 
 /** JSON responses and CORS, shared by every function. */
 
@@ -11,6 +12,25 @@ export function jsonResponse(body: unknown, status = 200, headers: HeadersInit =
   });
 }
 
+/**
+ * 302 to `location`. Never cached, and no Referer from it: the URLs around an OAuth redirect
+ * carry states and codes.
+ */
+export function redirectResponse(
+  location: string | URL,
+  headers: Record<string, string> = {},
+): Response {
+  return new Response(null, {
+    status: 302,
+    headers: {
+      ...headers,
+      "Location": String(location),
+      "Cache-Control": "no-store",
+      "Referrer-Policy": "no-referrer",
+    },
+  });
+}
+
 /** `{"error": CODE}` plus any safe details, with the code's status. */
 export function errorResponse(
   code: RequestErrorCode,
@@ -18,6 +38,21 @@ export function errorResponse(
   headers: HeadersInit = {},
 ): Response {
   return jsonResponse({ error: code, ...details }, REQUEST_ERRORS[code].status, headers);
+}
+
+/** 500 naming the missing or invalid variables (never their values), logged for the operator. */
+export function configErrorResponse(
+  functionName: string,
+  code: "CONFIG_MISSING" | "CONFIG_INVALID",
+  names: string[],
+  headers: HeadersInit = {},
+): Response {
+  logEvent("error", "config_missing", { function: functionName, names });
+  return errorResponse(
+    code,
+    { [code === "CONFIG_MISSING" ? "missing" : "invalid"]: names },
+    headers,
+  );
 }
 
 export function requestErrorResponse(error: RequestError, headers: HeadersInit = {}): Response {

@@ -1,7 +1,8 @@
 /**
  * cafe24-refresh: refreshes every due Cafe24 connection (or one mall's, with `mall_id`).
- * Called by pg_cron through pg_net with `x-cron-secret`; verify_jwt is off in config.toml, so
- * this code is the only gate and fails closed.
+ * Called by pg_cron through pg_net with `x-cron-secret`, and by signed-in users of the app with
+ * their own access token ("refresh now"), who only reach their own connections. verify_jwt is off
+ * in config.toml (the cron secret is not a JWT), so this code is the only gate and fails closed.
  */
 import { loadConfig, REFRESH_CONFIG_REQUIRED, refreshSettings } from "../_shared/config.ts";
 import { database } from "../_shared/db.ts";
@@ -15,10 +16,10 @@ import {
   requestParameters,
 } from "../_shared/http.ts";
 import { logEvent } from "../_shared/log.ts";
+import { identifyRefreshCaller } from "../_shared/refresh_caller.ts";
 import { parseRefreshRequest } from "../_shared/refresh_request.ts";
 import { beginRefreshRun } from "../_shared/refresh_run.ts";
 import { createRefreshStore } from "../_shared/refresh_store.ts";
-import { bearerToken, secretsMatch } from "../_shared/secrets.ts";
 
 async function handle(request: Request): Promise<Response> {
   const env = Deno.env.toObject();
@@ -30,14 +31,12 @@ async function handle(request: Request): Promise<Response> {
     return errorResponse("METHOD_NOT_ALLOWED", {}, cors);
   }
 
-  const cronSecret = env.CRON_SECRET;
-  if (!cronSecret) {
-    logEvent("error", "config_missing", { function: "cafe24-refresh", missing: ["CRON_SECRET"] });
-    return errorResponse("CRON_SECRET_NOT_CONFIGURED", {}, cors);
-  }
-  const presented = request.headers.get("x-cron-secret") ?? bearerToken(request);
-  if (presented === null || !secretsMatch(presented, cronSecret)) {
-    return errorResponse("UNAUTHORIZED", {}, cors);
+  let caller;
+  try {
+    caller = await identifyRefreshCaller(request, env);
+  } catch (error) {
+    if (error instanceof RequestError) return requestErrorResponse(error, cors);
+    throw error;
   }
 
   const loaded = loadConfig(env, REFRESH_CONFIG_REQUIRED);
@@ -50,7 +49,7 @@ async function handle(request: Request): Promise<Response> {
 
   let options;
   try {
-    options = parseRefreshRequest(request, await requestParameters(request), "secret");
+    options = parseRefreshRequest(request, await requestParameters(request), caller.kind);
   } catch (error) {
     if (error instanceof RequestError) return requestErrorResponse(error, cors);
     throw error;
@@ -66,7 +65,7 @@ async function handle(request: Request): Promise<Response> {
       mode: options.respondAsync ? "async" : "sync",
       force: options.force,
       mallId: options.mallId,
-      userId: null,
+      userId: caller.kind === "user" ? caller.userId : null,
     });
   } catch {
     logEvent("error", "cafe24_refresh_run_not_started", {});

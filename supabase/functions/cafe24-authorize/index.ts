@@ -1,0 +1,82 @@
+/**
+ * cafe24-authorize: starts connecting a Cafe24 mall for the signed-in user.
+ *   GET /functions/v1/cafe24-authorize?mall_id=…[&scope=…][&mode=json]
+ *   Authorization: Bearer <the user's Supabase access token>
+ * `mode=json` answers `{"url": …}` for the app to navigate to; otherwise 302 to that URL.
+ * verify_jwt is off in config.toml: this code verifies the token itself (see user_auth.ts), so
+ * that every answer, 401 included, carries CORS headers and the project's error body.
+ */
+import { parseAuthorizeRequest, startAuthorization } from "../_shared/authorize.ts";
+import { AUTHORIZE_CONFIG_REQUIRED, loadConfig, userAuthSettings } from "../_shared/config.ts";
+import { createConnectStore } from "../_shared/connect_store.ts";
+import { database } from "../_shared/db.ts";
+import { RequestError } from "../_shared/errors.ts";
+import {
+  configErrorResponse,
+  corsHeaders,
+  errorResponse,
+  jsonResponse,
+  preflightResponse,
+  redirectResponse,
+  requestErrorResponse,
+  requestParameters,
+} from "../_shared/http.ts";
+import { logEvent } from "../_shared/log.ts";
+import { authenticateRequest } from "../_shared/user_auth.ts";
+
+const FUNCTION = "cafe24-authorize";
+
+async function handle(request: Request): Promise<Response> {
+  const env = Deno.env.toObject();
+  const cors = corsHeaders(request, env.CORS_ALLOWED_ORIGINS ?? "*");
+  if (request.method === "OPTIONS") {
+    return preflightResponse(request, env.CORS_ALLOWED_ORIGINS ?? "*");
+  }
+  if (request.method !== "GET" && request.method !== "POST") {
+    return errorResponse("METHOD_NOT_ALLOWED", {}, cors);
+  }
+
+  const loaded = loadConfig(env, AUTHORIZE_CONFIG_REQUIRED);
+  if (!loaded.ok) return configErrorResponse(FUNCTION, loaded.code, loaded.names, cors);
+  const auth = userAuthSettings(loaded.config);
+  if ("missing" in auth) return configErrorResponse(FUNCTION, "CONFIG_MISSING", auth.missing, cors);
+  const config = loaded.config;
+
+  const user = await authenticateRequest(request, auth);
+  if (user === null) return errorResponse("UNAUTHORIZED", {}, cors);
+
+  let url: URL;
+  try {
+    const parsed = parseAuthorizeRequest(
+      await requestParameters(request),
+      config.CAFE24_SCOPES ?? null,
+    );
+    url = await startAuthorization(
+      {
+        store: createConnectStore(database(config.SUPABASE_DB_URL)),
+        settings: {
+          apiBaseUrl: config.CAFE24_API_BASE_URL,
+          clientId: config.CAFE24_CLIENT_ID,
+          redirectUri: config.CAFE24_REDIRECT_URI,
+          stateSecret: config.CAFE24_OAUTH_STATE_SECRET,
+        },
+      },
+      user.id,
+      parsed,
+    );
+    logEvent("info", "cafe24_authorize_started", { user_id: user.id, mall_id: parsed.mallId });
+    if (parsed.mode === "redirect") return redirectResponse(url, cors);
+  } catch (error) {
+    if (error instanceof RequestError) {
+      if (error.code === "CONFIG_MISSING") {
+        return configErrorResponse(FUNCTION, "CONFIG_MISSING", ["CAFE24_SCOPES"], cors);
+      }
+      return requestErrorResponse(error, cors);
+    }
+    logEvent("error", "cafe24_authorize_failed", { user_id: user.id });
+    return errorResponse("DATABASE_UNAVAILABLE", {}, cors);
+  }
+  return jsonResponse({ url: url.href }, 200, { ...cors, "Cache-Control": "no-store" });
+}
+
+export default { fetch: handle } satisfies Deno.ServeDefaultExport;
