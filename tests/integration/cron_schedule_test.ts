@@ -38,10 +38,11 @@ Deno.test("pg_cron schedule", async (t) => {
       return job.command;
     };
 
-    await t.step("the job is registered once, every 5 minutes, with a cleanup job", async () => {
+    await t.step("the job is registered once, every 5 minutes, with its cleanup jobs", async () => {
       const jobs = await db.sql<{ jobname: string; schedule: string }[]>`
         select jobname, schedule from cron.job order by jobname`;
       assert.deepEqual(jobs.map((j) => [j.jobname, j.schedule]), [
+        ["cafe24-oauth-states-cleanup", "41 * * * *"],
         ["cafe24-refresh", "*/5 * * * *"],
         ["cafe24-trim-histories", "17 3 * * *"],
       ]);
