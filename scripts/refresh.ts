@@ -1,0 +1,251 @@
+/**
+ * `npm run refresh`: one refresh pass from an admin's terminal, the same run the cafe24-refresh
+ * function does (beginRefreshRun over the cafe24_private SQL functions), recorded with trigger
+ * `cli`. Against the local stack by default, or any database with --db-url.
+ *
+ *   npm run refresh -- [--mall <id>] [--user <uuid>] [--force] [--db-url <url>] [--concurrency N]
+ *
+ * stdout: the run's summary JSON, exactly what the function answers. stderr: progress (a bar on a
+ * terminal, plain lines otherwise) and the function's JSON log lines. Exit 0 when nothing failed,
+ * 1 when any connection failed or the run could not complete, 2 on a usage or configuration error.
+ */
+import { parseArgs } from "node:util";
+import {
+  loadConfig,
+  REFRESH_CONFIG_REQUIRED,
+  refreshSettings,
+} from "../supabase/functions/_shared/config.ts";
+import { closeDatabases, database } from "../supabase/functions/_shared/db.ts";
+import { isValidMallId } from "../supabase/functions/_shared/mall_id.ts";
+import { beginRefreshRun, type RunSummary } from "../supabase/functions/_shared/refresh_run.ts";
+import { createRefreshStore } from "../supabase/functions/_shared/refresh_store.ts";
+import { readEnvFile } from "./local/env_file.ts";
+import { colourWanted, paint } from "./local/report.ts";
+import {
+  absolutePath,
+  DEFAULT_DATA_DIR,
+  DEFAULT_PORTS,
+  processAlive,
+  PROJECT_ROOT,
+  readStackInfo,
+  SANDBOX_CLIENT_ID,
+  SANDBOX_CLIENT_SECRET,
+} from "./local/stack_info.ts";
+
+const USAGE = `npm run refresh -- [options]      (or: deno task refresh [options])
+
+One refresh pass, as cafe24-refresh does it, recorded with trigger 'cli'.
+
+  --mall ID          only this mall
+  --user UUID        only this user's connections
+  --force            refresh even if not due (leases, backoff and reconnect_required still hold)
+  --db-url URL       any database with the migrations (default: the local stack's)
+  --concurrency N    token requests in flight at once (default: CAFE24_REFRESH_CONCURRENCY or 8)
+  --data-dir DIR     the local stack to use (default: .local)
+  --env-file PATH    Cafe24 credentials and settings (default: .env)
+  -h, --help         this text
+
+stdout: the summary JSON. Exit 0: nothing failed; 1: a connection failed or the run did not
+complete; 2: usage or configuration error.`;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const encoder = new TextEncoder();
+const writeErr = (text: string) => Deno.stderr.writeSync(encoder.encode(text));
+
+/** Progress on stderr: a redrawn bar on a terminal, a line per 10 % otherwise. */
+class Progress {
+  private line = "";
+  private lastDecile = -1;
+  private lastSettled = -1;
+  constructor(private readonly tty: boolean) {}
+
+  update(settled: number, eligible: number): void {
+    const total = Math.max(eligible, settled);
+    if (this.tty) {
+      const width = 30;
+      const filled = total === 0 ? width : Math.round((settled / total) * width);
+      this.line = `  [${"#".repeat(filled)}${".".repeat(width - filled)}] ${settled}/${total}`;
+      writeErr(`\r\x1b[2K${this.line}`);
+      return;
+    }
+    const decile = total === 0 ? 10 : Math.floor((settled / total) * 10);
+    if (settled !== this.lastSettled && (decile !== this.lastDecile || settled === total)) {
+      this.lastDecile = decile;
+      this.lastSettled = settled;
+      writeErr(`progress ${settled}/${total}\n`);
+    }
+  }
+
+  /** Writes a whole line without tearing the bar. */
+  print(text: string): void {
+    if (this.tty && this.line !== "") writeErr(`\r\x1b[2K${text}\n${this.line}`);
+    else writeErr(`${text}\n`);
+  }
+
+  end(): void {
+    if (this.tty && this.line !== "") writeErr("\n");
+    this.line = "";
+  }
+}
+
+async function main(): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: Deno.args,
+      options: {
+        "mall": { type: "string" },
+        "user": { type: "string" },
+        "force": { type: "boolean" },
+        "db-url": { type: "string" },
+        "concurrency": { type: "string" },
+        "data-dir": { type: "string" },
+        "env-file": { type: "string" },
+        "help": { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : error}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const usage = (message: string) => {
+    console.error(`${message}\n\n${USAGE}`);
+    return 2;
+  };
+  const mallId = values.mall ?? null;
+  if (mallId !== null && !isValidMallId(mallId)) {
+    return usage(
+      `--mall: ${JSON.stringify(mallId)} is not a Cafe24 mall id (^[a-z][a-z0-9]{3,15}$)`,
+    );
+  }
+  const userId = values.user ?? null;
+  if (userId !== null && !UUID.test(userId)) return usage("--user must be a uuid");
+  let concurrency: number | null = null;
+  if (values.concurrency !== undefined) {
+    concurrency = Number(values.concurrency);
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
+      return usage("--concurrency must be an integer from 1 to 64");
+    }
+  }
+
+  const p = paint(colourWanted(Deno.stderr));
+  const envFile = absolutePath(values["env-file"] ?? `${PROJECT_ROOT}/.env`);
+  let fileEnv: Record<string, string>;
+  try {
+    fileEnv = await readEnvFile(envFile, { required: values["env-file"] !== undefined });
+  } catch (error) {
+    console.error(`cannot read ${envFile}: ${error instanceof Error ? error.message : error}`);
+    return 2;
+  }
+  const env: Record<string, string> = { ...fileEnv, ...Deno.env.toObject() };
+
+  // The target: --db-url, else the running local stack, else the local stack's default URL.
+  const dataDir = absolutePath(values["data-dir"] ?? DEFAULT_DATA_DIR).replace(/\/$/, "");
+  const stack = await readStackInfo(dataDir);
+  const stackRunning = stack !== null && processAlive(stack.pids.start);
+  const defaultUrl = `postgresql://postgres:postgres@127.0.0.1:${DEFAULT_PORTS.db}/postgres`;
+  const dbUrl = values["db-url"] ?? (stackRunning ? stack.db_url : defaultUrl);
+  env.SUPABASE_DB_URL = dbUrl;
+  if (values["db-url"] === undefined && !stackRunning) {
+    writeErr(`no running npm start found in ${dataDir}; trying ${defaultUrl}\n`);
+  }
+  if (stackRunning && stack.db_url === dbUrl) {
+    // The local stack's Cafe24: its sandbox knows only its own client, so use that one.
+    env.CAFE24_API_BASE_URL = stack.cafe24_api_base_url;
+    if (stack.mode === "sandbox") {
+      env.CAFE24_CLIENT_ID = SANDBOX_CLIENT_ID;
+      env.CAFE24_CLIENT_SECRET_KEY = SANDBOX_CLIENT_SECRET;
+    }
+  }
+  const loaded = loadConfig(env, REFRESH_CONFIG_REQUIRED);
+  if (!loaded.ok) {
+    console.error(
+      `${loaded.code === "CONFIG_MISSING" ? "missing" : "invalid"}: ${loaded.names.join(", ")} ` +
+        `(set them in ${envFile} or the environment; see .env.example)`,
+    );
+    return 2;
+  }
+  const settings = refreshSettings(loaded.config);
+  if (concurrency !== null) settings.concurrency = concurrency;
+
+  const tty = Deno.stderr.isTerminal();
+  const progress = new Progress(tty);
+  // The shared logger writes JSON lines to the console; stdout is reserved for the summary. On a
+  // terminal, errors are shown and the rest stays quiet; elsewhere every line goes to stderr.
+  const forward = (...args: unknown[]) => {
+    const line = args.map(String).join(" ");
+    if (!tty) return progress.print(line);
+    try {
+      const event = JSON.parse(line) as { level?: string };
+      if (event.level === "error") progress.print(p.red(line));
+    } catch {
+      progress.print(line);
+    }
+  };
+  console.log = forward;
+  console.info = forward;
+  console.warn = forward;
+  console.error = forward;
+
+  const target = dbUrl.replace(/\/\/([^:@/]+):[^@/]*@/, "//$1:***@");
+  const sql = database(dbUrl, settings.concurrency + 2);
+  let summary: RunSummary;
+  try {
+    const run = await beginRefreshRun({
+      store: createRefreshStore(sql),
+      settings,
+      onProgress: ({ settled, eligible }) => progress.update(settled, eligible),
+    }, {
+      trigger: "cli",
+      mode: "sync",
+      force: values.force ?? false,
+      mallId,
+      userId,
+    });
+    progress.print(p.dim(`run ${run.runId} on ${target} (cafe24: ${settings.apiBaseUrl})`));
+    summary = await run.execute();
+  } catch (error) {
+    progress.end();
+    const message = error instanceof Error ? error.message : String(error);
+    writeErr(`${p.red("refresh failed")}: ${message}\n`);
+    if (
+      /ECONNREFUSED|connect|Connection refused/i.test(message) && values["db-url"] === undefined
+    ) {
+      writeErr(`Is the local stack running? Start it with npm start, or pass --db-url.\n`);
+    }
+    await closeDatabases().catch(() => {});
+    return 1;
+  }
+  progress.update(summary.refreshed + summary.failed, summary.eligible);
+  progress.end();
+
+  let malls = new Map<string, string | null>();
+  if (summary.failures.length > 0) {
+    const rows = await sql<{ id: string; mall_id: string | null }[]>`
+      select auth_settings_id as id, mall_id from cafe24_private.connections
+      where auth_settings_id = any(${summary.failures.map((f) => f.id)}::uuid[])`.catch(() => []);
+    malls = new Map(rows.map((row) => [row.id, row.mall_id]));
+  }
+  await closeDatabases();
+
+  Deno.stdout.writeSync(encoder.encode(JSON.stringify(summary, null, 2) + "\n"));
+  const skipped = Object.entries(summary.skipped_reasons).filter(([, n]) => n > 0)
+    .map(([reason, n]) => `${reason} ${n}`).join(", ");
+  writeErr(
+    `due ${summary.eligible} · ${p.green(`refreshed ${summary.refreshed}`)} · ` +
+      `${summary.failed > 0 ? p.red(`failed ${summary.failed}`) : "failed 0"} · ` +
+      `skipped ${summary.skipped}${skipped === "" ? "" : ` (${skipped})`}` +
+      `${summary.remaining > 0 ? ` · remaining ${summary.remaining}` : ""} · ` +
+      `${summary.duration_ms} ms\n`,
+  );
+  for (const failure of summary.failures) {
+    writeErr(`  ${p.red("✗")} ${malls.get(failure.id) ?? failure.id}  ${failure.reason}\n`);
+  }
+  return summary.failed > 0 ? 1 : 0;
+}
+
+if (import.meta.main) Deno.exit(await main());

@@ -1,0 +1,416 @@
+/**
+ * `npm start` itself, as a developer runs it: scripts/start.ts as a child process on a temp data
+ * dir and free ports. The real pg_cron job (every minute locally) must drive a run through Vault,
+ * the pg_net stand-in and the functions to the Cafe24 sandbox; the demo malls must end as
+ * designed; `npm run refresh` must work against the stack; SIGINT must leave nothing running;
+ * and a second start on the same data dir must come up again.
+ */
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import {
+  SANDBOX_CLIENT_ID,
+  SANDBOX_CLIENT_SECRET,
+  type StackInfo,
+} from "../../scripts/local/stack_info.ts";
+
+const ROOT = new URL("../../", import.meta.url);
+const FIRST_CRON_RUN_TIMEOUT_MS = 80_000; // pg_cron fires on minute boundaries
+const START_TIMEOUT_MS = 60_000;
+
+function freePorts(n: number): number[] {
+  const listeners = Array.from(
+    { length: n },
+    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+  );
+  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
+  for (const l of listeners) l.close();
+  return ports;
+}
+
+/** The parent's environment without anything that would point the stack at a real Cafe24. */
+function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env = Deno.env.toObject();
+  for (const name of Object.keys(env)) {
+    if (/^(CAFE24_|CRON_SECRET$|SUPABASE_)/.test(name)) delete env[name];
+  }
+  return { ...env, NO_COLOR: "1", ...extra };
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/** Every process whose parent chain leads to one of `roots`, plus those whose command line
+ * mentions `marker` (postgres runs detached from the stack's process tree). */
+function processesOf(roots: number[], marker: string): number[] {
+  const parents = new Map<number, number>();
+  const found = new Set<number>();
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const pid = Number(entry.name);
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      parents.set(pid, Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+      const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ");
+      if (cmdline.includes(marker)) found.add(pid);
+    } catch {
+      // gone while scanning
+    }
+  }
+  const queue = [...roots, ...found];
+  while (queue.length > 0) {
+    const pid = queue.pop()!;
+    if (!alive(pid)) continue;
+    found.add(pid);
+    for (const [child, parent] of parents) {
+      if (parent === pid && !found.has(child)) queue.push(child);
+    }
+  }
+  return [...found].filter(alive).sort((a, b) => a - b);
+}
+
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | null> | T | null,
+  timeoutMs: number,
+  output: string[] = [],
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== null) return value;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`timed out waiting for ${what}\n--- output ---\n${output.join("\n")}`);
+}
+
+interface StartedStack {
+  child: Deno.ChildProcess;
+  output: string[];
+  info: StackInfo;
+  done: Promise<void>;
+}
+
+async function startStack(args: string[], dataDir: string): Promise<StartedStack> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "scripts/start.ts", ...args],
+    cwd: ROOT,
+    env: cleanEnv(),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output: string[] = [];
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    let buffered = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      buffered += chunk;
+      const lines = buffered.split("\n");
+      buffered = lines.pop() ?? "";
+      output.push(...lines);
+    }
+    if (buffered !== "") output.push(buffered);
+  };
+  const done = Promise.all([pump(child.stdout), pump(child.stderr)]).then(() => {});
+  let exited = false;
+  child.status.then(() => (exited = true));
+  await waitFor(
+    "the stack to be ready",
+    () => {
+      if (exited) throw new Error(`npm start exited early:\n${output.join("\n")}`);
+      return output.some((line) => line.includes("Runs appear below")) ? true : null;
+    },
+    START_TIMEOUT_MS,
+    output,
+  );
+  const info = JSON.parse(await Deno.readTextFile(`${dataDir}/stack.json`)) as StackInfo;
+  return { child, output, info, done };
+}
+
+/** SIGINT, then: exit code 0, and not one process of the stack left. */
+async function interruptAndCheck(stack: StartedStack, dataDir: string): Promise<void> {
+  const before = processesOf([stack.child.pid], dataDir);
+  assert.ok(stack.info.pids.postgres !== null && before.includes(stack.info.pids.postgres));
+  assert.ok(stack.info.pids.functions !== null && before.includes(stack.info.pids.functions));
+  stack.child.kill("SIGINT");
+  const status = await Promise.race([
+    stack.child.status,
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error("npm start did not stop within 30 s")), 30_000)
+    ),
+  ]);
+  await stack.done;
+  assert.equal(status.code, 0, stack.output.join("\n"));
+  const left = before.filter(alive);
+  assert.deepEqual(left, [], `still running after SIGINT: ${left.join(", ")}`);
+  assert.deepEqual(processesOf([], dataDir), []);
+  await assert.rejects(() => Deno.stat(`${dataDir}/stack.json`), Deno.errors.NotFound);
+}
+
+async function refreshCli(args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "scripts/refresh.ts", ...args],
+    cwd: ROOT,
+    env: cleanEnv(env),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  const stderr = new TextDecoder().decode(out.stderr);
+  let summary: Record<string, unknown> | null = null;
+  try {
+    summary = JSON.parse(stdout);
+  } catch {
+    // not a summary (usage errors)
+  }
+  return { code: out.code, stdout, stderr, summary };
+}
+
+Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves nothing running", async (t) => {
+  const dataDir = await Deno.makeTempDir({ prefix: "local-stack-" });
+  // The cluster runs as the `postgres` OS user when the tests run as root: it must reach the dir.
+  await Deno.chmod(dataDir, 0o755);
+  const envFile = `${dataDir}/empty.env`;
+  await Deno.writeTextFile(envFile, "# no Cafe24 credentials: the sandbox\n");
+  const [dbPort, functionsPort, sandboxPort] = freePorts(3);
+  const args = [
+    "--data-dir",
+    dataDir,
+    "--env-file",
+    envFile,
+    "--db-port",
+    String(dbPort),
+    "--functions-port",
+    String(functionsPort),
+    "--sandbox-port",
+    String(sandboxPort),
+  ];
+  let stack: StartedStack | undefined;
+  let sql: postgres.Sql | undefined;
+  try {
+    stack = await startStack(args, dataDir);
+    const { info } = stack;
+    assert.equal(info.mode, "sandbox");
+    assert.equal(info.supabase_url, `http://127.0.0.1:${functionsPort}`);
+    assert.equal(info.db_url, `postgresql://postgres:postgres@127.0.0.1:${dbPort}/postgres`);
+    assert.equal(info.sandbox_url, `http://127.0.0.1:${sandboxPort}`);
+    const db = postgres(info.db_url, { prepare: false, max: 2, onnotice: () => {} });
+    sql = db;
+    const output = stack.output;
+
+    const cafe24 = async (mallId: string) => {
+      const [row] = await db<
+        {
+          refresh_token: string;
+          status: string;
+          last_error_code: string | null;
+          refreshed: boolean;
+        }[]
+      >`
+        select s.providers -> 'cafe24' ->> 'refresh_token' as refresh_token, c.status,
+          c.last_error_code, c.last_refreshed_at is not null as refreshed
+        from public.auth_settings s join cafe24_private.connections c on c.auth_settings_id = s.id
+        where s.providers -> 'cafe24' ->> 'mall_id' = ${mallId}`;
+      assert.ok(row, `no demo row for ${mallId}`);
+      return row;
+    };
+    const live = async (mallId: string) => {
+      const response = await fetch(`${info.sandbox_url}/__sandbox/malls/${mallId}/live`);
+      assert.equal(response.status, 200);
+      return ((await response.json()) as { refresh_token: string | null }).refresh_token;
+    };
+
+    await t.step(
+      "the job is rescheduled every minute and Vault points at the local functions",
+      async () => {
+        const [job] = await db<{ schedule: string; command: string; active: boolean }[]>`
+        select schedule, command, active from cron.job where jobname = 'cafe24-refresh'`;
+        assert.deepEqual(job, {
+          schedule: "* * * * *",
+          command: "select cafe24_private.invoke_cafe24_refresh()",
+          active: true,
+        });
+        const secrets = await db<{ name: string; value: string }[]>`
+        select name, decrypted_secret as value from vault.decrypted_secrets
+        where name in ('cafe24_project_url', 'cafe24_cron_secret') order by name`;
+        assert.equal(secrets.length, 2);
+        assert.equal(secrets[1]!.value, info.supabase_url);
+        assert.ok(secrets[0]!.value.length >= 32, "a generated cron secret");
+      },
+    );
+
+    const run = await waitFor(
+      "the first cron-driven run",
+      async () => {
+        const [row] = await db<{ id: string; mode: string; summary: Record<string, unknown> }[]>`
+        select id, mode, summary from cafe24_private.refresh_runs
+        where trigger = 'cron' and status = 'finished' order by started_at limit 1`;
+        return row ?? null;
+      },
+      FIRST_CRON_RUN_TIMEOUT_MS,
+      output,
+    );
+
+    await t.step(
+      "the first cron-driven run refreshed the due malls and failed the dead one",
+      () => {
+        assert.equal(run.mode, "async");
+        const summary = run.summary as {
+          scanned: number;
+          eligible: number;
+          refreshed: number;
+          failed: number;
+          failures: { id: string; reason: string }[];
+          skipped_reasons: Record<string, number>;
+        };
+        assert.equal(summary.scanned, 8);
+        assert.equal(summary.eligible, 4);
+        assert.equal(summary.refreshed, 3);
+        assert.equal(summary.failed, 1);
+        assert.match(summary.failures[0]!.reason, /^CAFE24_INVALID_GRANT/);
+        assert.equal(summary.skipped_reasons.malformed, 1);
+        assert.equal(summary.skipped_reasons.not_due, 3);
+      },
+    );
+
+    await t.step("due malls hold the sandbox's live tokens; the others are untouched", async () => {
+      for (const mallId of ["demoexpired", "demonow", "demolegacy"]) {
+        const row = await cafe24(mallId);
+        assert.equal(row.refresh_token, await live(mallId), mallId);
+        assert.equal(row.refreshed, true, mallId);
+        assert.equal(row.status, "active", mallId);
+      }
+      for (const mallId of ["demo10min", "demo20min", "demo40min"]) {
+        const row = await cafe24(mallId);
+        assert.equal(row.refresh_token, await live(mallId), mallId);
+        assert.equal(row.refreshed, false, `${mallId} was not due`);
+      }
+      const dead = await cafe24("demodead");
+      assert.equal(dead.status, "reconnect_required");
+      assert.equal(dead.last_error_code, "CAFE24_INVALID_GRANT");
+      const [malformed] = await db<{ n: number }[]>`
+        select count(*)::int as n from cafe24_private.connection_status where row_state = 'malformed'`;
+      assert.equal(malformed!.n, 1);
+    });
+
+    await t.step("the terminal shows the run and the status table", async () => {
+      await waitFor(
+        "the run line",
+        () =>
+          output.some((line) => /cron\s+run \w{8}\s+due 4 · refreshed 3 · failed 1/.test(line))
+            ? true
+            : null,
+        5_000,
+        output,
+      );
+      assert.ok(output.some((line) => /✗ demodead\s+CAFE24_INVALID_GRANT/.test(line)));
+      assert.ok(output.some((line) => /demodead\s+reconnect_required/.test(line)));
+      assert.ok(output.some((line) => line.includes(`curl -sS -X POST`)));
+    });
+
+    await t.step(
+      "npm run refresh against the running stack: one mall, forced, exit 0",
+      async () => {
+        const result = await refreshCli([
+          "--data-dir",
+          dataDir,
+          "--env-file",
+          envFile,
+          "--mall",
+          "demo10min",
+          "--force",
+        ]);
+        assert.equal(result.code, 0, result.stderr);
+        assert.equal(result.summary?.refreshed, 1, result.stdout);
+        assert.equal(result.summary?.failed, 0);
+        assert.equal((await cafe24("demo10min")).refresh_token, await live("demo10min"));
+        assert.match(result.stderr, /due 1 · refreshed 1 · failed 0/);
+      },
+    );
+
+    await t.step(
+      "npm run refresh with --db-url and a failing mall: exit 1 and the reason",
+      async () => {
+        const revoked = await fetch(`${info.sandbox_url}/__sandbox/malls/demo20min/revoke`, {
+          method: "POST",
+        });
+        assert.equal(revoked.status, 200);
+        await revoked.body?.cancel();
+        const result = await refreshCli(
+          ["--db-url", info.db_url, "--env-file", envFile, "--mall", "demo20min", "--force"],
+          {
+            CAFE24_CLIENT_ID: SANDBOX_CLIENT_ID,
+            CAFE24_CLIENT_SECRET_KEY: SANDBOX_CLIENT_SECRET,
+            CAFE24_API_BASE_URL: info.cafe24_api_base_url,
+          },
+        );
+        assert.equal(result.code, 1, result.stderr);
+        assert.equal(result.summary?.failed, 1);
+        const failures = result.summary?.failures as { reason: string }[];
+        assert.match(failures[0]!.reason, /^CAFE24_INVALID_GRANT/);
+        assert.match(result.stderr, /✗ demo20min/);
+        const runs = await db<{ n: number }[]>`
+        select count(*)::int as n from cafe24_private.refresh_runs where trigger = 'cli'`;
+        assert.equal(runs[0]!.n, 2);
+      },
+    );
+
+    await t.step("npm run refresh rejects a bad mall id with exit 2, before any run", async () => {
+      const result = await refreshCli(["--data-dir", dataDir, "--mall", "Not/A-Mall"]);
+      assert.equal(result.code, 2);
+      assert.match(result.stderr, /not a Cafe24 mall id/);
+    });
+
+    await db.end();
+    sql = undefined;
+
+    await t.step("SIGINT stops the functions, the sandbox and PostgreSQL", async () => {
+      await interruptAndCheck(stack!, dataDir);
+      stack = undefined;
+    });
+
+    await t.step(
+      "a second start reuses the cluster, re-seeds the demo and stops cleanly",
+      async () => {
+        stack = await startStack(args, dataDir);
+        assert.ok(stack.output.some((line) => line.includes("postgres, reused")));
+        const again = postgres(stack.info.db_url, { prepare: false, max: 1, onnotice: () => {} });
+        try {
+          const [dead] = await again<{ status: string }[]>`
+          select status from cafe24_private.connections where mall_id = 'demodead'`;
+          assert.equal(dead!.status, "active", "the demo is re-seeded on every start");
+          const [runs] = await again<{ n: number }[]>`
+          select count(*)::int as n from cafe24_private.refresh_runs`;
+          assert.ok(runs!.n >= 3, "the run history survives");
+        } finally {
+          await again.end();
+        }
+        await interruptAndCheck(stack, dataDir);
+        stack = undefined;
+      },
+    );
+  } finally {
+    await sql?.end().catch(() => {});
+    if (stack !== undefined) {
+      try {
+        stack.child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await stack.child.status;
+      await stack.done;
+    }
+    // Never leave a server behind, whatever failed above.
+    for (const pid of processesOf([], dataDir)) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  }
+});
