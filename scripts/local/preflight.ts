@@ -98,7 +98,8 @@ export async function installPackages(): Promise<boolean> {
       stdout: "inherit",
       stderr: "inherit",
     }).output();
-  const install = ["install", "-y", "--no-install-recommends", ...INSTALL_PACKAGES];
+  // --no-upgrade: install what is missing, never upgrade a PostgreSQL that other clusters run on.
+  const install = ["install", "-y", "--no-install-recommends", "--no-upgrade", ...INSTALL_PACKAGES];
   if ((await apt(install)).code === 0) return true;
   if ((await apt(["update"])).code !== 0) return false;
   return (await apt(install)).code === 0;
