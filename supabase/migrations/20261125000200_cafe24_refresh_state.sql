@@ -374,6 +374,23 @@ as $$
     and (p_user_id is null or c.user_id = p_user_id)
 $$;
 
+-- A pair worth storing: non-empty access and refresh tokens and an expiry this project can read.
+-- The last line of defence: whatever the caller parsed, SQL never writes a pair that would erase
+-- or blank a token.
+create or replace function cafe24_private.is_complete_token_pair(p_tokens jsonb)
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_typeof(p_tokens) = 'object'
+    and jsonb_typeof(p_tokens -> 'refresh_token') = 'string'
+    and jsonb_typeof(p_tokens -> 'access_token') = 'string'
+    and p_tokens ->> 'refresh_token' <> ''
+    and p_tokens ->> 'access_token' <> ''
+    and cafe24_private.parse_instant(p_tokens -> 'expires_at') is not null
+$$;
+
 -- Writes a refreshed pair the moment Cafe24 returns it. Compare-and-swap on the refresh token
 -- that was sent: if the row now holds another token (the owner reconnected meanwhile), the newer
 -- tokens stay and this returns 'superseded'. The pair is merged into providers.cafe24 here, in
@@ -391,13 +408,7 @@ as $$
 declare
   v_stored boolean;
 begin
-  if jsonb_typeof(p_tokens) is distinct from 'object'
-    or jsonb_typeof(p_tokens -> 'refresh_token') is distinct from 'string'
-    or jsonb_typeof(p_tokens -> 'access_token') is distinct from 'string'
-    or coalesce(p_tokens ->> 'refresh_token', '') = ''
-    or coalesce(p_tokens ->> 'access_token', '') = ''
-    or cafe24_private.parse_instant(p_tokens -> 'expires_at') is null
-  then
+  if not cafe24_private.is_complete_token_pair(p_tokens) then
     raise exception 'store_refreshed_tokens: tokens must carry non-empty access_token, refresh_token and an ISO-8601 expires_at'
       using errcode = '22023';
   end if;

@@ -142,12 +142,7 @@ declare
   v_entry jsonb;
 begin
   if p_user_id is null or coalesce(p_mall_id, '') = ''
-    or jsonb_typeof(p_tokens) is distinct from 'object'
-    or jsonb_typeof(p_tokens -> 'refresh_token') is distinct from 'string'
-    or jsonb_typeof(p_tokens -> 'access_token') is distinct from 'string'
-    or coalesce(p_tokens ->> 'refresh_token', '') = ''
-    or coalesce(p_tokens ->> 'access_token', '') = ''
-    or cafe24_private.parse_instant(p_tokens -> 'expires_at') is null
+    or not coalesce(cafe24_private.is_complete_token_pair(p_tokens), false)
   then
     raise exception 'store_connection: user, mall, non-empty access_token and refresh_token and an ISO-8601 expires_at are required'
       using errcode = '22023';

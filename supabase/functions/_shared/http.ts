@@ -83,6 +83,24 @@ export function preflightResponse(request: Request, allowed: string): Response {
   return new Response(null, { status: 204, headers: corsHeaders(request, allowed) });
 }
 
+/**
+ * What every function does first: work out the CORS headers, answer a preflight, refuse other
+ * methods. Returns the headers to send, or the response that already ends the request.
+ */
+export function openRequest(
+  request: Request,
+  env: Record<string, string | undefined>,
+  methods: readonly string[],
+): { cors: Record<string, string>; early: Response | null } {
+  const allowed = env.CORS_ALLOWED_ORIGINS ?? "*";
+  const cors = corsHeaders(request, allowed);
+  if (request.method === "OPTIONS") return { cors, early: preflightResponse(request, allowed) };
+  if (!methods.includes(request.method)) {
+    return { cors, early: errorResponse("METHOD_NOT_ALLOWED", {}, cors) };
+  }
+  return { cors, early: null };
+}
+
 /** Query parameters and, for POST, a JSON object body; query parameters win. */
 export async function requestParameters(request: Request): Promise<Record<string, unknown>> {
   const url = new URL(request.url);

@@ -13,10 +13,9 @@ import { database } from "../_shared/db.ts";
 import { RequestError } from "../_shared/errors.ts";
 import {
   configErrorResponse,
-  corsHeaders,
   errorResponse,
   jsonResponse,
-  preflightResponse,
+  openRequest,
   redirectResponse,
   requestErrorResponse,
   requestParameters,
@@ -28,13 +27,8 @@ const FUNCTION = "cafe24-authorize";
 
 async function handle(request: Request): Promise<Response> {
   const env = Deno.env.toObject();
-  const cors = corsHeaders(request, env.CORS_ALLOWED_ORIGINS ?? "*");
-  if (request.method === "OPTIONS") {
-    return preflightResponse(request, env.CORS_ALLOWED_ORIGINS ?? "*");
-  }
-  if (request.method !== "GET" && request.method !== "POST") {
-    return errorResponse("METHOD_NOT_ALLOWED", {}, cors);
-  }
+  const { cors, early } = openRequest(request, env, ["GET", "POST"]);
+  if (early !== null) return early;
 
   const loaded = loadConfig(env, AUTHORIZE_CONFIG_REQUIRED);
   if (!loaded.ok) return configErrorResponse(FUNCTION, loaded.code, loaded.names, cors);

@@ -9,16 +9,13 @@ import { callbackParameters, completeConnection, type ConnectOutcome } from "../
 import { connectResponse } from "../_shared/connect_response.ts";
 import { createConnectStore } from "../_shared/connect_store.ts";
 import { database } from "../_shared/db.ts";
-import { corsHeaders, errorResponse, preflightResponse } from "../_shared/http.ts";
+import { openRequest } from "../_shared/http.ts";
 import { logEvent } from "../_shared/log.ts";
 
 async function handle(request: Request): Promise<Response> {
   const env = Deno.env.toObject();
-  const cors = corsHeaders(request, env.CORS_ALLOWED_ORIGINS ?? "*");
-  if (request.method === "OPTIONS") {
-    return preflightResponse(request, env.CORS_ALLOWED_ORIGINS ?? "*");
-  }
-  if (request.method !== "GET") return errorResponse("METHOD_NOT_ALLOWED", {}, cors);
+  const { cors, early } = openRequest(request, env, ["GET"]);
+  if (early !== null) return early;
 
   const returnUrl = URL.canParse(env.CAFE24_APP_RETURN_URL ?? "")
     ? env.CAFE24_APP_RETURN_URL!

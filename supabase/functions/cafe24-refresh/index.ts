@@ -8,10 +8,10 @@ import { loadConfig, REFRESH_CONFIG_REQUIRED, refreshSettings } from "../_shared
 import { database } from "../_shared/db.ts";
 import { RequestError } from "../_shared/errors.ts";
 import {
-  corsHeaders,
+  configErrorResponse,
   errorResponse,
   jsonResponse,
-  preflightResponse,
+  openRequest,
   requestErrorResponse,
   requestParameters,
 } from "../_shared/http.ts";
@@ -23,13 +23,8 @@ import { createRefreshStore } from "../_shared/refresh_store.ts";
 
 async function handle(request: Request): Promise<Response> {
   const env = Deno.env.toObject();
-  const cors = corsHeaders(request, env.CORS_ALLOWED_ORIGINS ?? "*");
-  if (request.method === "OPTIONS") {
-    return preflightResponse(request, env.CORS_ALLOWED_ORIGINS ?? "*");
-  }
-  if (request.method !== "GET" && request.method !== "POST") {
-    return errorResponse("METHOD_NOT_ALLOWED", {}, cors);
-  }
+  const { cors, early } = openRequest(request, env, ["GET", "POST"]);
+  if (early !== null) return early;
 
   let caller;
   try {
@@ -40,11 +35,7 @@ async function handle(request: Request): Promise<Response> {
   }
 
   const loaded = loadConfig(env, REFRESH_CONFIG_REQUIRED);
-  if (!loaded.ok) {
-    logEvent("error", "config_missing", { function: "cafe24-refresh", names: loaded.names });
-    const key = loaded.code === "CONFIG_MISSING" ? "missing" : "invalid";
-    return errorResponse(loaded.code, { [key]: loaded.names }, cors);
-  }
+  if (!loaded.ok) return configErrorResponse("cafe24-refresh", loaded.code, loaded.names, cors);
   const settings = refreshSettings(loaded.config);
 
   let options;
