@@ -26,6 +26,8 @@ export type {
   MalformedVariant,
   MallCounters,
   MallOptions,
+  RefreshLogEntry,
+  RefreshLogOutcome,
   SandboxClock,
   SandboxCounters,
   ServerErrorStatus,

@@ -18,6 +18,8 @@ export interface TestDatabaseOptions {
   dataDir?: string;
   port?: number;
   fast?: boolean;
+  preloadLibraries?: string[];
+  settings?: Record<string, string | number | boolean>;
 }
 
 export interface TestDatabase extends PostgresCluster {
@@ -38,6 +40,10 @@ export async function startTestDatabase(options: TestDatabaseOptions = {}): Prom
   if (options.dataDir !== undefined) clusterOptions.dataDir = options.dataDir;
   if (options.port !== undefined) clusterOptions.port = options.port;
   if (options.fast !== undefined) clusterOptions.fast = options.fast;
+  if (options.preloadLibraries !== undefined) {
+    clusterOptions.preloadLibraries = options.preloadLibraries;
+  }
+  if (options.settings !== undefined) clusterOptions.settings = options.settings;
 
   const cluster = await startPostgresCluster(clusterOptions);
   const sql = postgres(cluster.dbUrl, { prepare: false, max: 10, onnotice: () => {} });

@@ -18,6 +18,12 @@ export interface PostgresClusterOptions {
    * for test data. (synchronous_commit stays on: kill() must not lose acknowledged commits.) */
   fast?: boolean;
   cronIntervalNote?: never;
+  /** Libraries preloaded next to pg_cron, e.g. `["pg_stat_statements"]` (the benchmark's
+   * statement counts). */
+  preloadLibraries?: string[];
+  /** Extra postgresql.conf settings, written after the harness's own (so they win). Strings are
+   * quoted; numbers and booleans are written as they are. */
+  settings?: Record<string, string | number | boolean>;
 }
 
 export interface PostgresCluster {
@@ -271,6 +277,11 @@ export async function startPostgresCluster(
   const user = await resolveRunUser();
   const keep = options.keep ?? false;
   const fast = options.fast ?? true;
+  const preload = options.preloadLibraries ?? [];
+  const extraSettings = options.settings ?? {};
+  for (const name of [...Object.keys(extraSettings), ...preload]) {
+    if (!/^[a-z_][a-z0-9_.]*$/.test(name)) throw new Error(`invalid setting or library ${name}`);
+  }
 
   /** Directories we created and must delete on stop (unless keep). */
   const owned: string[] = [];
@@ -384,7 +395,7 @@ export async function startPostgresCluster(
       `port = ${port}`,
       `unix_socket_directories = ${sqlString(socketDir)}`,
       `max_connections = 200`,
-      `shared_preload_libraries = 'pg_cron'`,
+      `shared_preload_libraries = ${sqlString(["pg_cron", ...preload].join(","))}`,
       `cron.database_name = 'postgres'`,
       `cron.use_background_workers = on`,
       `max_worker_processes = 32`,
@@ -398,6 +409,9 @@ export async function startPostgresCluster(
       // confuse with a bug; and with fsync off it costs nothing measurable (3000 single-row
       // commits: ~1.0 s either way).
       ...(fast ? ["fsync = off", "full_page_writes = off"] : []),
+      ...Object.entries(extraSettings).map(([name, value]) =>
+        `${name} = ${typeof value === "string" ? sqlString(value) : String(value)}`
+      ),
     ];
     const path = join(dataDir, HARNESS_CONF);
     await Deno.writeTextFile(path, lines.join("\n") + "\n");

@@ -1082,3 +1082,62 @@ Deno.test("logs name requests but never tokens, codes or secrets; quiet logs not
     }
   }
 });
+
+Deno.test("the refresh log records each refresh request's outcome, never a token", async () => {
+  await withSandbox(async (sb) => {
+    const first = sb.issueTokens("logged").refreshToken;
+    const before = sb.clock.now();
+    const ok = await refresh(sb, "logged", first);
+    assert.equal(ok.status, 200);
+    sb.queueFaults("logged", ["server_error"]);
+    assert.equal((await refresh(sb, "logged", ok.json.refresh_token)).status >= 500, true);
+    assert.equal((await refresh(sb, "logged", first)).status, 400);
+    const log = sb.refreshLog();
+    assert.deepEqual(
+      log.map((e) => [e.mallId, e.presented, e.outcome, e.fault]),
+      [
+        ["logged", "live", "issued", null],
+        ["logged", "live", "fault", "server_error"],
+        ["logged", "rotated_out", "invalid_grant", null],
+      ],
+    );
+    for (const entry of log) {
+      assert.ok(entry.receivedAtMs >= before && entry.settledAtMs >= entry.receivedAtMs);
+    }
+    assert.ok(!JSON.stringify(log).includes(first));
+    const overHttp = await control(sb, "GET", "log");
+    assert.equal(overHttp.json.entries.length, 3);
+    sb.resetCounters();
+    assert.deepEqual(sb.refreshLog(), []);
+  });
+});
+
+Deno.test("a refresh committed after the client left is logged as lost", async () => {
+  await withSandbox(async (sb) => {
+    const t = sb.issueTokens("lostlog").refreshToken;
+    sb.setFaults("lostlog", { latencyMs: 300 });
+    await assert.rejects(() =>
+      tokenFetch(sb, "lostlog", { grant_type: "refresh_token", refresh_token: t }, "basic", {
+        signal: AbortSignal.timeout(100),
+      })
+    );
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    assert.deepEqual(sb.refreshLog().map((e) => e.outcome), ["lost"]);
+    assert.equal(sb.counters().lostResponses, 1);
+  }, { commitOnClientAbort: true });
+});
+
+Deno.test("closeConnections: every answer closes its connection", async () => {
+  await withSandbox(async (sb) => {
+    const t = sb.issueTokens("closing").refreshToken;
+    const response = await tokenFetch(sb, "closing", {
+      grant_type: "refresh_token",
+      refresh_token: t,
+    });
+    assert.equal(response.headers.get("connection"), "close");
+    await response.body?.cancel();
+    const redirect = await authorize(sb, "closing");
+    assert.equal(redirect.status, 302);
+    assert.equal(redirect.answer.headers.get("connection"), "close");
+  }, { closeConnections: true });
+});

@@ -100,6 +100,8 @@ async function dispatch(
     }
     case "GET counters":
       return jsonResponse(200, sandbox.counters());
+    case "GET log":
+      return jsonResponse(200, { entries: sandbox.refreshLog() });
     case "POST counters/reset":
       sandbox.resetCounters();
       return jsonResponse(200, {});

@@ -3,6 +3,7 @@
 import type { SandboxContext } from "./context.ts";
 import { faultResponse, type ResolvedFault } from "./faults.ts";
 import { type Mall, meter, tokenBody } from "./state.ts";
+import type { FaultKind, RefreshLogOutcome } from "./types.ts";
 import {
   apiError,
   clientCredentials,
@@ -75,6 +76,7 @@ export async function handleToken(
     counters.requests.other++;
     return apiError(405, "Method Not Allowed");
   }
+  const receivedAtMs = ctx.clock.now();
   const text = await request.text();
   const form = isFormRequest(request) ? new URLSearchParams(text) : undefined;
   const grant = form?.get("grant_type");
@@ -86,6 +88,12 @@ export async function handleToken(
   counters.requests[kind]++;
   const isRefresh = kind === "token_refresh";
   let inFlight = false;
+  // For the refresh log: what was presented on arrival, and how the request ended.
+  const presented = isRefresh
+    ? state.classifyRefreshToken(mall, form?.get("refresh_token") ?? "")
+    : "unknown";
+  let outcome: RefreshLogOutcome = "aborted";
+  let faultKind: FaultKind | null = null;
   if (isRefresh) {
     state.mallCounters(mall).refreshRequests++;
     state.enterRefresh(mall);
@@ -100,13 +108,26 @@ export async function handleToken(
       return abandoned();
     }
     if (fault) {
+      outcome = "fault";
+      faultKind = fault.kind;
       return await injected(ctx, mall, request, fault, () => fakeTokenBody(ctx, mall));
     }
-    const response = processToken(ctx, mall, request, form, kind);
-    if (delay === "aborted") counters.lostResponses++;
-    return response;
+    const processed = processToken(ctx, mall, request, form, kind);
+    outcome = processed.outcome === "issued" && delay === "aborted" ? "lost" : processed.outcome;
+    if (outcome === "lost") counters.lostResponses++;
+    return processed.response;
   } finally {
-    if (inFlight) state.leaveRefresh(mall);
+    if (inFlight) {
+      state.leaveRefresh(mall);
+      state.logRefresh({
+        mallId: mall.id,
+        receivedAtMs,
+        settledAtMs: ctx.clock.now(),
+        presented,
+        outcome,
+        fault: faultKind,
+      });
+    }
   }
 }
 
@@ -165,7 +186,7 @@ function processToken(
   request: Request,
   form: URLSearchParams | undefined,
   kind: TokenKind,
-): Response {
+): { response: Response; outcome: Exclude<RefreshLogOutcome, "lost" | "aborted" | "fault"> } {
   const { state, options } = ctx;
   const counters = state.counters;
   let bucketHeaders: Record<string, string> = {};
@@ -179,14 +200,24 @@ function processToken(
     bucketHeaders = verdict.headers;
     if (!verdict.allowed) {
       counters.rateLimited++;
-      return apiError(429, "Too Many Requests", bucketHeaders);
+      return {
+        response: apiError(429, "Too Many Requests", bucketHeaders),
+        outcome: "rate_limited",
+      };
     }
   }
   if (!form) {
-    return withHeaders(
-      oauthError(400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded"),
-      bucketHeaders,
-    );
+    return {
+      response: withHeaders(
+        oauthError(
+          400,
+          "invalid_request",
+          "Content-Type must be application/x-www-form-urlencoded",
+        ),
+        bucketHeaders,
+      ),
+      outcome: "bad_request",
+    };
   }
   const credentials = clientCredentials(request, form);
   if (
@@ -194,7 +225,13 @@ function processToken(
     credentials.clientSecret !== options.clientSecret
   ) {
     counters.clientAuthFailures++;
-    return withHeaders(oauthError(401, "invalid_grant", "Invalid client_secret"), bucketHeaders);
+    return {
+      response: withHeaders(
+        oauthError(401, "invalid_grant", "Invalid client_secret"),
+        bucketHeaders,
+      ),
+      outcome: "client_auth_failed",
+    };
   }
   const mallCounters = state.mallCounters(mall);
   if (kind === "token_refresh") {
@@ -202,7 +239,10 @@ function processToken(
     if (outcome.ok) {
       counters.refreshSuccesses++;
       mallCounters.refreshSuccesses++;
-      return jsonResponse(200, tokenBody(outcome.pair, options.clientId, mall), bucketHeaders);
+      return {
+        response: jsonResponse(200, tokenBody(outcome.pair, options.clientId, mall), bucketHeaders),
+        outcome: "issued",
+      };
     }
     counters.invalidGrants++;
     if (outcome.reason === "rotated_out") {
@@ -210,31 +250,43 @@ function processToken(
       mallCounters.deadTokenReuses++;
       ctx.log(`rotated-out refresh token presented again for mall ${mall.id}`);
     }
-    return withHeaders(
-      oauthError(options.invalidGrantStatus, "invalid_grant", "Invalid refresh_token"),
-      bucketHeaders,
-    );
+    return {
+      response: withHeaders(
+        oauthError(options.invalidGrantStatus, "invalid_grant", "Invalid refresh_token"),
+        bucketHeaders,
+      ),
+      outcome: "invalid_grant",
+    };
   }
   if (kind === "token_code") {
     const outcome = state.exchangeCode(mall, form.get("code") ?? "", form.get("redirect_uri"));
     if (outcome.ok) {
       mallCounters.codeExchanges++;
-      return jsonResponse(200, tokenBody(outcome.pair, options.clientId, mall), bucketHeaders);
+      return {
+        response: jsonResponse(200, tokenBody(outcome.pair, options.clientId, mall), bucketHeaders),
+        outcome: "issued",
+      };
     }
     counters.invalidGrants++;
-    return withHeaders(
-      oauthError(options.invalidGrantStatus, "invalid_grant", outcome.description),
-      bucketHeaders,
-    );
+    return {
+      response: withHeaders(
+        oauthError(options.invalidGrantStatus, "invalid_grant", outcome.description),
+        bucketHeaders,
+      ),
+      outcome: "invalid_grant",
+    };
   }
-  return withHeaders(
-    oauthError(
-      400,
-      "unsupported_grant_type",
-      "grant_type must be authorization_code or refresh_token",
+  return {
+    response: withHeaders(
+      oauthError(
+        400,
+        "unsupported_grant_type",
+        "grant_type must be authorization_code or refresh_token",
+      ),
+      bucketHeaders,
     ),
-    bucketHeaders,
-  );
+    outcome: "bad_request",
+  };
 }
 
 export async function handleRevoke(

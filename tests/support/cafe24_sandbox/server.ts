@@ -73,6 +73,7 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
     queueFaults: (scope: string, kinds: (FaultKind | FaultSpec)[]) => faults.enqueue(scope, kinds),
     clearFaults: () => faults.clear(),
     counters: () => structuredClone(state.counters),
+    refreshLog: () => state.refreshLog.map((entry) => ({ ...entry })),
     resetCounters: () => state.resetCounters(),
     close: () => Promise.resolve(),
   };
@@ -115,6 +116,15 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
       response = apiError(500, "Internal Server Error");
     }
     log(`${request.method} ${new URL(request.url).pathname} ${response.status}`);
+    if (options.closeConnections) {
+      try {
+        response.headers.set("connection", "close");
+      } catch {
+        // Immutable headers (Response.redirect and the like): copy the response.
+        response = new Response(response.body, response);
+        response.headers.set("connection", "close");
+      }
+    }
     return response;
   };
 

@@ -7,6 +7,7 @@ import {
   type IssueOptions,
   type MallCounters,
   type MallOptions,
+  type RefreshLogEntry,
   type SandboxClock,
   type SandboxCounters,
 } from "./types.ts";
@@ -120,9 +121,13 @@ export type CodeOutcome =
   | { ok: true; pair: TokenPair }
   | { ok: false; description: string };
 
+/** The refresh log keeps this many entries; older ones are dropped in chunks. */
+export const MAX_REFRESH_LOG_ENTRIES = 100_000;
+
 export class SandboxState {
   readonly malls = new Map<string, Mall>();
   counters: SandboxCounters = zeroCounters([]);
+  refreshLog: RefreshLogEntry[] = [];
 
   constructor(
     readonly clock: SandboxClock,
@@ -178,6 +183,25 @@ export class SandboxState {
 
   resetCounters(): void {
     this.counters = zeroCounters(this.malls.keys());
+    this.refreshLog = [];
+  }
+
+  logRefresh(entry: RefreshLogEntry): void {
+    if (this.refreshLog.length >= MAX_REFRESH_LOG_ENTRIES) {
+      this.refreshLog.splice(0, MAX_REFRESH_LOG_ENTRIES / 10);
+    }
+    this.refreshLog.push(entry);
+  }
+
+  /** What a presented refresh token is right now, without changing anything. */
+  classifyRefreshToken(mall: Mall, refreshToken: string): RefreshLogEntry["presented"] {
+    const live = mall.live;
+    if (live && live.refreshToken === refreshToken) {
+      return this.clock.now() >= live.refreshExpiresMs ? "expired" : "live";
+    }
+    if (mall.rotatedOut.has(refreshToken)) return "rotated_out";
+    if (mall.revoked.has(refreshToken)) return "revoked";
+    return "unknown";
   }
 
   /** Makes a fresh pair the mall's only live one; the previous refresh token counts as rotated. */

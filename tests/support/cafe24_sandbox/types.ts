@@ -78,6 +78,40 @@ export interface Cafe24SandboxOptions {
    * which is the unrecoverable case described in cafe24.md section 3.
    */
   commitOnClientAbort?: boolean;
+  /**
+   * Default false: connections are kept alive. True: every answer carries `Connection: close`, so
+   * each request opens its own connection (and TLS handshake), as each mall's own host
+   * `{mall_id}.cafe24api.com` forces on a real client. The benchmark uses it.
+   */
+  closeConnections?: boolean;
+}
+
+/** How a refresh request ended, from the sandbox's side. */
+export type RefreshLogOutcome =
+  /** A new pair was issued and sent. */
+  | "issued"
+  /** A new pair was issued after the client had gone (commitOnClientAbort): the answer is lost. */
+  | "lost"
+  /** The client went away before anything happened; nothing changed. */
+  | "aborted"
+  /** An injected fault answered (see `fault`); nothing changed. */
+  | "fault"
+  | "invalid_grant"
+  /** The per-mall bucket was full. */
+  | "rate_limited"
+  | "client_auth_failed"
+  | "bad_request";
+
+/** One refresh_token grant request as the sandbox saw it. Holds no token values. */
+export interface RefreshLogEntry {
+  mallId: string;
+  /** Sandbox clock when the request arrived and when its answer (or abandonment) was decided. */
+  receivedAtMs: number;
+  settledAtMs: number;
+  /** What the presented refresh token was when the request arrived. */
+  presented: "live" | "expired" | "rotated_out" | "revoked" | "unknown";
+  outcome: RefreshLogOutcome;
+  fault: FaultKind | null;
 }
 
 export interface MallOptions {
@@ -160,6 +194,9 @@ export interface Cafe24Sandbox {
   queueFaults(scope: string, kinds: (FaultKind | FaultSpec)[]): void;
   clearFaults(): void;
   counters(): SandboxCounters;
+  /** Every refresh request since the start or the last resetCounters(), oldest first (at most
+   * the latest 100,000). A copy. */
+  refreshLog(): RefreshLogEntry[];
   resetCounters(): void;
   close(): Promise<void>;
 }
