@@ -103,16 +103,30 @@ export function jwksUrl(supabaseUrl: string): string {
 /**
  * The client's only way out: GET of the JWKS. Anything else (getClaims' fallback to Auth's /user
  * endpoint) is answered here with 401, so it fails closed without sending the token anywhere.
+ * getClaims also refetches the JWKS for every token whose `kid` it does not know; a successful
+ * JWKS is therefore reused for JWKS_REFETCH_COOLDOWN_MS, so made-up kids cannot turn each
+ * request into a fetch. (Supabase publishes a rotated key as a standby before signing with it.)
  */
+const JWKS_REFETCH_COOLDOWN_MS = 30_000;
+
 function jwksOnlyFetch(url: string): typeof fetch {
-  return (input, init) => {
+  let cached: { atMs: number; body: string } | null = null;
+  return async (input, init) => {
     const request = new Request(input, init);
-    if (request.method === "GET" && request.url === url) {
-      return fetch(request, { signal: AbortSignal.timeout(JWKS_TIMEOUT_MS), redirect: "error" });
+    if (request.method !== "GET" || request.url !== url) {
+      return Response.json({ code: 401, error_code: "bad_jwt", msg: "not verified" }, {
+        status: 401,
+      });
     }
-    return Promise.resolve(
-      Response.json({ code: 401, error_code: "bad_jwt", msg: "not verified" }, { status: 401 }),
-    );
+    if (cached === null || Date.now() - cached.atMs >= JWKS_REFETCH_COOLDOWN_MS) {
+      const response = await fetch(request, {
+        signal: AbortSignal.timeout(JWKS_TIMEOUT_MS),
+        redirect: "error",
+      });
+      if (!response.ok) return response;
+      cached = { atMs: Date.now(), body: await response.text() };
+    }
+    return new Response(cached.body, { headers: { "Content-Type": "application/json" } });
   };
 }
 
