@@ -46,7 +46,11 @@ create table if not exists cafe24_private.connections (
   last_error_at timestamptz,
   last_refreshed_at timestamptz,
   updated_at timestamptz not null default now()
-);
+) with (fillfactor = 80);
+
+-- Every claim and store rewrites a row without touching an indexed column; the free space on each
+-- page lets those updates stay on the page (HOT) instead of adding index entries each time.
+alter table cafe24_private.connections set (fillfactor = 80);
 
 comment on table cafe24_private.connections is
   'Refresh state per public.auth_settings row (maintained by trigger). Only the cafe24_private functions change it.';
@@ -226,35 +230,46 @@ returns table (
   not_due bigint,
   due bigint
 )
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  with scoped as (
-    select
-      c.row_state,
-      c.status,
-      c.lease_expires_at > p_as_of as is_leased,
-      c.next_attempt_at > p_as_of as is_backing_off,
-      c.due_at > p_as_of + p_refresh_margin and not p_force as is_not_due
-    from cafe24_private.connections c
-    where (p_mall_id is null or c.mall_id = p_mall_id)
-      and (p_user_id is null or c.user_id = p_user_id)
+begin
+  -- Built per call, like the claim, so that a mall's or a user's census reads its index instead
+  -- of every row.
+  return query execute format(
+    $q$
+      with scoped as (
+        select
+          c.row_state,
+          c.status,
+          c.lease_expires_at > $1 as is_leased,
+          c.next_attempt_at > $1 as is_backing_off,
+          c.due_at > $1 + $2 and not $3 as is_not_due
+        from cafe24_private.connections c
+        where true %s %s
+      )
+      select
+        count(*),
+        count(*) filter (where row_state = 'no_cafe24'),
+        count(*) filter (where row_state = 'missing_keys'),
+        count(*) filter (where row_state = 'malformed'),
+        count(*) filter (where row_state = 'ok' and status = 'reconnect_required'),
+        count(*) filter (where row_state = 'ok' and status = 'active' and is_leased),
+        count(*) filter (where row_state = 'ok' and status = 'active'
+          and not coalesce(is_leased, false) and is_backing_off),
+        count(*) filter (where row_state = 'ok' and status = 'active'
+          and not coalesce(is_leased, false) and not coalesce(is_backing_off, false) and is_not_due),
+        count(*) filter (where row_state = 'ok' and status = 'active'
+          and not coalesce(is_leased, false) and not coalesce(is_backing_off, false)
+          and not is_not_due)
+      from scoped
+    $q$,
+    case when p_mall_id is not null then 'and c.mall_id = $4' else '' end,
+    case when p_user_id is not null then 'and c.user_id = $5' else '' end
   )
-  select
-    count(*),
-    count(*) filter (where row_state = 'no_cafe24'),
-    count(*) filter (where row_state = 'missing_keys'),
-    count(*) filter (where row_state = 'malformed'),
-    count(*) filter (where row_state = 'ok' and status = 'reconnect_required'),
-    count(*) filter (where row_state = 'ok' and status = 'active' and is_leased),
-    count(*) filter (where row_state = 'ok' and status = 'active' and not coalesce(is_leased, false)
-      and is_backing_off),
-    count(*) filter (where row_state = 'ok' and status = 'active' and not coalesce(is_leased, false)
-      and not coalesce(is_backing_off, false) and is_not_due),
-    count(*) filter (where row_state = 'ok' and status = 'active' and not coalesce(is_leased, false)
-      and not coalesce(is_backing_off, false) and not is_not_due)
-  from scoped
+  using p_as_of, p_refresh_margin, p_force, p_mall_id, p_user_id;
+end
 $$;
 
 -- Claims up to p_limit due connections for p_lease_id, most overdue first, skipping rows another
@@ -359,19 +374,32 @@ create or replace function cafe24_private.count_claimable(
   p_user_id uuid default null
 )
 returns bigint
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select count(*)
-  from cafe24_private.connections c
-  where c.row_state = 'ok' and c.status = 'active'
-    and (p_force or c.due_at <= p_as_of + p_refresh_margin)
-    and (c.lease_expires_at is null or c.lease_expires_at <= p_as_of)
-    and (c.next_attempt_at is null or c.next_attempt_at <= p_as_of)
-    and (c.last_claimed_at is null or c.last_claimed_at < p_as_of)
-    and (p_mall_id is null or c.mall_id = p_mall_id)
-    and (p_user_id is null or c.user_id = p_user_id)
+declare
+  v_count bigint;
+begin
+  execute format(
+    $q$
+      select count(*)
+      from cafe24_private.connections c
+      where c.row_state = 'ok' and c.status = 'active'
+        and c.due_at <= $1
+        and (c.lease_expires_at is null or c.lease_expires_at <= $2)
+        and (c.next_attempt_at is null or c.next_attempt_at <= $2)
+        and (c.last_claimed_at is null or c.last_claimed_at < $2)
+        %s %s
+    $q$,
+    case when p_mall_id is not null then 'and c.mall_id = $3' else '' end,
+    case when p_user_id is not null then 'and c.user_id = $4' else '' end
+  )
+  into v_count
+  using case when p_force then 'infinity'::timestamptz else p_as_of + p_refresh_margin end,
+    p_as_of, p_mall_id, p_user_id;
+  return v_count;
+end
 $$;
 
 -- A pair worth storing: non-empty access and refresh tokens and an expiry this project can read.
@@ -425,6 +453,15 @@ begin
     update cafe24_private.connections
     set last_refreshed_at = now()
     where auth_settings_id = p_auth_settings_id;
+    return 'stored';
+  end if;
+
+  -- Already written: this is a retry of a store whose answer the caller never received.
+  if exists (
+    select 1 from public.auth_settings s
+    where s.id = p_auth_settings_id
+      and s.providers -> 'cafe24' ->> 'refresh_token' = p_tokens ->> 'refresh_token'
+  ) then
     return 'stored';
   end if;
 

@@ -61,7 +61,7 @@ Deno.test("loadConfig() applies the documented defaults", () => {
   assert.equal(config.CAFE24_REFRESH_CONCURRENCY, 8);
   assert.equal(config.CAFE24_REQUEST_TIMEOUT_MS, 15_000);
   assert.equal(config.CAFE24_RUN_BUDGET_MS, 100_000);
-  assert.equal(config.CAFE24_MAX_CONNECTIONS_PER_RUN, 2_000);
+  assert.equal(config.CAFE24_MAX_CONNECTIONS_PER_RUN, 500);
   assert.equal(config.CAFE24_API_BASE_URL, "https://{mall_id}.cafe24api.com");
   assert.equal(config.CORS_ALLOWED_ORIGINS, "*");
   assert.equal(config.CRON_SECRET, undefined);
@@ -174,7 +174,7 @@ Deno.test("refreshSettings() derives the run settings, with lease = timeout + 60
     concurrency: 8,
     requestTimeoutMs: 15_000,
     runBudgetMs: 100_000,
-    maxConnectionsPerRun: 2_000,
+    maxConnectionsPerRun: 500,
     leaseMs: 75_000,
   });
 });

@@ -47,8 +47,12 @@ const EnvSchema = z.object({
   CAFE24_REQUEST_TIMEOUT_MS: integer(15_000, 1_000, 60_000),
   /** Stop claiming new connections after this long; hosted functions stop at 150 s. */
   CAFE24_RUN_BUDGET_MS: integer(100_000, 1_000, 3_600_000),
-  /** At most this many connections per run; the rest is reported as `remaining`. */
-  CAFE24_MAX_CONNECTIONS_PER_RUN: integer(2_000, 1, 1_000_000),
+  /**
+   * At most this many connections per run; the rest is reported as `remaining`. Measured at
+   * 1.5-2.1 ms of function CPU per refresh (bench/RESULTS.md), 500 keeps a run near half of a
+   * hosted invocation's 2 s CPU limit.
+   */
+  CAFE24_MAX_CONNECTIONS_PER_RUN: integer(500, 1, 1_000_000),
   /** Comma-separated origins allowed to call the functions from a browser; `*` for any. */
   CORS_ALLOWED_ORIGINS: z.string().default("*"),
 });

@@ -74,9 +74,9 @@ export interface RefreshDeps {
   onProgress?: (progress: { settled: number; eligible: number }) => void;
 }
 
-/** How often a new pair is re-offered to a database that failed to take it. */
-const STORE_ATTEMPTS = 5;
-const STORE_RETRY_BASE_MS = 400;
+/** How often a database call is tried before the run gives up on it (see withDatabaseRetries). */
+const DATABASE_ATTEMPTS = 5;
+const DATABASE_RETRY_BASE_MS = 200;
 
 /**
  * Records the run and returns its id with the work still to do, so an async caller can answer
@@ -114,7 +114,7 @@ async function executeRun(
   const tally = new RunTally(runId);
 
   try {
-    const census = await store.census(scope);
+    const census = await withDatabaseRetries(() => store.census(scope));
     let claims = 0;
     let stopped: "out_of_time" | "run_limit" | null = null;
     let claimError: unknown = null;
@@ -132,7 +132,9 @@ async function executeRun(
         claims++;
         let connection: ClaimedConnection | undefined;
         try {
-          [connection] = await store.claim(runId, 1, settings.leaseMs, scope);
+          [connection] = await withDatabaseRetries(() =>
+            store.claim(runId, 1, settings.leaseMs, scope)
+          );
         } catch (error) {
           claimError = error;
           return;
@@ -148,9 +150,11 @@ async function executeRun(
     await Promise.all(Array.from({ length: settings.concurrency }, worker));
     if (claimError !== null) throw claimError;
 
-    const remaining = stopped === null ? 0 : await store.countClaimable(scope);
+    const remaining = stopped === null
+      ? 0
+      : await withDatabaseRetries(() => store.countClaimable(scope));
     const summary = tally.summarize(census, remaining, stopped, now() - startedAt);
-    await store.finishRun(runId, "finished", summary);
+    await withDatabaseRetries(() => store.finishRun(runId, "finished", summary));
     logEvent("info", "cafe24_refresh_run", {
       run_id: runId,
       trigger: request.trigger,
@@ -211,7 +215,9 @@ async function refreshConnection(
   }
 
   // The old refresh token is dead from this moment: write the new pair before anything else.
-  const outcome = await storeWithRetries(store, connection, storedTokenFields(tokens));
+  const outcome = await withDatabaseRetries(() =>
+    store.storeTokens(connection.id, connection.refreshToken, storedTokenFields(tokens))
+  ).catch(() => "failed" as const);
   if (outcome === "stored") {
     tally.refreshed++;
   } else if (outcome === "superseded") {
@@ -228,19 +234,21 @@ async function refreshConnection(
   }
 }
 
-async function storeWithRetries(
-  store: RefreshStore,
-  connection: ClaimedConnection,
-  tokens: Record<string, unknown>,
-): Promise<StoreOutcome | "failed"> {
-  for (let attempt = 0; attempt < STORE_ATTEMPTS; attempt++) {
+/**
+ * Runs one database call again while the database is briefly unreachable (a restart, a failover,
+ * a dropped pooler connection): about 6 s in all, well inside a lease. Every call retried here is
+ * safe to repeat: a claim only takes free rows, a store is a compare-and-swap that recognises its
+ * own earlier success, and a run's books are written whole.
+ */
+export async function withDatabaseRetries<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 1;; attempt++) {
     try {
-      return await store.storeTokens(connection.id, connection.refreshToken, tokens);
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, STORE_RETRY_BASE_MS * 2 ** attempt));
+      return await call();
+    } catch (error) {
+      if (attempt >= DATABASE_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, DATABASE_RETRY_BASE_MS * 2 ** attempt));
     }
   }
-  return "failed";
 }
 
 async function settleFailure(
@@ -261,13 +269,15 @@ async function settleFailure(
   const message = `${REFRESH_FAILURES[decision.code].message} (${failure.message})`;
   let outcome;
   try {
-    outcome = await deps.store.recordFailure(connection.id, runId, connection.refreshToken, {
-      code: decision.code,
-      message,
-      permanent: decision.permanent,
-      outcomeUnknown: failure.outcomeUnknown,
-      nextAttemptAt: decision.retryInMs === null ? null : new Date(now() + decision.retryInMs),
-    });
+    outcome = await withDatabaseRetries(() =>
+      deps.store.recordFailure(connection.id, runId, connection.refreshToken, {
+        code: decision.code,
+        message,
+        permanent: decision.permanent,
+        outcomeUnknown: failure.outcomeUnknown,
+        nextAttemptAt: decision.retryInMs === null ? null : new Date(now() + decision.retryInMs),
+      })
+    );
   } catch {
     // Nothing was written; the lease runs out and a later run tries again.
     outcome = "retry_scheduled" as const;
