@@ -5,6 +5,8 @@
  * keys of `supabase start`, and work nowhere else.
  */
 
+export { processAlive, processCommandLine } from "./processes.ts";
+
 export const PROJECT_ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname)
   .replace(/\/$/, "");
 export const DEFAULT_DATA_DIR = `${PROJECT_ROOT}/.local`;
@@ -44,25 +46,6 @@ export async function writeStackInfo(dataDir: string, info: StackInfo): Promise<
 
 export async function removeStackInfo(dataDir: string): Promise<void> {
   await Deno.remove(stackInfoPath(dataDir)).catch(() => {});
-}
-
-/** Alive and not a zombie. */
-export function processAlive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
-
-export function processCommandLine(pid: number): string {
-  try {
-    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ").trim();
-  } catch {
-    return "";
-  }
 }
 
 export function absolutePath(path: string): string {

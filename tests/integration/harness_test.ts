@@ -9,6 +9,7 @@ import postgres from "postgres";
 import { applyStandIns, startTestDatabase } from "../support/database.ts";
 import { type NetDelivery, startNetDeliverer } from "../support/pg_net_stand_in.ts";
 import { startPostgresCluster } from "../support/postgres_cluster.ts";
+import { childrenOf, processAlive } from "../../scripts/local/processes.ts";
 
 const MIGRATIONS_DIR = new URL("../../supabase/migrations/", import.meta.url);
 
@@ -36,32 +37,6 @@ async function waitUntil(cond: () => Promise<boolean>, timeoutMs: number): Promi
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 25));
   }
-}
-
-/** Alive = exists and is not a zombie (a zombie has exited; init reaps it when it gets to it). */
-function processAlive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
-
-function childrenOf(pid: number): number[] {
-  const kids: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[1]) === pid) kids.push(Number(entry.name));
-    } catch {
-      // gone while scanning
-    }
-  }
-  return kids;
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -12,6 +12,7 @@ import {
   SANDBOX_CLIENT_SECRET,
   type StackInfo,
 } from "../../scripts/local/stack_info.ts";
+import { processAlive as alive } from "../../scripts/local/processes.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const FIRST_CRON_RUN_TIMEOUT_MS = 80_000; // pg_cron fires on minute boundaries
@@ -34,16 +35,6 @@ function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
     if (/^(CAFE24_|CRON_SECRET$|SUPABASE_)/.test(name)) delete env[name];
   }
   return { ...env, NO_COLOR: "1", ...extra };
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
 }
 
 /** Every process whose parent chain leads to one of `roots`, plus those whose command line

@@ -7,6 +7,8 @@
  * initdb and postgres refuse to run as root.
  */
 
+import { childrenOf, processAlive } from "../../scripts/local/processes.ts";
+
 export interface PostgresClusterOptions {
   /** Data directory. Default: `data/` inside a fresh temp dir, removed on stop. */
   dataDir?: string;
@@ -209,32 +211,6 @@ async function readPostmasterPid(dataDir: string): Promise<number | null> {
   } catch {
     return null;
   }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // Field 3 (after the parenthesised command) is the state; Z = zombie, i.e. already dead.
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
-
-function childrenOf(pid: number): number[] {
-  const kids: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[1]) === pid) kids.push(Number(entry.name));
-    } catch {
-      // process went away while scanning
-    }
-  }
-  return kids;
 }
 
 async function waitFor(
