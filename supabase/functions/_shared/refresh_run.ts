@@ -15,7 +15,6 @@ import type {
   RunMode,
   RunScope,
   RunTrigger,
-  StoreOutcome,
 } from "./refresh_store.ts";
 import { logEvent } from "./log.ts";
 
