@@ -32,7 +32,7 @@ import {
   SANDBOX_CLIENT_SECRET,
 } from "./local/stack_info.ts";
 
-const USAGE = `npm run refresh -- [options]      (or: deno task refresh [options])
+const USAGE = `npm run refresh -- [options]
 
 One refresh pass, as cafe24-refresh does it, recorded with trigger 'cli'.
 

@@ -57,7 +57,7 @@ import {
   writeStackInfo,
 } from "./local/stack_info.ts";
 
-const USAGE = `npm start -- [options]      (or: deno task start [options])
+const USAGE = `npm start -- [options]
 
 Runs PostgreSQL with pg_cron, the Edge Functions, the Cafe24 sandbox and the real pg_cron
 schedule on this machine, and shows every refresh run as it happens. Ctrl-C stops everything.
