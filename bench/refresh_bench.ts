@@ -1,5 +1,5 @@
 /**
- * The refresh benchmark (issue 5): how fast cafe24-refresh works through N due connections
+ * The refresh benchmark: how fast cafe24-refresh works through N due connections
  * through the real function over real HTTP, what each refresh costs (database statements, CPU,
  * memory), how that compares with the seed's approach, and what finding the due rows costs in a
  * large table. Prints figures and writes them to bench/RESULTS.md; it asserts nothing.

@@ -1,5 +1,5 @@
 /**
- * Nothing is lost under faults (issue 5). A few hundred connections are refreshed while the
+ * Nothing is lost under faults. A few hundred connections are refreshed while the
  * sandbox injects seeded random faults (5xx, 429 with and without Retry-After, hangs past the
  * request timeout, HTML error pages, malformed 200s, connection resets), four invocations overlap
  * across two function processes next to user-triggered single-mall refreshes, one process is
