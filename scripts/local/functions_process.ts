@@ -14,7 +14,8 @@ export interface FunctionsProcess {
   exited: Promise<Deno.CommandStatus>;
   /** SIGTERM, then SIGKILL after `graceMs`. Idempotent. */
   stop(graceMs?: number): Promise<void>;
-  kill(): void;
+  /** SIGKILL at once, as a crash would; resolves when the process and its output are done. */
+  kill(): Promise<void>;
 }
 
 export async function spawnFunctions(
@@ -93,10 +94,12 @@ export async function spawnFunctions(
     origin: ready.origin,
     names: ready.names,
     exited,
-    kill() {
+    async kill() {
       try {
         child.kill("SIGKILL");
       } catch { /* already gone */ }
+      await exited;
+      await pumps;
     },
     stop(graceMs = 5_000) {
       stopping ??= (async () => {
