@@ -541,6 +541,104 @@ begin
 end
 $$;
 
+-- The refresher's usual step, in one round trip: settle the connection it holds (store the new
+-- pair, or record the failure) and, when p_claim, claim its next one exactly as
+-- claim_due_connections does. The first row carries the settle outcome; the claim columns are
+-- null when nothing was claimed.
+create or replace function cafe24_private.store_refreshed_tokens_and_claim(
+  p_auth_settings_id uuid,
+  p_used_refresh_token text,
+  p_tokens jsonb,
+  p_claim boolean,
+  p_lease_id uuid,
+  p_lease_duration interval,
+  p_refresh_margin interval,
+  p_as_of timestamptz,
+  p_force boolean default false,
+  p_mall_id text default null,
+  p_user_id uuid default null
+)
+returns table (
+  outcome text,
+  next_auth_settings_id uuid,
+  next_mall_id text,
+  next_refresh_token text,
+  next_consecutive_failures integer,
+  next_due_reason text,
+  next_answer_possibly_lost boolean
+)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_outcome text :=
+    cafe24_private.store_refreshed_tokens(p_auth_settings_id, p_used_refresh_token, p_tokens);
+begin
+  if p_claim then
+    return query
+    select v_outcome, c.*
+    from cafe24_private.claim_due_connections(
+      p_lease_id, 1, p_lease_duration, p_refresh_margin, p_as_of, p_force, p_mall_id, p_user_id
+    ) c;
+    if found then
+      return;
+    end if;
+  end if;
+  return query select v_outcome, null::uuid, null::text, null::text, null::integer, null::text,
+    null::boolean;
+end
+$$;
+
+create or replace function cafe24_private.record_refresh_failure_and_claim(
+  p_auth_settings_id uuid,
+  p_lease_id uuid,
+  p_used_refresh_token text,
+  p_error_code text,
+  p_error_message text,
+  p_permanent boolean,
+  p_outcome_unknown boolean,
+  p_next_attempt_at timestamptz,
+  p_claim boolean,
+  p_lease_duration interval,
+  p_refresh_margin interval,
+  p_as_of timestamptz,
+  p_force boolean default false,
+  p_mall_id text default null,
+  p_user_id uuid default null
+)
+returns table (
+  outcome text,
+  next_auth_settings_id uuid,
+  next_mall_id text,
+  next_refresh_token text,
+  next_consecutive_failures integer,
+  next_due_reason text,
+  next_answer_possibly_lost boolean
+)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_outcome text := cafe24_private.record_refresh_failure(
+    p_auth_settings_id, p_lease_id, p_used_refresh_token, p_error_code, p_error_message,
+    p_permanent, p_outcome_unknown, p_next_attempt_at
+  );
+begin
+  if p_claim then
+    return query
+    select v_outcome, c.*
+    from cafe24_private.claim_due_connections(
+      p_lease_id, 1, p_lease_duration, p_refresh_margin, p_as_of, p_force, p_mall_id, p_user_id
+    ) c;
+    if found then
+      return;
+    end if;
+  end if;
+  return query select v_outcome, null::uuid, null::text, null::text, null::integer, null::text,
+    null::boolean;
+end
+$$;
+
 -- Lets go of leases a run took but did not use (it stopped for time before sending).
 create or replace function cafe24_private.release_leases(p_lease_id uuid, p_auth_settings_ids uuid[])
 returns integer

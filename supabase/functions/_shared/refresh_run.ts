@@ -11,6 +11,7 @@ import { isValidMallId } from "./mall_id.ts";
 import { decideAfterFailure } from "./refresh_policy.ts";
 import type {
   ClaimedConnection,
+  NextClaim,
   RefreshStore,
   RunMode,
   RunScope,
@@ -118,33 +119,57 @@ async function executeRun(
     let stopped: "out_of_time" | "run_limit" | null = null;
     let claimError: unknown = null;
 
-    const worker = async () => {
-      while (claimError === null) {
-        if (now() - startedAt >= settings.runBudgetMs) {
-          stopped ??= "out_of_time";
-          return;
-        }
-        if (claims >= settings.maxConnectionsPerRun) {
-          stopped ??= "run_limit";
-          return;
-        }
-        claims++;
-        let connection: ClaimedConnection | undefined;
-        try {
-          [connection] = await withDatabaseRetries(() =>
-            store.claim(runId, 1, settings.leaseMs, scope)
-          );
-        } catch (error) {
-          claimError = error;
-          return;
-        }
-        if (connection === undefined) {
-          claims--;
-          return;
-        }
-        await refreshConnection(deps, runId, connection, tally, random, now);
-        deps.onProgress?.({ settled: tally.settled, eligible: census.due });
+    // Whether this run may take on one more connection (time budget, per-run cap).
+    const mayClaim = (): boolean => {
+      if (now() - startedAt >= settings.runBudgetMs) {
+        stopped ??= "out_of_time";
+        return false;
       }
+      if (claims >= settings.maxConnectionsPerRun) {
+        stopped ??= "run_limit";
+        return false;
+      }
+      return true;
+    };
+    const nextClaim: NextClaim = { leaseId: runId, leaseMs: settings.leaseMs, scope };
+    const claimAlone = async (): Promise<ClaimedConnection | undefined> => {
+      try {
+        const [connection] = await withDatabaseRetries(() =>
+          store.claim(runId, 1, settings.leaseMs, scope)
+        );
+        return connection;
+      } catch (error) {
+        claimError = error;
+        return undefined;
+      }
+    };
+
+    // Each worker claims its first connection alone; after that, settling one connection and
+    // claiming the next is a single round trip.
+    const worker = async () => {
+      if (!mayClaim()) return;
+      claims++;
+      let connection = await claimAlone();
+      let claimRequested = true;
+      while (connection !== undefined) {
+        claimRequested = claimError === null && mayClaim();
+        if (claimRequested) claims++;
+        const settled = await refreshConnection(
+          deps,
+          runId,
+          connection,
+          tally,
+          random,
+          now,
+          claimRequested ? nextClaim : null,
+        );
+        deps.onProgress?.({ settled: tally.settled, eligible: census.due });
+        // The combined call could not reach the database: claim on its own (which records a
+        // lasting outage as the run's error) so the run neither stops early nor miscounts.
+        connection = settled.databaseFailed && claimRequested ? await claimAlone() : settled.next;
+      }
+      // The last claim found nothing (or failed): it took no connection.
+      if (claimRequested) claims--;
     };
     await Promise.all(Array.from({ length: settings.concurrency }, worker));
     if (claimError !== null) throw claimError;
@@ -178,6 +203,12 @@ async function executeRun(
   }
 }
 
+interface SettleResult {
+  next: ClaimedConnection | undefined;
+  /** The settle call never reached the database (after retries). */
+  databaseFailed: boolean;
+}
+
 async function refreshConnection(
   deps: RefreshDeps,
   runId: string,
@@ -185,7 +216,8 @@ async function refreshConnection(
   tally: RunTally,
   random: () => number,
   now: () => number,
-): Promise<void> {
+  next: NextClaim | null,
+): Promise<SettleResult> {
   const { settings, store } = deps;
   let tokens: TokenSet;
   try {
@@ -209,19 +241,16 @@ async function refreshConnection(
       : new TokenRequestError("CAFE24_NETWORK_ERROR", "unexpected client error", {
         outcomeUnknown: true,
       });
-    await settleFailure(deps, runId, connection, failure, tally, random, now);
-    return;
+    return await settleFailure(deps, runId, connection, failure, tally, random, now, next);
   }
 
   // The old refresh token is dead from this moment: write the new pair before anything else.
-  const outcome = await withDatabaseRetries(() =>
-    store.storeTokens(connection.id, connection.refreshToken, storedTokenFields(tokens))
-  ).catch(() => "failed" as const);
-  if (outcome === "stored") {
-    tally.refreshed++;
-  } else if (outcome === "superseded") {
-    tally.skip("superseded");
-  } else {
+  let stored;
+  try {
+    stored = await withDatabaseRetries(() =>
+      store.storeTokens(connection.id, connection.refreshToken, storedTokenFields(tokens), next)
+    );
+  } catch {
     // The pair is lost. The row still shows a request in flight, so the next claim knows the
     // token may be dead and, if Cafe24 rejects it, reports CAFE24_ANSWER_LOST.
     tally.fail(connection, "STORE_FAILED", "database unavailable");
@@ -230,7 +259,11 @@ async function refreshConnection(
       connection_id: connection.id,
       mall_id: connection.mallId,
     });
+    return { next: undefined, databaseFailed: true };
   }
+  if (stored.outcome === "stored") tally.refreshed++;
+  else tally.skip("superseded");
+  return { next: stored.next, databaseFailed: false };
 }
 
 /**
@@ -258,7 +291,8 @@ async function settleFailure(
   tally: RunTally,
   random: () => number,
   now: () => number,
-): Promise<void> {
+  next: NextClaim | null,
+): Promise<SettleResult> {
   const decision = decideAfterFailure({
     code: failure.code,
     consecutiveFailures: connection.consecutiveFailures,
@@ -266,24 +300,28 @@ async function settleFailure(
     answerPossiblyLost: connection.answerPossiblyLost,
   }, random);
   const message = `${REFRESH_FAILURES[decision.code].message} (${failure.message})`;
+  let result: SettleResult;
   let outcome;
   try {
-    outcome = await withDatabaseRetries(() =>
+    const recorded = await withDatabaseRetries(() =>
       deps.store.recordFailure(connection.id, runId, connection.refreshToken, {
         code: decision.code,
         message,
         permanent: decision.permanent,
         outcomeUnknown: failure.outcomeUnknown,
         nextAttemptAt: decision.retryInMs === null ? null : new Date(now() + decision.retryInMs),
-      })
+      }, next)
     );
+    outcome = recorded.outcome;
+    result = { next: recorded.next, databaseFailed: false };
   } catch {
     // Nothing was written; the lease runs out and a later run tries again.
     outcome = "retry_scheduled" as const;
+    result = { next: undefined, databaseFailed: true };
   }
   if (outcome === "already_rotated") {
     tally.skip("already_rotated");
-    return;
+    return result;
   }
   const code: RefreshFailureCode = outcome === "lease_lost" ? "LEASE_LOST" : decision.code;
   tally.fail(connection, code, failure.message);
@@ -295,6 +333,7 @@ async function settleFailure(
     outcome,
     ...(decision.retryInMs === null ? {} : { retry_in_ms: decision.retryInMs }),
   });
+  return result;
 }
 
 /** Counts outcomes; `summarize` closes the books so that scanned = refreshed + failed + skipped. */

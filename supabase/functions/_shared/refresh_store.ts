@@ -52,6 +52,19 @@ export interface FailureRecord {
   nextAttemptAt: Date | null;
 }
 
+/** Claim the next connection in the same round trip as settling the current one. */
+export interface NextClaim {
+  leaseId: string;
+  leaseMs: number;
+  scope: RunScope;
+}
+
+export interface Settled<T> {
+  outcome: T;
+  /** The next connection, when a NextClaim was given and one was due. */
+  next: ClaimedConnection | undefined;
+}
+
 export interface RefreshStore {
   startRun(trigger: RunTrigger, mode: RunMode, filters: Record<string, unknown>): Promise<string>;
   finishRun(runId: string, status: "finished" | "failed", summary: unknown): Promise<void>;
@@ -67,17 +80,43 @@ export interface RefreshStore {
     id: string,
     usedRefreshToken: string,
     tokens: Record<string, unknown>,
-  ): Promise<StoreOutcome>;
+    next?: NextClaim | null,
+  ): Promise<Settled<StoreOutcome>>;
   recordFailure(
     id: string,
     leaseId: string,
     usedRefreshToken: string,
     failure: FailureRecord,
-  ): Promise<FailureOutcome>;
+    next?: NextClaim | null,
+  ): Promise<Settled<FailureOutcome>>;
   releaseLeases(leaseId: string, ids: string[]): Promise<number>;
 }
 
 const interval = (ms: number) => `${Math.round(ms)} milliseconds`;
+
+interface SettleRow<T> {
+  outcome: T;
+  next_auth_settings_id: string | null;
+  next_mall_id: string;
+  next_refresh_token: string;
+  next_consecutive_failures: number;
+  next_due_reason: string;
+  next_answer_possibly_lost: boolean;
+}
+
+function settled<T>(row: SettleRow<T>): Settled<T> {
+  return {
+    outcome: row.outcome,
+    next: row.next_auth_settings_id === null ? undefined : {
+      id: row.next_auth_settings_id,
+      mallId: row.next_mall_id,
+      refreshToken: row.next_refresh_token,
+      consecutiveFailures: row.next_consecutive_failures,
+      dueReason: row.next_due_reason,
+      answerPossiblyLost: row.next_answer_possibly_lost,
+    },
+  };
+}
 
 export function createRefreshStore(sql: postgres.Sql): RefreshStore {
   return {
@@ -137,19 +176,28 @@ export function createRefreshStore(sql: postgres.Sql): RefreshStore {
       return Number(row!.count);
     },
 
-    async storeTokens(id, usedRefreshToken, tokens) {
-      const [row] = await sql<{ outcome: StoreOutcome }[]>`
-        select cafe24_private.store_refreshed_tokens(
-          ${id}, ${usedRefreshToken}, ${sql.json(tokens as postgres.JSONValue)}) as outcome`;
-      return row!.outcome;
+    async storeTokens(id, usedRefreshToken, tokens, next = null) {
+      const [row] = await sql<SettleRow<StoreOutcome>[]>`
+        select * from cafe24_private.store_refreshed_tokens_and_claim(
+          ${id}, ${usedRefreshToken}, ${sql.json(tokens as postgres.JSONValue)},
+          ${next !== null}, ${next?.leaseId ?? null}::uuid,
+          ${interval(next?.leaseMs ?? 0)}::interval,
+          ${interval(next?.scope.refreshMarginMs ?? 0)}::interval,
+          ${next?.scope.asOf ?? null}::timestamptz, ${next?.scope.force ?? false},
+          ${next?.scope.mallId ?? null}, ${next?.scope.userId ?? null}::uuid)`;
+      return settled(row!);
     },
 
-    async recordFailure(id, leaseId, usedRefreshToken, failure) {
-      const [row] = await sql<{ outcome: FailureOutcome }[]>`
-        select cafe24_private.record_refresh_failure(
+    async recordFailure(id, leaseId, usedRefreshToken, failure, next = null) {
+      const [row] = await sql<SettleRow<FailureOutcome>[]>`
+        select * from cafe24_private.record_refresh_failure_and_claim(
           ${id}, ${leaseId}, ${usedRefreshToken}, ${failure.code}, ${failure.message},
-          ${failure.permanent}, ${failure.outcomeUnknown}, ${failure.nextAttemptAt}) as outcome`;
-      return row!.outcome;
+          ${failure.permanent}, ${failure.outcomeUnknown}, ${failure.nextAttemptAt},
+          ${next !== null}, ${interval(next?.leaseMs ?? 0)}::interval,
+          ${interval(next?.scope.refreshMarginMs ?? 0)}::interval,
+          ${next?.scope.asOf ?? null}::timestamptz, ${next?.scope.force ?? false},
+          ${next?.scope.mallId ?? null}, ${next?.scope.userId ?? null}::uuid)`;
+      return settled(row!);
     },
 
     async releaseLeases(leaseId, ids) {
