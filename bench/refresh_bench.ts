@@ -1312,8 +1312,9 @@ function notes(r: Report): string[] {
   out.push(
     "Statements are counted by pg_stat_statements for the functions' own database role " +
       "(track = top: what the function sent, not what runs inside the SQL functions). Each " +
-      "refreshed connection costs one claim and one store; each invocation adds start_refresh_run, " +
-      "census, one empty claim per worker and finish_refresh_run.",
+      "refreshed connection costs one statement that stores its outcome and claims the next " +
+      "connection (`…_and_claim`); each invocation adds start_refresh_run, census, the first " +
+      "claim of each worker and finish_refresh_run.",
   );
   out.push(
     "CPU is utime + stime of the function process from /proc/<pid>/stat over the passes " +
@@ -1332,15 +1333,15 @@ function notes(r: Report): string[] {
       `Short of 0.85 at N = ${int(m.n)}, C = 16 (median run): each worker spends ${
         fmt(beyond)
       } ms per ` +
-        `refresh beyond L. PostgreSQL's own execution time for the refresh's two statements ` +
-        `(claim, store) is ${fmt(dbMs, 2)} ms of it; the rest is the two sequential database ` +
-        "round trips' client and scheduling delay and the token request's own overhead. All " +
+        `refresh beyond L. PostgreSQL's own execution time for the refresh's statement ` +
+        `(store and claim the next) is ${fmt(dbMs, 2)} ms of it; the rest is the database ` +
+        "round trip's client and scheduling delay and the token request's own overhead. All " +
         `parts share ${r.machine.cores} cores here: ${fmt(cpu, 2)} ms of CPU per refresh ` +
         `(function + PostgreSQL + sandbox) at ${int(rate)} refreshes/s keeps ${
           fmt((cpu * rate) / 1000, 2)
         } cores busy, so every round trip waits for a core. On Supabase the database and Cafe24 ` +
-        "are elsewhere, but each statement then pays a network round trip instead: the claim " +
-        "sits on every refresh's critical path either way.",
+        "are elsewhere, but each statement then pays a network round trip instead: one per " +
+        "refresh sits on its critical path either way.",
     );
   }
   if (r.scan !== null) {
