@@ -541,6 +541,47 @@ begin
 end
 $$;
 
+-- A settle outcome followed by the next claim (when p_claim and one is due), as one row; the
+-- claim columns are null when nothing was claimed.
+create or replace function cafe24_private.with_next_claim(
+  p_outcome text,
+  p_claim boolean,
+  p_lease_id uuid,
+  p_lease_duration interval,
+  p_refresh_margin interval,
+  p_as_of timestamptz,
+  p_force boolean,
+  p_mall_id text,
+  p_user_id uuid
+)
+returns table (
+  outcome text,
+  next_auth_settings_id uuid,
+  next_mall_id text,
+  next_refresh_token text,
+  next_consecutive_failures integer,
+  next_due_reason text,
+  next_answer_possibly_lost boolean
+)
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if p_claim then
+    return query
+    select p_outcome, c.*
+    from cafe24_private.claim_due_connections(
+      p_lease_id, 1, p_lease_duration, p_refresh_margin, p_as_of, p_force, p_mall_id, p_user_id
+    ) c;
+    if found then
+      return;
+    end if;
+  end if;
+  return query select p_outcome, null::uuid, null::text, null::text, null::integer, null::text,
+    null::boolean;
+end
+$$;
+
 -- The refresher's usual step, in one round trip: settle the connection it holds (store the new
 -- pair, or record the failure) and, when p_claim, claim its next one exactly as
 -- claim_due_connections does. The first row carries the settle outcome; the claim columns are
@@ -574,18 +615,10 @@ declare
   v_outcome text :=
     cafe24_private.store_refreshed_tokens(p_auth_settings_id, p_used_refresh_token, p_tokens);
 begin
-  if p_claim then
-    return query
-    select v_outcome, c.*
-    from cafe24_private.claim_due_connections(
-      p_lease_id, 1, p_lease_duration, p_refresh_margin, p_as_of, p_force, p_mall_id, p_user_id
-    ) c;
-    if found then
-      return;
-    end if;
-  end if;
-  return query select v_outcome, null::uuid, null::text, null::text, null::integer, null::text,
-    null::boolean;
+  return query select * from cafe24_private.with_next_claim(
+    v_outcome, p_claim, p_lease_id, p_lease_duration, p_refresh_margin, p_as_of, p_force,
+    p_mall_id, p_user_id
+  );
 end
 $$;
 
@@ -624,18 +657,10 @@ declare
     p_permanent, p_outcome_unknown, p_next_attempt_at
   );
 begin
-  if p_claim then
-    return query
-    select v_outcome, c.*
-    from cafe24_private.claim_due_connections(
-      p_lease_id, 1, p_lease_duration, p_refresh_margin, p_as_of, p_force, p_mall_id, p_user_id
-    ) c;
-    if found then
-      return;
-    end if;
-  end if;
-  return query select v_outcome, null::uuid, null::text, null::text, null::integer, null::text,
-    null::boolean;
+  return query select * from cafe24_private.with_next_claim(
+    v_outcome, p_claim, p_lease_id, p_lease_duration, p_refresh_margin, p_as_of, p_force,
+    p_mall_id, p_user_id
+  );
 end
 $$;
 

@@ -24,8 +24,10 @@ import { base64url, startTestAuth, type TestAuth } from "../support/auth.ts";
 import type { FaultKind, FaultSpec } from "../support/cafe24_sandbox.ts";
 import {
   CLIENT_SECRET,
+  CONNECT_SETTINGS,
   connectionState,
   connectMall,
+  connectStackOptions,
   CRON_SECRET,
   insertConnection,
   type RefreshStack,
@@ -39,12 +41,10 @@ import type {
 import { newNonce, signState, verifyState } from "../../supabase/functions/_shared/oauth_state.ts";
 import type { RunSummary, SkipReason } from "../../supabase/functions/_shared/refresh_run.ts";
 
-const PUBLIC_FUNCTIONS_URL = "https://functions.test/functions/v1";
-const REDIRECT_URI = `${PUBLIC_FUNCTIONS_URL}/cafe24-callback`;
-const RETURN_URL = "https://app.test/settings/integrations?tab=cafe24";
-const STATE_SECRET = "test-oauth-state-secret-0123456789";
-const API_VERSION = "2025-12-01";
-const SCOPES = "mall.read_store,mall.read_product";
+const {
+  redirectUri: REDIRECT_URI,
+  stateSecret: STATE_SECRET,
+} = CONNECT_SETTINGS;
 
 type Category =
   | "header"
@@ -98,18 +98,7 @@ Deno.test("bad input: malformed requests, rows and Cafe24 answers change no stor
   const stub = startCafe24Stub();
   let stack: RefreshStack | undefined;
   try {
-    stack = await startRefreshStack({
-      env: {
-        SUPABASE_URL: auth.url,
-        SUPABASE_ANON_KEY: auth.anonKey,
-        CAFE24_REDIRECT_URI: REDIRECT_URI,
-        CAFE24_OAUTH_STATE_SECRET: STATE_SECRET,
-        CAFE24_SCOPES: SCOPES,
-        CAFE24_APP_RETURN_URL: RETURN_URL,
-        CAFE24_API_VERSION: API_VERSION,
-      },
-      sandbox: { redirectUri: REDIRECT_URI },
-    });
+    stack = await startRefreshStack(connectStackOptions(auth));
     const stubbed = await stack.startFunctions({ CAFE24_API_BASE_URL: stub.template });
     await badInputSteps(t, stack, stubbed, auth, stub);
   } finally {

@@ -13,7 +13,9 @@ import { startTestAuth, type TestAuth } from "../support/auth.ts";
 import {
   cafe24Entry,
   CLIENT_SECRET,
+  CONNECT_SETTINGS,
   connectionState,
+  connectStackOptions,
   CRON_SECRET,
   insertConnection,
   type RefreshStack,
@@ -21,12 +23,12 @@ import {
 } from "../support/stack.ts";
 import { signState, verifyState } from "../../supabase/functions/_shared/oauth_state.ts";
 
-const PUBLIC_FUNCTIONS_URL = "https://functions.test/functions/v1";
-const REDIRECT_URI = `${PUBLIC_FUNCTIONS_URL}/cafe24-callback`;
-const RETURN_URL = "https://app.test/settings/integrations?tab=cafe24";
-const STATE_SECRET = "test-oauth-state-secret-0123456789";
-const API_VERSION = "2025-12-01";
-const SCOPES = "mall.read_store,mall.read_product";
+const {
+  publicFunctionsUrl: PUBLIC_FUNCTIONS_URL,
+  redirectUri: REDIRECT_URI,
+  stateSecret: STATE_SECRET,
+  apiVersion: API_VERSION,
+} = CONNECT_SETTINGS;
 
 interface Seen {
   status: number;
@@ -39,18 +41,7 @@ Deno.test("connecting a Cafe24 mall", async (t) => {
   const auth = await startTestAuth();
   let stack: RefreshStack | undefined;
   try {
-    stack = await startRefreshStack({
-      env: {
-        SUPABASE_URL: auth.url,
-        SUPABASE_ANON_KEY: auth.anonKey,
-        CAFE24_REDIRECT_URI: REDIRECT_URI,
-        CAFE24_OAUTH_STATE_SECRET: STATE_SECRET,
-        CAFE24_SCOPES: SCOPES,
-        CAFE24_APP_RETURN_URL: RETURN_URL,
-        CAFE24_API_VERSION: API_VERSION,
-      },
-      sandbox: { redirectUri: REDIRECT_URI },
-    });
+    stack = await startRefreshStack(connectStackOptions(auth));
     await connectFlowSteps(t, stack, auth);
   } finally {
     await stack?.stop();

@@ -15,6 +15,35 @@ export const CLIENT_ID = "test-client-id";
 export const CLIENT_SECRET = "test-client-secret-0123456789";
 export const CRON_SECRET = "test-cron-secret-abcdefghijklmnop";
 
+/**
+ * The connect flow's settings in tests. Cafe24 only redirects to a registered HTTPS URL, so the
+ * callback is registered under a public-looking address that the tests map to the local server.
+ */
+export const CONNECT_SETTINGS = {
+  publicFunctionsUrl: "https://functions.test/functions/v1",
+  redirectUri: "https://functions.test/functions/v1/cafe24-callback",
+  returnUrl: "https://app.test/settings/integrations?tab=cafe24",
+  stateSecret: "test-oauth-state-secret-0123456789",
+  apiVersion: "2025-12-01",
+  scopes: "mall.read_store,mall.read_product",
+} as const;
+
+/** A refresh stack that can also run the connect flow, verifying users against `auth`. */
+export function connectStackOptions(auth: { url: string; anonKey: string }): StackOptions {
+  return {
+    env: {
+      SUPABASE_URL: auth.url,
+      SUPABASE_ANON_KEY: auth.anonKey,
+      CAFE24_REDIRECT_URI: CONNECT_SETTINGS.redirectUri,
+      CAFE24_OAUTH_STATE_SECRET: CONNECT_SETTINGS.stateSecret,
+      CAFE24_SCOPES: CONNECT_SETTINGS.scopes,
+      CAFE24_APP_RETURN_URL: CONNECT_SETTINGS.returnUrl,
+      CAFE24_API_VERSION: CONNECT_SETTINGS.apiVersion,
+    },
+    sandbox: { redirectUri: CONNECT_SETTINGS.redirectUri },
+  };
+}
+
 export interface RefreshStack {
   db: TestDatabase;
   sandbox: Cafe24Sandbox;
