@@ -541,6 +541,24 @@ begin
 end
 $$;
 
+-- What settling a connection returns: the outcome, and the next connection claimed in the same
+-- round trip (all null when none was).
+do $$
+begin
+  if to_regtype('cafe24_private.settled_step') is null then
+    create type cafe24_private.settled_step as (
+      outcome text,
+      next_auth_settings_id uuid,
+      next_mall_id text,
+      next_refresh_token text,
+      next_consecutive_failures integer,
+      next_due_reason text,
+      next_answer_possibly_lost boolean
+    );
+  end if;
+end
+$$;
+
 -- A settle outcome followed by the next claim (when p_claim and one is due), as one row; the
 -- claim columns are null when nothing was claimed.
 create or replace function cafe24_private.with_next_claim(
@@ -554,15 +572,7 @@ create or replace function cafe24_private.with_next_claim(
   p_mall_id text,
   p_user_id uuid
 )
-returns table (
-  outcome text,
-  next_auth_settings_id uuid,
-  next_mall_id text,
-  next_refresh_token text,
-  next_consecutive_failures integer,
-  next_due_reason text,
-  next_answer_possibly_lost boolean
-)
+returns setof cafe24_private.settled_step
 language plpgsql
 set search_path = ''
 as $$
@@ -599,15 +609,7 @@ create or replace function cafe24_private.store_refreshed_tokens_and_claim(
   p_mall_id text default null,
   p_user_id uuid default null
 )
-returns table (
-  outcome text,
-  next_auth_settings_id uuid,
-  next_mall_id text,
-  next_refresh_token text,
-  next_consecutive_failures integer,
-  next_due_reason text,
-  next_answer_possibly_lost boolean
-)
+returns setof cafe24_private.settled_step
 language plpgsql
 set search_path = ''
 as $$
@@ -639,15 +641,7 @@ create or replace function cafe24_private.record_refresh_failure_and_claim(
   p_mall_id text default null,
   p_user_id uuid default null
 )
-returns table (
-  outcome text,
-  next_auth_settings_id uuid,
-  next_mall_id text,
-  next_refresh_token text,
-  next_consecutive_failures integer,
-  next_due_reason text,
-  next_answer_possibly_lost boolean
-)
+returns setof cafe24_private.settled_step
 language plpgsql
 set search_path = ''
 as $$
