@@ -4,7 +4,7 @@
  * terminal and without NO_COLOR.
  */
 import type postgres from "postgres";
-import { SKIP_REASONS } from "../../supabase/functions/_shared/refresh_run.ts";
+import { RUN_SUMMARY_KEYS, SKIP_REASONS } from "../../supabase/functions/_shared/refresh_run.ts";
 
 export interface Paint {
   green(s: string): string;
@@ -187,23 +187,10 @@ export function runFinishedLines(
   return lines;
 }
 
-const SUMMARY_KEYS = [
-  "run_id",
-  "scanned",
-  "eligible",
-  "refreshed",
-  "skipped",
-  "failed",
-  "failures",
-  "skipped_reasons",
-  "remaining",
-  "duration_ms",
-];
-
 /** A summary read back from jsonb (which sorts keys) in the order the function answers with. */
 export function orderedSummary(summary: Record<string, unknown>): Record<string, unknown> {
   const ordered: Record<string, unknown> = {};
-  for (const key of [...SUMMARY_KEYS, ...Object.keys(summary)]) {
+  for (const key of [...RUN_SUMMARY_KEYS, ...Object.keys(summary)]) {
     if (!(key in summary) || key in ordered) continue;
     const value = summary[key];
     if (key === "skipped_reasons" && value !== null && typeof value === "object") {

@@ -51,6 +51,20 @@ export interface RunRequest {
   userId: string | null;
 }
 
+/** The summary's keys in the order the function answers them (the contract with callers). */
+export const RUN_SUMMARY_KEYS = [
+  "run_id",
+  "scanned",
+  "eligible",
+  "refreshed",
+  "skipped",
+  "failed",
+  "failures",
+  "skipped_reasons",
+  "remaining",
+  "duration_ms",
+] as const satisfies readonly (keyof RunSummary)[];
+
 export interface RunSummary {
   run_id: string;
   scanned: number;
