@@ -17,25 +17,25 @@
  *     the median)  --cpu-limit-ms 2000  --cpu-share 0.5 (for the per-run cap)  --max-passes 20
  *   --out bench/RESULTS.md  --help
  *
- * Every run gets a fresh throwaway PostgreSQL (tests/support/database.ts, with
+ * Every run gets a fresh throwaway PostgreSQL (local/postgres/database.ts, with
  * pg_stat_statements preloaded to count statements), the Cafe24 sandbox in this process, and the
- * functions in a child process (tests/support/functions_server.ts) whose CPU and memory are read
+ * functions in a child process (local/functions/server.ts) whose CPU and memory are read
  * from /proc. The functions connect as their own role, so their statements are told apart.
  */
 import { parseArgs } from "node:util";
 import type postgres from "postgres";
-import { type Cafe24Sandbox, startCafe24Sandbox } from "../tests/support/cafe24_sandbox.ts";
-import { startTestDatabase, type TestDatabase } from "../tests/support/database.ts";
-import { type FunctionsServer, startFunctionsServer } from "../tests/support/functions_server.ts";
-import { mallApiUrl } from "../supabase/functions/_shared/mall_id.ts";
-import { loadConfig } from "../supabase/functions/_shared/config.ts";
+import { type Cafe24Sandbox, startCafe24Sandbox } from "../local/cafe24_sandbox.ts";
+import { startTestDatabase, type TestDatabase } from "../local/postgres/database.ts";
+import { type FunctionsServer, startFunctionsServer } from "../local/functions/server.ts";
+import { mallApiUrl } from "../supabase/functions/_shared/cafe24/mall_id.ts";
+import { loadConfig } from "../supabase/functions/_shared/platform/config.ts";
 
 const CLIENT_ID = "bench-client-id";
 const CLIENT_SECRET = "bench-client-secret-0123456789";
 const CRON_SECRET = "bench-cron-secret-abcdefghijklmnop";
 /** The functions' own database role: pg_stat_statements counts its statements apart. */
 const FUNCTIONS_ROLE = "bench_functions";
-/** The default per-run cap in supabase/functions/_shared/config.ts, for comparison. */
+/** The default per-run cap in supabase/functions/_shared/platform/config.ts, for comparison. */
 const CONFIG_DEFAULT_MAX_PER_RUN = (() => {
   const defaults = loadConfig({}, []);
   if (!defaults.ok) throw new Error("config defaults do not parse");
@@ -1238,9 +1238,9 @@ function renderReport(r: Report): string {
       "",
       c.cap >= CONFIG_DEFAULT_MAX_PER_RUN
         ? `The default of ${int(CONFIG_DEFAULT_MAX_PER_RUN)} in ` +
-          "`supabase/functions/_shared/config.ts` stays under that share on this machine."
+          "`supabase/functions/_shared/platform/config.ts` stays under that share on this machine."
         : `**The default of ${int(CONFIG_DEFAULT_MAX_PER_RUN)} in ` +
-          "`supabase/functions/_shared/config.ts` is above this figure.**",
+          "`supabase/functions/_shared/platform/config.ts` is above this figure.**",
       "",
       "Caveats: UNCONFIRMED whether work after the response (`EdgeRuntime.waitUntil`, which the " +
         "cron path uses through `Prefer: respond-async`) counts against the 2 s CPU limit; the " +

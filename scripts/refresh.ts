@@ -14,13 +14,13 @@ import {
   loadConfig,
   REFRESH_CONFIG_REQUIRED,
   refreshSettings,
-} from "../supabase/functions/_shared/config.ts";
-import { closeDatabases, database } from "../supabase/functions/_shared/db.ts";
-import { isValidMallId } from "../supabase/functions/_shared/mall_id.ts";
-import { beginRefreshRun, type RunSummary } from "../supabase/functions/_shared/refresh_run.ts";
-import { createRefreshStore } from "../supabase/functions/_shared/refresh_store.ts";
-import { readEnvFile } from "./local/env_file.ts";
-import { colourWanted, paint } from "./local/report.ts";
+} from "../supabase/functions/_shared/platform/config.ts";
+import { closeDatabases, database } from "../supabase/functions/_shared/platform/db.ts";
+import { isValidMallId } from "../supabase/functions/_shared/cafe24/mall_id.ts";
+import { beginRefreshRun, type RunSummary } from "../supabase/functions/_shared/refresh/run.ts";
+import { createRefreshStore } from "../supabase/functions/_shared/refresh/store.ts";
+import { readEnvFile } from "../local/stack/env_file.ts";
+import { colourWanted, paint } from "../local/stack/report.ts";
 import {
   absolutePath,
   DEFAULT_DATA_DIR,
@@ -30,7 +30,7 @@ import {
   readStackInfo,
   SANDBOX_CLIENT_ID,
   SANDBOX_CLIENT_SECRET,
-} from "./local/stack_info.ts";
+} from "../local/stack/stack_info.ts";
 
 const USAGE = `npm run refresh -- [options]
 

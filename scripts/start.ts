@@ -3,7 +3,7 @@
  *
  *   PostgreSQL 15 + pg_cron   <data dir>/postgres, port 54322, kept between runs (--reset wipes it),
  *                             with the Supabase stand-ins and the migrations (pinned Supabase CLI)
- *   functions                 http://127.0.0.1:54321/functions/v1/<name> (scripts/serve_functions.ts)
+ *   functions                 http://127.0.0.1:54321/functions/v1/<name> (local/functions/serve.ts)
  *   Cafe24                    the sandbox on :54329 with demo malls, or the real Cafe24 when .env
  *                             holds real credentials
  *   schedule                  the migration's pg_cron job, every minute here, through Vault and the
@@ -14,24 +14,28 @@
  */
 import { parseArgs } from "node:util";
 import postgres from "postgres";
-import { loadConfig } from "../supabase/functions/_shared/config.ts";
-import { applyMigrations, applyStandIns } from "../tests/support/database.ts";
-import { startPostgresCluster } from "../tests/support/postgres_cluster.ts";
-import { type NetDeliverer, startNetDeliverer } from "../tests/support/pg_net_stand_in.ts";
-import { type Cafe24Sandbox, startCafe24Sandbox } from "../tests/support/cafe24_sandbox.ts";
-import { createLocalAuth, type LocalAuth } from "./local/auth_stand_in.ts";
-import { type DemoConnection, removeDemoConnections, seedDemoConnections } from "./local/demo.ts";
-import { readEnvFile } from "./local/env_file.ts";
-import { LocalEnv, randomSecret, REAL_CAFE24_BASE_URL } from "./local/local_env.ts";
-import { type FunctionsProcess, spawnFunctions } from "./local/functions_process.ts";
-import { type Gateway, startGateway } from "./local/gateway.ts";
+import { loadConfig } from "../supabase/functions/_shared/platform/config.ts";
+import { applyMigrations, applyStandIns } from "../local/postgres/database.ts";
+import { startPostgresCluster } from "../local/postgres/cluster.ts";
+import { type NetDeliverer, startNetDeliverer } from "../local/supabase/pg_net_deliverer.ts";
+import { type Cafe24Sandbox, startCafe24Sandbox } from "../local/cafe24_sandbox.ts";
+import { createLocalAuth, type LocalAuth } from "../local/supabase/auth_stand_in.ts";
+import {
+  type DemoConnection,
+  removeDemoConnections,
+  seedDemoConnections,
+} from "../local/stack/demo.ts";
+import { readEnvFile } from "../local/stack/env_file.ts";
+import { LocalEnv, randomSecret, REAL_CAFE24_BASE_URL } from "../local/stack/local_env.ts";
+import { type FunctionsProcess, spawnFunctions } from "../local/functions/process.ts";
+import { type Gateway, startGateway } from "../local/functions/gateway.ts";
 import {
   checkMachine,
   confirm,
   INSTALL_FIX,
   installPackages,
   isDebian,
-} from "./local/preflight.ts";
+} from "../local/stack/preflight.ts";
 import {
   colourWanted,
   connectionTable,
@@ -41,7 +45,7 @@ import {
   runFinishedLines,
   type RunRow,
   runStartedLine,
-} from "./local/report.ts";
+} from "../local/stack/report.ts";
 import {
   absolutePath,
   DEFAULT_DATA_DIR,
@@ -55,7 +59,7 @@ import {
   SANDBOX_CLIENT_SECRET,
   type StackInfo,
   writeStackInfo,
-} from "./local/stack_info.ts";
+} from "../local/stack/stack_info.ts";
 
 const USAGE = `npm start -- [options]
 
@@ -217,7 +221,7 @@ async function clearLeftovers(dataDir: string, pgDir: string): Promise<void> {
     const functions = previous.pids.functions;
     if (
       functions !== null && processAlive(functions) &&
-      processCommandLine(functions).includes("serve_functions.ts")
+      processCommandLine(functions).includes("local/functions/serve.ts")
     ) {
       Deno.kill(functions, "SIGKILL");
       say(p.dim(`stopped a functions process left by an earlier run (pid ${functions})`));

@@ -24,6 +24,7 @@ async function run(label: string, args: string[]): Promise<boolean> {
 const typeChecked = [
   "supabase/functions/*/index.ts",
   "scripts/",
+  "local/",
   "tests/",
   ...(await exists("bench") ? ["bench/"] : []),
 ];

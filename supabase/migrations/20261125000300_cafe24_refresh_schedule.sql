@@ -5,7 +5,7 @@
 --   select vault.create_secret('https://<project-ref>.supabase.co', 'cafe24_project_url');
 --   select vault.create_secret('<the CRON_SECRET of the functions>', 'cafe24_cron_secret');
 -- With Supabase's own extensions these exist on the platform; a plain local Postgres gets
--- stand-ins for vault and net before migrations run (tests/support/supabase_stand_ins.sql).
+-- stand-ins for vault and net before migrations run (local/supabase/stand_ins.sql).
 
 do $$
 begin

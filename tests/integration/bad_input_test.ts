@@ -21,7 +21,7 @@
  */
 import assert from "node:assert/strict";
 import { base64url, startTestAuth, type TestAuth } from "../support/auth.ts";
-import type { FaultKind, FaultSpec } from "../support/cafe24_sandbox.ts";
+import type { FaultKind, FaultSpec } from "../../local/cafe24_sandbox.ts";
 import {
   CLIENT_SECRET,
   CONNECT_SETTINGS,
@@ -33,13 +33,17 @@ import {
   type RefreshStack,
   startRefreshStack,
 } from "../support/stack.ts";
-import type { FunctionsServer } from "../support/functions_server.ts";
+import type { FunctionsServer } from "../../local/functions/server.ts";
 import type {
   RefreshFailureCode,
   RequestErrorCode,
-} from "../../supabase/functions/_shared/errors.ts";
-import { newNonce, signState, verifyState } from "../../supabase/functions/_shared/oauth_state.ts";
-import type { RunSummary, SkipReason } from "../../supabase/functions/_shared/refresh_run.ts";
+} from "../../supabase/functions/_shared/platform/errors.ts";
+import {
+  newNonce,
+  signState,
+  verifyState,
+} from "../../supabase/functions/_shared/connect/state.ts";
+import type { RunSummary, SkipReason } from "../../supabase/functions/_shared/refresh/run.ts";
 
 const {
   redirectUri: REDIRECT_URI,

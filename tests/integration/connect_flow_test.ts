@@ -21,7 +21,7 @@ import {
   type RefreshStack,
   startRefreshStack,
 } from "../support/stack.ts";
-import { signState, verifyState } from "../../supabase/functions/_shared/oauth_state.ts";
+import { signState, verifyState } from "../../supabase/functions/_shared/connect/state.ts";
 
 const {
   publicFunctionsUrl: PUBLIC_FUNCTIONS_URL,

@@ -6,9 +6,9 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { cafe24Entry, connectMall, CRON_SECRET, startRefreshStack } from "../support/stack.ts";
-import { startNetDeliverer } from "../support/pg_net_stand_in.ts";
-import { startPostgresCluster } from "../support/postgres_cluster.ts";
-import { applyMigrations, applyStandIns } from "../support/database.ts";
+import { startNetDeliverer } from "../../local/supabase/pg_net_deliverer.ts";
+import { startPostgresCluster } from "../../local/postgres/cluster.ts";
+import { applyMigrations, applyStandIns } from "../../local/postgres/database.ts";
 
 const MIGRATIONS = new URL("../../supabase/migrations/", import.meta.url);
 

@@ -18,14 +18,14 @@
  */
 import assert from "node:assert/strict";
 import type postgres from "postgres";
-import type { FaultKind, RefreshLogEntry } from "../support/cafe24_sandbox.ts";
-import { mulberry32 } from "../support/cafe24_sandbox/util.ts";
-import type { FunctionsServer } from "../support/functions_server.ts";
+import type { FaultKind, RefreshLogEntry } from "../../local/cafe24_sandbox.ts";
+import { mulberry32 } from "../../local/cafe24_sandbox/util.ts";
+import type { FunctionsServer } from "../../local/functions/server.ts";
 import { CRON_SECRET, type RefreshStack, startRefreshStack } from "../support/stack.ts";
 import {
   BACKOFF_BASE_MS,
   BACKOFF_MAX_MS,
-} from "../../supabase/functions/_shared/refresh_policy.ts";
+} from "../../supabase/functions/_shared/refresh/policy.ts";
 
 const SEED = 20261125;
 const MALLS = 300;

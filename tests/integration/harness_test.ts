@@ -6,10 +6,10 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { applyStandIns, startTestDatabase } from "../support/database.ts";
-import { type NetDelivery, startNetDeliverer } from "../support/pg_net_stand_in.ts";
-import { startPostgresCluster } from "../support/postgres_cluster.ts";
-import { childrenOf, processAlive } from "../../scripts/local/processes.ts";
+import { applyStandIns, startTestDatabase } from "../../local/postgres/database.ts";
+import { type NetDelivery, startNetDeliverer } from "../../local/supabase/pg_net_deliverer.ts";
+import { startPostgresCluster } from "../../local/postgres/cluster.ts";
+import { childrenOf, processAlive } from "../../local/processes.ts";
 
 const MIGRATIONS_DIR = new URL("../../supabase/migrations/", import.meta.url);
 

@@ -11,8 +11,8 @@ import {
   SANDBOX_CLIENT_ID,
   SANDBOX_CLIENT_SECRET,
   type StackInfo,
-} from "../../scripts/local/stack_info.ts";
-import { processAlive as alive } from "../../scripts/local/processes.ts";
+} from "../../local/stack/stack_info.ts";
+import { processAlive as alive } from "../../local/processes.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const FIRST_CRON_RUN_TIMEOUT_MS = 80_000; // pg_cron fires on minute boundaries

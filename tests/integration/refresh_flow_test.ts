@@ -12,7 +12,7 @@ import {
   insertConnection,
   startRefreshStack,
 } from "../support/stack.ts";
-import { formatKst } from "../support/cafe24_sandbox.ts";
+import { formatKst } from "../../local/cafe24_sandbox.ts";
 
 const HOUR_MS = 60 * 60 * 1000;
 

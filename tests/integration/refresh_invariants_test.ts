@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { cafe24Entry, connectionState, connectMall, startRefreshStack } from "../support/stack.ts";
-import type { MalformedVariant } from "../support/cafe24_sandbox.ts";
+import type { MalformedVariant } from "../../local/cafe24_sandbox.ts";
 
 const HOUR_MS = 60 * 60 * 1000;
 

@@ -7,9 +7,9 @@ import {
   type Cafe24Sandbox,
   type Cafe24SandboxOptions,
   startCafe24Sandbox,
-} from "./cafe24_sandbox.ts";
-import { startTestDatabase, type TestDatabase } from "./database.ts";
-import { type FunctionsServer, startFunctionsServer } from "./functions_server.ts";
+} from "../../local/cafe24_sandbox.ts";
+import { startTestDatabase, type TestDatabase } from "../../local/postgres/database.ts";
+import { type FunctionsServer, startFunctionsServer } from "../../local/functions/server.ts";
 
 export const CLIENT_ID = "test-client-id";
 export const CLIENT_SECRET = "test-client-secret-0123456789";

@@ -3,12 +3,14 @@
  * appears there as `NAME=` (set or commented out), and the file parses as a .env.
  */
 import assert from "node:assert/strict";
-import { parseEnvFile } from "../../scripts/local/env_file.ts";
+import { parseEnvFile } from "../../local/stack/env_file.ts";
 
 const root = new URL("../../", import.meta.url);
 
 Deno.test(".env.example documents every variable in the functions' config schema", async () => {
-  const config = await Deno.readTextFile(new URL("supabase/functions/_shared/config.ts", root));
+  const config = await Deno.readTextFile(
+    new URL("supabase/functions/_shared/platform/config.ts", root),
+  );
   const schema = config.slice(
     config.indexOf("const EnvSchema"),
     config.indexOf("});", config.indexOf("const EnvSchema")),

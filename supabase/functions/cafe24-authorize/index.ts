@@ -6,11 +6,15 @@
  * verify_jwt is off in config.toml: this code verifies the token itself (see user_auth.ts), so
  * that every answer, 401 included, carries CORS headers and the project's error body.
  */
-import { parseAuthorizeRequest, startAuthorization } from "../_shared/authorize.ts";
-import { AUTHORIZE_CONFIG_REQUIRED, loadConfig, userAuthSettings } from "../_shared/config.ts";
-import { createConnectStore } from "../_shared/connect_store.ts";
-import { database } from "../_shared/db.ts";
-import { RequestError } from "../_shared/errors.ts";
+import { parseAuthorizeRequest, startAuthorization } from "../_shared/connect/authorize.ts";
+import {
+  AUTHORIZE_CONFIG_REQUIRED,
+  loadConfig,
+  userAuthSettings,
+} from "../_shared/platform/config.ts";
+import { createConnectStore } from "../_shared/connect/store.ts";
+import { database } from "../_shared/platform/db.ts";
+import { RequestError } from "../_shared/platform/errors.ts";
 import {
   configErrorResponse,
   errorResponse,
@@ -19,9 +23,9 @@ import {
   redirectResponse,
   requestErrorResponse,
   requestParameters,
-} from "../_shared/http.ts";
-import { logEvent } from "../_shared/log.ts";
-import { authenticateRequest } from "../_shared/user_auth.ts";
+} from "../_shared/platform/http.ts";
+import { logEvent } from "../_shared/platform/log.ts";
+import { authenticateRequest } from "../_shared/platform/user_auth.ts";
 
 const FUNCTION = "cafe24-authorize";
 

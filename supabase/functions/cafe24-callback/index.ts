@@ -4,13 +4,17 @@
  * single-use state is what ties the request to the user who started it (see connect.ts).
  * Ends with a 302 to CAFE24_APP_RETURN_URL, or a small page when that is not set.
  */
-import { CALLBACK_CONFIG_REQUIRED, loadConfig } from "../_shared/config.ts";
-import { callbackParameters, completeConnection, type ConnectOutcome } from "../_shared/connect.ts";
-import { connectResponse } from "../_shared/connect_response.ts";
-import { createConnectStore } from "../_shared/connect_store.ts";
-import { database } from "../_shared/db.ts";
-import { openRequest } from "../_shared/http.ts";
-import { logEvent } from "../_shared/log.ts";
+import { CALLBACK_CONFIG_REQUIRED, loadConfig } from "../_shared/platform/config.ts";
+import {
+  callbackParameters,
+  completeConnection,
+  type ConnectOutcome,
+} from "../_shared/connect/callback.ts";
+import { connectResponse } from "../_shared/connect/response.ts";
+import { createConnectStore } from "../_shared/connect/store.ts";
+import { database } from "../_shared/platform/db.ts";
+import { openRequest } from "../_shared/platform/http.ts";
+import { logEvent } from "../_shared/platform/log.ts";
 
 async function handle(request: Request): Promise<Response> {
   const env = Deno.env.toObject();

@@ -4,9 +4,13 @@
  * their own access token ("refresh now"), who only reach their own connections. verify_jwt is off
  * in config.toml (the cron secret is not a JWT), so this code is the only gate and fails closed.
  */
-import { loadConfig, REFRESH_CONFIG_REQUIRED, refreshSettings } from "../_shared/config.ts";
-import { database } from "../_shared/db.ts";
-import { RequestError } from "../_shared/errors.ts";
+import {
+  loadConfig,
+  REFRESH_CONFIG_REQUIRED,
+  refreshSettings,
+} from "../_shared/platform/config.ts";
+import { database } from "../_shared/platform/db.ts";
+import { RequestError } from "../_shared/platform/errors.ts";
 import {
   configErrorResponse,
   errorResponse,
@@ -14,12 +18,12 @@ import {
   openRequest,
   requestErrorResponse,
   requestParameters,
-} from "../_shared/http.ts";
-import { logEvent } from "../_shared/log.ts";
-import { identifyRefreshCaller } from "../_shared/refresh_caller.ts";
-import { parseRefreshRequest } from "../_shared/refresh_request.ts";
-import { beginRefreshRun } from "../_shared/refresh_run.ts";
-import { createRefreshStore } from "../_shared/refresh_store.ts";
+} from "../_shared/platform/http.ts";
+import { logEvent } from "../_shared/platform/log.ts";
+import { identifyRefreshCaller } from "../_shared/refresh/caller.ts";
+import { parseRefreshRequest } from "../_shared/refresh/request.ts";
+import { beginRefreshRun } from "../_shared/refresh/run.ts";
+import { createRefreshStore } from "../_shared/refresh/store.ts";
 
 async function handle(request: Request): Promise<Response> {
   const env = Deno.env.toObject();

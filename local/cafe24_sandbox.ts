@@ -1,0 +1,104 @@
+// A local stand-in for Cafe24's OAuth and Admin API, for many malls at once, with seeded fault
+// injection. Used by the tests, the benchmark and the local dev stack. Facts it imitates:
+// shared/docs/cafe24.md. Mall base URL: `${sandbox.url}/${mall_id}`.
+//
+// Standalone:
+//   deno run --allow-net local/cafe24_sandbox.ts --port 8787 --client-id X \
+//     --client-secret Y [--redirect-uri U] [--seed N] [--latency-ms N] [--jitter-ms N] \
+//     [--hostname H] [--invalid-grant-status N] [--tls-cert F --tls-key F] [--quiet]
+// prints one line, `cafe24-sandbox listening on <url>`, and runs until SIGINT/SIGTERM.
+
+import { parseArgs } from "node:util";
+import { startCafe24Sandbox } from "./cafe24_sandbox/server.ts";
+import type { Cafe24SandboxOptions } from "./cafe24_sandbox/types.ts";
+
+export { startCafe24Sandbox } from "./cafe24_sandbox/server.ts";
+export { formatKst } from "./cafe24_sandbox/util.ts";
+export { FAULT_KINDS, MALFORMED_VARIANTS } from "./cafe24_sandbox/types.ts";
+export type {
+  Cafe24Sandbox,
+  Cafe24SandboxOptions,
+  FaultKind,
+  FaultPlan,
+  FaultSpec,
+  IssuedTokens,
+  IssueOptions,
+  MalformedVariant,
+  MallCounters,
+  MallOptions,
+  RefreshLogEntry,
+  RefreshLogOutcome,
+  SandboxClock,
+  SandboxCounters,
+  ServerErrorStatus,
+} from "./cafe24_sandbox/types.ts";
+
+function numberFlag(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new Error(`--${name} must be a number`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      "port": { type: "string" },
+      "hostname": { type: "string" },
+      "client-id": { type: "string" },
+      "client-secret": { type: "string" },
+      "redirect-uri": { type: "string" },
+      "seed": { type: "string" },
+      "latency-ms": { type: "string" },
+      "jitter-ms": { type: "string" },
+      "invalid-grant-status": { type: "string" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
+      "quiet": { type: "boolean" },
+    },
+  });
+  const clientId = values["client-id"];
+  const clientSecret = values["client-secret"];
+  if (!clientId || !clientSecret) {
+    console.error("cafe24-sandbox: --client-id and --client-secret are required");
+    Deno.exit(2);
+  }
+  const options: Cafe24SandboxOptions = { clientId, clientSecret };
+  const numeric = {
+    port: numberFlag(values.port, "port"),
+    seed: numberFlag(values.seed, "seed"),
+    latencyMs: numberFlag(values["latency-ms"], "latency-ms"),
+    jitterMs: numberFlag(values["jitter-ms"], "jitter-ms"),
+    invalidGrantStatus: numberFlag(values["invalid-grant-status"], "invalid-grant-status"),
+  };
+  for (const [key, value] of Object.entries(numeric)) {
+    if (value !== undefined) options[key as keyof typeof numeric] = value;
+  }
+  if (values.hostname !== undefined) options.hostname = values.hostname;
+  if (values["redirect-uri"] !== undefined) options.redirectUri = values["redirect-uri"];
+  if (values.quiet) options.quiet = true;
+  const certFile = values["tls-cert"];
+  const keyFile = values["tls-key"];
+  if (certFile !== undefined || keyFile !== undefined) {
+    if (certFile === undefined || keyFile === undefined) {
+      console.error("cafe24-sandbox: --tls-cert and --tls-key go together");
+      Deno.exit(2);
+    }
+    options.tls = {
+      cert: await Deno.readTextFile(certFile),
+      key: await Deno.readTextFile(keyFile),
+    };
+  }
+
+  const sandbox = await startCafe24Sandbox(options);
+  console.log(`cafe24-sandbox listening on ${sandbox.url}`);
+  const stop = async () => {
+    await sandbox.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+}
+
+if (import.meta.main) await main();

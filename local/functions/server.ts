@@ -1,0 +1,33 @@
+/**
+ * The functions over real HTTP for tests and the benchmark: local/functions/serve.ts in a child
+ * process (the same one `npm start` runs), with its own environment, killable like a real worker.
+ * Everything it prints is kept in `output` so tests can assert what the logs do and do not contain.
+ */
+import { spawnFunctions } from "./process.ts";
+
+export interface FunctionsServer {
+  /** e.g. http://127.0.0.1:40123/functions/v1 */
+  url: string;
+  pid: number;
+  output: string[];
+  /** Ends the process (SIGTERM, then SIGKILL after 5 s); idempotent. */
+  stop(): Promise<void>;
+  /** SIGKILL at once, as a crash would. */
+  kill(): Promise<void>;
+}
+
+export async function startFunctionsServer(env: Record<string, string>): Promise<FunctionsServer> {
+  const output: string[] = [];
+  // The parent's environment carries the registry certificate settings deno needs.
+  const child = await spawnFunctions(
+    { ...Deno.env.toObject(), ...env },
+    (line) => output.push(line),
+  );
+  return {
+    url: `${child.origin}/functions/v1`,
+    pid: child.pid,
+    output,
+    stop: () => child.stop(5_000),
+    kill: () => child.kill(),
+  };
+}

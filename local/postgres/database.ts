@@ -1,0 +1,121 @@
+/**
+ * A throwaway Supabase-shaped database for tests: a local PostgreSQL cluster (pg_cron preloaded),
+ * the Supabase stand-ins (local/supabase/stand_ins.sql), then this project's migrations
+ * applied by the pinned Supabase CLI exactly as `supabase db push` applies them to a project.
+ *
+ *   const db = await startTestDatabase();
+ *   try { … db.sql`…` … } finally { await db.stop(); }
+ */
+import postgres from "postgres";
+import {
+  type PostgresCluster,
+  type PostgresClusterOptions,
+  startPostgresCluster,
+} from "./cluster.ts";
+
+export interface TestDatabaseOptions {
+  keep?: boolean;
+  dataDir?: string;
+  port?: number;
+  fast?: boolean;
+  preloadLibraries?: string[];
+  settings?: Record<string, string | number | boolean>;
+}
+
+export interface TestDatabase extends PostgresCluster {
+  /** prepare: false, max 10 connections, notices silenced. Ended by stop(). */
+  sql: postgres.Sql;
+}
+
+/** The project root: two levels up from tests/support/. */
+const PROJECT_ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(
+  /\/$/,
+  "",
+);
+const STAND_INS = new URL("../supabase/stand_ins.sql", import.meta.url);
+
+export async function startTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
+  const clusterOptions: PostgresClusterOptions = {};
+  if (options.keep !== undefined) clusterOptions.keep = options.keep;
+  if (options.dataDir !== undefined) clusterOptions.dataDir = options.dataDir;
+  if (options.port !== undefined) clusterOptions.port = options.port;
+  if (options.fast !== undefined) clusterOptions.fast = options.fast;
+  if (options.preloadLibraries !== undefined) {
+    clusterOptions.preloadLibraries = options.preloadLibraries;
+  }
+  if (options.settings !== undefined) clusterOptions.settings = options.settings;
+
+  const cluster = await startPostgresCluster(clusterOptions);
+  const sql = postgres(cluster.dbUrl, { prepare: false, max: 10, onnotice: () => {} });
+  try {
+    await applyStandIns(sql);
+    await applyMigrations(cluster.dbUrl);
+  } catch (e) {
+    await sql.end({ timeout: 5 }).catch(() => {});
+    await cluster.stop().catch(() => {});
+    throw e;
+  }
+
+  let ended = false;
+  return {
+    dbUrl: cluster.dbUrl,
+    port: cluster.port,
+    dataDir: cluster.dataDir,
+    logFile: cluster.logFile,
+    sql,
+    async stop() {
+      try {
+        if (!ended) {
+          ended = true;
+          await sql.end({ timeout: 5 });
+        }
+      } finally {
+        await cluster.stop();
+      }
+    },
+    restart: (opts) => cluster.restart(opts),
+    kill: () => cluster.kill(),
+  };
+}
+
+/** Runs local/supabase/stand_ins.sql (idempotent) with the simple query protocol. */
+export async function applyStandIns(sql: postgres.Sql): Promise<void> {
+  const text = await Deno.readTextFile(STAND_INS);
+  await sql.unsafe(text).simple();
+}
+
+/** `supabase db push --db-url '<dbUrl>?sslmode=disable' --yes --include-all`, with the pinned CLI
+ * from node_modules, cwd = project root and this process's environment. Throws with the CLI's
+ * output on failure (a local URL: it carries the well-known local password only). */
+export async function applyMigrations(dbUrl: string): Promise<void> {
+  const url = /[?&]sslmode=/.test(dbUrl)
+    ? dbUrl
+    : `${dbUrl}${dbUrl.includes("?") ? "&" : "?"}sslmode=disable`;
+  const cli = `${PROJECT_ROOT}/node_modules/.bin/supabase`;
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command(cli, {
+      args: ["db", "push", "--db-url", url, "--yes", "--include-all"],
+      cwd: PROJECT_ROOT,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      // env: inherited from this process (registry certificate settings etc.), never cleared.
+    }).output();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(
+        `Supabase CLI not found at ${cli}. Install the pinned dev dependencies with:\n\n` +
+          `cd ${PROJECT_ROOT} && npm ci\n`,
+      );
+    }
+    throw e;
+  }
+  if (out.code !== 0) {
+    const dec = new TextDecoder();
+    throw new Error(
+      `supabase db push failed (exit ${out.code}):\n${dec.decode(out.stderr)}\n` +
+        dec.decode(out.stdout),
+    );
+  }
+}

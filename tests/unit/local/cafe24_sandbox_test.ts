@@ -1,0 +1,1143 @@
+// The Cafe24 sandbox over real HTTP. Run under several TZ values: nothing here may depend on it.
+
+import assert from "node:assert/strict";
+import {
+  type Cafe24Sandbox,
+  type Cafe24SandboxOptions,
+  type FaultKind,
+  formatKst,
+  startCafe24Sandbox,
+} from "../../../local/cafe24_sandbox.ts";
+
+const CLIENT_ID = "sandboxclient";
+const CLIENT_SECRET = "sandbox-secret";
+const REDIRECT = "https://app.example/cafe24/callback";
+const HOUR = 60 * 60 * 1000;
+const DAY = 24 * HOUR;
+
+async function withSandbox(
+  fn: (sb: Cafe24Sandbox) => Promise<void>,
+  options: Partial<Cafe24SandboxOptions> = {},
+): Promise<void> {
+  const sb = await startCafe24Sandbox({
+    clientId: CLIENT_ID,
+    clientSecret: CLIENT_SECRET,
+    redirectUri: REDIRECT,
+    seed: 7,
+    quiet: true,
+    ...options,
+  });
+  try {
+    await fn(sb);
+  } finally {
+    await sb.close();
+  }
+}
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  text: string;
+  // deno-lint-ignore no-explicit-any
+  json: any;
+}
+
+async function answer(response: Response): Promise<Answer> {
+  const text = await response.text();
+  let json: unknown = undefined;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // Not JSON: callers look at text.
+  }
+  return { status: response.status, headers: response.headers, text, json };
+}
+
+const basic = (id = CLIENT_ID, secret = CLIENT_SECRET) => `Basic ${btoa(`${id}:${secret}`)}`;
+
+type Auth = "basic" | "body" | "none" | { secret: string };
+
+function tokenFetch(
+  sb: Cafe24Sandbox,
+  mall: string,
+  params: Record<string, string>,
+  auth: Auth = "basic",
+  init: RequestInit = {},
+): Promise<Response> {
+  const body = new URLSearchParams(params);
+  const headers: Record<string, string> = {
+    "content-type": "application/x-www-form-urlencoded",
+  };
+  if (auth === "basic") headers.authorization = basic();
+  else if (auth === "body") {
+    body.set("client_id", CLIENT_ID);
+    body.set("client_secret", CLIENT_SECRET);
+  } else if (auth !== "none") headers.authorization = basic(CLIENT_ID, auth.secret);
+  return fetch(`${sb.url}/${mall}/api/v2/oauth/token`, {
+    method: "POST",
+    headers,
+    body,
+    ...init,
+  });
+}
+
+async function refresh(
+  sb: Cafe24Sandbox,
+  mall: string,
+  refreshToken: string,
+  auth: Auth = "basic",
+): Promise<Answer> {
+  return await answer(
+    await tokenFetch(sb, mall, { grant_type: "refresh_token", refresh_token: refreshToken }, auth),
+  );
+}
+
+async function shops(
+  sb: Cafe24Sandbox,
+  mall: string,
+  accessToken: string,
+  version: string | null = "2025-12-01",
+): Promise<Answer> {
+  const headers: Record<string, string> = {
+    authorization: `Bearer ${accessToken}`,
+    "content-type": "application/json",
+  };
+  if (version !== null) headers["x-cafe24-api-version"] = version;
+  return await answer(await fetch(`${sb.url}/${mall}/api/v2/admin/shops`, { headers }));
+}
+
+function authorizeUrl(sb: Cafe24Sandbox, mall: string, extra: Record<string, string> = {}): string {
+  const query = new URLSearchParams({
+    response_type: "code",
+    client_id: CLIENT_ID,
+    state: "st@te 1/2",
+    redirect_uri: REDIRECT,
+    scope: "mall.read_store,mall.read_product",
+    ...extra,
+  });
+  return `${sb.url}/${mall}/api/v2/oauth/authorize?${query}`;
+}
+
+async function authorize(
+  sb: Cafe24Sandbox,
+  mall: string,
+  extra: Record<string, string> = {},
+): Promise<{ status: number; location: URL | null; answer: Answer }> {
+  const response = await fetch(authorizeUrl(sb, mall, extra), { redirect: "manual" });
+  const location = response.headers.get("location");
+  return {
+    status: response.status,
+    location: location === null ? null : new URL(location),
+    answer: await answer(response),
+  };
+}
+
+async function control(
+  sb: Cafe24Sandbox,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<Answer> {
+  const init: RequestInit = { method };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers = { "content-type": "application/json" };
+  }
+  return await answer(await fetch(`${sb.url}/__sandbox/${path}`, init));
+}
+
+const TOKEN_KEYS = [
+  "access_token",
+  "expires_at",
+  "refresh_token",
+  "refresh_token_expires_at",
+  "client_id",
+  "mall_id",
+  "user_id",
+  "scopes",
+  "issued_at",
+  "shop_no",
+  "token_type",
+];
+const KST_FORMAT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}$/;
+
+/** Reads a Cafe24 timestamp as what it is, Korea time. */
+const kstToMs = (value: string) => Date.parse(`${value}+09:00`);
+
+Deno.test("formatKst is UTC+9 without offset, whatever the host time zone", async () => {
+  const instant = Date.UTC(2021, 2, 1, 5, 0, 0, 0);
+  assert.equal(formatKst(instant), "2021-03-01T14:00:00.000");
+  assert.equal(formatKst(Date.UTC(2021, 11, 31, 20, 30, 15, 7)), "2022-01-01T05:30:15.007");
+  const moduleUrl = new URL("../../../local/cafe24_sandbox.ts", import.meta.url).href;
+  for (const tz of ["UTC", "America/New_York", "Asia/Seoul", "Pacific/Chatham"]) {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `import { formatKst } from ${
+          JSON.stringify(moduleUrl)
+        }; console.log(formatKst(${instant}));`,
+      ],
+      env: { TZ: tz },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    assert.equal(new TextDecoder().decode(output.stdout).trim(), "2021-03-01T14:00:00.000", tz);
+  }
+});
+
+Deno.test("refresh rotates: old token dead, its reuse counted, new token works", async () => {
+  await withSandbox(async (sb) => {
+    const issued = sb.issueTokens("shopone");
+    assert.match(issued.refreshToken, /^[A-Za-z0-9_-]{22,}$/);
+    assert.equal(sb.liveRefreshToken("shopone"), issued.refreshToken);
+
+    const first = await refresh(sb, "shopone", issued.refreshToken);
+    assert.equal(first.status, 200, first.text);
+    assert.deepEqual(Object.keys(first.json), TOKEN_KEYS);
+    assert.equal(first.json.mall_id, "shopone");
+    assert.notEqual(first.json.user_id, "shopone");
+    assert.equal(first.json.client_id, CLIENT_ID);
+    assert.equal(first.json.shop_no, "1");
+    assert.equal(first.json.token_type, "Bearer");
+    assert.deepEqual(first.json.scopes, issued.scopes);
+    assert.notEqual(first.json.refresh_token, issued.refreshToken);
+    assert.notEqual(first.json.access_token, issued.accessToken);
+    assert.equal(sb.liveRefreshToken("shopone"), first.json.refresh_token);
+
+    const reuse = await refresh(sb, "shopone", issued.refreshToken);
+    assert.equal(reuse.status, 400);
+    assert.deepEqual(reuse.json, {
+      error: "invalid_grant",
+      error_description: "Invalid refresh_token",
+    });
+
+    const second = await refresh(sb, "shopone", first.json.refresh_token, "body");
+    assert.equal(second.status, 200, second.text);
+
+    const c = sb.counters();
+    assert.equal(c.requests.token_refresh, 3);
+    assert.equal(c.refreshSuccesses, 2);
+    assert.equal(c.deadTokenReuses, 1);
+    assert.equal(c.invalidGrants, 1);
+    assert.equal(c.concurrentRefreshViolations, 0);
+    assert.equal(c.maxConcurrentRefreshesPerMall, 1);
+    assert.deepEqual(c.byMall.shopone, {
+      refreshRequests: 3,
+      refreshSuccesses: 2,
+      deadTokenReuses: 1,
+      maxConcurrentRefreshes: 1,
+      codeExchanges: 0,
+      shopsRequests: 0,
+      lastApiVersion: null,
+    });
+    // counters() is a copy.
+    c.byMall.shopone!.refreshRequests = 99;
+    assert.equal(sb.counters().byMall.shopone!.refreshRequests, 3);
+    sb.resetCounters();
+    assert.equal(sb.counters().refreshSuccesses, 0);
+    assert.equal(sb.counters().byMall.shopone!.refreshRequests, 0);
+  });
+});
+
+Deno.test("token timestamps are KST on the sandbox clock, no offset", async () => {
+  await withSandbox(async (sb) => {
+    sb.clock.set(Date.UTC(2030, 0, 1, 0, 0, 0));
+    const issued = sb.issueTokens("timemall");
+    const before = sb.clock.now();
+    const body = (await refresh(sb, "timemall", issued.refreshToken)).json;
+    const after = sb.clock.now();
+    for (const key of ["expires_at", "refresh_token_expires_at", "issued_at"]) {
+      assert.match(body[key], KST_FORMAT, key);
+    }
+    assert.ok(body.issued_at.startsWith("2030-01-01T09:00:"), body.issued_at);
+    const issuedMs = kstToMs(body.issued_at);
+    assert.ok(issuedMs >= before && issuedMs <= after, `${issuedMs} not in [${before}, ${after}]`);
+    assert.equal(kstToMs(body.expires_at) - issuedMs, 2 * HOUR);
+    assert.equal(kstToMs(body.refresh_token_expires_at) - issuedMs, 14 * DAY);
+    assert.match(issued.expiresAt, KST_FORMAT);
+  });
+});
+
+Deno.test("client authentication: Basic, body credentials, wrong secret, none", async () => {
+  await withSandbox(async (sb) => {
+    const issued = sb.issueTokens("authmall");
+    const wrong = await refresh(sb, "authmall", issued.refreshToken, { secret: "nope" });
+    assert.equal(wrong.status, 401);
+    assert.deepEqual(wrong.json, {
+      error: "invalid_grant",
+      error_description: "Invalid client_secret",
+    });
+    const none = await refresh(sb, "authmall", issued.refreshToken, "none");
+    assert.equal(none.status, 401);
+    // A rejected client must not rotate the token.
+    assert.equal(sb.liveRefreshToken("authmall"), issued.refreshToken);
+    const viaBody = await refresh(sb, "authmall", issued.refreshToken, "body");
+    assert.equal(viaBody.status, 200, viaBody.text);
+    const viaBasic = await refresh(sb, "authmall", viaBody.json.refresh_token, "basic");
+    assert.equal(viaBasic.status, 200, viaBasic.text);
+    assert.equal(sb.counters().clientAuthFailures, 2);
+    assert.equal(sb.counters().invalidGrants, 0);
+
+    const json = await answer(
+      await fetch(`${sb.url}/authmall/api/v2/oauth/token`, {
+        method: "POST",
+        headers: { authorization: basic(), "content-type": "application/json" },
+        body: JSON.stringify({ grant_type: "refresh_token", refresh_token: "x" }),
+      }),
+    );
+    assert.equal(json.status, 400);
+    assert.equal(json.json.error, "invalid_request");
+  });
+});
+
+Deno.test("expired, revoked and unknown refresh tokens: invalid_grant, not reuse", async () => {
+  await withSandbox(async (sb) => {
+    const a = sb.issueTokens("expmall");
+    sb.clock.advance(14 * DAY);
+    const expired = await refresh(sb, "expmall", a.refreshToken);
+    assert.equal(expired.status, 401);
+    assert.equal(expired.json.error, "invalid_grant");
+
+    const b = sb.issueTokens("expmall", { refreshTokenLifetimeMs: 1000 });
+    sb.clock.advance(900); // the sandbox clock also runs in real time: leave headroom
+    assert.equal((await refresh(sb, "expmall", b.refreshToken)).status, 200);
+
+    const c = sb.issueTokens("revmall");
+    sb.revokeRefreshToken("revmall");
+    assert.equal(sb.liveRefreshToken("revmall"), undefined);
+    assert.equal((await refresh(sb, "revmall", c.refreshToken)).status, 401);
+    assert.equal((await refresh(sb, "revmall", "never-issued-token-xxxxx")).status, 401);
+    // A live token of one mall is unknown to another.
+    const d = sb.issueTokens("othermall");
+    assert.equal((await refresh(sb, "revmall", d.refreshToken)).status, 401);
+
+    const counters = sb.counters();
+    assert.equal(counters.invalidGrants, 4);
+    assert.equal(counters.deadTokenReuses, 0);
+  }, { invalidGrantStatus: 401 });
+});
+
+Deno.test("issueTokens kills the previous live token; presenting it counts as reuse", async () => {
+  await withSandbox(async (sb) => {
+    const old = sb.issueTokens("reissue");
+    const fresh = sb.issueTokens("reissue");
+    assert.equal(sb.liveRefreshToken("reissue"), fresh.refreshToken);
+    assert.equal((await refresh(sb, "reissue", old.refreshToken)).status, 400);
+    assert.equal(sb.counters().byMall.reissue!.deadTokenReuses, 1);
+  });
+});
+
+Deno.test("authorize redirects with code and unchanged state; code is single-use", async () => {
+  await withSandbox(async (sb) => {
+    sb.addMall("codemall");
+    const previous = sb.issueTokens("codemall");
+    const auth = await authorize(sb, "codemall");
+    assert.equal(auth.status, 302);
+    assert.ok(auth.location);
+    assert.equal(`${auth.location.origin}${auth.location.pathname}`, REDIRECT);
+    assert.equal(auth.location.searchParams.get("state"), "st@te 1/2");
+    const code = auth.location.searchParams.get("code");
+    assert.ok(code && code.length >= 22);
+
+    const exchange = () =>
+      tokenFetch(sb, "codemall", {
+        grant_type: "authorization_code",
+        code,
+        redirect_uri: REDIRECT,
+      }).then(answer);
+    const first = await exchange();
+    assert.equal(first.status, 200, first.text);
+    assert.deepEqual(Object.keys(first.json), TOKEN_KEYS);
+    assert.deepEqual(first.json.scopes, ["mall.read_store", "mall.read_product"]);
+    assert.equal(sb.liveRefreshToken("codemall"), first.json.refresh_token);
+
+    const again = await exchange();
+    assert.equal(again.status, 400);
+    assert.equal(again.json.error, "invalid_grant");
+
+    // The exchange replaced the previous pair.
+    assert.equal((await refresh(sb, "codemall", previous.refreshToken)).status, 400);
+    const c = sb.counters();
+    assert.equal(c.requests.authorize, 1);
+    assert.equal(c.requests.token_code, 2);
+    assert.equal(c.byMall.codemall!.codeExchanges, 1);
+    assert.equal(c.byMall.codemall!.deadTokenReuses, 1);
+  });
+});
+
+Deno.test("authorize: space-separated scopes; code expires after 1 minute; redirect must match", async () => {
+  await withSandbox(async (sb) => {
+    sb.addMall("slowmall");
+    const spaced = await authorize(sb, "slowmall", { scope: "mall.read_store mall.read_order" });
+    const spacedCode = spaced.location!.searchParams.get("code")!;
+    const ok = await answer(
+      await tokenFetch(sb, "slowmall", {
+        grant_type: "authorization_code",
+        code: spacedCode,
+        redirect_uri: REDIRECT,
+      }),
+    );
+    assert.deepEqual(ok.json.scopes, ["mall.read_store", "mall.read_order"]);
+
+    const late = (await authorize(sb, "slowmall")).location!.searchParams.get("code")!;
+    sb.clock.advance(59_000);
+    const wrongRedirect = await answer(
+      await tokenFetch(sb, "slowmall", {
+        grant_type: "authorization_code",
+        code: late,
+        redirect_uri: "https://app.example/other",
+      }),
+    );
+    assert.equal(wrongRedirect.status, 400);
+    assert.equal(wrongRedirect.json.error, "invalid_grant");
+    sb.clock.advance(1_000);
+    const expired = await answer(
+      await tokenFetch(sb, "slowmall", {
+        grant_type: "authorization_code",
+        code: late,
+        redirect_uri: REDIRECT,
+      }),
+    );
+    assert.equal(expired.status, 400);
+    assert.deepEqual(expired.json, {
+      error: "invalid_grant",
+      error_description: "Code time expired",
+    });
+  });
+});
+
+Deno.test("authorize: redirect_uri mismatch is JSON without redirect; deny; unknown mall", async () => {
+  await withSandbox(async (sb) => {
+    sb.addMall("strict");
+    for (const uri of [`${REDIRECT}/`, REDIRECT.toUpperCase(), `${REDIRECT}?x=1`]) {
+      const mismatch = await authorize(sb, "strict", { redirect_uri: uri });
+      assert.equal(mismatch.status, 400, uri);
+      assert.equal(mismatch.location, null);
+      assert.deepEqual(mismatch.answer.json, {
+        error: "invalid_request",
+        error_description: "The redirect_uri added by Cafe24 Developers is invalid.",
+      });
+    }
+    const wrongClient = await authorize(sb, "strict", { client_id: "someone" });
+    assert.equal(wrongClient.status, 400);
+
+    sb.addMall("denier", { denyAuthorization: true });
+    const denied = await authorize(sb, "denier");
+    assert.equal(denied.status, 302);
+    assert.equal(denied.location!.searchParams.get("error"), "access_denied");
+    assert.ok(denied.location!.searchParams.get("error_description"));
+    assert.equal(denied.location!.searchParams.get("state"), "st@te 1/2");
+    assert.equal(denied.location!.searchParams.get("code"), null);
+
+    const unknown = await authorize(sb, "nosuchmall");
+    assert.equal(unknown.status, 404);
+    const unknownToken = await answer(
+      await tokenFetch(sb, "nosuchmall", { grant_type: "refresh_token", refresh_token: "x" }),
+    );
+    assert.equal(unknownToken.status, 404);
+  });
+});
+
+Deno.test("shops: bearer checked, version header recorded, configurable status", async () => {
+  await withSandbox(async (sb) => {
+    const tokens = sb.issueTokens("shopmall");
+    const ok = await shops(sb, "shopmall", tokens.accessToken, "2024-06-01");
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(ok.json.shops.length, 1);
+    assert.deepEqual(Object.keys(ok.json.shops[0]), [
+      "shop_no",
+      "default",
+      "shop_name",
+      "language_code",
+      "currency_code",
+      "base_domain",
+      "primary_domain",
+      "active",
+      "timezone",
+    ]);
+    assert.equal(ok.json.shops[0].shop_no, 1);
+    assert.equal(sb.counters().byMall.shopmall!.lastApiVersion, "2024-06-01");
+
+    const bad = await shops(sb, "shopmall", "not-a-token", null);
+    assert.equal(bad.status, 401);
+    assert.equal(bad.json.error.code, 401);
+    assert.equal(typeof bad.json.error.message, "string");
+    assert.equal(sb.counters().byMall.shopmall!.lastApiVersion, null);
+
+    sb.clock.advance(2 * HOUR);
+    assert.equal((await shops(sb, "shopmall", tokens.accessToken)).status, 401);
+
+    const custom = [{ shop_no: 1, default: "T", shop_name: "A" }, { shop_no: 2, default: "F" }];
+    sb.addMall("twoshops", { shops: custom });
+    const two = sb.issueTokens("twoshops");
+    assert.deepEqual((await shops(sb, "twoshops", two.accessToken)).json, { shops: custom });
+
+    sb.addMall("twoshops", { shopsStatus: 403 });
+    const forbidden = await shops(sb, "twoshops", two.accessToken);
+    assert.equal(forbidden.status, 403);
+    assert.equal(forbidden.json.error.code, 403);
+
+    sb.addMall("noscope", { scopes: ["mall.read_product"] });
+    const narrow = sb.issueTokens("noscope");
+    assert.equal((await shops(sb, "noscope", narrow.accessToken)).status, 403);
+
+    assert.equal(sb.counters().requests.shops, 6);
+  });
+});
+
+Deno.test("revoke endpoint kills both halves of the pair", async () => {
+  await withSandbox(async (sb) => {
+    const tokens = sb.issueTokens("revoker");
+    const revoke = await answer(
+      await fetch(`${sb.url}/revoker/api/v2/oauth/revoke`, {
+        method: "POST",
+        headers: { authorization: basic(), "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ token: tokens.accessToken, token_hint: "access_token" }),
+      }),
+    );
+    assert.equal(revoke.status, 200);
+    assert.equal(revoke.text, "");
+    assert.equal((await shops(sb, "revoker", tokens.accessToken)).status, 401);
+    assert.equal((await refresh(sb, "revoker", tokens.refreshToken)).status, 400);
+    assert.equal(sb.counters().deadTokenReuses, 0);
+    assert.equal(sb.counters().requests.revoke, 1);
+  });
+});
+
+Deno.test("leaky bucket: 429 after 40 quick calls, drains on the sandbox clock", async () => {
+  await withSandbox(async (sb) => {
+    const tokens = sb.issueTokens("busymall");
+    for (let i = 1; i <= 40; i++) {
+      const ok = await shops(sb, "busymall", tokens.accessToken);
+      assert.equal(ok.status, 200, `call ${i}`);
+      assert.equal(ok.headers.get("x-api-call-limit"), `${i}/40`);
+    }
+    const limited = await shops(sb, "busymall", tokens.accessToken);
+    assert.equal(limited.status, 429);
+    assert.deepEqual(limited.json, { error: { code: 429, message: "Too Many Requests" } });
+    assert.equal(limited.headers.get("x-cafe24-call-usage"), "100");
+    assert.ok(Number(limited.headers.get("x-cafe24-call-remain")) >= 1);
+    assert.equal(sb.counters().rateLimited, 1);
+    // Another mall has its own bucket.
+    const other = sb.issueTokens("calmmall");
+    assert.equal((await shops(sb, "calmmall", other.accessToken)).status, 200);
+
+    sb.clock.advance(5_000);
+    const drained = await shops(sb, "busymall", tokens.accessToken);
+    assert.equal(drained.status, 200);
+    assert.ok(Number(drained.headers.get("x-api-call-limit")!.split("/")[0]) <= 33);
+  });
+});
+
+Deno.test("leaky bucket covers the token endpoint unless disabled", async () => {
+  for (const rateLimitTokenEndpoint of [true, false]) {
+    await withSandbox(async (sb) => {
+      let token = sb.issueTokens("tokenbucket").refreshToken;
+      for (let i = 0; i < 3; i++) {
+        const r = await refresh(sb, "tokenbucket", token);
+        assert.equal(r.status, 200, r.text);
+        assert.equal(r.headers.has("x-api-call-limit"), rateLimitTokenEndpoint);
+        token = r.json.refresh_token;
+      }
+      const last = await refresh(sb, "tokenbucket", token);
+      assert.equal(last.status, rateLimitTokenEndpoint ? 429 : 200);
+    }, { rateLimitTokenEndpoint, bucketCapacity: 3, bucketDrainPerSecond: 0.001 });
+  }
+});
+
+Deno.test("queued faults hit the next token requests in order, mall before global", async () => {
+  await withSandbox(async (sb) => {
+    const tokens = sb.issueTokens("queued");
+    sb.queueFaults("queued", ["rate_limited", "html_error"]);
+    sb.queueFaults("*", [{ kind: "server_error", status: 503 }]);
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      statuses.push((await refresh(sb, "queued", tokens.refreshToken)).status);
+    }
+    assert.deepEqual(statuses, [429, 500, 503, 200]);
+
+    // Queued faults are for the token endpoint: shops does not consume them.
+    const other = sb.issueTokens("queued2");
+    sb.queueFaults("*", ["rate_limited"]);
+    assert.equal((await shops(sb, "queued2", other.accessToken)).status, 200);
+    assert.equal((await refresh(sb, "queued2", other.refreshToken)).status, 429);
+
+    sb.queueFaults("queued2", ["rate_limited"]);
+    sb.clearFaults();
+    assert.equal((await refresh(sb, "queued2", other.refreshToken)).status, 200);
+  });
+});
+
+Deno.test("faulted requests never rotate the token", async () => {
+  await withSandbox(async (sb) => {
+    const tokens = sb.issueTokens("faulty");
+    const kinds: FaultKind[] = [
+      "server_error",
+      "rate_limited",
+      "rate_limited_retry_after",
+      "html_error",
+      "malformed_200",
+      "malformed_200",
+      "malformed_200",
+      "malformed_200",
+      "malformed_200",
+      "reset",
+    ];
+    sb.queueFaults("faulty", kinds);
+    for (const _ of kinds) {
+      const response = await tokenFetch(sb, "faulty", {
+        grant_type: "refresh_token",
+        refresh_token: tokens.refreshToken,
+      });
+      await response.text().catch(() => undefined);
+      assert.equal(sb.liveRefreshToken("faulty"), tokens.refreshToken);
+    }
+    const clean = await refresh(sb, "faulty", tokens.refreshToken);
+    assert.equal(clean.status, 200, clean.text);
+    const c = sb.counters();
+    assert.equal(c.refreshSuccesses, 1);
+    assert.equal(c.deadTokenReuses, 0);
+    assert.equal(c.faultsInjected.malformed_200, 5);
+    assert.equal(c.faultsInjected.reset, 1);
+    assert.equal(c.faultsInjected.hang, 0);
+  });
+});
+
+Deno.test("fault kinds: server_error, rate limits, html_error", async () => {
+  await withSandbox(async (sb) => {
+    const t = sb.issueTokens("kinds").refreshToken;
+    sb.queueFaults("kinds", [
+      { kind: "server_error", status: 502 },
+      { kind: "server_error", status: 504 },
+      { kind: "server_error", status: 500 },
+      "rate_limited",
+      "rate_limited_retry_after",
+      "html_error",
+    ]);
+    const bad502 = await refresh(sb, "kinds", t);
+    assert.equal(bad502.status, 502);
+    assert.match(bad502.headers.get("content-type")!, /^text\/html/);
+    assert.match(bad502.text, /<html>/);
+    const bad504 = await refresh(sb, "kinds", t);
+    assert.equal(bad504.status, 504);
+    assert.match(bad504.headers.get("content-type")!, /^text\/html/);
+    const bad500 = await refresh(sb, "kinds", t);
+    assert.equal(bad500.status, 500);
+    assert.equal(bad500.json.error.code, 500);
+    const limited = await refresh(sb, "kinds", t);
+    assert.equal(limited.status, 429);
+    assert.equal(limited.headers.get("retry-after"), null);
+    const retryAfter = await refresh(sb, "kinds", t);
+    assert.equal(retryAfter.status, 429);
+    assert.equal(retryAfter.headers.get("retry-after"), "2");
+    const html = await refresh(sb, "kinds", t);
+    assert.equal(html.status, 500);
+    assert.match(html.headers.get("content-type")!, /^text\/html/);
+    assert.equal(html.json, undefined);
+
+    sb.setFaults("kinds", { retryAfterSeconds: 7 });
+    sb.queueFaults("kinds", ["rate_limited_retry_after"]);
+    assert.equal((await refresh(sb, "kinds", t)).headers.get("retry-after"), "7");
+
+    // Unpinned server errors draw their status from the seeded PRNG.
+    sb.queueFaults("kinds", Array(12).fill("server_error"));
+    const drawn = new Set<number>();
+    for (let i = 0; i < 12; i++) drawn.add((await refresh(sb, "kinds", t)).status);
+    for (const status of drawn) assert.ok([500, 502, 503, 504].includes(status), String(status));
+    assert.ok(drawn.size >= 2);
+    assert.equal(sb.counters().faultsInjected.server_error, 15);
+  });
+});
+
+Deno.test("fault kind malformed_200: every variant", async () => {
+  await withSandbox(async (sb) => {
+    const t = sb.issueTokens("malformed").refreshToken;
+    sb.queueFaults("malformed", [
+      { kind: "malformed_200", variant: "html" },
+      { kind: "malformed_200", variant: "text" },
+      { kind: "malformed_200", variant: "missing_refresh_token" },
+      { kind: "malformed_200", variant: "wrong_types" },
+      { kind: "malformed_200", variant: "empty" },
+    ]);
+    const html = await refresh(sb, "malformed", t);
+    assert.equal(html.status, 200);
+    assert.match(html.headers.get("content-type")!, /^text\/html/);
+    assert.equal(html.json, undefined);
+    const text = await tokenFetch(sb, "malformed", {
+      grant_type: "refresh_token",
+      refresh_token: t,
+    });
+    assert.equal(text.status, 200);
+    await assert.rejects(() => text.json(), SyntaxError);
+    const missing = await refresh(sb, "malformed", t);
+    assert.equal(missing.status, 200);
+    assert.equal(typeof missing.json.access_token, "string");
+    assert.equal("refresh_token" in missing.json, false);
+    const wrongTypes = await refresh(sb, "malformed", t);
+    assert.equal(typeof wrongTypes.json.expires_at, "number");
+    assert.equal(typeof wrongTypes.json.refresh_token, "string");
+    const empty = await refresh(sb, "malformed", t);
+    assert.equal(empty.status, 200);
+    assert.equal(empty.text, "");
+    // The fake pair in a malformed answer is not a real one.
+    assert.equal((await refresh(sb, "malformed", wrongTypes.json.refresh_token)).status, 400);
+    assert.equal(sb.liveRefreshToken("malformed"), t);
+  });
+});
+
+Deno.test("fault kind reset: fetch resolves, reading the body throws TypeError", async () => {
+  await withSandbox(async (sb) => {
+    const t = sb.issueTokens("resetmall").refreshToken;
+    sb.queueFaults("resetmall", ["reset"]);
+    const response = await tokenFetch(sb, "resetmall", {
+      grant_type: "refresh_token",
+      refresh_token: t,
+    });
+    // What a client actually sees: Deno.serve has flushed the status line and headers before the
+    // body stream fails, so the failure is the body read.
+    assert.equal(response.status, 200);
+    await assert.rejects(() => response.json(), (error: unknown) => {
+      assert.ok(error instanceof TypeError);
+      assert.match(error.message, /error reading a body from connection/);
+      return true;
+    });
+    // The server survives and the token was not rotated.
+    assert.equal((await refresh(sb, "resetmall", t)).status, 200);
+  });
+});
+
+Deno.test("fault kind hang: held until the client aborts, or until hangMs", async () => {
+  await withSandbox(async (sb) => {
+    const t = sb.issueTokens("hangmall").refreshToken;
+    sb.queueFaults("hangmall", ["hang"]);
+    const started = performance.now();
+    await assert.rejects(
+      () =>
+        tokenFetch(sb, "hangmall", { grant_type: "refresh_token", refresh_token: t }, "basic", {
+          signal: AbortSignal.timeout(300),
+        }),
+      (error: unknown) => error instanceof DOMException && error.name === "TimeoutError",
+    );
+    const waited = performance.now() - started;
+    assert.ok(waited >= 250 && waited < 5_000, `waited ${waited}`);
+    // Give the server a moment to see the disconnect.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const c = sb.counters();
+    assert.equal(c.faultsInjected.hang, 1);
+    assert.equal(c.clientAborts, 1);
+
+    sb.setFaults("hangmall", { hangMs: 100 });
+    sb.queueFaults("hangmall", ["hang"]);
+    const timedOut = await refresh(sb, "hangmall", t);
+    assert.equal(timedOut.status, 504);
+    assert.equal(sb.liveRefreshToken("hangmall"), t);
+    assert.equal((await refresh(sb, "hangmall", t)).status, 200);
+  });
+});
+
+Deno.test("close() releases a request that is still hanging", async () => {
+  const sb = await startCafe24Sandbox({
+    clientId: CLIENT_ID,
+    clientSecret: CLIENT_SECRET,
+    quiet: true,
+  });
+  const t = sb.issueTokens("closing").refreshToken;
+  sb.queueFaults("closing", ["hang"]);
+  const pending = tokenFetch(sb, "closing", { grant_type: "refresh_token", refresh_token: t })
+    .then(async (r) => {
+      await r.body?.cancel();
+      return r.status;
+    }, () => "failed");
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const started = performance.now();
+  await sb.close();
+  assert.ok(performance.now() - started < 5_000);
+  await pending;
+});
+
+Deno.test("probability faults are drawn from the seed", async () => {
+  const sequence = async (seed: number) => {
+    const statuses: number[] = [];
+    await withSandbox(async (sb) => {
+      const t = sb.issueTokens("dice").refreshToken;
+      sb.setFaults("*", { probabilities: { rate_limited: 0.3, html_error: 0.3 } });
+      for (let i = 0; i < 30; i++) {
+        statuses.push((await refresh(sb, "dice", t)).status === 200 ? 0 : 1);
+      }
+      sb.setFaults("dice", { probabilities: { rate_limited: 1 } });
+      assert.equal((await shops(sb, "dice", sb.issueTokens("dice").accessToken)).status, 429);
+    }, { seed, bucketCapacity: 1000 });
+    return statuses.join("");
+  };
+  const a = await sequence(11);
+  assert.equal(await sequence(11), a);
+  assert.notEqual(await sequence(12), a);
+  assert.ok(a.includes("0") && a.includes("1"), a);
+});
+
+Deno.test("latency delays token requests; overlapping refreshes of one mall are counted", async () => {
+  await withSandbox(async (sb) => {
+    const t = sb.issueTokens("racy").refreshToken;
+    sb.setFaults("racy", { latencyMs: 300 });
+    const started = performance.now();
+    const [a, b] = await Promise.all([refresh(sb, "racy", t), refresh(sb, "racy", t)]);
+    assert.ok(performance.now() - started >= 280);
+    assert.deepEqual([a.status, b.status].sort(), [200, 400]);
+    const c = sb.counters();
+    assert.equal(c.concurrentRefreshViolations, 1);
+    assert.equal(c.maxConcurrentRefreshesPerMall, 2);
+    assert.equal(c.byMall.racy!.maxConcurrentRefreshes, 2);
+    assert.equal(c.deadTokenReuses, 1);
+
+    // Overlap across different malls is fine.
+    sb.setFaults("*", { latencyMs: 200 });
+    sb.resetCounters();
+    const x = sb.issueTokens("calma").refreshToken;
+    const y = sb.issueTokens("calmb").refreshToken;
+    await Promise.all([refresh(sb, "calma", x), refresh(sb, "calmb", y)]);
+    assert.equal(sb.counters().concurrentRefreshViolations, 0);
+    assert.equal(sb.counters().maxConcurrentRefreshesPerMall, 1);
+  });
+});
+
+Deno.test("a client abort during latency: dropped, or committed and lost", async () => {
+  for (const commitOnClientAbort of [false, true]) {
+    await withSandbox(async (sb) => {
+      const t = sb.issueTokens("abortive").refreshToken;
+      sb.setFaults("abortive", { latencyMs: 300 });
+      await assert.rejects(() =>
+        tokenFetch(sb, "abortive", { grant_type: "refresh_token", refresh_token: t }, "basic", {
+          signal: AbortSignal.timeout(100),
+        })
+      );
+      await new Promise((resolve) => setTimeout(resolve, 350));
+      const c = sb.counters();
+      assert.equal(c.clientAborts, 1);
+      if (commitOnClientAbort) {
+        assert.notEqual(sb.liveRefreshToken("abortive"), t);
+        assert.equal(c.lostResponses, 1);
+        assert.equal(c.refreshSuccesses, 1);
+      } else {
+        assert.equal(sb.liveRefreshToken("abortive"), t);
+        assert.equal(c.lostResponses, 0);
+        // The abandoned request no longer counts as in flight.
+        sb.clearFaults();
+        assert.equal((await refresh(sb, "abortive", t)).status, 200);
+        assert.equal(sb.counters().concurrentRefreshViolations, 0);
+      }
+    }, { commitOnClientAbort });
+  }
+});
+
+Deno.test("control endpoints drive the sandbox over HTTP", async () => {
+  await withSandbox(async (sb) => {
+    const created = await control(sb, "POST", "malls", {
+      mall_id: "ctrlmall",
+      access_token_lifetime_ms: 60_000,
+    });
+    assert.equal(created.status, 200, created.text);
+    assert.deepEqual(Object.keys(created.json).sort(), [
+      "accessToken",
+      "expiresAt",
+      "issuedAt",
+      "refreshToken",
+      "refreshTokenExpiresAt",
+      "scopes",
+    ]);
+    assert.equal(kstToMs(created.json.expiresAt) - kstToMs(created.json.issuedAt), 60_000);
+    assert.deepEqual((await control(sb, "GET", "malls/ctrlmall/live")).json, {
+      refresh_token: created.json.refreshToken,
+    });
+    assert.equal((await control(sb, "GET", "malls/nomall/live")).status, 404);
+
+    const bulk = await control(sb, "POST", "malls/bulk", { mall_ids: ["bulka", "bulkb"] });
+    assert.deepEqual(Object.keys(bulk.json), ["bulka", "bulkb"]);
+    assert.equal(sb.liveRefreshToken("bulkb"), bulk.json.bulkb.refreshToken);
+
+    assert.equal(
+      (await control(sb, "POST", "faults/queue", { scope: "*", kinds: ["rate_limited"] }))
+        .status,
+      200,
+    );
+    assert.equal((await refresh(sb, "bulka", bulk.json.bulka.refreshToken)).status, 429);
+    await control(sb, "POST", "faults", {
+      scope: "bulka",
+      plan: { probabilities: { html_error: 1 } },
+    });
+    assert.equal((await refresh(sb, "bulka", bulk.json.bulka.refreshToken)).status, 500);
+    await control(sb, "POST", "faults/clear");
+    assert.equal((await refresh(sb, "bulka", bulk.json.bulka.refreshToken)).status, 200);
+
+    const counters = await control(sb, "GET", "counters");
+    assert.equal(counters.json.requests.token_refresh, 3);
+    assert.equal(counters.json.faultsInjected.html_error, 1);
+    await control(sb, "POST", "counters/reset");
+    assert.equal((await control(sb, "GET", "counters")).json.requests.token_refresh, 0);
+
+    const before = sb.clock.now();
+    const advanced = await control(sb, "POST", "clock", { advance_ms: 3_600_000 });
+    assert.ok(advanced.json.now_ms >= before + 3_600_000);
+    await control(sb, "POST", "clock", { set_ms: Date.UTC(2031, 0, 1) });
+    assert.ok(Math.abs(sb.clock.now() - Date.UTC(2031, 0, 1)) < 1_000);
+
+    assert.equal(
+      (await control(sb, "POST", "faults/queue", { scope: "*", kinds: ["nope"] })).status,
+      400,
+    );
+    assert.equal((await control(sb, "POST", "malls", { mall_id: "Bad/Mall" })).status, 400);
+    assert.equal((await control(sb, "POST", "clock", {})).status, 400);
+    assert.equal((await control(sb, "GET", "whatever")).status, 404);
+  });
+});
+
+Deno.test("control endpoints refuse non-loopback peers", {
+  ignore: !Deno.networkInterfaces().some((i) =>
+    i.family === "IPv4" && !i.address.startsWith("127.")
+  ),
+}, async () => {
+  const external = Deno.networkInterfaces().find((i) =>
+    i.family === "IPv4" && !i.address.startsWith("127.")
+  )!.address;
+  await withSandbox(async (sb) => {
+    const port = new URL(sb.url).port;
+    const remote = await answer(await fetch(`http://${external}:${port}/__sandbox/counters`));
+    assert.equal(remote.status, 403);
+    const local = await answer(await fetch(`http://127.0.0.1:${port}/__sandbox/counters`));
+    assert.equal(local.status, 200);
+  }, { hostname: "0.0.0.0" });
+});
+
+Deno.test("serves HTTPS when given a certificate", {
+  ignore: (() => {
+    try {
+      new Deno.Command("openssl", { args: ["version"] }).outputSync();
+      return false;
+    } catch {
+      return true;
+    }
+  })(),
+}, async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const made = await new Deno.Command("openssl", {
+      args: [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-keyout",
+        `${dir}/key.pem`,
+        "-out",
+        `${dir}/cert.pem`,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    assert.equal(made.code, 0);
+    const cert = await Deno.readTextFile(`${dir}/cert.pem`);
+    const key = await Deno.readTextFile(`${dir}/key.pem`);
+    await withSandbox(async (sb) => {
+      assert.match(sb.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+      const client = Deno.createHttpClient({ caCerts: [cert] });
+      try {
+        const t = sb.issueTokens("tlsmall").refreshToken;
+        const response = await fetch(`${sb.url}/tlsmall/api/v2/oauth/token`, {
+          method: "POST",
+          headers: { authorization: basic() },
+          body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: t }),
+          client,
+        });
+        assert.equal(response.status, 200);
+        assert.equal(typeof (await response.json()).refresh_token, "string");
+      } finally {
+        client.close();
+      }
+    }, { tls: { cert, key } });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("standalone: prints its URL, serves, stops on SIGTERM", async () => {
+  const script = new URL("../../../local/cafe24_sandbox.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      script,
+      "--port",
+      "0",
+      "--client-id",
+      CLIENT_ID,
+      "--client-secret",
+      CLIENT_SECRET,
+      "--redirect-uri",
+      REDIRECT,
+      "--seed",
+      "3",
+      "--latency-ms",
+      "1",
+      "--quiet",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  const stderrText = (async () => {
+    let all = "";
+    for (let r = await stderr.read(); !r.done; r = await stderr.read()) all += r.value;
+    return all;
+  })();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    let out = "";
+    while (!out.includes("\n")) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      out += chunk.value;
+    }
+    const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
+    assert.ok(url, `no URL in ${JSON.stringify(out)}`);
+    const created = await (await fetch(`${url}/__sandbox/malls`, {
+      method: "POST",
+      body: JSON.stringify({ mall_id: "cli" }),
+    })).json();
+    const refreshed = await fetch(`${url}/cli/api/v2/oauth/token`, {
+      method: "POST",
+      headers: { authorization: basic() },
+      body: new URLSearchParams({
+        grant_type: "refresh_token",
+        refresh_token: created.refreshToken,
+      }),
+    });
+    assert.equal(refreshed.status, 200);
+    await refreshed.body?.cancel();
+    assert.match(out, /^cafe24-sandbox listening on http:\/\/127\.0\.0\.1:\d+\n$/);
+  } finally {
+    child.kill("SIGTERM");
+    const status = await child.status;
+    for (let r = await reader.read(); !r.done; r = await reader.read()) { /* drain */ }
+    const errors = await stderrText;
+    assert.equal(status.code, 0, errors);
+    // --quiet silences the sandbox. Deno itself may still print its one-time request.signal
+    // legacy-abort notice (latency reads the signal), which is not the sandbox's output.
+    assert.ok(!errors.includes("[cafe24-sandbox]"), errors);
+  }
+});
+
+Deno.test("logs name requests but never tokens, codes or secrets; quiet logs nothing", async () => {
+  for (const quiet of [false, true]) {
+    const lines: string[] = [];
+    const original = { error: console.error, log: console.log, warn: console.warn };
+    const capture = (...args: unknown[]) => void lines.push(args.map(String).join(" "));
+    console.error = console.log = console.warn = capture;
+    const secrets: string[] = [CLIENT_SECRET];
+    try {
+      await withSandbox(async (sb) => {
+        sb.addMall("loudmall");
+        const auth = await authorize(sb, "loudmall");
+        const code = auth.location!.searchParams.get("code")!;
+        secrets.push(code);
+        const exchanged = await answer(
+          await tokenFetch(sb, "loudmall", {
+            grant_type: "authorization_code",
+            code,
+            redirect_uri: REDIRECT,
+          }),
+        );
+        secrets.push(exchanged.json.access_token, exchanged.json.refresh_token);
+        const refreshed = await refresh(sb, "loudmall", exchanged.json.refresh_token);
+        secrets.push(refreshed.json.access_token, refreshed.json.refresh_token);
+        await refresh(sb, "loudmall", exchanged.json.refresh_token);
+        sb.queueFaults("loudmall", ["server_error"]);
+        await refresh(sb, "loudmall", refreshed.json.refresh_token);
+        await shops(sb, "loudmall", refreshed.json.access_token);
+        const created = await control(sb, "POST", "malls", { mall_id: "loudtwo" });
+        secrets.push(created.json.accessToken, created.json.refreshToken);
+        await control(sb, "GET", "malls/loudtwo/live");
+      }, { quiet });
+    } finally {
+      Object.assign(console, original);
+    }
+    if (quiet) {
+      assert.deepEqual(lines, []);
+    } else {
+      assert.ok(lines.some((l) => l.includes("/loudmall/api/v2/oauth/token")), lines.join("\n"));
+      for (const secret of secrets) {
+        assert.ok(!lines.some((l) => l.includes(secret)), `leaked ${secret}`);
+      }
+    }
+  }
+});
+
+Deno.test("the refresh log records each refresh request's outcome, never a token", async () => {
+  await withSandbox(async (sb) => {
+    const first = sb.issueTokens("logged").refreshToken;
+    const before = sb.clock.now();
+    const ok = await refresh(sb, "logged", first);
+    assert.equal(ok.status, 200);
+    sb.queueFaults("logged", ["server_error"]);
+    assert.equal((await refresh(sb, "logged", ok.json.refresh_token)).status >= 500, true);
+    assert.equal((await refresh(sb, "logged", first)).status, 400);
+    const log = sb.refreshLog();
+    assert.deepEqual(
+      log.map((e) => [e.mallId, e.presented, e.outcome, e.fault]),
+      [
+        ["logged", "live", "issued", null],
+        ["logged", "live", "fault", "server_error"],
+        ["logged", "rotated_out", "invalid_grant", null],
+      ],
+    );
+    for (const entry of log) {
+      assert.ok(entry.receivedAtMs >= before && entry.settledAtMs >= entry.receivedAtMs);
+    }
+    assert.ok(!JSON.stringify(log).includes(first));
+    const overHttp = await control(sb, "GET", "log");
+    assert.equal(overHttp.json.entries.length, 3);
+    sb.resetCounters();
+    assert.deepEqual(sb.refreshLog(), []);
+  });
+});
+
+Deno.test("a refresh committed after the client left is logged as lost", async () => {
+  await withSandbox(async (sb) => {
+    const t = sb.issueTokens("lostlog").refreshToken;
+    sb.setFaults("lostlog", { latencyMs: 300 });
+    await assert.rejects(() =>
+      tokenFetch(sb, "lostlog", { grant_type: "refresh_token", refresh_token: t }, "basic", {
+        signal: AbortSignal.timeout(100),
+      })
+    );
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    assert.deepEqual(sb.refreshLog().map((e) => e.outcome), ["lost"]);
+    assert.equal(sb.counters().lostResponses, 1);
+  }, { commitOnClientAbort: true });
+});
+
+Deno.test("closeConnections: every answer closes its connection", async () => {
+  await withSandbox(async (sb) => {
+    const t = sb.issueTokens("closing").refreshToken;
+    const response = await tokenFetch(sb, "closing", {
+      grant_type: "refresh_token",
+      refresh_token: t,
+    });
+    assert.equal(response.headers.get("connection"), "close");
+    await response.body?.cancel();
+    const redirect = await authorize(sb, "closing");
+    assert.equal(redirect.status, 302);
+    assert.equal(redirect.answer.headers.get("connection"), "close");
+  }, { closeConnections: true });
+});

@@ -1,0 +1,192 @@
+import assert from "node:assert/strict";
+import {
+  type Config,
+  LEASE_SLACK_MS,
+  loadConfig,
+  REFRESH_CONFIG_REQUIRED,
+  refreshSettings,
+} from "../../../supabase/functions/_shared/platform/config.ts";
+
+type RefreshName = (typeof REFRESH_CONFIG_REQUIRED)[number];
+
+const REFRESH_ENV = {
+  SUPABASE_DB_URL: "postgres://postgres:postgres@127.0.0.1:54322/postgres",
+  CAFE24_CLIENT_ID: "my_client_id",
+  CAFE24_CLIENT_SECRET_KEY: "my_secret_key",
+};
+
+function refreshConfig(extra: Record<string, string | undefined> = {}): Config<RefreshName> {
+  const result = loadConfig({ ...REFRESH_ENV, ...extra }, REFRESH_CONFIG_REQUIRED);
+  if (!result.ok) assert.fail(`expected a config, got ${result.code} ${result.names.join(",")}`);
+  return result.config;
+}
+
+Deno.test("loadConfig() lists every missing required name at once, sorted", () => {
+  const result = loadConfig({}, ["SUPABASE_DB_URL", "CRON_SECRET", "CAFE24_CLIENT_ID"]);
+  assert.deepEqual(result, {
+    ok: false,
+    code: "CONFIG_MISSING",
+    names: ["CAFE24_CLIENT_ID", "CRON_SECRET", "SUPABASE_DB_URL"],
+  });
+});
+
+Deno.test("loadConfig() counts empty strings and undefined as missing", () => {
+  const result = loadConfig(
+    { CRON_SECRET: "", CAFE24_CLIENT_ID: "my_client_id", SUPABASE_DB_URL: undefined },
+    ["SUPABASE_DB_URL", "CRON_SECRET", "CAFE24_CLIENT_ID"],
+  );
+  assert.deepEqual(result, {
+    ok: false,
+    code: "CONFIG_MISSING",
+    names: ["CRON_SECRET", "SUPABASE_DB_URL"],
+  });
+});
+
+Deno.test("loadConfig() treats an empty optional number as unset and uses its default", () => {
+  const config = refreshConfig({ CAFE24_REFRESH_CONCURRENCY: "", CAFE24_API_BASE_URL: "" });
+  assert.equal(config.CAFE24_REFRESH_CONCURRENCY, 8);
+  assert.equal(config.CAFE24_API_BASE_URL, "https://{mall_id}.cafe24api.com");
+});
+
+Deno.test("loadConfig() succeeds when every required name is present", () => {
+  const config = refreshConfig();
+  assert.equal(config.SUPABASE_DB_URL, REFRESH_ENV.SUPABASE_DB_URL);
+  assert.equal(config.CAFE24_CLIENT_ID, "my_client_id");
+  assert.equal(config.CAFE24_CLIENT_SECRET_KEY, "my_secret_key");
+});
+
+Deno.test("loadConfig() applies the documented defaults", () => {
+  const config = refreshConfig();
+  assert.equal(config.CAFE24_REFRESH_MARGIN_SECONDS, 1800);
+  assert.equal(config.CAFE24_REFRESH_CONCURRENCY, 8);
+  assert.equal(config.CAFE24_REQUEST_TIMEOUT_MS, 15_000);
+  assert.equal(config.CAFE24_RUN_BUDGET_MS, 100_000);
+  assert.equal(config.CAFE24_MAX_CONNECTIONS_PER_RUN, 500);
+  assert.equal(config.CAFE24_API_BASE_URL, "https://{mall_id}.cafe24api.com");
+  assert.equal(config.CORS_ALLOWED_ORIGINS, "*");
+  assert.equal(config.CRON_SECRET, undefined);
+});
+
+Deno.test("loadConfig() reads numbers from their strings", () => {
+  const config = refreshConfig({
+    CAFE24_REFRESH_MARGIN_SECONDS: "600",
+    CAFE24_REFRESH_CONCURRENCY: "16",
+    CAFE24_REQUEST_TIMEOUT_MS: "20000",
+    CAFE24_RUN_BUDGET_MS: "120000",
+    CAFE24_MAX_CONNECTIONS_PER_RUN: "50",
+  });
+  assert.equal(config.CAFE24_REFRESH_MARGIN_SECONDS, 600);
+  assert.equal(config.CAFE24_REFRESH_CONCURRENCY, 16);
+  assert.equal(config.CAFE24_REQUEST_TIMEOUT_MS, 20_000);
+  assert.equal(config.CAFE24_RUN_BUDGET_MS, 120_000);
+  assert.equal(config.CAFE24_MAX_CONNECTIONS_PER_RUN, 50);
+});
+
+Deno.test("loadConfig() reports an invalid number as CONFIG_INVALID by name, never by value", () => {
+  const cases: Array<[string, string]> = [
+    ["CAFE24_REFRESH_CONCURRENCY", "lots-secret-looking-value"],
+    ["CAFE24_REFRESH_CONCURRENCY", "0"],
+    ["CAFE24_REFRESH_CONCURRENCY", "65"],
+    ["CAFE24_REFRESH_CONCURRENCY", "1.5"],
+    ["CAFE24_REFRESH_MARGIN_SECONDS", "59"],
+    ["CAFE24_REFRESH_MARGIN_SECONDS", "5401"],
+    ["CAFE24_REQUEST_TIMEOUT_MS", "999"],
+    ["CAFE24_REQUEST_TIMEOUT_MS", "-15000"],
+    ["CAFE24_RUN_BUDGET_MS", "Infinity"],
+    ["CAFE24_MAX_CONNECTIONS_PER_RUN", "NaN"],
+  ];
+  for (const [name, value] of cases) {
+    const result = loadConfig({ ...REFRESH_ENV, [name]: value }, REFRESH_CONFIG_REQUIRED);
+    assert.deepEqual(result, { ok: false, code: "CONFIG_INVALID", names: [name] }, `${name}`);
+    assert.ok(!JSON.stringify(result).includes(value), `${name}: the value leaked`);
+  }
+});
+
+Deno.test("loadConfig() lists every invalid name, sorted", () => {
+  const result = loadConfig({
+    ...REFRESH_ENV,
+    CAFE24_REQUEST_TIMEOUT_MS: "soon",
+    CAFE24_REFRESH_CONCURRENCY: "many",
+    SUPABASE_URL: "not a url",
+  }, REFRESH_CONFIG_REQUIRED);
+  assert.deepEqual(result, {
+    ok: false,
+    code: "CONFIG_INVALID",
+    names: ["CAFE24_REFRESH_CONCURRENCY", "CAFE24_REQUEST_TIMEOUT_MS", "SUPABASE_URL"],
+  });
+});
+
+Deno.test("loadConfig() rejects invalid secrets and URLs without echoing them", () => {
+  const stateSecret = "short-secret"; // under 16 characters
+  const result = loadConfig({
+    CAFE24_OAUTH_STATE_SECRET: stateSecret,
+    CAFE24_REDIRECT_URI: "not-a-redirect-uri",
+    CAFE24_API_VERSION: "2024-13",
+  }, []);
+  assert.deepEqual(result, {
+    ok: false,
+    code: "CONFIG_INVALID",
+    names: ["CAFE24_API_VERSION", "CAFE24_OAUTH_STATE_SECRET", "CAFE24_REDIRECT_URI"],
+  });
+  const serialized = JSON.stringify(result);
+  assert.ok(!serialized.includes(stateSecret));
+  assert.ok(!serialized.includes("not-a-redirect-uri"));
+});
+
+Deno.test("loadConfig() rejects an API base URL template without {mall_id}", () => {
+  for (const template of ["https://shop1.cafe24api.com", "https://{mallid}.cafe24api.com"]) {
+    assert.deepEqual(
+      loadConfig({ ...REFRESH_ENV, CAFE24_API_BASE_URL: template }, REFRESH_CONFIG_REQUIRED),
+      { ok: false, code: "CONFIG_INVALID", names: ["CAFE24_API_BASE_URL"] },
+      template,
+    );
+  }
+});
+
+Deno.test("loadConfig() rejects an API base URL template that is not a URL", () => {
+  assert.deepEqual(
+    loadConfig(
+      { ...REFRESH_ENV, CAFE24_API_BASE_URL: "{mall_id}.cafe24api.com" },
+      REFRESH_CONFIG_REQUIRED,
+    ),
+    { ok: false, code: "CONFIG_INVALID", names: ["CAFE24_API_BASE_URL"] },
+  );
+});
+
+Deno.test("loadConfig() accepts the sandbox's path-style template", () => {
+  const config = refreshConfig({ CAFE24_API_BASE_URL: "http://127.0.0.1:54329/{mall_id}" });
+  assert.equal(config.CAFE24_API_BASE_URL, "http://127.0.0.1:54329/{mall_id}");
+});
+
+Deno.test("loadConfig() ignores environment variables it does not know", () => {
+  const config = refreshConfig({ PATH: "/usr/bin", HOME: "/root", CAFE24_UNKNOWN: "x" });
+  assert.ok(!("PATH" in config));
+  assert.ok(!("CAFE24_UNKNOWN" in config));
+});
+
+Deno.test("refreshSettings() derives the run settings, with lease = timeout + 60 s", () => {
+  assert.equal(LEASE_SLACK_MS, 60_000);
+  assert.deepEqual(refreshSettings(refreshConfig()), {
+    apiBaseUrl: "https://{mall_id}.cafe24api.com",
+    clientId: "my_client_id",
+    clientSecret: "my_secret_key",
+    refreshMarginMs: 1_800_000,
+    concurrency: 8,
+    requestTimeoutMs: 15_000,
+    runBudgetMs: 100_000,
+    maxConnectionsPerRun: 500,
+    leaseMs: 75_000,
+  });
+});
+
+Deno.test("refreshSettings() follows a configured timeout and margin", () => {
+  const settings = refreshSettings(refreshConfig({
+    CAFE24_REQUEST_TIMEOUT_MS: "20000",
+    CAFE24_REFRESH_MARGIN_SECONDS: "600",
+    CAFE24_API_BASE_URL: "http://127.0.0.1:54329/{mall_id}",
+  }));
+  assert.equal(settings.requestTimeoutMs, 20_000);
+  assert.equal(settings.leaseMs, 80_000);
+  assert.equal(settings.refreshMarginMs, 600_000);
+  assert.equal(settings.apiBaseUrl, "http://127.0.0.1:54329/{mall_id}");
+});
