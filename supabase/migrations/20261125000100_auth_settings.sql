@@ -20,16 +20,17 @@ create index if not exists auth_settings_user_id_idx on public.auth_settings (us
 comment on table public.auth_settings is
   'Per-user provider settings and OAuth tokens. providers.cafe24 holds mall_id, refresh_token, access_token, expires_at and settings such as scope, shop_no, board_no.';
 
--- Tokens are in this table: only the owner may read their row, and nobody writes through the
--- Data API. Writes come from the Edge Functions over SUPABASE_DB_URL.
+-- Tokens are in this table, so no browser role reads or writes it: not even the owner's own row
+-- (one XSS or stolen session would otherwise hand out the mall's Admin API). RLS stays on with no
+-- policy for anon/authenticated, as a second lock behind the missing grants. The browser reads
+-- connection status through public.cafe24_connections and token-free settings through
+-- public.auth_settings_without_tokens (both in the custody migration). The Edge Functions write
+-- over SUPABASE_DB_URL; the app's server code reads with the service role.
 alter table public.auth_settings enable row level security;
 
 drop policy if exists "Owners read their own settings" on public.auth_settings;
-create policy "Owners read their own settings" on public.auth_settings
-  for select to authenticated
-  using ((select auth.uid()) = user_id);
 
--- New Supabase projects no longer grant public tables automatically: say exactly who gets what.
+-- Older projects granted every public table to anon and authenticated automatically, and new
+-- ones grant nothing: say exactly who gets what.
 revoke all on public.auth_settings from anon, authenticated;
-grant select on public.auth_settings to authenticated;
 grant all on public.auth_settings to service_role;

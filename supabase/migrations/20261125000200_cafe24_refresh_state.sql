@@ -21,7 +21,11 @@ create table if not exists cafe24_private.connections (
   mall_id text,
   -- What the row holds: ok | no_cafe24 | missing_keys | malformed. Only 'ok' rows are refreshed.
   row_state text not null check (row_state in ('ok', 'no_cafe24', 'missing_keys', 'malformed')),
-  status text not null default 'active' check (status in ('active', 'reconnect_required')),
+  -- active: refreshed on schedule; reconnect_required: Cafe24 refused the refresh token, the owner
+  -- must connect again; disconnected: the tokens were removed on purpose (the owner disconnected,
+  -- or another account connected the same mall). last_error_code says which.
+  status text not null default 'active'
+    check (status in ('active', 'reconnect_required', 'disconnected')),
   access_expires_at timestamptz,
   refresh_expires_at timestamptz,
   -- When a refresh becomes necessary, before the refresh margin: the earlier of the access token's
@@ -189,6 +193,9 @@ begin
     in_flight_since = case when v_new_credentials then null else c.in_flight_since end,
     answer_possibly_lost_at =
       case when v_new_credentials then null else c.answer_possibly_lost_at end,
+    last_error_code = case when v_new_credentials then null else c.last_error_code end,
+    last_error_message = case when v_new_credentials then null else c.last_error_message end,
+    last_error_at = case when v_new_credentials then null else c.last_error_at end,
     updated_at = now();
   return null;
 end

@@ -3,6 +3,7 @@
  *   GET /functions/v1/cafe24-authorize?mall_id=…[&scope=…][&mode=json]
  *   Authorization: Bearer <the user's Supabase access token>
  * `mode=json` answers `{"url": …}` for the app to navigate to; otherwise 302 to that URL.
+ * `scope` may narrow CAFE24_SCOPES (the app's allow-list), never widen it.
  * verify_jwt is off in config.toml: this code verifies the token itself (see user_auth.ts), so
  * that every answer, 401 included, carries CORS headers and the project's error body.
  */
@@ -47,7 +48,7 @@ async function handle(request: Request): Promise<Response> {
   try {
     const parsed = parseAuthorizeRequest(
       await requestParameters(request),
-      config.CAFE24_SCOPES ?? null,
+      config.CAFE24_SCOPES,
     );
     url = await startAuthorization(
       {
@@ -65,12 +66,7 @@ async function handle(request: Request): Promise<Response> {
     logEvent("info", "cafe24_authorize_started", { user_id: user.id, mall_id: parsed.mallId });
     if (parsed.mode === "redirect") return redirectResponse(url, cors);
   } catch (error) {
-    if (error instanceof RequestError) {
-      if (error.code === "CONFIG_MISSING") {
-        return configErrorResponse(FUNCTION, "CONFIG_MISSING", ["CAFE24_SCOPES"], cors);
-      }
-      return requestErrorResponse(error, cors);
-    }
+    if (error instanceof RequestError) return requestErrorResponse(error, cors);
     logEvent("error", "cafe24_authorize_failed", { user_id: user.id });
     return errorResponse("DATABASE_UNAVAILABLE", {}, cors);
   }

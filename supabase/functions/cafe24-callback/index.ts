@@ -1,55 +1,119 @@
 /**
- * cafe24-callback: where Cafe24 sends the browser back, `?code=…&state=…` (or `?error=…`).
- * The browser arrives from Cafe24 without a JWT, so verify_jwt is off in config.toml; the signed,
- * single-use state is what ties the request to the user who started it (see connect.ts).
- * Ends with a 302 to CAFE24_APP_RETURN_URL, or a small page when that is not set.
+ * cafe24-callback: connecting a mall takes two requests.
+ *   GET  ?code=…&state=… (or ?error=…): where Cafe24 sends the browser back. No JWT arrives with
+ *        it (verify_jwt is off in config.toml); the signed, single-use state is the gate. The code
+ *        is exchanged at once and the pair parked; 302 to
+ *        CAFE24_APP_RETURN_URL#cafe24=pending&handle=…&mall_id=…, or ?cafe24=error&reason=CODE.
+ *   POST {"handle": "…"} with Authorization: Bearer <the user's access token>: the app completes
+ *        the connection. Only the user who started it succeeds; see _shared/connect/completion.ts.
  */
-import { CALLBACK_CONFIG_REQUIRED, loadConfig } from "../_shared/platform/config.ts";
 import {
+  type CallbackOutcome,
   callbackParameters,
-  completeConnection,
-  type ConnectOutcome,
+  type ConnectDeps,
+  finishAuthorization,
 } from "../_shared/connect/callback.ts";
+import { completeConnection } from "../_shared/connect/completion.ts";
 import { connectResponse } from "../_shared/connect/response.ts";
 import { createConnectStore } from "../_shared/connect/store.ts";
+import {
+  CALLBACK_CONFIG_REQUIRED,
+  type Config,
+  loadConfig,
+  userAuthSettings,
+} from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
-import { openRequest } from "../_shared/platform/http.ts";
+import { RequestError } from "../_shared/platform/errors.ts";
+import {
+  configErrorResponse,
+  errorResponse,
+  jsonResponse,
+  openRequest,
+  requestErrorResponse,
+  requestParameters,
+} from "../_shared/platform/http.ts";
 import { logEvent } from "../_shared/platform/log.ts";
+import { authenticateRequest } from "../_shared/platform/user_auth.ts";
+
+const FUNCTION = "cafe24-callback";
+
+function connectDeps(config: Config<(typeof CALLBACK_CONFIG_REQUIRED)[number]>): ConnectDeps {
+  return {
+    store: createConnectStore(database(config.SUPABASE_DB_URL)),
+    settings: {
+      apiBaseUrl: config.CAFE24_API_BASE_URL,
+      clientId: config.CAFE24_CLIENT_ID,
+      clientSecret: config.CAFE24_CLIENT_SECRET_KEY,
+      redirectUri: config.CAFE24_REDIRECT_URI,
+      stateSecret: config.CAFE24_OAUTH_STATE_SECRET,
+      apiVersion: config.CAFE24_API_VERSION ?? null,
+      requestTimeoutMs: config.CAFE24_REQUEST_TIMEOUT_MS,
+    },
+  };
+}
 
 async function handle(request: Request): Promise<Response> {
   const env = Deno.env.toObject();
-  const { cors, early } = openRequest(request, env, ["GET"]);
+  const { cors, early } = openRequest(request, env, ["GET", "POST"]);
   if (early !== null) return early;
+
+  const loaded = loadConfig(env, CALLBACK_CONFIG_REQUIRED);
+  if (request.method === "POST") {
+    if (!loaded.ok) return configErrorResponse(FUNCTION, loaded.code, loaded.names, cors);
+    return await complete(request, loaded.config, cors);
+  }
 
   const returnUrl = URL.canParse(env.CAFE24_APP_RETURN_URL ?? "")
     ? env.CAFE24_APP_RETURN_URL!
     : null;
-  const loaded = loadConfig(env, CALLBACK_CONFIG_REQUIRED);
   if (!loaded.ok) {
-    logEvent("error", "config_missing", { function: "cafe24-callback", names: loaded.names });
+    logEvent("error", "config_missing", { function: FUNCTION, names: loaded.names });
     return connectResponse({ ok: false, reason: loaded.code }, returnUrl, cors);
   }
-  const config = loaded.config;
-
-  let outcome: ConnectOutcome;
+  let outcome: CallbackOutcome;
   try {
-    outcome = await completeConnection({
-      store: createConnectStore(database(config.SUPABASE_DB_URL)),
-      settings: {
-        apiBaseUrl: config.CAFE24_API_BASE_URL,
-        clientId: config.CAFE24_CLIENT_ID,
-        clientSecret: config.CAFE24_CLIENT_SECRET_KEY,
-        redirectUri: config.CAFE24_REDIRECT_URI,
-        stateSecret: config.CAFE24_OAUTH_STATE_SECRET,
-        apiVersion: config.CAFE24_API_VERSION ?? null,
-        requestTimeoutMs: config.CAFE24_REQUEST_TIMEOUT_MS,
-      },
-    }, callbackParameters(new URL(request.url)));
+    outcome = await finishAuthorization(
+      connectDeps(loaded.config),
+      callbackParameters(new URL(request.url)),
+    );
   } catch {
     logEvent("error", "cafe24_connect_crashed", {});
     outcome = { ok: false, reason: "INTERNAL_ERROR" };
   }
   return connectResponse(outcome, returnUrl, cors);
+}
+
+async function complete(
+  request: Request,
+  config: Config<(typeof CALLBACK_CONFIG_REQUIRED)[number]>,
+  cors: Record<string, string>,
+): Promise<Response> {
+  const auth = userAuthSettings(config);
+  if ("missing" in auth) return configErrorResponse(FUNCTION, "CONFIG_MISSING", auth.missing, cors);
+  const user = await authenticateRequest(request, auth);
+  if (user === null) return errorResponse("UNAUTHORIZED", {}, cors);
+  try {
+    // The handle travels in the body only: a query string ends up in access logs.
+    if (new URL(request.url).searchParams.has("handle")) {
+      throw new RequestError("INVALID_REQUEST", { detail: "send the handle in a JSON body" });
+    }
+    const { handle } = await requestParameters(request);
+    const connected = await completeConnection(connectDeps(config), user.id, handle);
+    return jsonResponse(
+      {
+        connected: true,
+        mall_id: connected.mallId,
+        shop_no: connected.shopNo,
+        ...(connected.warning === null ? {} : { warning: connected.warning }),
+      },
+      200,
+      { ...cors, "Cache-Control": "no-store" },
+    );
+  } catch (error) {
+    if (error instanceof RequestError) return requestErrorResponse(error, cors);
+    logEvent("error", "cafe24_connect_crashed", { user_id: user.id });
+    return errorResponse("INTERNAL_ERROR", {}, cors);
+  }
 }
 
 export default { fetch: handle } satisfies Deno.ServeDefaultExport;

@@ -1,18 +1,18 @@
-import { CAFE24_SCOPE_PATTERN } from "../platform/config.ts";
 import type { ConnectStore } from "./store.ts";
 import { RequestError } from "../platform/errors.ts";
 import { isValidMallId, mallApiUrl } from "../cafe24/mall_id.ts";
+import { parseScopeList } from "../cafe24/scopes.ts";
 import { createState } from "./state.ts";
 
 /**
  * cafe24-authorize's logic: validate what the signed-in user asked for, issue a state bound to
- * the user and the mall, record its nonce, and build Cafe24's authorize URL.
+ * the user, the mall and the scopes, record its nonce, and build Cafe24's authorize URL.
  */
 
 export interface AuthorizeRequest {
   mallId: string;
-  /** Comma-separated, as Cafe24's working clients send them. */
-  scope: string;
+  /** From the server's allow-list (CAFE24_SCOPES), in the order asked for. */
+  scopes: string[];
   /** `json`: answer `{url}`; `redirect`: answer 302 to it. */
   mode: "json" | "redirect";
 }
@@ -24,12 +24,14 @@ export interface AuthorizeSettings {
   stateSecret: string;
 }
 
-const MAX_SCOPES = 50;
-
-/** Reads `mall_id`, `scope` (default CAFE24_SCOPES) and `mode`; throws RequestError. */
+/**
+ * Reads `mall_id`, `scope` and `mode`; throws RequestError. The scopes come from the server:
+ * `allowedScopes` (CAFE24_SCOPES) whole when `scope` is absent, else the asked-for subset of it.
+ * A scope outside the list is INVALID_SCOPE, so a caller cannot widen what the app requests.
+ */
 export function parseAuthorizeRequest(
   parameters: Record<string, unknown>,
-  defaultScopes: string | null,
+  allowedScopes: string,
 ): AuthorizeRequest {
   const mallId = parameters.mall_id;
   if (!isValidMallId(mallId)) throw new RequestError("INVALID_MALL_ID");
@@ -39,26 +41,15 @@ export function parseAuthorizeRequest(
     throw new RequestError("INVALID_REQUEST", { detail: "mode must be json or redirect" });
   }
 
+  const allowed = parseScopeList(allowedScopes);
+  if (allowed === null) throw new RequestError("CONFIG_INVALID", { invalid: ["CAFE24_SCOPES"] });
   const requested = parameters.scope;
-  if (requested !== undefined && typeof requested !== "string") {
-    throw new RequestError("INVALID_SCOPE");
+  if (requested === undefined) return { mallId, scopes: allowed, mode };
+  const scopes = typeof requested === "string" ? parseScopeList(requested) : null;
+  if (scopes === null || scopes.some((scope) => !allowed.includes(scope))) {
+    throw new RequestError("INVALID_SCOPE", { allowed });
   }
-  const scopeText = requested ?? defaultScopes;
-  if (scopeText === null) {
-    throw new RequestError("CONFIG_MISSING", { missing: ["CAFE24_SCOPES"] });
-  }
-  return { mallId, scope: parseScopes(scopeText).join(","), mode };
-}
-
-/** `mall.read_product, mall.write_product` → the names, trimmed and deduplicated, in order. */
-export function parseScopes(text: string): string[] {
-  const names = text.split(",").map((name) => name.trim());
-  if (
-    names.length > MAX_SCOPES || names.some((name) => !CAFE24_SCOPE_PATTERN.test(name))
-  ) {
-    throw new RequestError("INVALID_SCOPE");
-  }
-  return [...new Set(names)];
+  return { mallId, scopes, mode };
 }
 
 /** Records a fresh state for the user and returns the URL to send the browser to. */
@@ -70,11 +61,11 @@ export async function startAuthorization(
   const { settings } = deps;
   const { value, state } = await createState(
     settings.stateSecret,
-    { userId, mallId: request.mallId },
+    { userId, mallId: request.mallId, scopes: request.scopes },
     (deps.now ?? Date.now)(),
   );
   await deps.store.recordState(state);
-  return authorizeUrl(settings, request.mallId, value, request.scope);
+  return authorizeUrl(settings, request.mallId, value, request.scopes.join(","));
 }
 
 export function authorizeUrl(

@@ -5,26 +5,20 @@ import {
   TokenRequestError,
   type TokenSet,
 } from "../cafe24/token.ts";
-import {
-  processShopsResponse,
-  sendShopsRequest,
-  ShopsRequestError,
-  type ShopSummary,
-} from "../cafe24/shops.ts";
+import { revokePair } from "../cafe24/revoke.ts";
 import type { ConnectStore } from "./store.ts";
-import {
-  CONNECT_WARNINGS,
-  type ConnectWarningCode,
-  type RefreshFailureCode,
-  type RequestErrorCode,
-} from "../platform/errors.ts";
+import { handleHash, newHandle } from "./handle.ts";
+import type { RefreshFailureCode, RequestErrorCode } from "../platform/errors.ts";
 import { logEvent } from "../platform/log.ts";
 import { isValidMallId } from "../cafe24/mall_id.ts";
 import { type OAuthState, verifyState } from "./state.ts";
 
 /**
- * cafe24-callback's logic. In order: the state (signature, expiry, mall), Cafe24's own error,
- * the code, the nonce (used up atomically), the code exchange, the write, the shop lookup.
+ * cafe24-callback's first step (GET, Cafe24's redirect). In order: the state (signature, expiry,
+ * mall), Cafe24's own error, the code, the nonce (used up atomically), the code exchange, and
+ * parking the pair as a pending connection under a fresh handle. Nothing is attached to an
+ * account here: the browser that arrives may not be the one that started the attempt (see the
+ * custody migration); the app completes with the user's session (completion.ts).
  * Every check that can fail before the exchange fails before anything is written or sent.
  */
 
@@ -53,15 +47,8 @@ export interface ConnectDeps {
   now?: () => number;
 }
 
-export type ConnectOutcome =
-  | {
-    ok: true;
-    userId: string;
-    mallId: string;
-    authSettingsId: string;
-    shops: number;
-    warning: ConnectWarningCode | null;
-  }
+export type CallbackOutcome =
+  | { ok: true; mallId: string; handle: string }
   | { ok: false; reason: RequestErrorCode };
 
 const MAX_CODE_LENGTH = 512;
@@ -76,10 +63,10 @@ export function callbackParameters(url: URL): CallbackParameters {
   return { code: get("code"), state: get("state"), error: get("error"), mallId: get("mall_id") };
 }
 
-export async function completeConnection(
+export async function finishAuthorization(
   deps: ConnectDeps,
   parameters: CallbackParameters,
-): Promise<ConnectOutcome> {
+): Promise<CallbackOutcome> {
   const now = deps.now ?? Date.now;
   const { settings } = deps;
 
@@ -139,32 +126,29 @@ export async function completeConnection(
     throw error;
   }
 
-  const connectedAt = new Date(now());
-  const authSettingsId = await storeWithRetries(deps.store, state, tokens, connectedAt);
-  if (authSettingsId === null) {
-    // Cafe24 issued a pair that is now lost; the owner has to connect again.
+  const handle = newHandle();
+  if (!await recordWithRetries(deps.store, await handleHash(handle), state, tokens)) {
+    // The pair cannot be parked: revoke it rather than leave a live pair nobody holds.
+    const revoked = await revokePair(revokeOptions(deps, state.mallId), storedTokenFields(tokens));
     logEvent("error", "cafe24_connect_store_failed", {
       user_id: state.userId,
       mall_id: state.mallId,
+      revoke: revoked,
     });
     return failed("CONNECTION_STORE_FAILED", state);
   }
+  logEvent("info", "cafe24_connect_pending", { user_id: state.userId, mall_id: state.mallId });
+  return { ok: true, mallId: state.mallId, handle };
+}
 
-  const shops = await lookUpShops(deps, state, authSettingsId, tokens.accessToken);
-  logEvent("info", "cafe24_connected", {
-    user_id: state.userId,
-    mall_id: state.mallId,
-    auth_settings_id: authSettingsId,
-    shops: shops.count,
-    ...(shops.warning === null ? {} : { warning: shops.warning }),
-  });
+export function revokeOptions(deps: ConnectDeps, mallId: string) {
+  const { settings } = deps;
   return {
-    ok: true,
-    userId: state.userId,
-    mallId: state.mallId,
-    authSettingsId,
-    shops: shops.count,
-    warning: shops.warning,
+    apiBaseUrl: settings.apiBaseUrl,
+    mallId,
+    credentials: { clientId: settings.clientId, clientSecret: settings.clientSecret },
+    timeoutMs: settings.requestTimeoutMs,
+    ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
   };
 }
 
@@ -185,7 +169,7 @@ function exchangeFailure(code: RefreshFailureCode): RequestErrorCode {
 function failed(
   reason: RequestErrorCode,
   context: (OAuthState & { detail?: string }) | null,
-): ConnectOutcome {
+): CallbackOutcome {
   logEvent("warn", "cafe24_connect_failed", {
     reason,
     ...(context === null ? {} : {
@@ -197,72 +181,19 @@ function failed(
   return { ok: false, reason };
 }
 
-async function storeWithRetries(
+async function recordWithRetries(
   store: ConnectStore,
+  hash: Uint8Array,
   state: OAuthState,
   tokens: TokenSet,
-  connectedAt: Date,
-): Promise<string | null> {
+): Promise<boolean> {
   for (let attempt = 0; attempt < STORE_ATTEMPTS; attempt++) {
     try {
-      return await store.storeConnection(
-        state.userId,
-        state.mallId,
-        storedTokenFields(tokens),
-        connectedAt,
-      );
+      await store.recordPending(hash, state, storedTokenFields(tokens));
+      return true;
     } catch {
       await new Promise((resolve) => setTimeout(resolve, STORE_RETRY_BASE_MS * 2 ** attempt));
     }
   }
-  return null;
-}
-
-/**
- * The shop list, then shop_no. Anything failing here leaves the connection in place and
- * records SHOPS_LOOKUP_FAILED on it.
- */
-async function lookUpShops(
-  deps: ConnectDeps,
-  state: OAuthState,
-  authSettingsId: string,
-  accessToken: string,
-): Promise<{ count: number; warning: ConnectWarningCode | null }> {
-  const { settings } = deps;
-  let shops: ShopSummary[];
-  let detail: string;
-  try {
-    const response = await sendShopsRequest({
-      apiBaseUrl: settings.apiBaseUrl,
-      mallId: state.mallId,
-      accessToken,
-      apiVersion: settings.apiVersion,
-      timeoutMs: settings.requestTimeoutMs,
-      ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
-    });
-    shops = await processShopsResponse(response);
-    await deps.store.storeShops(authSettingsId, state.mallId, shops);
-    return { count: shops.length, warning: null };
-  } catch (error) {
-    detail = error instanceof ShopsRequestError
-      ? error.message
-      : "the shop list could not be stored";
-  }
-  const warning: ConnectWarningCode = "SHOPS_LOOKUP_FAILED";
-  logEvent("warn", "cafe24_connect_shops_failed", {
-    user_id: state.userId,
-    mall_id: state.mallId,
-    detail,
-  });
-  try {
-    await deps.store.recordWarning(
-      authSettingsId,
-      state.mallId,
-      warning,
-      `${CONNECT_WARNINGS[warning].message} (${detail})`,
-    );
-  } catch {
-    // The connection stands; only the note about the shops is missing.
-  }
-  return { count: 0, warning };
+  return false;
 }

@@ -1,48 +1,43 @@
-import type { ConnectOutcome } from "./callback.ts";
-import { CONNECT_WARNINGS, REQUEST_ERRORS } from "../platform/errors.ts";
+import type { CallbackOutcome } from "./callback.ts";
+import { REQUEST_ERRORS } from "../platform/errors.ts";
 import { redirectResponse } from "../platform/http.ts";
 
 /**
- * How cafe24-callback ends: a 302 back to the app (CAFE24_APP_RETURN_URL) with
- * `?cafe24=connected&mall_id=…` or `?cafe24=error&reason=CODE`, or without that setting a small
- * self-contained page. Neither carries a token, a code or the state.
+ * How cafe24-callback's GET ends: a 302 back to the app (CAFE24_APP_RETURN_URL) with
+ * `#cafe24=pending&handle=…&mall_id=…` or `?cafe24=error&reason=CODE`, or, when that setting is
+ * missing, a small self-contained page. None carries a token, a code or the state.
  *
  * Hosted Supabase serves `text/html` from functions as `text/plain` on its default domain, so the
  * page is written to read well as text too; set CAFE24_APP_RETURN_URL in production.
  */
 export function connectResponse(
-  outcome: ConnectOutcome,
+  outcome: CallbackOutcome,
   returnUrl: string | null,
   headers: Record<string, string> = {},
 ): Response {
-  if (returnUrl !== null) {
-    const url = new URL(returnUrl);
-    if (outcome.ok) {
-      url.searchParams.set("cafe24", "connected");
-      url.searchParams.set("mall_id", outcome.mallId);
-      if (outcome.warning !== null) url.searchParams.set("warning", outcome.warning);
-    } else {
-      url.searchParams.set("cafe24", "error");
-      url.searchParams.set("reason", outcome.reason);
-    }
-    return redirectResponse(url, headers);
+  if (returnUrl === null) {
+    // Only reachable when CAFE24_APP_RETURN_URL is unset: nothing can complete a connection then.
+    const reason = outcome.ok ? "CONFIG_MISSING" : outcome.reason;
+    return htmlPage(REQUEST_ERRORS[reason].status, "Cafe24 mall not connected", [
+      REQUEST_ERRORS[reason].message,
+      `Reason: ${reason}`,
+    ], headers);
   }
-
-  const [status, title, lines] = outcome.ok
-    ? [
-      200,
-      "Cafe24 mall connected",
-      [
-        `The mall ${outcome.mallId} is now connected. You can close this window.`,
-        ...(outcome.warning === null ? [] : [CONNECT_WARNINGS[outcome.warning].message]),
-      ],
-    ]
-    : [
-      REQUEST_ERRORS[outcome.reason].status,
-      "Cafe24 mall not connected",
-      [REQUEST_ERRORS[outcome.reason].message, `Reason: ${outcome.reason}`],
-    ];
-  return htmlPage(status, title, lines, headers);
+  const url = new URL(returnUrl);
+  if (outcome.ok) {
+    // In the fragment: browsers never send it to a server, so the handle stays out of access
+    // logs, analytics and Referer headers. The app reads it and removes it from its address bar.
+    url.hash = new URLSearchParams({
+      cafe24: "pending",
+      handle: outcome.handle,
+      mall_id: outcome.mallId,
+    }).toString();
+  } else {
+    url.hash = "";
+    url.searchParams.set("cafe24", "error");
+    url.searchParams.set("reason", outcome.reason);
+  }
+  return redirectResponse(url, headers);
 }
 
 function htmlPage(

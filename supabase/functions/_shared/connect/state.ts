@@ -1,10 +1,12 @@
 import { isValidMallId } from "../cafe24/mall_id.ts";
+import { isScopeList } from "../cafe24/scopes.ts";
+import { base64url, fromBase64url } from "../platform/base64url.ts";
 import { secretsMatch } from "../platform/secrets.ts";
 
 /**
  * The OAuth `state` of one connection attempt: `<payload>.<signature>`, both base64url. The
- * payload is JSON `{v, n, u, m, e}`: version, a random nonce, the user id, the mall id and the
- * expiry in epoch seconds. The signature is HMAC-SHA256 under CAFE24_OAUTH_STATE_SECRET over a
+ * payload is JSON `{v, n, u, m, s, e}`: version, a random nonce, the user id, the mall id, the
+ * requested scopes and the expiry in epoch seconds. The signature is HMAC-SHA256 under CAFE24_OAUTH_STATE_SECRET over a
  * label and the payload text, so the state cannot be altered or minted without the secret.
  *
  * A signature cannot make a state single-use: the nonce is also recorded in the database by
@@ -12,8 +14,8 @@ import { secretsMatch } from "../platform/secrets.ts";
  */
 
 export const STATE_TTL_MS = 10 * 60 * 1000;
-const STATE_VERSION = 1;
-const SIGNING_LABEL = "cafe24-oauth-state.v1.";
+const STATE_VERSION = 2;
+const SIGNING_LABEL = "cafe24-oauth-state.v2.";
 const NONCE_BYTES = 32;
 const MAX_STATE_LENGTH = 1024;
 
@@ -26,6 +28,8 @@ export interface OAuthState {
   /** The Supabase user who started the attempt (lowercase uuid). */
   userId: string;
   mallId: string;
+  /** The scopes the user asked for, from the server's allow-list. */
+  scopes: string[];
   /** Epoch seconds. */
   expiresAt: number;
 }
@@ -38,16 +42,17 @@ export function newNonce(): string {
   return base64url(crypto.getRandomValues(new Uint8Array(NONCE_BYTES)));
 }
 
-/** A fresh state for `userId` and `mallId`, valid for STATE_TTL_MS from `nowMs`. */
+/** A fresh state for `userId`, `mallId` and `scopes`, valid for STATE_TTL_MS from `nowMs`. */
 export async function createState(
   secret: string,
-  binding: { userId: string; mallId: string },
+  binding: { userId: string; mallId: string; scopes: string[] },
   nowMs = Date.now(),
 ): Promise<{ value: string; state: OAuthState }> {
   const state: OAuthState = {
     nonce: newNonce(),
     userId: binding.userId.toLowerCase(),
     mallId: binding.mallId,
+    scopes: [...binding.scopes],
     expiresAt: Math.floor((nowMs + STATE_TTL_MS) / 1000),
   };
   return { value: await signState(secret, state), state };
@@ -61,6 +66,7 @@ export async function signState(secret: string, state: OAuthState): Promise<stri
       n: state.nonce,
       u: state.userId,
       m: state.mallId,
+      s: state.scopes,
       e: state.expiresAt,
     })),
   );
@@ -91,15 +97,16 @@ export async function verifyState(
     return invalid;
   }
   if (fields === null || typeof fields !== "object") return invalid;
-  const { v, n, u, m, e } = fields as Record<string, unknown>;
+  const { v, n, u, m, s, e } = fields as Record<string, unknown>;
   if (
     v !== STATE_VERSION || typeof n !== "string" || !NONCE.test(n) || typeof u !== "string" ||
-    !UUID.test(u) || !isValidMallId(m) || typeof e !== "number" || !Number.isSafeInteger(e)
+    !UUID.test(u) || !isValidMallId(m) || !isScopeList(s) || typeof e !== "number" ||
+    !Number.isSafeInteger(e)
   ) {
     return invalid;
   }
   if (e * 1000 <= nowMs) return { ok: false, code: "STATE_EXPIRED" };
-  return { ok: true, state: { nonce: n, userId: u, mallId: m, expiresAt: e } };
+  return { ok: true, state: { nonce: n, userId: u, mallId: m, scopes: s, expiresAt: e } };
 }
 
 const keys = new Map<string, Promise<CryptoKey>>();
@@ -126,15 +133,4 @@ async function signature(secret: string, payload: string): Promise<string> {
     new TextEncoder().encode(SIGNING_LABEL + payload),
   );
   return base64url(new Uint8Array(mac));
-}
-
-function base64url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
-function fromBase64url(text: string): Uint8Array {
-  const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
-  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
 }

@@ -4,23 +4,45 @@ import type { OAuthState } from "./state.ts";
 
 /**
  * The connect flow's view of the database: each method is one call to a cafe24_private SQL
- * function (supabase/migrations/20261125000400_cafe24_connect.sql).
+ * function (the connect and custody migrations).
  */
 
 export type ConsumeOutcome = "consumed" | "unknown" | "mismatch" | "expired";
 export type WriteOutcome = "stored" | "superseded";
 
+/** A stored pair as it sits under providers.cafe24 (the keys that matter for revocation). */
+export interface StoredPair {
+  access_token?: unknown;
+  refresh_token?: unknown;
+}
+
+export type Completion =
+  | { outcome: "invalid" }
+  | { outcome: "expired" | "mismatch"; mallId: string; tokens: StoredPair }
+  | {
+    outcome: "connected";
+    authSettingsId: string;
+    mallId: string;
+    requestedScopes: string[];
+    tokens: StoredPair & { scopes?: unknown };
+    /** Pairs removed from the accounts that held this mall before. */
+    takenOver: (StoredPair & { auth_settings_id: string })[];
+  };
+
 export interface ConnectStore {
   recordState(state: OAuthState): Promise<void>;
   /** Deletes the nonce and says whether it was open and bound to this user and mall. */
   consumeState(state: OAuthState): Promise<ConsumeOutcome>;
-  /** Merges the new pair into the user's auth_settings row (created if missing); returns its id. */
-  storeConnection(
-    userId: string,
-    mallId: string,
+  /** Parks a fresh pair until the user who started the attempt completes it. */
+  recordPending(
+    handleHash: Uint8Array,
+    state: OAuthState,
     tokens: Record<string, unknown>,
-    connectedAt: Date,
-  ): Promise<string>;
+  ): Promise<void>;
+  /** Uses a pending connection up for `userId`; see complete_pending_connection. */
+  completePending(handleHash: Uint8Array, userId: string, connectedAt: Date): Promise<Completion>;
+  /** Removes up to `limit` pending connections nobody completed, returning their pairs. */
+  takeExpiredPending(limit: number): Promise<{ mallId: string; tokens: StoredPair }[]>;
   storeShops(authSettingsId: string, mallId: string, shops: ShopSummary[]): Promise<WriteOutcome>;
   recordWarning(
     authSettingsId: string,
@@ -28,6 +50,8 @@ export interface ConnectStore {
     code: string,
     message: string,
   ): Promise<WriteOutcome>;
+  /** providers.cafe24.shop_no of a connection, as stored (null when unset). */
+  shopNo(authSettingsId: string): Promise<unknown>;
 }
 
 export function createConnectStore(sql: postgres.Sql): ConnectStore {
@@ -46,12 +70,42 @@ export function createConnectStore(sql: postgres.Sql): ConnectStore {
       return row!.outcome;
     },
 
-    async storeConnection(userId, mallId, tokens, connectedAt) {
-      const [row] = await sql<{ id: string }[]>`
-        select cafe24_private.store_connection(
-          ${userId}::uuid, ${mallId}, ${sql.json(tokens as postgres.JSONValue)},
-          ${connectedAt}) as id`;
-      return row!.id;
+    async recordPending(handleHash, state, tokens) {
+      await sql`
+        select cafe24_private.record_pending_connection(
+          ${handleHash}, ${state.userId}::uuid, ${state.mallId}, ${state.scopes}::text[],
+          ${sql.json(tokens as postgres.JSONValue)})`;
+    },
+
+    async completePending(handleHash, userId, connectedAt) {
+      const [row] = await sql<{
+        outcome: Completion["outcome"];
+        auth_settings_id: string | null;
+        mall_id: string | null;
+        requested_scopes: string[] | null;
+        tokens: StoredPair | null;
+        taken_over: (StoredPair & { auth_settings_id: string })[] | null;
+      }[]>`
+        select * from cafe24_private.complete_pending_connection(
+          ${handleHash}, ${userId}::uuid, ${connectedAt})`;
+      if (row === undefined || row.outcome === "invalid") return { outcome: "invalid" };
+      if (row.outcome === "connected") {
+        return {
+          outcome: "connected",
+          authSettingsId: row.auth_settings_id!,
+          mallId: row.mall_id!,
+          requestedScopes: row.requested_scopes ?? [],
+          tokens: row.tokens ?? {},
+          takenOver: row.taken_over ?? [],
+        };
+      }
+      return { outcome: row.outcome, mallId: row.mall_id!, tokens: row.tokens ?? {} };
+    },
+
+    async takeExpiredPending(limit) {
+      const rows = await sql<{ mall_id: string; tokens: StoredPair }[]>`
+        select mall_id, tokens from cafe24_private.take_expired_pending_connections(${limit})`;
+      return rows.map((row) => ({ mallId: row.mall_id, tokens: row.tokens }));
     },
 
     async storeShops(authSettingsId, mallId, shops) {
@@ -67,6 +121,13 @@ export function createConnectStore(sql: postgres.Sql): ConnectStore {
         select cafe24_private.record_connect_warning(
           ${authSettingsId}::uuid, ${mallId}, ${code}, ${message}) as outcome`;
       return row!.outcome;
+    },
+
+    async shopNo(authSettingsId) {
+      const [row] = await sql<{ shop_no: unknown }[]>`
+        select providers -> 'cafe24' -> 'shop_no' as shop_no
+        from public.auth_settings where id = ${authSettingsId}::uuid`;
+      return row?.shop_no ?? null;
     },
   };
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parseScopeList } from "../cafe24/scopes.ts";
 
 /**
  * Every environment variable the functions read, in one schema. Each function names the ones it
@@ -9,9 +10,6 @@ const DEFAULT_API_BASE_URL = "https://{mall_id}.cafe24api.com";
 
 const integer = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
-
-/** One Cafe24 scope name, e.g. `mall.read_product`. */
-export const CAFE24_SCOPE_PATTERN = /^mall\.(read|write)_[a-z]+(_[a-z]+)*$/;
 
 const EnvSchema = z.object({
   SUPABASE_URL: z.url().optional(),
@@ -25,12 +23,12 @@ const EnvSchema = z.object({
   CAFE24_CLIENT_SECRET_KEY: z.string().min(1).optional(),
   CAFE24_REDIRECT_URI: z.url().optional(),
   CAFE24_OAUTH_STATE_SECRET: z.string().min(16).optional(),
-  /** Default scopes for cafe24-authorize: comma-separated Cafe24 scope names. */
+  /**
+   * The scopes this app may ask a mall for, comma-separated. cafe24-authorize requests all of them
+   * unless the app asks for fewer; it never requests one outside this list.
+   */
   CAFE24_SCOPES: z.string()
-    .refine(
-      (v) => v.split(",").every((s) => CAFE24_SCOPE_PATTERN.test(s.trim())),
-      "must be comma-separated Cafe24 scope names",
-    )
+    .refine((v) => parseScopeList(v) !== null, "must be comma-separated Cafe24 scope names")
     .optional(),
   CAFE24_APP_RETURN_URL: z.url().optional(),
   CAFE24_API_VERSION: z.string().regex(/^\d{4}-\d{2}-\d{2}$/).optional(),
@@ -172,13 +170,19 @@ export const AUTHORIZE_CONFIG_REQUIRED = [
   "CAFE24_CLIENT_ID",
   "CAFE24_REDIRECT_URI",
   "CAFE24_OAUTH_STATE_SECRET",
+  "CAFE24_SCOPES",
 ] as const;
 
-/** cafe24-callback: checks the state, exchanges the code, stores the pair, looks up the shops. */
+/**
+ * cafe24-callback: GET checks the state, exchanges the code and parks the pair, then sends the
+ * browser back to the app; POST completes with the user's session (so it verifies users too).
+ */
 export const CALLBACK_CONFIG_REQUIRED = [
+  ...USER_AUTH_CONFIG_REQUIRED,
   "SUPABASE_DB_URL",
   "CAFE24_CLIENT_ID",
   "CAFE24_CLIENT_SECRET_KEY",
   "CAFE24_REDIRECT_URI",
   "CAFE24_OAUTH_STATE_SECRET",
+  "CAFE24_APP_RETURN_URL",
 ] as const;

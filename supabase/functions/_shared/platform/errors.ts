@@ -12,7 +12,10 @@ export const REQUEST_ERRORS = {
   CONFIG_INVALID: { status: 500, message: "Configuration has invalid values" },
   INVALID_REQUEST: { status: 400, message: "The request is malformed" },
   INVALID_MALL_ID: { status: 400, message: "mall_id must be 4-16 lowercase letters or digits" },
-  INVALID_SCOPE: { status: 400, message: "scope must be comma-separated Cafe24 scope names" },
+  INVALID_SCOPE: {
+    status: 400,
+    message: "scope must be comma-separated Cafe24 scope names from the app's allowed scopes",
+  },
   METHOD_NOT_ALLOWED: { status: 405, message: "Method not allowed" },
   NOT_FOUND: { status: 404, message: "Not found" },
   REFRESH_RUN_FAILED: { status: 500, message: "The refresh run could not complete" },
@@ -57,6 +60,16 @@ export const REQUEST_ERRORS = {
   CONNECTION_STORE_FAILED: {
     status: 500,
     message: "Cafe24 issued tokens but they could not be saved; connect again",
+  },
+  // cafe24-callback POST: completing a pending connection with the user's session.
+  HANDLE_INVALID: {
+    status: 400,
+    message: "This connection result is unknown, already used or expired; start again from the app",
+  },
+  CONNECT_USER_MISMATCH: {
+    status: 403,
+    message:
+      "This connection was started by another account; it was cancelled. Start again while signed in as yourself",
   },
 } as const satisfies Record<string, { status: number; message: string }>;
 

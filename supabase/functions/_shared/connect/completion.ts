@@ -1,0 +1,144 @@
+import { processShopsResponse, sendShopsRequest, ShopsRequestError } from "../cafe24/shops.ts";
+import { revokePair } from "../cafe24/revoke.ts";
+import { CONNECT_WARNINGS, type ConnectWarningCode, RequestError } from "../platform/errors.ts";
+import { logEvent } from "../platform/log.ts";
+import { type ConnectDeps, revokeOptions } from "./callback.ts";
+import { handleHash, isWellFormedHandle } from "./handle.ts";
+
+/**
+ * cafe24-callback's second step (POST with the user's session): the app hands back the handle it
+ * found in its URL fragment. Only the user who started the attempt gets the connection; anyone
+ * else's attempt to use the handle destroys it and revokes its pair at Cafe24, so a handle that
+ * reached the wrong browser is worthless. A completed connection takes the mall over from any
+ * other account that held it (see complete_pending_connection).
+ */
+
+export interface Connected {
+  mallId: string;
+  authSettingsId: string;
+  shopNo: unknown;
+  warning: ConnectWarningCode | null;
+}
+
+/** Throws RequestError: HANDLE_INVALID, CONNECT_USER_MISMATCH, DATABASE_UNAVAILABLE. */
+export async function completeConnection(
+  deps: ConnectDeps,
+  userId: string,
+  handle: unknown,
+): Promise<Connected> {
+  if (!isWellFormedHandle(handle)) throw new RequestError("HANDLE_INVALID");
+  const now = deps.now ?? Date.now;
+
+  let completion;
+  try {
+    completion = await deps.store.completePending(
+      await handleHash(handle),
+      userId,
+      new Date(now()),
+    );
+  } catch {
+    throw new RequestError("DATABASE_UNAVAILABLE");
+  }
+
+  switch (completion.outcome) {
+    case "invalid":
+      throw new RequestError("HANDLE_INVALID");
+    case "expired": {
+      await revokePair(revokeOptions(deps, completion.mallId), completion.tokens);
+      throw new RequestError("HANDLE_INVALID");
+    }
+    case "mismatch": {
+      const revoke = await revokePair(revokeOptions(deps, completion.mallId), completion.tokens);
+      logEvent("warn", "cafe24_connect_user_mismatch", {
+        user_id: userId,
+        mall_id: completion.mallId,
+        revoke,
+      });
+      throw new RequestError("CONNECT_USER_MISMATCH");
+    }
+  }
+
+  const { mallId, authSettingsId } = completion;
+  // The accounts that lost the mall keep nothing usable: their pairs are revoked as well.
+  const revokes = await Promise.all(
+    completion.takenOver.map((pair) => revokePair(revokeOptions(deps, mallId), pair)),
+  );
+  for (const [index, pair] of completion.takenOver.entries()) {
+    logEvent("info", "cafe24_connection_taken_over", {
+      mall_id: mallId,
+      from_auth_settings_id: pair.auth_settings_id,
+      to_auth_settings_id: authSettingsId,
+      revoke: revokes[index],
+    });
+  }
+  const granted = Array.isArray(completion.tokens.scopes) ? completion.tokens.scopes : null;
+  if (granted !== null && granted.some((scope) => !completion.requestedScopes.includes(scope))) {
+    logEvent("warn", "cafe24_connect_scopes_differ", {
+      mall_id: mallId,
+      requested: completion.requestedScopes,
+      granted,
+    });
+  }
+
+  const accessToken = completion.tokens.access_token;
+  const warning = typeof accessToken === "string"
+    ? await lookUpShops(deps, mallId, authSettingsId, accessToken)
+    : "SHOPS_LOOKUP_FAILED";
+  let shopNo: unknown = null;
+  try {
+    shopNo = await deps.store.shopNo(authSettingsId);
+  } catch {
+    // Connected all the same; the app can read shop_no from cafe24_connections.
+  }
+  logEvent("info", "cafe24_connected", {
+    user_id: userId,
+    mall_id: mallId,
+    auth_settings_id: authSettingsId,
+    taken_over: completion.takenOver.length,
+    ...(warning === null ? {} : { warning }),
+  });
+  return { mallId, authSettingsId, shopNo, warning };
+}
+
+/**
+ * The shop list, then shop_no. Anything failing here leaves the connection in place and
+ * records SHOPS_LOOKUP_FAILED on it.
+ */
+async function lookUpShops(
+  deps: ConnectDeps,
+  mallId: string,
+  authSettingsId: string,
+  accessToken: string,
+): Promise<ConnectWarningCode | null> {
+  const { settings } = deps;
+  let detail: string;
+  try {
+    const response = await sendShopsRequest({
+      apiBaseUrl: settings.apiBaseUrl,
+      mallId,
+      accessToken,
+      apiVersion: settings.apiVersion,
+      timeoutMs: settings.requestTimeoutMs,
+      ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
+    });
+    await deps.store.storeShops(authSettingsId, mallId, await processShopsResponse(response));
+    return null;
+  } catch (error) {
+    detail = error instanceof ShopsRequestError
+      ? error.message
+      : "the shop list could not be stored";
+  }
+  const warning: ConnectWarningCode = "SHOPS_LOOKUP_FAILED";
+  logEvent("warn", "cafe24_connect_shops_failed", { mall_id: mallId, detail });
+  try {
+    await deps.store.recordWarning(
+      authSettingsId,
+      mallId,
+      warning,
+      `${CONNECT_WARNINGS[warning].message} (${detail})`,
+    );
+  } catch {
+    // The connection stands; only the note about the shops is missing.
+  }
+  return warning;
+}

@@ -1,0 +1,260 @@
+/**
+ * Custody: a connection belongs to the person who started it, and no browser role can read a
+ * token. Real PostgreSQL with the migrations, the functions over HTTP, the Cafe24 sandbox over
+ * HTTP and a local JWKS, so the functions' real user verification runs.
+ */
+import assert from "node:assert/strict";
+import { startTestAuth } from "../support/auth.ts";
+import { browser } from "../support/connect.ts";
+import {
+  cafe24Entry,
+  CONNECT_SETTINGS,
+  connectionState,
+  connectStackOptions,
+  startRefreshStack,
+} from "../support/stack.ts";
+import type { TestDatabase } from "../../local/postgres/database.ts";
+
+const uuid = (): string => crypto.randomUUID();
+
+Deno.test("custody of a connection", async (t) => {
+  const auth = await startTestAuth();
+  const stack = await startRefreshStack(connectStackOptions(auth));
+  try {
+    const { db, sandbox } = stack;
+    const web = browser(stack);
+    for (const mall of ["victimshop", "aliceshop", "sharedshop", "raceshop", "scopeshop"]) {
+      sandbox.addMall(mall);
+    }
+    const [alice, bob, mallory, victim] = [uuid(), uuid(), uuid(), uuid()];
+    const jwt = async (sub: string) => await auth.mint({ sub });
+    const rowsOf = async (userId: string) => [
+      ...await db.sql<{ id: string; providers: Record<string, unknown> }[]>`
+        select id, providers from public.auth_settings where user_id = ${userId}`,
+    ];
+    const revokes = () => sandbox.counters().requests.revoke;
+
+    await t.step("the account mix-up attack stores nothing for the attacker", async () => {
+      // Mallory starts a connection for the victim's mall with her own session and asks for
+      // everything; the victim's operator approves at Cafe24 and lands on the callback.
+      const callbackUrl = await web.authorizeAtCafe24(await jwt(mallory), "victimshop");
+      const { hop, fragment, query } = await web.callback(callbackUrl);
+      assert.equal(hop.headers.get("referrer-policy"), "no-referrer");
+      assert.equal(fragment.get("cafe24"), "pending");
+      assert.equal(query.get("handle"), null, "the handle is never in the query string");
+      const handle = fragment.get("handle")!;
+      assert.match(handle, /^[A-Za-z0-9_-]{43}$/);
+      assert.deepEqual(await rowsOf(mallory), [], "nothing attached to the attacker");
+      assert.deepEqual(await rowsOf(victim), []);
+
+      // The victim's app completes with the victim's session: refused, destroyed, revoked.
+      const revokedBefore = revokes();
+      const asVictim = await web.complete(await jwt(victim), handle);
+      assert.equal(asVictim.status, 403);
+      assert.deepEqual(asVictim.body, { error: "CONNECT_USER_MISMATCH" });
+      assert.equal(revokes(), revokedBefore + 1, "the pair was revoked at Cafe24");
+      assert.equal(sandbox.liveRefreshToken("victimshop"), undefined, "no live pair is left");
+
+      // Even the initiator cannot use it afterwards, and nothing was stored for anyone.
+      const asMallory = await web.complete(await jwt(mallory), handle);
+      assert.equal(asMallory.status, 400);
+      assert.deepEqual(asMallory.body, { error: "HANDLE_INVALID" });
+      assert.deepEqual(await rowsOf(mallory), []);
+      assert.deepEqual(await rowsOf(victim), []);
+    });
+
+    let aliceRow = "";
+    await t.step("only the initiating session completes, once", async () => {
+      const handle = await web.startConnection(await jwt(alice), "aliceshop");
+      assert.equal((await web.complete(null, handle)).status, 401, "no session");
+      assert.equal((await web.complete("not-a-jwt", handle)).status, 401, "a bad session");
+      const done = await web.complete(await jwt(alice), handle);
+      assert.equal(done.status, 200, JSON.stringify(done.body));
+      assert.deepEqual(done.body, { connected: true, mall_id: "aliceshop", shop_no: 1 });
+      const [row] = await rowsOf(alice);
+      aliceRow = row!.id;
+      const entry = await cafe24Entry(db, aliceRow);
+      assert.equal(entry.refresh_token, sandbox.liveRefreshToken("aliceshop"));
+      assert.deepEqual(entry.scopes, CONNECT_SETTINGS.scopes.split(","));
+
+      const again = await web.complete(await jwt(alice), handle);
+      assert.deepEqual(again, { status: 400, body: { error: "HANDLE_INVALID" } });
+      for (const bad of ["", "x".repeat(43), 42, null]) {
+        const answer = await web.complete(await jwt(alice), bad);
+        assert.deepEqual(answer, { status: 400, body: { error: "HANDLE_INVALID" } }, String(bad));
+      }
+    });
+
+    await t.step("scopes come from the server's allow-list", async () => {
+      const url = await web.get(
+        `${stack.functions.url}/cafe24-authorize?mall_id=scopeshop&mode=json&scope=mall.write_product`,
+        { headers: { authorization: `Bearer ${await jwt(alice)}` } },
+      );
+      assert.equal(url.status, 400);
+      assert.equal(JSON.parse(url.body).error, "INVALID_SCOPE");
+      const narrowed = await web.get(
+        `${stack.functions.url}/cafe24-authorize?mall_id=scopeshop&mode=json&scope=mall.read_store`,
+        { headers: { authorization: `Bearer ${await jwt(alice)}` } },
+      );
+      assert.equal(
+        new URL(JSON.parse(narrowed.body).url).searchParams.get("scope"),
+        "mall.read_store",
+      );
+      const whole = await web.get(
+        `${stack.functions.url}/cafe24-authorize?mall_id=scopeshop&mode=json`,
+        { headers: { authorization: `Bearer ${await jwt(alice)}` } },
+      );
+      assert.equal(
+        new URL(JSON.parse(whole.body).url).searchParams.get("scope"),
+        CONNECT_SETTINGS.scopes,
+      );
+    });
+
+    await t.step(
+      "a completed connection takes the mall over from its previous holder",
+      async () => {
+        const bobHandle = await web.startConnection(await jwt(bob), "aliceshop");
+        const done = await web.complete(await jwt(bob), bobHandle);
+        assert.equal(done.status, 200);
+        const [bobRow] = await rowsOf(bob);
+        assert.equal(
+          (await cafe24Entry(db, bobRow!.id)).refresh_token,
+          sandbox.liveRefreshToken("aliceshop"),
+        );
+
+        const aliceEntry = await cafe24Entry(db, aliceRow);
+        assert.equal(aliceEntry.refresh_token, undefined);
+        assert.equal(aliceEntry.access_token, undefined);
+        assert.equal(aliceEntry.mall_id, "aliceshop", "settings are kept");
+        assert.equal(aliceEntry.shop_no, 1);
+        const state = await connectionState(db, aliceRow);
+        assert.equal(state.status, "disconnected");
+        assert.equal(state.last_error_code, "CONNECTION_TAKEN_OVER");
+        const [view] = await asUser(
+          db,
+          alice,
+          (sql) => sql`select * from public.cafe24_connections`,
+        );
+        assert.equal(view?.status, "disconnected");
+        assert.equal(view?.needs_reconnect, true);
+      },
+    );
+
+    await t.step("two completions racing for one mall leave exactly one holder", async () => {
+      const users = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+      const handles: string[] = [];
+      for (const user of users) {
+        handles.push(await web.startConnection(await jwt(user), "raceshop"));
+      }
+      const answers = await Promise.all(
+        users.map(async (user, i) => web.complete(await jwt(user), handles[i])),
+      );
+      for (const answer of answers) assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      const holders = await db.sql<{ user_id: string }[]>`
+        select user_id from public.auth_settings
+        where providers -> 'cafe24' ->> 'mall_id' = 'raceshop'
+          and providers -> 'cafe24' ? 'refresh_token'`;
+      assert.equal(holders.length, 1);
+      const disconnected = await db.sql`
+        select 1 from cafe24_private.connections
+        where mall_id = 'raceshop' and status = 'disconnected'`;
+      assert.equal(disconnected.length, 2);
+    });
+
+    await t.step(
+      "no browser role reads a token: authenticated sees only its own rows",
+      async () => {
+        // Another provider's token must go too.
+        await db.sql`
+        update public.auth_settings
+        set providers = providers || '{"other": {"api_token": "secret-x", "refresh_token": "r-x", "region": "kr"}}'::jsonb
+        where id = ${aliceRow}`;
+        await assert.rejects(
+          asUser(db, alice, (sql) => sql`select providers from public.auth_settings`),
+          /permission denied/,
+        );
+        await assert.rejects(
+          asUser(db, alice, (sql) => sql`select * from cafe24_private.connections`),
+          /permission denied/,
+        );
+        await assert.rejects(
+          asUser(db, alice, (sql) => sql`select * from cafe24_private.pending_connections`),
+          /permission denied/,
+        );
+        const views = await asUser(
+          db,
+          alice,
+          (sql) => sql`select * from public.cafe24_connections`,
+        );
+        assert.equal(views.length, 1);
+        assert.equal(views[0]!.auth_settings_id, aliceRow);
+        assert.ok(!JSON.stringify(views).includes('token":'), JSON.stringify(views));
+        const safe = await asUser(
+          db,
+          alice,
+          (sql) => sql`select * from public.auth_settings_without_tokens`,
+        );
+        assert.equal(safe.length, 1);
+        assert.deepEqual(safe[0]!.providers.other, { region: "kr" });
+        assert.equal(safe[0]!.providers.cafe24.mall_id, "aliceshop");
+        const bobsView = await asUser(
+          db,
+          bob,
+          (sql) => sql`select * from public.cafe24_connections`,
+        );
+        assert.deepEqual(
+          bobsView.map((row) => row.mall_id),
+          ["aliceshop"],
+        );
+        assert.equal(bobsView[0]!.status, "active");
+        assert.equal(bobsView[0]!.needs_reconnect, false);
+        for (
+          const relation of ["auth_settings", "cafe24_connections", "auth_settings_without_tokens"]
+        ) {
+          await assert.rejects(
+            asAnon(db, (sql) => sql`select * from ${sql("public." + relation)}`),
+            /permission denied/,
+            relation,
+          );
+        }
+      },
+    );
+
+    await t.step("no token ever appeared in a URL or a page", () => {
+      assert.ok(web.hops.length > 20, "the hops were recorded");
+      for (const hop of web.hops) {
+        const visible = `${hop.url} ${hop.location ?? ""} ${hop.body}`;
+        assert.doesNotMatch(visible, /access_token|refresh_token/, visible.slice(0, 200));
+      }
+    });
+  } finally {
+    await stack.stop();
+    await auth.close();
+  }
+});
+
+// deno-lint-ignore no-explicit-any
+type Row = Record<string, any>;
+// deno-lint-ignore no-explicit-any
+type Query = (sql: any) => Promise<readonly Row[]>;
+
+/** Runs `query` the way the Data API runs a signed-in user's request. */
+async function asUser(db: TestDatabase, userId: string, query: Query): Promise<Row[]> {
+  const claims = JSON.stringify({ sub: userId, role: "authenticated", aud: "authenticated" });
+  const rows = await db.sql.begin(async (sql) => {
+    await sql`select set_config('request.jwt.claims', ${claims}, true)`;
+    await sql`set local role authenticated`;
+    return [...await query(sql)];
+  });
+  return rows as Row[];
+}
+
+/** The same for a request without a session (the anon key only). */
+async function asAnon(db: TestDatabase, query: Query): Promise<Row[]> {
+  const rows = await db.sql.begin(async (sql) => {
+    await sql`select set_config('request.jwt.claims', '{"role":"anon"}', true)`;
+    await sql`set local role anon`;
+    return [...await query(sql)];
+  });
+  return rows as Row[];
+}
