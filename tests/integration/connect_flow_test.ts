@@ -1,15 +1,18 @@
 /**
  * Connecting a mall end to end: cafe24-authorize and cafe24-callback over HTTP, the Cafe24
- * sandbox's authorize and token endpoints over HTTP, real PostgreSQL with the migrations, and a
- * local JWKS so that the functions' real user-token verification runs. Also the "refresh now"
- * path of cafe24-refresh with a user's own token.
+ * sandbox's authorize, token and revoke endpoints over HTTP, real PostgreSQL with the migrations,
+ * and a local JWKS so that the functions' real user-token verification runs. Also the "refresh
+ * now" path of cafe24-refresh with a user's own token.
  *
- * The test is the browser: it follows each redirect itself (`redirect: "manual"`). The callback
- * is registered at Cafe24 under a public HTTPS address, as Cafe24 requires; the browser here
- * resolves that address to the local functions server, as Supabase's gateway would.
+ * Connecting takes two requests to cafe24-callback: Cafe24's redirect (GET) exchanges the code and
+ * parks the pair as a pending connection, sending the browser back to the app with a handle in
+ * the URL fragment; the app then completes it (POST) with the user's session. The test is the
+ * browser (tests/support/connect.ts): it follows each redirect itself and records every answer.
+ * Who may complete a connection, takeovers and the browser roles' view are custody_test.ts's.
  */
 import assert from "node:assert/strict";
 import { startTestAuth, type TestAuth } from "../support/auth.ts";
+import { type Browser, browser } from "../support/connect.ts";
 import {
   cafe24Entry,
   CLIENT_SECRET,
@@ -21,6 +24,7 @@ import {
   type RefreshStack,
   startRefreshStack,
 } from "../support/stack.ts";
+import type { FunctionsServer } from "../../local/functions/server.ts";
 import { signState, verifyState } from "../../supabase/functions/_shared/connect/state.ts";
 
 const {
@@ -29,13 +33,7 @@ const {
   stateSecret: STATE_SECRET,
   apiVersion: API_VERSION,
 } = CONNECT_SETTINGS;
-
-interface Seen {
-  status: number;
-  location: string | null;
-  body: string;
-  headers: Headers;
-}
+const ALLOWED_SCOPES = CONNECT_SETTINGS.scopes.split(",");
 
 Deno.test("connecting a Cafe24 mall", async (t) => {
   const auth = await startTestAuth();
@@ -51,27 +49,18 @@ Deno.test("connecting a Cafe24 mall", async (t) => {
 
 async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: TestAuth) {
   const { db, sandbox } = stack;
-  /** Every status, Location and body the browser saw: checked for tokens at the end. */
-  const seen: Seen[] = [];
-  /** Authorization codes the sandbox handed out. */
-  const codes: string[] = [];
+  const web = browser(stack);
+  /** Every browser of this suite: their hops are checked for tokens at the end. */
+  const browsers: Browser[] = [web];
   /** Log output of the extra functions servers some steps start. */
   const outputs: string[][] = [stack.functions.output];
-
-  const browse = async (url: string | URL, init: RequestInit = {}, functionsUrl?: string) => {
-    const target = String(url).startsWith(PUBLIC_FUNCTIONS_URL)
-      ? (functionsUrl ?? stack.functions.url) + String(url).slice(PUBLIC_FUNCTIONS_URL.length)
-      : String(url);
-    const response = await fetch(target, { redirect: "manual", ...init });
-    const result: Seen = {
-      status: response.status,
-      location: response.headers.get("location"),
-      body: await response.text(),
-      headers: response.headers,
-    };
-    seen.push(result);
-    return result;
+  /** A browser whose callback address resolves to `server` instead of the stack's functions. */
+  const browserAt = (server: FunctionsServer) => {
+    const other = browser(stack, () => server.url);
+    browsers.push(other);
+    return other;
   };
+
   const authorize = (
     jwt: string | null,
     query: Record<string, string>,
@@ -79,36 +68,44 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
   ) => {
     const url = new URL(`${functionsUrl}/cafe24-authorize`);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
-    return browse(url, jwt === null ? {} : { headers: { authorization: `Bearer ${jwt}` } });
+    return web.get(url, jwt === null ? {} : { headers: { authorization: `Bearer ${jwt}` } });
   };
-  /** authorize (mode=json) → Cafe24's authorize endpoint → the callback URL it redirects to. */
-  const authorizeAtCafe24 = async (jwt: string, mallId: string, functionsUrl?: string) => {
-    const started = await authorize(jwt, { mall_id: mallId, mode: "json" }, functionsUrl);
-    assert.equal(started.status, 200, started.body);
-    const atCafe24 = await browse(JSON.parse(started.body).url);
-    assert.equal(atCafe24.status, 302, atCafe24.body);
-    const callbackUrl = new URL(atCafe24.location!);
-    const code = callbackUrl.searchParams.get("code");
-    if (code !== null) codes.push(code);
-    return callbackUrl;
+  /** The callback's redirect back to the app with an error: its `reason`. */
+  const failure = async (callbackUrl: URL) => {
+    const { fragment, query } = await web.callback(callbackUrl);
+    assert.equal(query.get("tab"), "cafe24", "the return URL's own query survives");
+    assert.equal(query.get("cafe24"), "error");
+    assert.equal([...fragment].length, 0, "no handle comes with an error");
+    return query.get("reason");
   };
-  const returned = (result: Seen) => {
-    assert.equal(result.status, 302, result.body);
-    const url = new URL(result.location!);
-    assert.equal(`${url.origin}${url.pathname}`, "https://app.test/settings/integrations");
-    assert.equal(url.searchParams.get("tab"), "cafe24", "the return URL's own query survives");
-    return url.searchParams;
-  };
-  /** Everything a connection attempt could write: settings rows and their refresh state. */
+  /** Everything a connection attempt could write: settings rows, their state, parked pairs. */
   const writes = async () =>
-    JSON.stringify(
+    JSON.stringify([
       await db.sql`
         select s.id, s.user_id, s.providers, s.updated_at, c.status, c.consecutive_failures,
           c.updated_at as connection_updated_at
         from public.auth_settings s
         left join cafe24_private.connections c on c.auth_settings_id = s.id
         order by s.id`,
-    );
+      await db.sql`
+        select encode(handle_hash, 'hex') as handle_hash, user_id, mall_id, tokens
+        from cafe24_private.pending_connections order by handle_hash`,
+    ]);
+  /** The pending connection parked under `handle` (only the handle's SHA-256 is stored). */
+  const pendingOf = async (handle: string) =>
+    await db.sql<
+      {
+        user_id: string;
+        mall_id: string;
+        requested_scopes: string[];
+        tokens: Record<string, unknown>;
+        ttl_seconds: number;
+      }[]
+    >`
+      select user_id, mall_id, requested_scopes, tokens,
+        extract(epoch from expires_at - created_at)::int as ttl_seconds
+      from cafe24_private.pending_connections
+      where handle_hash = sha256(convert_to(${handle}, 'UTF8'))`;
   const openStates = async (userId: string) => {
     const [row] = await db.sql<{ n: number }[]>`
       select count(*)::int as n from cafe24_private.oauth_states where user_id = ${userId}`;
@@ -136,6 +133,7 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
       "shopflaky",
       "shopgarble",
       "shopnoshops",
+      "shopstale",
       "shopkeep",
       "shopnew",
       "shopduoa",
@@ -232,6 +230,11 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
       assert.ok(check.ok);
       assert.equal(check.state.userId, alice);
       assert.equal(check.state.mallId, "shopalice");
+      assert.deepEqual(
+        check.state.scopes,
+        ALLOWED_SCOPES,
+        "the state carries the scopes asked for",
+      );
       const lifetime = check.state.expiresAt * 1000 - Date.now();
       assert.ok(lifetime > 9 * 60_000 && lifetime <= 10 * 60_000, `lifetime ${lifetime}`);
       const [row] = await db.sql<{ user_id: string; mall_id: string; expires_at: Date }[]>`
@@ -245,21 +248,45 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
 
   let firstCallbackUrl: URL | undefined;
   await t.step(
-    "the whole flow: 302 to Cafe24, back to the callback, tokens stored, shop_no set",
+    "the whole flow: 302 to Cafe24, the callback parks the pair, the app completes it",
     async () => {
       const started = await authorize(aliceJwt, { mall_id: "shopalice" });
       assert.equal(started.status, 302);
       assert.equal(started.headers.get("referrer-policy"), "no-referrer");
-      const atCafe24 = await browse(started.location!);
+      const atCafe24 = await web.get(started.location!);
       assert.equal(atCafe24.status, 302, atCafe24.body);
       assert.ok(atCafe24.location!.startsWith(`${REDIRECT_URI}?`));
       firstCallbackUrl = new URL(atCafe24.location!);
-      codes.push(firstCallbackUrl.searchParams.get("code")!);
 
-      const done = returned(await browse(firstCallbackUrl));
-      assert.equal(done.get("cafe24"), "connected");
-      assert.equal(done.get("mall_id"), "shopalice");
-      assert.equal(done.get("warning"), null);
+      const { hop, fragment, query } = await web.callback(firstCallbackUrl);
+      assert.equal(hop.headers.get("cache-control"), "no-store");
+      assert.deepEqual([...query], [["tab", "cafe24"]], "the return URL's own query, unchanged");
+      assert.deepEqual([...fragment.keys()], ["cafe24", "handle", "mall_id"]);
+      assert.equal(fragment.get("cafe24"), "pending");
+      assert.equal(fragment.get("mall_id"), "shopalice");
+      const handle = fragment.get("handle")!;
+      assert.match(handle, /^[A-Za-z0-9_-]{43}$/);
+
+      // Parked, not connected: the pair waits under the handle's hash and no account holds it.
+      const rows = await db.sql`select 1 from public.auth_settings where user_id = ${alice}`;
+      assert.equal(rows.length, 0, "nothing is attached to an account before completion");
+      const [pending] = await pendingOf(handle);
+      assert.equal(pending?.user_id, alice);
+      assert.equal(pending?.mall_id, "shopalice");
+      assert.deepEqual(pending?.requested_scopes, ALLOWED_SCOPES);
+      assert.equal(pending?.tokens.refresh_token, sandbox.liveRefreshToken("shopalice"));
+      assert.equal(pending?.ttl_seconds, 600);
+      const parked = sandbox.counters().byMall.shopalice!;
+      assert.equal(parked.codeExchanges, 1);
+      assert.equal(parked.shopsRequests, 0, "the shops are looked up at completion");
+
+      const done = await web.complete(aliceJwt, handle);
+      assert.deepEqual(done, {
+        status: 200,
+        body: { connected: true, mall_id: "shopalice", shop_no: 1 },
+      });
+      assert.equal(web.hops.at(-1)!.headers.get("cache-control"), "no-store");
+      assert.equal((await pendingOf(handle)).length, 0, "the pending connection is used up");
 
       const { id, entry } = await entryOf(alice);
       assert.equal(entry.mall_id, "shopalice");
@@ -267,7 +294,7 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
       assert.equal(typeof entry.access_token, "string");
       assert.match(String(entry.expires_at), /Z$/);
       assert.match(String(entry.refresh_token_expires_at), /Z$/);
-      assert.deepEqual(entry.scopes, ["mall.read_store", "mall.read_product"]);
+      assert.deepEqual(entry.scopes, ALLOWED_SCOPES);
       assert.ok(Math.abs(Date.parse(String(entry.connected_at)) - Date.now()) < 60_000);
       assert.deepEqual(entry.shops, [{ shop_no: 1, name: "shopalice shop", default: true }]);
       assert.equal(entry.shop_no, 1);
@@ -298,15 +325,13 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
   await t.step("a replayed callback is refused and exchanges nothing", async () => {
     const before = await writes();
     const exchanges = codeExchanges();
-    const done = returned(await browse(firstCallbackUrl!));
-    assert.equal(done.get("cafe24"), "error");
-    assert.equal(done.get("reason"), "STATE_REPLAYED");
+    assert.equal(await failure(firstCallbackUrl!), "STATE_REPLAYED");
     assert.equal(codeExchanges(), exchanges);
     assert.equal(await writes(), before);
   });
 
   await t.step("a tampered state is refused before anything is sent or written", async () => {
-    const callbackUrl = await authorizeAtCafe24(aliceJwt, "shopalice");
+    const callbackUrl = await web.authorizeAtCafe24(aliceJwt, "shopalice");
     const state = callbackUrl.searchParams.get("state")!;
     const [payload, signature] = state.split(".") as [string, string];
     const decoded = JSON.parse(atob(payload.replaceAll("-", "+").replaceAll("_", "/")));
@@ -318,19 +343,18 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
     for (const tampered of [`${forged}.${signature}`, `${flipped}.${signature}`, payload, ""]) {
       const url = new URL(callbackUrl);
       url.searchParams.set("state", tampered);
-      const done = returned(await browse(url));
-      assert.equal(done.get("reason"), "STATE_INVALID", tampered);
+      assert.equal(await failure(url), "STATE_INVALID", tampered);
     }
     const withoutState = new URL(callbackUrl);
     withoutState.searchParams.delete("state");
-    assert.equal(returned(await browse(withoutState)).get("reason"), "STATE_INVALID");
+    assert.equal(await failure(withoutState), "STATE_INVALID");
     assert.equal(codeExchanges(), exchanges);
     assert.equal(await writes(), before);
     assert.equal(await openStates(bob), 0);
   });
 
   await t.step("an expired state is refused; nothing is exchanged or written", async () => {
-    const callbackUrl = await authorizeAtCafe24(aliceJwt, "shopalice");
+    const callbackUrl = await web.authorizeAtCafe24(aliceJwt, "shopalice");
     const check = await verifyState(STATE_SECRET, callbackUrl.searchParams.get("state"));
     assert.ok(check.ok);
     // The same nonce, user and mall, signed with the real secret, but 10 minutes older.
@@ -341,8 +365,7 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
     callbackUrl.searchParams.set("state", expired);
     const before = await writes();
     const exchanges = codeExchanges();
-    const done = returned(await browse(callbackUrl));
-    assert.equal(done.get("reason"), "STATE_EXPIRED");
+    assert.equal(await failure(callbackUrl), "STATE_EXPIRED");
     assert.equal(codeExchanges(), exchanges);
     assert.equal(await writes(), before);
   });
@@ -353,30 +376,28 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
     const started = await authorize(aliceJwt, { mall_id: "shopalice", mode: "json" });
     const url = new URL(JSON.parse(started.body).url);
     url.pathname = url.pathname.replace("/shopalice/", "/shopother/");
-    const atOther = await browse(url);
+    const atOther = await web.get(url);
     assert.equal(atOther.status, 302);
     const callbackUrl = new URL(atOther.location!);
-    codes.push(callbackUrl.searchParams.get("code")!);
 
     const before = await writes();
     const exchanges = codeExchanges();
     // When the callback names a mall, it must be the state's: refused before any exchange.
     const named = new URL(callbackUrl);
     named.searchParams.set("mall_id", "shopother");
-    assert.equal(returned(await browse(named)).get("reason"), "STATE_MALL_MISMATCH");
+    assert.equal(await failure(named), "STATE_MALL_MISMATCH");
     assert.equal(codeExchanges(), exchanges);
 
-    const done = returned(await browse(callbackUrl));
-    assert.equal(done.get("reason"), "TOKEN_EXCHANGE_REJECTED");
+    assert.equal(await failure(callbackUrl), "TOKEN_EXCHANGE_REJECTED");
     assert.equal(codeExchanges(), exchanges + 1, "the code went to shopalice's token endpoint");
     assert.equal(sandbox.counters().byMall.shopother!.codeExchanges, 0);
     assert.equal(await writes(), before);
     // The state is spent: it cannot be tried again with a proper code.
-    assert.equal(returned(await browse(callbackUrl)).get("reason"), "STATE_REPLAYED");
+    assert.equal(await failure(callbackUrl), "STATE_REPLAYED");
   });
 
   await t.step("a state signed for another user than its nonce's is refused", async () => {
-    const callbackUrl = await authorizeAtCafe24(aliceJwt, "shopalice");
+    const callbackUrl = await web.authorizeAtCafe24(aliceJwt, "shopalice");
     const check = await verifyState(STATE_SECRET, callbackUrl.searchParams.get("state"));
     assert.ok(check.ok);
     // Even with the secret, Alice's nonce cannot be spent as Bob's.
@@ -385,7 +406,7 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
     url.searchParams.set("state", asBob);
     const before = await writes();
     const exchanges = codeExchanges();
-    assert.equal(returned(await browse(url)).get("reason"), "STATE_INVALID");
+    assert.equal(await failure(url), "STATE_INVALID");
     assert.equal(codeExchanges(), exchanges);
     assert.equal(await writes(), before);
     const bobRows = await db.sql`select 1 from public.auth_settings where user_id = ${bob}`;
@@ -393,44 +414,40 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
   });
 
   await t.step("Bob's own flow connects Bob's mall to Bob only", async () => {
-    const callbackUrl = await authorizeAtCafe24(bobJwt, "shopbob");
-    assert.equal(returned(await browse(callbackUrl)).get("cafe24"), "connected");
+    assert.equal((await web.connect(bobJwt, "shopbob")).status, 200);
     const { entry } = await entryOf(bob);
     assert.equal(entry.mall_id, "shopbob");
     assert.equal((await entryOf(alice)).entry.mall_id, "shopalice");
   });
 
   await t.step("a callback without a code is refused; the state stays unused", async () => {
-    const callbackUrl = await authorizeAtCafe24(aliceJwt, "shopalice");
+    const callbackUrl = await web.authorizeAtCafe24(aliceJwt, "shopalice");
     const open = await openStates(alice);
     callbackUrl.searchParams.delete("code");
     const before = await writes();
     const exchanges = codeExchanges();
-    assert.equal(returned(await browse(callbackUrl)).get("reason"), "MISSING_CODE");
+    assert.equal(await failure(callbackUrl), "MISSING_CODE");
     assert.equal(codeExchanges(), exchanges);
     assert.equal(await writes(), before);
     assert.equal(await openStates(alice), open);
   });
 
   await t.step("the owner denying access (error=access_denied) ends as ACCESS_DENIED", async () => {
-    const callbackUrl = await authorizeAtCafe24(aliceJwt, "shopdeny");
+    const callbackUrl = await web.authorizeAtCafe24(aliceJwt, "shopdeny");
     assert.equal(callbackUrl.searchParams.get("error"), "access_denied");
     const before = await writes();
     const exchanges = codeExchanges();
-    const done = returned(await browse(callbackUrl));
-    assert.equal(done.get("cafe24"), "error");
-    assert.equal(done.get("reason"), "ACCESS_DENIED");
+    assert.equal(await failure(callbackUrl), "ACCESS_DENIED");
     assert.equal(codeExchanges(), exchanges);
     assert.equal(await writes(), before);
   });
 
   await t.step("a code older than one minute is rejected by Cafe24; nothing written", async () => {
-    const callbackUrl = await authorizeAtCafe24(aliceJwt, "shopslow");
+    const callbackUrl = await web.authorizeAtCafe24(aliceJwt, "shopslow");
     sandbox.clock.advance(61_000);
     const before = await writes();
     const invalidGrants = sandbox.counters().invalidGrants;
-    const done = returned(await browse(callbackUrl));
-    assert.equal(done.get("reason"), "TOKEN_EXCHANGE_REJECTED");
+    assert.equal(await failure(callbackUrl), "TOKEN_EXCHANGE_REJECTED");
     assert.equal(sandbox.counters().invalidGrants, invalidGrants + 1);
     assert.equal(sandbox.counters().byMall.shopslow!.codeExchanges, 0);
     assert.equal(await writes(), before);
@@ -447,7 +464,7 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
       misconfigured.url,
     );
     assert.equal(started.status, 200);
-    const atCafe24 = await browse(JSON.parse(started.body).url);
+    const atCafe24 = await web.get(JSON.parse(started.body).url);
     assert.equal(atCafe24.status, 400);
     assert.equal(atCafe24.location, null);
     assert.deepEqual(JSON.parse(atCafe24.body), {
@@ -460,12 +477,11 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
   });
 
   await t.step("a 5xx from the token endpoint ends as CAFE24_UNAVAILABLE", async () => {
-    const callbackUrl = await authorizeAtCafe24(aliceJwt, "shopflaky");
+    const callbackUrl = await web.authorizeAtCafe24(aliceJwt, "shopflaky");
     sandbox.queueFaults("shopflaky", [{ kind: "server_error", status: 503 }]);
     const before = await writes();
     const injected = sandbox.counters().faultsInjected.server_error;
-    const done = returned(await browse(callbackUrl));
-    assert.equal(done.get("reason"), "CAFE24_UNAVAILABLE");
+    assert.equal(await failure(callbackUrl), "CAFE24_UNAVAILABLE");
     assert.equal(sandbox.counters().faultsInjected.server_error, injected + 1);
     assert.equal(await writes(), before);
   });
@@ -474,13 +490,32 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
     "a malformed 200 from the token endpoint ends as TOKEN_RESPONSE_INVALID",
     async () => {
       for (const variant of ["missing_refresh_token", "html", "wrong_types"] as const) {
-        const callbackUrl = await authorizeAtCafe24(aliceJwt, "shopgarble");
+        const callbackUrl = await web.authorizeAtCafe24(aliceJwt, "shopgarble");
         sandbox.queueFaults("shopgarble", [{ kind: "malformed_200", variant }]);
         const before = await writes();
-        const done = returned(await browse(callbackUrl));
-        assert.equal(done.get("reason"), "TOKEN_RESPONSE_INVALID", variant);
+        assert.equal(await failure(callbackUrl), "TOKEN_RESPONSE_INVALID", variant);
         assert.equal(await writes(), before, variant);
       }
+    },
+  );
+
+  await t.step(
+    "a pending connection completed after its 10 minutes is refused and its pair revoked",
+    async () => {
+      const handle = await web.startConnection(aliceJwt, "shopstale");
+      assert.ok(sandbox.liveRefreshToken("shopstale") !== undefined);
+      // As if the app had come back 10 minutes later: the expiry is checked by the database clock.
+      await db.sql`
+        update cafe24_private.pending_connections set expires_at = now() - interval '1 second'
+        where handle_hash = sha256(convert_to(${handle}, 'UTF8'))`;
+      const aliceBefore = await entryOf(alice);
+      const revokes = sandbox.counters().requests.revoke;
+      const late = await web.complete(aliceJwt, handle);
+      assert.deepEqual(late, { status: 400, body: { error: "HANDLE_INVALID" } });
+      assert.equal(sandbox.counters().requests.revoke, revokes + 1);
+      assert.equal(sandbox.liveRefreshToken("shopstale"), undefined, "no live pair is left");
+      assert.equal((await pendingOf(handle)).length, 0, "the pending connection is gone");
+      assert.deepEqual(await entryOf(alice), aliceBefore, "Alice's connection is untouched");
     },
   );
 
@@ -488,10 +523,19 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
     "a 403 from the shop lookup keeps the connection and records a warning",
     async () => {
       const charlie = crypto.randomUUID();
-      const callbackUrl = await authorizeAtCafe24(await auth.mint({ sub: charlie }), "shopnoshops");
-      const done = returned(await browse(callbackUrl));
-      assert.equal(done.get("cafe24"), "connected");
-      assert.equal(done.get("warning"), "SHOPS_LOOKUP_FAILED");
+      const charlieJwt = await auth.mint({ sub: charlie });
+      const handle = await web.startConnection(charlieJwt, "shopnoshops");
+      assert.equal(sandbox.counters().byMall.shopnoshops!.shopsRequests, 0);
+      const done = await web.complete(charlieJwt, handle);
+      assert.deepEqual(done, {
+        status: 200,
+        body: {
+          connected: true,
+          mall_id: "shopnoshops",
+          shop_no: null,
+          warning: "SHOPS_LOOKUP_FAILED",
+        },
+      });
       const { id, entry } = await entryOf(charlie);
       assert.equal(entry.refresh_token, sandbox.liveRefreshToken("shopnoshops"));
       assert.equal(entry.shop_no, undefined);
@@ -519,8 +563,11 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
       assert.equal(failed.failed, 1);
       assert.equal((await connectionState(db, id)).status, "reconnect_required");
 
-      const callbackUrl = await authorizeAtCafe24(await auth.mint({ sub: dana }), "shopkeep");
-      assert.equal(returned(await browse(callbackUrl)).get("cafe24"), "connected");
+      const done = await web.connect(await auth.mint({ sub: dana }), "shopkeep");
+      assert.deepEqual(done, {
+        status: 200,
+        body: { connected: true, mall_id: "shopkeep", shop_no: 3 },
+      });
 
       const { id: sameId, entry } = await entryOf(dana);
       assert.equal(sameId, id, "the existing row was updated, not a second one added");
@@ -545,8 +592,11 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
     const dana = (await db.sql<{ user_id: string }[]>`
       select user_id from auth_settings where providers -> 'cafe24' ->> 'mall_id' = 'shopkeep'
       order by created_at limit 1`)[0]!.user_id;
-    const callbackUrl = await authorizeAtCafe24(await auth.mint({ sub: dana }), "shopnew");
-    assert.equal(returned(await browse(callbackUrl)).get("cafe24"), "connected");
+    const done = await web.connect(await auth.mint({ sub: dana }), "shopnew");
+    assert.deepEqual(done, {
+      status: 200,
+      body: { connected: true, mall_id: "shopnew", shop_no: 1 },
+    });
     const { entry } = await entryOf(dana);
     assert.equal(entry.mall_id, "shopnew");
     assert.equal(entry.refresh_token, sandbox.liveRefreshToken("shopnew"));
@@ -557,14 +607,20 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
   });
 
   await t.step(
-    "two callbacks for one new user at once leave exactly one settings row",
+    "two connections of one new user, called back and completed at once, leave one settings row",
     async () => {
       const erin = crypto.randomUUID();
       const erinJwt = await auth.mint({ sub: erin });
-      const first = await authorizeAtCafe24(erinJwt, "shopduoa");
-      const second = await authorizeAtCafe24(erinJwt, "shopduob");
-      const results = await Promise.all([browse(first), browse(second)]);
-      for (const result of results) assert.equal(returned(result).get("cafe24"), "connected");
+      const first = await web.authorizeAtCafe24(erinJwt, "shopduoa");
+      const second = await web.authorizeAtCafe24(erinJwt, "shopduob");
+      const handles = (await Promise.all([web.callback(first), web.callback(second)])).map(
+        ({ fragment }) => {
+          assert.equal(fragment.get("cafe24"), "pending");
+          return fragment.get("handle")!;
+        },
+      );
+      const answers = await Promise.all(handles.map((handle) => web.complete(erinJwt, handle)));
+      for (const answer of answers) assert.equal(answer.status, 200, JSON.stringify(answer.body));
       const { entry } = await entryOf(erin);
       const mall = String(entry.mall_id);
       assert.ok(mall === "shopduoa" || mall === "shopduob", mall);
@@ -574,8 +630,9 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
         "the last write wins whole",
       );
 
-      // The same race made certain, straight at the SQL function: the first writer's row is not
-      // committed yet when the second one looks for the user's row.
+      // The same race made certain, straight at the SQL function the completion calls: the first
+      // writer's row is not committed yet when the second one looks for the user's row. The
+      // second must wait on the first's per-user lock instead of adding a row of its own.
       const gina = crypto.randomUUID();
       const tokens = (n: number) =>
         db.sql.json({
@@ -583,44 +640,75 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
           refresh_token: `rt-${n}`,
           expires_at: new Date(Date.now() + 7_200_000).toISOString(),
         });
-      const written = Promise.withResolvers<void>();
+      const written = Promise.withResolvers<number>();
       const commit = Promise.withResolvers<void>();
       const holder = db.sql.begin(async (tx) => {
-        await tx`select cafe24_private.store_connection(${gina}::uuid, 'shopduoa', ${tokens(1)})`;
-        written.resolve();
+        const [row] = await tx<{ pid: number }[]>`
+          select pg_backend_pid() as pid,
+            cafe24_private.store_connection(${gina}::uuid, 'shopduoa', ${tokens(1)})`;
+        written.resolve(row!.pid);
         await commit.promise;
       });
-      await written.promise;
+      const holderPid = await Promise.race([
+        written.promise,
+        holder.then(() => assert.fail("the first writer committed before it was told to")),
+      ]);
       const waiter = db.sql`
-        select cafe24_private.store_connection(${gina}::uuid, 'shopduoa', ${tokens(2)})`;
-      await new Promise((resolve) => setTimeout(resolve, 300));
+        select cafe24_private.store_connection(${gina}::uuid, 'shopduoa', ${tokens(2)})`.execute();
+      const blocked = async () =>
+        (await db.sql<{ n: number }[]>`
+          select count(*)::int as n from pg_stat_activity
+          where ${holderPid}::int = any(pg_blocking_pids(pid))`)[0]!.n > 0;
+      for (let polls = 0; !await blocked(); polls++) {
+        assert.ok(polls < 500, "the second writer never waited for the first one's lock");
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
       commit.resolve();
       await Promise.all([holder, waiter]);
       assert.equal((await entryOf(gina)).entry.refresh_token, "rt-2");
     },
   );
 
-  await t.step("without CAFE24_APP_RETURN_URL the callback ends on a small page", async () => {
-    const pageServer = await stack.startFunctions({ CAFE24_APP_RETURN_URL: "" });
-    const frank = crypto.randomUUID();
-    const callbackUrl = await authorizeAtCafe24(
-      await auth.mint({ sub: frank }),
-      "shoppage",
-      pageServer.url,
-    );
-    const page = await browse(callbackUrl, {}, pageServer.url);
-    assert.equal(page.status, 200);
-    assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
-    assert.match(page.headers.get("content-security-policy") ?? "", /default-src 'none'/);
-    assert.match(page.body, /The mall shoppage is now connected/);
-    assert.doesNotMatch(page.body, /<script/i);
+  await t.step(
+    "without CAFE24_APP_RETURN_URL the callback ends on a CONFIG_MISSING page and spends nothing",
+    async () => {
+      const pageServer = await stack.startFunctions({ CAFE24_APP_RETURN_URL: "" });
+      const atPage = browserAt(pageServer);
+      const frank = crypto.randomUUID();
+      const frankJwt = await auth.mint({ sub: frank });
+      const callbackUrl = await atPage.authorizeAtCafe24(frankJwt, "shoppage");
+      const before = await writes();
+      const exchanges = codeExchanges();
+      const page = await atPage.get(callbackUrl);
+      assert.equal(page.status, 500);
+      assert.equal(page.location, null);
+      assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+      assert.match(page.headers.get("content-security-policy") ?? "", /default-src 'none'/);
+      assert.equal(page.headers.get("cache-control"), "no-store");
+      assert.match(page.body, /Reason: CONFIG_MISSING/);
+      assert.doesNotMatch(page.body, /<script/i);
+      assert.equal(codeExchanges(), exchanges, "the code was not exchanged");
+      assert.equal(await writes(), before, "nothing was parked or stored");
+      // The completion needs the setting too: it is one requirement of the whole function.
+      assert.deepEqual(await atPage.complete(frankJwt, "x".repeat(43)), {
+        status: 500,
+        body: { error: "CONFIG_MISSING", missing: ["CAFE24_APP_RETURN_URL"] },
+      });
+      await pageServer.stop();
+      outputs.push(pageServer.output);
+      const logged = pageServer.output.filter((line) => line.includes('"config_missing"'));
+      assert.ok(
+        logged.length > 0 && logged.every((line) => line.includes("CAFE24_APP_RETURN_URL")),
+      );
 
-    const replay = await browse(callbackUrl, {}, pageServer.url);
-    assert.equal(replay.status, 400);
-    assert.match(replay.body, /Reason: STATE_REPLAYED/);
-    await pageServer.stop();
-    outputs.push(pageServer.output);
-  });
+      // The state was not spent: the same callback, at a configured server, connects Frank.
+      assert.equal(await openStates(frank), 1);
+      const { fragment } = await web.callback(callbackUrl);
+      assert.equal(fragment.get("cafe24"), "pending");
+      assert.equal((await web.complete(frankJwt, fragment.get("handle"))).status, 200);
+      assert.equal((await entryOf(frank)).entry.mall_id, "shoppage");
+    },
+  );
 
   await t.step("refresh now: a user's token refreshes that user's connections only", async () => {
     const tokensOf = async (userId: string) =>
@@ -755,6 +843,17 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
           select providers -> 'cafe24' ->> 'refresh_token' as v from auth_settings
           union all select providers -> 'cafe24' ->> 'access_token' from auth_settings) t
         where v is not null`;
+      const hops = browsers.flatMap((b) => b.hops);
+      // Cafe24's own redirect to the callback carries the code, and the callback's redirect to
+      // the app carries the handle in its fragment: that is the protocol. Nothing else may.
+      const toCallback = (location: string | null) =>
+        location?.startsWith(`${REDIRECT_URI}?`) ?? false;
+      const codes = hops.filter((hop) => toCallback(hop.location))
+        .map((hop) => new URL(hop.location!).searchParams.get("code"))
+        .filter((code) => code !== null);
+      const handles = hops.filter((hop) => hop.location?.includes("#") ?? false)
+        .map((hop) => new URLSearchParams(new URL(hop.location!).hash.slice(1)).get("handle"))
+        .filter((handle) => handle !== null);
       const secrets = [
         ...row!.tokens,
         ...codes,
@@ -766,21 +865,25 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
       ];
       assert.ok(row!.tokens.length >= 10, "the check covers the tokens of every connection");
       assert.ok(codes.length >= 10, "the check covers the codes handed out");
+      assert.ok(handles.length >= 8, "the check covers the handles handed out");
 
-      const answers = seen.filter((s) => {
-        // Cafe24's own redirect to the callback carries the code: that is the protocol.
-        return !(s.location?.startsWith(`${REDIRECT_URI}?`) ?? false);
-      });
-      for (const secret of secrets) {
-        for (const answer of answers) {
-          assert.ok(!(answer.location ?? "").includes(secret), "a secret in a redirect URL");
-          assert.ok(!answer.body.includes(secret), "a secret in a response body");
+      for (const hop of hops) {
+        for (const secret of secrets) {
+          if (!toCallback(hop.location)) {
+            assert.ok(!(hop.location ?? "").includes(secret), "a secret in a redirect URL");
+          }
+          assert.ok(!hop.body.includes(secret), "a secret in a response body");
+        }
+        for (const handle of handles) {
+          assert.ok(!hop.body.includes(handle), "a handle in a response body");
         }
       }
       const output = outputs.flat().join("\n");
-      assert.ok(output.includes("cafe24_connected"), "the log is what was checked");
-      for (const secret of secrets) {
-        assert.ok(!output.includes(secret), "a secret in the functions' output");
+      for (const event of ["cafe24_connect_pending", "cafe24_connected"]) {
+        assert.ok(output.includes(event), `the log is what was checked (${event})`);
+      }
+      for (const secret of [...secrets, ...handles]) {
+        assert.ok(!output.includes(secret), "a secret or a handle in the functions' output");
       }
     },
   );

@@ -19,6 +19,8 @@ export interface Hop {
 export interface Browser {
   /** Every hop seen so far: tests check that no token ever appears in one. */
   hops: Hop[];
+  /** Where this browser sends a request for `url`: the public functions address made local. */
+  local(url: string | URL): string;
   get(url: string | URL, init?: RequestInit): Promise<Hop>;
   /** authorize → Cafe24 → the callback URL Cafe24 redirects to (not yet visited). */
   authorizeAtCafe24(jwt: string, mallId: string, query?: Record<string, string>): Promise<URL>;
@@ -32,6 +34,11 @@ export interface Browser {
   complete(
     jwt: string | null,
     handle: unknown,
+  ): Promise<{ status: number; body: Record<string, unknown> }>;
+  /** Both steps with one session: startConnection, then complete with the handle it returned. */
+  connect(
+    jwt: string,
+    mallId: string,
   ): Promise<{ status: number; body: Record<string, unknown> }>;
 }
 
@@ -88,35 +95,43 @@ export function browser(
     };
   };
 
+  const startConnection = async (jwt: string, mallId: string) => {
+    const { fragment } = await callback(await authorizeAtCafe24(jwt, mallId));
+    assert.equal(fragment.get("cafe24"), "pending");
+    assert.equal(fragment.get("mall_id"), mallId);
+    return fragment.get("handle")!;
+  };
+
+  const complete = async (jwt: string | null, handle: unknown) => {
+    const response = await fetch(`${base()}/cafe24-callback`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        ...(jwt === null ? {} : { authorization: `Bearer ${jwt}` }),
+      },
+      body: JSON.stringify({ handle }),
+    });
+    const text = await response.text();
+    hops.push({
+      url: `${base()}/cafe24-callback`,
+      status: response.status,
+      location: null,
+      body: text,
+      headers: response.headers,
+    });
+    return { status: response.status, body: JSON.parse(text) };
+  };
+
   return {
     hops,
+    local,
     get,
     authorizeAtCafe24,
     callback,
-    async startConnection(jwt, mallId) {
-      const { fragment } = await callback(await authorizeAtCafe24(jwt, mallId));
-      assert.equal(fragment.get("cafe24"), "pending");
-      assert.equal(fragment.get("mall_id"), mallId);
-      return fragment.get("handle")!;
-    },
-    async complete(jwt, handle) {
-      const response = await fetch(`${base()}/cafe24-callback`, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          ...(jwt === null ? {} : { authorization: `Bearer ${jwt}` }),
-        },
-        body: JSON.stringify({ handle }),
-      });
-      const text = await response.text();
-      hops.push({
-        url: `${base()}/cafe24-callback`,
-        status: response.status,
-        location: null,
-        body: text,
-        headers: response.headers,
-      });
-      return { status: response.status, body: JSON.parse(text) };
+    startConnection,
+    complete,
+    async connect(jwt, mallId) {
+      return await complete(jwt, await startConnection(jwt, mallId));
     },
   };
 }

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import {
+  AUTHORIZE_CONFIG_REQUIRED,
+  CALLBACK_CONFIG_REQUIRED,
   type Config,
   LEASE_SLACK_MS,
   loadConfig,
@@ -189,4 +191,78 @@ Deno.test("refreshSettings() follows a configured timeout and margin", () => {
   assert.equal(settings.leaseMs, 80_000);
   assert.equal(settings.refreshMarginMs, 600_000);
   assert.equal(settings.apiBaseUrl, "http://127.0.0.1:54329/{mall_id}");
+});
+
+const CONNECT_ENV = {
+  SUPABASE_URL: "https://ref.supabase.co",
+  SUPABASE_DB_URL: REFRESH_ENV.SUPABASE_DB_URL,
+  CAFE24_CLIENT_ID: "my_client_id",
+  CAFE24_CLIENT_SECRET_KEY: "my_secret_key",
+  CAFE24_REDIRECT_URI: "https://ref.supabase.co/functions/v1/cafe24-callback",
+  CAFE24_OAUTH_STATE_SECRET: "a-state-secret-of-32-characters!",
+  CAFE24_SCOPES: "mall.read_store, mall.read_product",
+  CAFE24_APP_RETURN_URL: "https://app.example/settings/integrations",
+};
+
+/** CONNECT_ENV without `name`. */
+function connectEnvWithout(name: keyof typeof CONNECT_ENV): Record<string, string> {
+  const { [name]: _, ...rest } = CONNECT_ENV;
+  return rest;
+}
+
+Deno.test("cafe24-authorize requires CAFE24_SCOPES, its allow-list of scopes", () => {
+  assert.equal(loadConfig(CONNECT_ENV, AUTHORIZE_CONFIG_REQUIRED).ok, true);
+  assert.deepEqual(
+    loadConfig(connectEnvWithout("CAFE24_SCOPES"), AUTHORIZE_CONFIG_REQUIRED),
+    { ok: false, code: "CONFIG_MISSING", names: ["CAFE24_SCOPES"] },
+  );
+  assert.deepEqual(
+    loadConfig({ ...CONNECT_ENV, CAFE24_SCOPES: "" }, AUTHORIZE_CONFIG_REQUIRED),
+    { ok: false, code: "CONFIG_MISSING", names: ["CAFE24_SCOPES"] },
+  );
+});
+
+Deno.test("cafe24-callback requires CAFE24_APP_RETURN_URL and, for completing, SUPABASE_URL", () => {
+  assert.equal(loadConfig(CONNECT_ENV, CALLBACK_CONFIG_REQUIRED).ok, true);
+  for (const name of ["CAFE24_APP_RETURN_URL", "SUPABASE_URL"] as const) {
+    assert.deepEqual(
+      loadConfig(connectEnvWithout(name), CALLBACK_CONFIG_REQUIRED),
+      { ok: false, code: "CONFIG_MISSING", names: [name] },
+      name,
+    );
+  }
+  assert.ok(!(CALLBACK_CONFIG_REQUIRED as readonly string[]).includes("CAFE24_SCOPES"));
+});
+
+Deno.test("loadConfig() keeps CAFE24_SCOPES as written when every entry is a Cafe24 scope name", () => {
+  for (
+    const scopes of [
+      "mall.read_store",
+      "mall.read_store,mall.write_product",
+      " mall.read_store , mall.read_store ",
+      Array(50).fill("mall.read_order").join(","),
+    ]
+  ) {
+    const result = loadConfig({ ...CONNECT_ENV, CAFE24_SCOPES: scopes }, AUTHORIZE_CONFIG_REQUIRED);
+    assert.ok(result.ok, scopes);
+    assert.equal(result.config.CAFE24_SCOPES, scopes);
+  }
+});
+
+Deno.test("loadConfig() reports a CAFE24_SCOPES that is not a list of scope names as CONFIG_INVALID, by name", () => {
+  for (
+    const scopes of [
+      "openid",
+      "mall.read_store mall.read_product",
+      "mall.read_store,,mall.read_product",
+      "mall.read_store,",
+      "mall.delete_store",
+      "MALL.READ_STORE",
+      Array(51).fill("mall.read_order").join(","),
+    ]
+  ) {
+    const result = loadConfig({ ...CONNECT_ENV, CAFE24_SCOPES: scopes }, AUTHORIZE_CONFIG_REQUIRED);
+    assert.deepEqual(result, { ok: false, code: "CONFIG_INVALID", names: ["CAFE24_SCOPES"] });
+    assert.ok(!JSON.stringify(result).includes(scopes), "the value leaked");
+  }
 });
