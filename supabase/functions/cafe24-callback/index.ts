@@ -26,7 +26,11 @@ async function handle(request: Request): Promise<Response> {
     : null;
   const loaded = loadConfig(env, CALLBACK_CONFIG_REQUIRED);
   if (!loaded.ok) {
-    logEvent("error", "config_missing", { function: "cafe24-callback", names: loaded.names });
+    logEvent("error", "config_missing", {
+      function: "cafe24-callback",
+      names: loaded.names,
+      rules: loaded.rules,
+    });
     return connectResponse({ ok: false, reason: loaded.code }, returnUrl, cors);
   }
   const config = loaded.config;
