@@ -336,6 +336,23 @@ Deno.test("cafe24-refresh endpoint", async (t) => {
           where user_id = ${user.id}`;
         assert.ok(row, "the start is recorded in cafe24_private.user_refresh_starts");
         assert.ok(Math.abs(row.last_started_at.getTime() - Date.now()) < 60_000);
+        // Only the functions' role may call it; the Data API's roles reach neither it nor the table.
+        const [grants] = await db.sql<Record<string, boolean>[]>`
+          select
+            has_function_privilege('service_role',
+              'cafe24_private.start_user_refresh(uuid, interval)', 'execute') as service_role,
+            has_function_privilege('anon',
+              'cafe24_private.start_user_refresh(uuid, interval)', 'execute') as anon,
+            has_function_privilege('authenticated',
+              'cafe24_private.start_user_refresh(uuid, interval)', 'execute') as authenticated,
+            has_table_privilege('authenticated',
+              'cafe24_private.user_refresh_starts', 'select,insert,update,delete') as table_access`;
+        assert.deepEqual(grants, {
+          service_role: true,
+          anon: false,
+          authenticated: false,
+          table_access: false,
+        });
 
         const onSecond = await fetch(`${other.url}/cafe24-refresh`, {
           method: "POST",

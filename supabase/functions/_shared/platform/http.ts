@@ -118,21 +118,22 @@ export function openRequest(
   return { cors, early: null };
 }
 
-function announcedBodyTooLarge(request: Request): boolean {
+function announcedBodyTooLarge(request: Request, maxBytes = MAX_REQUEST_BODY_BYTES): boolean {
   const length = request.headers.get("content-length")?.trim();
-  return length !== undefined && /^\d+$/.test(length) && Number(length) > MAX_REQUEST_BODY_BYTES;
+  return length !== undefined && /^\d+$/.test(length) && Number(length) > maxBytes;
 }
 
 /**
- * The request body as text, reading at most `maxBytes + 1` bytes: a body that turns out larger
- * (sent chunked, without a Content-Length) is cancelled there and refused with
- * BODY_TOO_LARGE, so no caller can make a function buffer more than that.
+ * The request body as text. A body announced larger than `maxBytes` is refused before a byte is
+ * read; one sent without a Content-Length (chunked) is read until more than `maxBytes` have
+ * arrived (16 KiB + 1 byte when it comes byte by byte), then cancelled and refused. Either way
+ * BODY_TOO_LARGE, and no caller can make a function buffer more than one chunk past the limit.
  */
 export async function readBodyText(
   request: Request,
   maxBytes = MAX_REQUEST_BODY_BYTES,
 ): Promise<string> {
-  if (announcedBodyTooLarge(request)) throw new RequestError("BODY_TOO_LARGE");
+  if (announcedBodyTooLarge(request, maxBytes)) throw new RequestError("BODY_TOO_LARGE");
   if (request.body === null) return "";
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];

@@ -130,6 +130,10 @@ function unrefTimer(flush: () => void, ms: number): () => void {
 
 const unauthenticated = createUnauthenticatedCounter();
 
+// A worker being shut down reports what it counted and had not reported yet. Best effort: the
+// Edge Runtime does not promise to run this on every shutdown.
+globalThis.addEventListener?.("beforeunload", () => unauthenticated.flush());
+
 /**
  * Counts one request that failed authentication in `functionName`, for the periodic
  * `unauthenticated_requests` line; `reason` is a short code such as `wrong_cron_secret`,
