@@ -297,6 +297,7 @@ async function badInputSteps(
   const badMall = { status: 400, error: "INVALID_MALL_ID" } as const;
   const badRequest = { status: 400, error: "INVALID_REQUEST" } as const;
   const badScope = { status: 400, error: "INVALID_SCOPE" } as const;
+  const tooLarge = { status: 413, error: "BODY_TOO_LARGE" } as const;
   const headerRow = (name: string, sent: () => Sent | Promise<Sent>, expect: Expected): Row => ({
     category: "header",
     name,
@@ -568,6 +569,44 @@ async function badInputSteps(
       "refresh body with force 1 (a number)",
       refresh("", cron, json('{"force": 1}')),
       badRequest,
+    ),
+    bodyRow(
+      "refresh body of 300 KB",
+      refresh("", cron, json(`{"force": true, "pad": "${"x".repeat(300 * 1024)}"}`)),
+      tooLarge,
+    ),
+    bodyRow(
+      "refresh body of 16 KiB + 1 byte (JSON padded with spaces)",
+      refresh("", cron, json(`{"force": true}${" ".repeat(16 * 1024 + 1 - 15)}`)),
+      tooLarge,
+    ),
+    {
+      category: "body",
+      name: "refresh body of 300 KB sent chunked, without a Content-Length",
+      expect: tooLarge,
+      prepare: () => {
+        let sent = 0;
+        const body = new ReadableStream<Uint8Array>({
+          pull(controller) {
+            if (sent >= 300 * 1024) return controller.close();
+            sent += 1024;
+            controller.enqueue(new TextEncoder().encode(" ".repeat(1024)));
+          },
+        });
+        return Promise.resolve({
+          url: at(functions, "cafe24-refresh", "?force=true"),
+          init: { method: "POST", headers: { ...cron, "content-type": "application/json" }, body },
+        });
+      },
+    },
+    bodyRow(
+      "authorize body of 300 KB",
+      authorize(
+        "",
+        bearer(aliceJwt),
+        json(`{"mall_id": "shopalpha", "pad": "${"x".repeat(300 * 1024)}"}`),
+      ),
+      tooLarge,
     ),
     bodyRow(
       "authorize body that is not JSON",

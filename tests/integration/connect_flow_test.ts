@@ -718,6 +718,12 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
     const bobBefore = await tokensOf(bob);
     const bobRequests = sandbox.counters().byMall.shopbob!.refreshRequests;
     const aliceBefore = await tokensOf(alice);
+    // A user's force refreshes only tokens at least 5 minutes old: make Alice's an hour old.
+    await db.sql`
+      update auth_settings
+      set providers = jsonb_set(providers, '{cafe24,expires_at}',
+        to_jsonb(${new Date(Date.now() + 3_600_000).toISOString()}::text))
+      where user_id = ${alice}`;
 
     const response = await stack.refresh({ force: "true" }, {
       headers: { authorization: `Bearer ${aliceJwt}` },
@@ -735,7 +741,9 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
     assert.equal(run!.trigger, "user");
     assert.equal(run!.filters.user_id, alice);
 
-    // Naming Bob's mall does not widen Alice's scope; a `trigger` of her own is ignored.
+    // Naming Bob's mall does not widen Alice's scope; a `trigger` of her own is ignored. (Her
+    // refresh a moment ago would make this one 429 RATE_LIMITED: forget it.)
+    await db.sql`delete from cafe24_private.user_refresh_starts where user_id = ${alice}`;
     const other =
       await (await stack.refresh({ mall_id: "shopbob", force: "true", trigger: "cron" }, {
         headers: { authorization: `Bearer ${aliceJwt}` },

@@ -25,7 +25,7 @@ import {
   requestErrorResponse,
   requestParameters,
 } from "../_shared/platform/http.ts";
-import { logEvent } from "../_shared/platform/log.ts";
+import { countUnauthenticated, logEvent } from "../_shared/platform/log.ts";
 import { authenticateRequest } from "../_shared/platform/user_auth.ts";
 
 const FUNCTION = "cafe24-authorize";
@@ -42,7 +42,10 @@ async function handle(request: Request): Promise<Response> {
   const config = loaded.config;
 
   const user = await authenticateRequest(request, auth);
-  if (user === null) return errorResponse("UNAUTHORIZED", {}, cors);
+  if (user === null) {
+    countUnauthenticated(FUNCTION, "invalid_jwt");
+    return errorResponse("UNAUTHORIZED", {}, cors);
+  }
 
   let url: URL;
   try {

@@ -67,7 +67,11 @@ async function handle(request: Request): Promise<Response> {
     ? env.CAFE24_APP_RETURN_URL!
     : null;
   if (!loaded.ok) {
-    logEvent("error", "config_missing", { function: FUNCTION, names: loaded.names });
+    logEvent("error", "config_missing", {
+      function: FUNCTION,
+      names: loaded.names,
+      rules: loaded.rules,
+    });
     return connectResponse({ ok: false, reason: loaded.code }, returnUrl, cors);
   }
   let outcome: CallbackOutcome;

@@ -5,6 +5,7 @@
  * in config.toml (the cron secret is not a JWT), so this code is the only gate and fails closed.
  */
 import {
+  configWarnings,
   loadConfig,
   REFRESH_CONFIG_REQUIRED,
   refreshSettings,
@@ -16,14 +17,22 @@ import {
   errorResponse,
   jsonResponse,
   openRequest,
+  rateLimitedResponse,
   requestErrorResponse,
   requestParameters,
 } from "../_shared/platform/http.ts";
 import { logEvent } from "../_shared/platform/log.ts";
 import { identifyRefreshCaller } from "../_shared/refresh/caller.ts";
 import { parseRefreshRequest } from "../_shared/refresh/request.ts";
-import { beginRefreshRun } from "../_shared/refresh/run.ts";
+import {
+  beginRefreshRun,
+  type RunRequest,
+  summaryIfNothingInScope,
+} from "../_shared/refresh/run.ts";
 import { createRefreshStore } from "../_shared/refresh/store.ts";
+import { createUserRefreshThrottle } from "../_shared/refresh/throttle.ts";
+
+const FUNCTION = "cafe24-refresh";
 
 async function handle(request: Request): Promise<Response> {
   const env = Deno.env.toObject();
@@ -39,7 +48,7 @@ async function handle(request: Request): Promise<Response> {
   }
 
   const loaded = loadConfig(env, REFRESH_CONFIG_REQUIRED);
-  if (!loaded.ok) return configErrorResponse("cafe24-refresh", loaded.code, loaded.names, cors);
+  if (!loaded.ok) return configErrorResponse(FUNCTION, loaded.code, loaded.names, cors);
   const settings = refreshSettings(loaded.config);
 
   let options;
@@ -50,18 +59,28 @@ async function handle(request: Request): Promise<Response> {
     throw error;
   }
 
-  const store = createRefreshStore(
-    database(loaded.config.SUPABASE_DB_URL, settings.concurrency + 2),
-  );
+  const sql = database(loaded.config.SUPABASE_DB_URL, settings.concurrency + 2);
+  const store = createRefreshStore(sql);
+  const runRequest: RunRequest = {
+    trigger: options.trigger,
+    mode: options.respondAsync ? "async" : "sync",
+    force: options.force,
+    mallId: options.mallId,
+    userId: caller.kind === "user" ? caller.userId : null,
+    warnings: configWarnings(loaded.config),
+  };
   let run;
   try {
-    run = await beginRefreshRun({ store, settings }, {
-      trigger: options.trigger,
-      mode: options.respondAsync ? "async" : "sync",
-      force: options.force,
-      mallId: options.mallId,
-      userId: caller.kind === "user" ? caller.userId : null,
-    });
+    if (caller.kind === "user") {
+      const start = await createUserRefreshThrottle(sql).tryStart(
+        caller.userId,
+        loaded.config.CAFE24_USER_REFRESH_INTERVAL_S,
+      );
+      if (!start.allowed) return rateLimitedResponse(start.retryAfterSeconds, cors);
+      const nothing = await summaryIfNothingInScope({ store, settings }, runRequest);
+      if (nothing !== null) return jsonResponse(nothing, 200, cors);
+    }
+    run = await beginRefreshRun({ store, settings }, runRequest);
   } catch {
     logEvent("error", "cafe24_refresh_run_not_started", {});
     return errorResponse("REFRESH_RUN_FAILED", {}, cors);

@@ -3,11 +3,15 @@ import {
   AUTHORIZE_CONFIG_REQUIRED,
   CALLBACK_CONFIG_REQUIRED,
   type Config,
+  configRules,
+  configWarnings,
   LEASE_SLACK_MS,
   loadConfig,
   REFRESH_CONFIG_REQUIRED,
   refreshSettings,
+  SECRET_MIN_LENGTH,
 } from "../../../supabase/functions/_shared/platform/config.ts";
+import { CONFIG_WARNINGS } from "../../../supabase/functions/_shared/platform/errors.ts";
 
 type RefreshName = (typeof REFRESH_CONFIG_REQUIRED)[number];
 
@@ -19,7 +23,7 @@ const REFRESH_ENV = {
 
 function refreshConfig(extra: Record<string, string | undefined> = {}): Config<RefreshName> {
   const result = loadConfig({ ...REFRESH_ENV, ...extra }, REFRESH_CONFIG_REQUIRED);
-  if (!result.ok) assert.fail(`expected a config, got ${result.code} ${result.names.join(",")}`);
+  if (!result.ok) assert.fail(`expected a config, got ${result.code} ${result.rules.join("; ")}`);
   return result.config;
 }
 
@@ -29,6 +33,11 @@ Deno.test("loadConfig() lists every missing required name at once, sorted", () =
     ok: false,
     code: "CONFIG_MISSING",
     names: ["CAFE24_CLIENT_ID", "CRON_SECRET", "SUPABASE_DB_URL"],
+    rules: [
+      "CAFE24_CLIENT_ID must be set to the app's client ID from Cafe24 Developers",
+      "CRON_SECRET must be set to a secret of at least 32 characters (openssl rand -base64 32)",
+      "SUPABASE_DB_URL must be set to a postgresql:// URL of the database (injected by Supabase)",
+    ],
   });
 });
 
@@ -37,11 +46,9 @@ Deno.test("loadConfig() counts empty strings and undefined as missing", () => {
     { CRON_SECRET: "", CAFE24_CLIENT_ID: "my_client_id", SUPABASE_DB_URL: undefined },
     ["SUPABASE_DB_URL", "CRON_SECRET", "CAFE24_CLIENT_ID"],
   );
-  assert.deepEqual(result, {
-    ok: false,
-    code: "CONFIG_MISSING",
-    names: ["CRON_SECRET", "SUPABASE_DB_URL"],
-  });
+  assert.ok(!result.ok);
+  assert.equal(result.code, "CONFIG_MISSING");
+  assert.deepEqual(result.names, ["CRON_SECRET", "SUPABASE_DB_URL"]);
 });
 
 Deno.test("loadConfig() treats an empty optional number as unset and uses its default", () => {
@@ -66,6 +73,7 @@ Deno.test("loadConfig() applies the documented defaults", () => {
   assert.equal(config.CAFE24_MAX_CONNECTIONS_PER_RUN, 500);
   assert.equal(config.CAFE24_API_BASE_URL, "https://{mall_id}.cafe24api.com");
   assert.equal(config.CORS_ALLOWED_ORIGINS, "*");
+  assert.equal(config.CAFE24_USER_REFRESH_INTERVAL_S, 30);
   assert.equal(config.CRON_SECRET, undefined);
 });
 
@@ -99,7 +107,9 @@ Deno.test("loadConfig() reports an invalid number as CONFIG_INVALID by name, nev
   ];
   for (const [name, value] of cases) {
     const result = loadConfig({ ...REFRESH_ENV, [name]: value }, REFRESH_CONFIG_REQUIRED);
-    assert.deepEqual(result, { ok: false, code: "CONFIG_INVALID", names: [name] }, `${name}`);
+    assert.ok(!result.ok && result.code === "CONFIG_INVALID", name);
+    assert.deepEqual(result.names, [name]);
+    assert.match(result.rules[0]!, new RegExp(`^${name} must be an integer from \\d+ to \\d+$`));
     assert.ok(!JSON.stringify(result).includes(value), `${name}: the value leaked`);
   }
 });
@@ -115,11 +125,16 @@ Deno.test("loadConfig() lists every invalid name, sorted", () => {
     ok: false,
     code: "CONFIG_INVALID",
     names: ["CAFE24_REFRESH_CONCURRENCY", "CAFE24_REQUEST_TIMEOUT_MS", "SUPABASE_URL"],
+    rules: [
+      "CAFE24_REFRESH_CONCURRENCY must be an integer from 1 to 64",
+      "CAFE24_REQUEST_TIMEOUT_MS must be an integer from 1000 to 60000",
+      "SUPABASE_URL must be an absolute URL: the project URL (injected by Supabase)",
+    ],
   });
 });
 
 Deno.test("loadConfig() rejects invalid secrets and URLs without echoing them", () => {
-  const stateSecret = "short-secret"; // under 16 characters
+  const stateSecret = "s".repeat(SECRET_MIN_LENGTH - 1);
   const result = loadConfig({
     CAFE24_OAUTH_STATE_SECRET: stateSecret,
     CAFE24_REDIRECT_URI: "not-a-redirect-uri",
@@ -129,6 +144,11 @@ Deno.test("loadConfig() rejects invalid secrets and URLs without echoing them", 
     ok: false,
     code: "CONFIG_INVALID",
     names: ["CAFE24_API_VERSION", "CAFE24_OAUTH_STATE_SECRET", "CAFE24_REDIRECT_URI"],
+    rules: [
+      "CAFE24_API_VERSION must be a date written YYYY-MM-DD",
+      "CAFE24_OAUTH_STATE_SECRET must be a secret of at least 32 characters (openssl rand -base64 32)",
+      "CAFE24_REDIRECT_URI must be an absolute URL: the redirect URI registered at Cafe24, character for character",
+    ],
   });
   const serialized = JSON.stringify(result);
   assert.ok(!serialized.includes(stateSecret));
@@ -139,7 +159,12 @@ Deno.test("loadConfig() rejects an API base URL template without {mall_id}", () 
   for (const template of ["https://shop1.cafe24api.com", "https://{mallid}.cafe24api.com"]) {
     assert.deepEqual(
       loadConfig({ ...REFRESH_ENV, CAFE24_API_BASE_URL: template }, REFRESH_CONFIG_REQUIRED),
-      { ok: false, code: "CONFIG_INVALID", names: ["CAFE24_API_BASE_URL"] },
+      {
+        ok: false,
+        code: "CONFIG_INVALID",
+        names: ["CAFE24_API_BASE_URL"],
+        rules: configRules("CONFIG_INVALID", ["CAFE24_API_BASE_URL"]),
+      },
       template,
     );
   }
@@ -151,7 +176,14 @@ Deno.test("loadConfig() rejects an API base URL template that is not a URL", () 
       { ...REFRESH_ENV, CAFE24_API_BASE_URL: "{mall_id}.cafe24api.com" },
       REFRESH_CONFIG_REQUIRED,
     ),
-    { ok: false, code: "CONFIG_INVALID", names: ["CAFE24_API_BASE_URL"] },
+    {
+      ok: false,
+      code: "CONFIG_INVALID",
+      names: ["CAFE24_API_BASE_URL"],
+      rules: [
+        "CAFE24_API_BASE_URL must be a URL template containing {mall_id}, e.g. https://{mall_id}.cafe24api.com",
+      ],
+    },
   );
 });
 
@@ -193,6 +225,13 @@ Deno.test("refreshSettings() follows a configured timeout and margin", () => {
   assert.equal(settings.apiBaseUrl, "http://127.0.0.1:54329/{mall_id}");
 });
 
+/** A failed loadConfig() result without its `rules` (tested separately below). */
+function withoutRules<T extends { ok: boolean }>(result: T): Omit<T, "rules"> {
+  if (result.ok) return result;
+  const { rules: _, ...rest } = result as T & { rules?: unknown };
+  return rest;
+}
+
 const CONNECT_ENV = {
   SUPABASE_URL: "https://ref.supabase.co",
   SUPABASE_DB_URL: REFRESH_ENV.SUPABASE_DB_URL,
@@ -213,11 +252,11 @@ function connectEnvWithout(name: keyof typeof CONNECT_ENV): Record<string, strin
 Deno.test("cafe24-authorize requires CAFE24_SCOPES, its allow-list of scopes", () => {
   assert.equal(loadConfig(CONNECT_ENV, AUTHORIZE_CONFIG_REQUIRED).ok, true);
   assert.deepEqual(
-    loadConfig(connectEnvWithout("CAFE24_SCOPES"), AUTHORIZE_CONFIG_REQUIRED),
+    withoutRules(loadConfig(connectEnvWithout("CAFE24_SCOPES"), AUTHORIZE_CONFIG_REQUIRED)),
     { ok: false, code: "CONFIG_MISSING", names: ["CAFE24_SCOPES"] },
   );
   assert.deepEqual(
-    loadConfig({ ...CONNECT_ENV, CAFE24_SCOPES: "" }, AUTHORIZE_CONFIG_REQUIRED),
+    withoutRules(loadConfig({ ...CONNECT_ENV, CAFE24_SCOPES: "" }, AUTHORIZE_CONFIG_REQUIRED)),
     { ok: false, code: "CONFIG_MISSING", names: ["CAFE24_SCOPES"] },
   );
 });
@@ -226,7 +265,7 @@ Deno.test("cafe24-callback requires CAFE24_APP_RETURN_URL and, for completing, S
   assert.equal(loadConfig(CONNECT_ENV, CALLBACK_CONFIG_REQUIRED).ok, true);
   for (const name of ["CAFE24_APP_RETURN_URL", "SUPABASE_URL"] as const) {
     assert.deepEqual(
-      loadConfig(connectEnvWithout(name), CALLBACK_CONFIG_REQUIRED),
+      withoutRules(loadConfig(connectEnvWithout(name), CALLBACK_CONFIG_REQUIRED)),
       { ok: false, code: "CONFIG_MISSING", names: [name] },
       name,
     );
@@ -261,8 +300,63 @@ Deno.test("loadConfig() reports a CAFE24_SCOPES that is not a list of scope name
       Array(51).fill("mall.read_order").join(","),
     ]
   ) {
-    const result = loadConfig({ ...CONNECT_ENV, CAFE24_SCOPES: scopes }, AUTHORIZE_CONFIG_REQUIRED);
+    const result = withoutRules(
+      loadConfig({ ...CONNECT_ENV, CAFE24_SCOPES: scopes }, AUTHORIZE_CONFIG_REQUIRED),
+    );
     assert.deepEqual(result, { ok: false, code: "CONFIG_INVALID", names: ["CAFE24_SCOPES"] });
     assert.ok(!JSON.stringify(result).includes(scopes), "the value leaked");
   }
+});
+
+Deno.test("every variable's rule is written out, for an invalid and for a missing value", () => {
+  const ranges: Array<[string, string]> = [
+    ["CAFE24_REFRESH_MARGIN_SECONDS", "an integer from 60 to 5400"],
+    ["CAFE24_REFRESH_CONCURRENCY", "an integer from 1 to 64"],
+    ["CAFE24_REQUEST_TIMEOUT_MS", "an integer from 1000 to 60000"],
+    ["CAFE24_RUN_BUDGET_MS", "an integer from 1000 to 3600000"],
+    ["CAFE24_MAX_CONNECTIONS_PER_RUN", "an integer from 1 to 1000000"],
+    ["CAFE24_USER_REFRESH_INTERVAL_S", "an integer from 1 to 3600"],
+  ];
+  for (const [name, rule] of ranges) {
+    assert.deepEqual(configRules("CONFIG_INVALID", [name]), [`${name} must be ${rule}`]);
+    const result = loadConfig({ ...REFRESH_ENV, [name]: "0.5" }, REFRESH_CONFIG_REQUIRED);
+    assert.ok(!result.ok);
+    assert.deepEqual(result.rules, [`${name} must be ${rule}`], name);
+  }
+  assert.deepEqual(configRules("CONFIG_MISSING", ["CAFE24_OAUTH_STATE_SECRET"]), [
+    "CAFE24_OAUTH_STATE_SECRET must be set to a secret of at least 32 characters (openssl rand -base64 32)",
+  ]);
+  assert.deepEqual(configRules("CONFIG_INVALID", ["CAFE24_SCOPES"]), [
+    "CAFE24_SCOPES must be comma-separated Cafe24 scope names, e.g. mall.read_store,mall.read_product",
+  ]);
+  assert.deepEqual(configRules("CONFIG_MISSING", ["NOT_A_VARIABLE"]), [
+    "NOT_A_VARIABLE must be set",
+  ]);
+});
+
+Deno.test("CAFE24_OAUTH_STATE_SECRET needs 32 characters: 31 is invalid, 32 is fine", () => {
+  assert.equal(SECRET_MIN_LENGTH, 32);
+  const short = loadConfig({ CAFE24_OAUTH_STATE_SECRET: "x".repeat(31) }, []);
+  assert.ok(!short.ok);
+  assert.deepEqual(short.names, ["CAFE24_OAUTH_STATE_SECRET"]);
+  assert.match(short.rules[0]!, /at least 32 characters/);
+  assert.ok(!JSON.stringify(short).includes("x".repeat(31)), "the value is never echoed");
+  const long = loadConfig({ CAFE24_OAUTH_STATE_SECRET: "x".repeat(32) }, []);
+  assert.ok(long.ok);
+});
+
+Deno.test("a short CRON_SECRET is accepted and reported as CRON_SECRET_WEAK", () => {
+  const weak = refreshConfig({ CRON_SECRET: "x".repeat(SECRET_MIN_LENGTH - 1) });
+  assert.equal(weak.CRON_SECRET, "x".repeat(31), "a weak secret still configures the function");
+  assert.deepEqual(configWarnings(weak), ["CRON_SECRET_WEAK"]);
+  assert.match(CONFIG_WARNINGS.CRON_SECRET_WEAK.message, /shorter than 32 characters/);
+  assert.deepEqual(configWarnings(refreshConfig({ CRON_SECRET: "x".repeat(32) })), []);
+  assert.deepEqual(configWarnings(refreshConfig()), [], "no secret set: nothing to warn about");
+});
+
+Deno.test("CAFE24_USER_REFRESH_INTERVAL_S is read from its string", () => {
+  assert.equal(
+    refreshConfig({ CAFE24_USER_REFRESH_INTERVAL_S: "5" }).CAFE24_USER_REFRESH_INTERVAL_S,
+    5,
+  );
 });

@@ -4,9 +4,14 @@ import {
   RequestError,
 } from "../../../supabase/functions/_shared/platform/errors.ts";
 import {
+  configErrorResponse,
   corsHeaders,
   errorResponse,
+  MAX_REQUEST_BODY_BYTES,
+  openRequest,
   preflightResponse,
+  rateLimitedResponse,
+  readBodyText,
   requestErrorResponse,
   requestParameters,
 } from "../../../supabase/functions/_shared/platform/http.ts";
@@ -167,4 +172,139 @@ Deno.test("requestErrorResponse() turns a RequestError into its error response",
   const bare = requestErrorResponse(new RequestError("UNAUTHORIZED"));
   assert.equal(bare.status, 401);
   assert.deepEqual(await bare.json(), { error: "UNAUTHORIZED" });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The body limit
+
+/** A body that hands out `total` bytes in `chunkSize` pieces and records what was taken. */
+function meteredBody(total: number, chunkSize: number) {
+  const meter = { pulledBytes: 0, cancelled: false };
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      const size = Math.min(chunkSize, total - meter.pulledBytes);
+      if (size <= 0) {
+        controller.close();
+        return;
+      }
+      meter.pulledBytes += size;
+      controller.enqueue(new Uint8Array(size).fill(0x20));
+    },
+    cancel() {
+      meter.cancelled = true;
+    },
+  }, { highWaterMark: 0 });
+  return { stream, meter };
+}
+
+function streamed(stream: ReadableStream<Uint8Array>, headers: Record<string, string> = {}) {
+  return new Request(FUNCTION_URL, { method: "POST", body: stream, headers });
+}
+
+Deno.test("the request body limit is 16 KiB", () => {
+  assert.equal(MAX_REQUEST_BODY_BYTES, 16 * 1024);
+  assert.equal(REQUEST_ERRORS.BODY_TOO_LARGE.status, 413);
+});
+
+Deno.test("openRequest() refuses a Content-Length above 16 KiB with 413, reading nothing", async () => {
+  const { stream, meter } = meteredBody(1 << 20, 1024);
+  const request = streamed(stream, {
+    "content-length": String(MAX_REQUEST_BODY_BYTES + 1),
+    origin: "https://app.example",
+  });
+  const { early, cors } = openRequest(request, {}, ["POST"]);
+  assert.ok(early !== null);
+  assert.equal(early.status, 413);
+  assert.deepEqual(await early.json(), { error: "BODY_TOO_LARGE" });
+  assert.equal(early.headers.get("access-control-allow-origin"), "*", "CORS headers included");
+  assert.equal(cors["Access-Control-Allow-Origin"], "*");
+  assert.equal(meter.pulledBytes, 0, "not a byte was read");
+  await stream.cancel();
+});
+
+Deno.test("openRequest() lets a Content-Length of exactly 16 KiB through", () => {
+  const request = new Request(FUNCTION_URL, {
+    method: "POST",
+    body: " ".repeat(MAX_REQUEST_BODY_BYTES),
+  });
+  const announced = new Request(FUNCTION_URL, {
+    method: "POST",
+    headers: { "content-length": String(MAX_REQUEST_BODY_BYTES) },
+  });
+  assert.equal(openRequest(announced, {}, ["POST"]).early, null);
+  assert.equal(openRequest(request, {}, ["POST"]).early, null);
+});
+
+Deno.test("readBodyText() stops a chunked body at 16 KiB + 1 byte and cancels it", async () => {
+  const { stream, meter } = meteredBody(300 * 1024, 1);
+  const error = await requestErrorOf(readBodyText(streamed(stream)));
+  assert.equal(error.code, "BODY_TOO_LARGE");
+  assert.equal(meter.pulledBytes, MAX_REQUEST_BODY_BYTES + 1, "read exactly one byte too many");
+  assert.ok(meter.cancelled, "the rest of the body is cancelled, not read");
+});
+
+Deno.test("readBodyText() stops large chunks at the first one past the limit", async () => {
+  const { stream, meter } = meteredBody(300 * 1024, 4096);
+  const error = await requestErrorOf(readBodyText(streamed(stream)));
+  assert.equal(error.code, "BODY_TOO_LARGE");
+  assert.equal(meter.pulledBytes, MAX_REQUEST_BODY_BYTES + 4096);
+  assert.ok(meter.cancelled);
+});
+
+Deno.test("readBodyText() reads a chunked body of exactly 16 KiB", async () => {
+  const { stream, meter } = meteredBody(MAX_REQUEST_BODY_BYTES, 1000);
+  const text = await readBodyText(streamed(stream));
+  assert.equal(text.length, MAX_REQUEST_BODY_BYTES);
+  assert.equal(meter.cancelled, false);
+});
+
+Deno.test("requestParameters() answers BODY_TOO_LARGE for a POST body over 16 KiB", async () => {
+  const padded = `{"force":true${" ".repeat(MAX_REQUEST_BODY_BYTES)}}`;
+  assert.equal((await requestErrorOf(requestParameters(post(padded)))).code, "BODY_TOO_LARGE");
+  const fits = `{"force":true${" ".repeat(MAX_REQUEST_BODY_BYTES - 14)}}`;
+  assert.equal(new TextEncoder().encode(fits).byteLength, MAX_REQUEST_BODY_BYTES);
+  assert.deepEqual(await requestParameters(post(fits)), { force: true });
+});
+
+Deno.test("requestParameters() refuses an announced Content-Length over 16 KiB before reading", async () => {
+  const { stream, meter } = meteredBody(1 << 20, 1024);
+  const request = streamed(stream, { "content-length": "300000" });
+  assert.equal((await requestErrorOf(requestParameters(request))).code, "BODY_TOO_LARGE");
+  assert.equal(meter.pulledBytes, 0);
+  await stream.cancel();
+});
+
+// ---------------------------------------------------------------------------------------------
+// configErrorResponse, rateLimitedResponse
+
+Deno.test("configErrorResponse() names each variable and its rule, never a value", async () => {
+  const response = configErrorResponse("cafe24-authorize", "CONFIG_INVALID", [
+    "CAFE24_OAUTH_STATE_SECRET",
+  ]);
+  assert.equal(response.status, 500);
+  assert.deepEqual(await response.json(), {
+    error: "CONFIG_INVALID",
+    invalid: ["CAFE24_OAUTH_STATE_SECRET"],
+    rules: [
+      "CAFE24_OAUTH_STATE_SECRET must be a secret of at least 32 characters (openssl rand -base64 32)",
+    ],
+  });
+  const missing = configErrorResponse("cafe24-refresh", "CONFIG_MISSING", ["CAFE24_CLIENT_ID"]);
+  assert.deepEqual(await missing.json(), {
+    error: "CONFIG_MISSING",
+    missing: ["CAFE24_CLIENT_ID"],
+    rules: ["CAFE24_CLIENT_ID must be set to the app's client ID from Cafe24 Developers"],
+  });
+});
+
+Deno.test("rateLimitedResponse() is 429 with Retry-After in whole seconds, exposed to CORS", async () => {
+  const response = rateLimitedResponse(12.2, { "Access-Control-Allow-Origin": "*" });
+  assert.equal(response.status, 429);
+  assert.equal(response.headers.get("retry-after"), "13");
+  assert.equal(response.headers.get("access-control-expose-headers"), "Retry-After");
+  assert.equal(response.headers.get("access-control-allow-origin"), "*");
+  assert.deepEqual(await response.json(), { error: "RATE_LIMITED" });
+  const soon = rateLimitedResponse(0, {});
+  assert.equal(soon.headers.get("retry-after"), "1", "never 0: that would invite a retry at once");
+  await soon.body?.cancel();
 });

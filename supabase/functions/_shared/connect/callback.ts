@@ -9,7 +9,7 @@ import { revokePair } from "../cafe24/revoke.ts";
 import type { ConnectStore } from "./store.ts";
 import { handleHash, newHandle } from "./handle.ts";
 import type { RefreshFailureCode, RequestErrorCode } from "../platform/errors.ts";
-import { logEvent } from "../platform/log.ts";
+import { countUnauthenticated, logEvent } from "../platform/log.ts";
 import { isValidMallId } from "../cafe24/mall_id.ts";
 import { type OAuthState, verifyState } from "./state.ts";
 
@@ -170,6 +170,12 @@ function failed(
   reason: RequestErrorCode,
   context: (OAuthState & { detail?: string }) | null,
 ): CallbackOutcome {
+  // A state that fails its signature or shape check can come from anyone: counted, not logged
+  // one line each.
+  if (context === null && reason === "STATE_INVALID") {
+    countUnauthenticated("cafe24-callback", reason);
+    return { ok: false, reason };
+  }
   logEvent("warn", "cafe24_connect_failed", {
     reason,
     ...(context === null ? {} : {

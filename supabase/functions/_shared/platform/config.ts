@@ -1,42 +1,68 @@
 import { z } from "zod";
 import { parseScopeList } from "../cafe24/scopes.ts";
+import type { ConfigWarningCode } from "./errors.ts";
 
 /**
  * Every environment variable the functions read, in one schema. Each function names the ones it
  * cannot work without; `loadConfig` reports all of those that are missing at once.
  * Durations carry their unit in the name.
+ *
+ * Each variable's rule is said once, in words, with `.describe()`: configuration errors quote it
+ * ("CAFE24_REFRESH_CONCURRENCY must be an integer from 1 to 64"), so an operator learns what to
+ * fix without being shown the value.
  */
 const DEFAULT_API_BASE_URL = "https://{mall_id}.cafe24api.com";
 
+/**
+ * The shortest secret accepted for signing OAuth states, and recommended for CRON_SECRET:
+ * 32 characters of `openssl rand -base64 32` (44 characters) carry far more than the 128 bits a
+ * guessed or brute-forced secret would need.
+ */
+export const SECRET_MIN_LENGTH = 32;
+
 const integer = (fallback: number, min: number, max: number) =>
-  z.coerce.number().int().min(min).max(max).default(fallback);
+  z.coerce.number().int().min(min).max(max).default(fallback)
+    .describe(`an integer from ${min} to ${max}`);
+
+const text = (what: string) => z.string().min(1).optional().describe(what);
+const url = (what: string) => z.url().optional().describe(`an absolute URL: ${what}`);
 
 const EnvSchema = z.object({
-  SUPABASE_URL: z.url().optional(),
-  SUPABASE_DB_URL: z.string().min(1).optional(),
+  SUPABASE_URL: url("the project URL (injected by Supabase)"),
+  SUPABASE_DB_URL: text("a postgresql:// URL of the database (injected by Supabase)"),
   /** Sent as `apikey` when fetching the project's JWKS. Injected by Supabase. */
-  SUPABASE_ANON_KEY: z.string().min(1).optional(),
+  SUPABASE_ANON_KEY: text("the project's anon key (injected by Supabase)"),
   /** JSON `{"default":"sb_publishable_…"}`, injected by Supabase; used without SUPABASE_ANON_KEY. */
-  SUPABASE_PUBLISHABLE_KEYS: z.string().min(1).optional(),
-  CRON_SECRET: z.string().min(1).optional(),
-  CAFE24_CLIENT_ID: z.string().min(1).optional(),
-  CAFE24_CLIENT_SECRET_KEY: z.string().min(1).optional(),
-  CAFE24_REDIRECT_URI: z.url().optional(),
-  CAFE24_OAUTH_STATE_SECRET: z.string().min(16).optional(),
+  SUPABASE_PUBLISHABLE_KEYS: text('JSON {"default":"sb_publishable_…"} (injected by Supabase)'),
+  /**
+   * Any length works: a shorter secret is reported (CRON_SECRET_WEAK, see configWarnings) but
+   * never refused, because refusing it would stop every refresh and disconnect every mall once
+   * its refresh token runs out.
+   */
+  CRON_SECRET: z.string().min(1).optional()
+    .describe(`a secret of at least ${SECRET_MIN_LENGTH} characters (openssl rand -base64 32)`),
+  CAFE24_CLIENT_ID: text("the app's client ID from Cafe24 Developers"),
+  CAFE24_CLIENT_SECRET_KEY: text("the app's client secret key from Cafe24 Developers"),
+  CAFE24_REDIRECT_URI: url("the redirect URI registered at Cafe24, character for character"),
+  CAFE24_OAUTH_STATE_SECRET: z.string().min(SECRET_MIN_LENGTH).optional()
+    .describe(`a secret of at least ${SECRET_MIN_LENGTH} characters (openssl rand -base64 32)`),
   /**
    * The scopes this app may ask a mall for, comma-separated. cafe24-authorize requests all of them
    * unless the app asks for fewer; it never requests one outside this list.
    */
   CAFE24_SCOPES: z.string()
-    .refine((v) => parseScopeList(v) !== null, "must be comma-separated Cafe24 scope names")
-    .optional(),
-  CAFE24_APP_RETURN_URL: z.url().optional(),
-  CAFE24_API_VERSION: z.string().regex(/^\d{4}-\d{2}-\d{2}$/).optional(),
+    .refine((v) => parseScopeList(v) !== null)
+    .optional()
+    .describe("comma-separated Cafe24 scope names, e.g. mall.read_store,mall.read_product"),
+  CAFE24_APP_RETURN_URL: url("the app page the callback returns to"),
+  CAFE24_API_VERSION: z.string().regex(/^\d{4}-\d{2}-\d{2}$/).optional()
+    .describe("a date written YYYY-MM-DD"),
   /** Base URL template of a mall's API; `{mall_id}` is replaced. The sandbox uses a path form. */
   CAFE24_API_BASE_URL: z.string()
-    .refine((v) => v.includes("{mall_id}"), "must contain {mall_id}")
-    .refine((v) => URL.canParse(v.replaceAll("{mall_id}", "mall")), "must be a URL template")
-    .default(DEFAULT_API_BASE_URL),
+    .refine((v) => v.includes("{mall_id}"))
+    .refine((v) => URL.canParse(v.replaceAll("{mall_id}", "mall")))
+    .default(DEFAULT_API_BASE_URL)
+    .describe("a URL template containing {mall_id}, e.g. https://{mall_id}.cafe24api.com"),
   /** Refresh an access token this long before it expires. Must stay well under its 2 h life. */
   CAFE24_REFRESH_MARGIN_SECONDS: integer(30 * 60, 60, 90 * 60),
   /** Token requests in flight at once within one run. */
@@ -51,8 +77,14 @@ const EnvSchema = z.object({
    * hosted invocation's 2 s CPU limit.
    */
   CAFE24_MAX_CONNECTIONS_PER_RUN: integer(500, 1, 1_000_000),
+  /**
+   * A signed-in user ("refresh now") starts at most one refresh per this many seconds, counted
+   * in the database so that it holds across function instances. Cron and admin callers are not
+   * limited.
+   */
+  CAFE24_USER_REFRESH_INTERVAL_S: integer(30, 1, 3_600),
   /** Comma-separated origins allowed to call the functions from a browser; `*` for any. */
-  CORS_ALLOWED_ORIGINS: z.string().default("*"),
+  CORS_ALLOWED_ORIGINS: z.string().default("*").describe("* or comma-separated origins"),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -62,11 +94,34 @@ export type Config<K extends EnvName> = Env & { [P in K]-?: NonNullable<Env[P]> 
 
 export type ConfigResult<K extends EnvName> =
   | { ok: true; config: Config<K> }
-  | { ok: false; code: "CONFIG_MISSING" | "CONFIG_INVALID"; names: string[] };
+  | {
+    ok: false;
+    code: "CONFIG_MISSING" | "CONFIG_INVALID";
+    names: string[];
+    /** One sentence per name saying what it must be, e.g. "X must be an integer from 1 to 64". */
+    rules: string[];
+  };
+
+/**
+ * One sentence per name saying what it must be, from the schema's descriptions:
+ * "CAFE24_REFRESH_CONCURRENCY must be an integer from 1 to 64" for an invalid value,
+ * "CAFE24_CLIENT_ID must be set to the app's client ID from Cafe24 Developers" for a missing one.
+ */
+export function configRules(
+  code: "CONFIG_MISSING" | "CONFIG_INVALID",
+  names: readonly string[],
+): string[] {
+  return names.map((name) => {
+    const rule = (EnvSchema.shape as Record<string, z.ZodType | undefined>)[name]?.description;
+    if (rule === undefined) return `${name} must be set`;
+    return code === "CONFIG_MISSING" ? `${name} must be set to ${rule}` : `${name} must be ${rule}`;
+  });
+}
 
 /**
  * Parses the environment (a plain object, so tests pass their own). Empty strings count as
- * unset. Returns the names that are missing, or invalid, never their values.
+ * unset. Returns the names that are missing, or invalid, with the rule each breaks; never their
+ * values.
  */
 export function loadConfig<K extends EnvName>(
   env: Record<string, string | undefined>,
@@ -79,14 +134,36 @@ export function loadConfig<K extends EnvName>(
   );
   const parsed = EnvSchema.safeParse(present);
   if (!parsed.success) {
-    const names = [...new Set(parsed.error.issues.map((issue) => String(issue.path[0])))];
-    return { ok: false, code: "CONFIG_INVALID", names: names.sort() };
+    const names = [...new Set(parsed.error.issues.map((issue) => String(issue.path[0])))].sort();
+    return {
+      ok: false,
+      code: "CONFIG_INVALID",
+      names,
+      rules: configRules("CONFIG_INVALID", names),
+    };
   }
-  const missing = required.filter((name) => parsed.data[name] === undefined);
+  const missing = [...required.filter((name) => parsed.data[name] === undefined)].sort();
   if (missing.length > 0) {
-    return { ok: false, code: "CONFIG_MISSING", names: [...missing].sort() };
+    return {
+      ok: false,
+      code: "CONFIG_MISSING",
+      names: missing,
+      rules: configRules("CONFIG_MISSING", missing),
+    };
   }
   return { ok: true, config: parsed.data as Config<K> };
+}
+
+/**
+ * Settings that work but should be changed, reported with every run instead of refused. Codes
+ * and messages are in CONFIG_WARNINGS (errors.ts).
+ */
+export function configWarnings(config: Env): ConfigWarningCode[] {
+  const warnings: ConfigWarningCode[] = [];
+  if (config.CRON_SECRET !== undefined && config.CRON_SECRET.length < SECRET_MIN_LENGTH) {
+    warnings.push("CRON_SECRET_WEAK");
+  }
+  return warnings;
 }
 
 /** The settings of a refresh run, derived once from the config. */

@@ -3,6 +3,7 @@
  * tests switch on them. Messages are ours, short, and never carry a token, a secret or an
  * upstream body.
  */
+import { SECRET_MIN_LENGTH } from "./config.ts";
 
 /** Errors a function answers a request with, and the HTTP status of each. */
 export const REQUEST_ERRORS = {
@@ -11,6 +12,11 @@ export const REQUEST_ERRORS = {
   CONFIG_MISSING: { status: 500, message: "Required configuration is missing" },
   CONFIG_INVALID: { status: 500, message: "Configuration has invalid values" },
   INVALID_REQUEST: { status: 400, message: "The request is malformed" },
+  BODY_TOO_LARGE: { status: 413, message: "The request body is larger than the functions accept" },
+  RATE_LIMITED: {
+    status: 429,
+    message: "A refresh was started moments ago; try again after Retry-After seconds",
+  },
   INVALID_MALL_ID: { status: 400, message: "mall_id must be 4-16 lowercase letters or digits" },
   INVALID_SCOPE: {
     status: 400,
@@ -83,6 +89,19 @@ export const CONNECT_WARNINGS = {
 } as const satisfies Record<string, { message: string }>;
 
 export type ConnectWarningCode = keyof typeof CONNECT_WARNINGS;
+
+/**
+ * Settings that work but should be changed. Reported in every run summary's `warnings` and in the
+ * log, never as a failure: refusing them would stop refreshes and disconnect every mall.
+ */
+export const CONFIG_WARNINGS = {
+  CRON_SECRET_WEAK: {
+    message:
+      `CRON_SECRET is shorter than ${SECRET_MIN_LENGTH} characters; set a longer one (openssl rand -base64 32) in the functions' secrets and in the Vault secret cafe24_cron_secret`,
+  },
+} as const satisfies Record<string, { message: string }>;
+
+export type ConfigWarningCode = keyof typeof CONFIG_WARNINGS;
 
 /**
  * Why one connection's refresh failed. `permanent` failures need the mall's owner to reconnect;

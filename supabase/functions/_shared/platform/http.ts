@@ -1,7 +1,16 @@
 import { REQUEST_ERRORS, RequestError, type RequestErrorCode } from "./errors.ts";
+import { configRules } from "./config.ts";
 import { logEvent } from "./log.ts";
 
-/** JSON responses and CORS, shared by every function. */
+/** JSON responses, CORS and request bodies, shared by every function. */
+
+/**
+ * The largest request body any function reads. Every parameter a function takes is a few short
+ * strings (a mall id, a scope list, a flag), so 16 KiB is generous; anything larger is refused
+ * with 413 BODY_TOO_LARGE before it can cost memory or CPU: by its Content-Length before a byte
+ * is read, and otherwise by reading at most MAX_REQUEST_BODY_BYTES + 1 bytes.
+ */
+export const MAX_REQUEST_BODY_BYTES = 16 * 1024;
 
 const ALLOWED_HEADERS = "authorization, x-client-info, apikey, content-type, x-cron-secret, prefer";
 
@@ -40,17 +49,21 @@ export function errorResponse(
   return jsonResponse({ error: code, ...details }, REQUEST_ERRORS[code].status, headers);
 }
 
-/** 500 naming the missing or invalid variables (never their values), logged for the operator. */
+/**
+ * 500 naming the missing or invalid variables and the rule each must follow (never their values),
+ * logged for the operator.
+ */
 export function configErrorResponse(
   functionName: string,
   code: "CONFIG_MISSING" | "CONFIG_INVALID",
   names: string[],
   headers: HeadersInit = {},
 ): Response {
-  logEvent("error", "config_missing", { function: functionName, names });
+  const rules = configRules(code, names);
+  logEvent("error", "config_missing", { function: functionName, code, names, rules });
   return errorResponse(
     code,
-    { [code === "CONFIG_MISSING" ? "missing" : "invalid"]: names },
+    { [code === "CONFIG_MISSING" ? "missing" : "invalid"]: names, rules },
     headers,
   );
 }
@@ -85,7 +98,8 @@ export function preflightResponse(request: Request, allowed: string): Response {
 
 /**
  * What every function does first: work out the CORS headers, answer a preflight, refuse other
- * methods. Returns the headers to send, or the response that already ends the request.
+ * methods and bodies announced larger than MAX_REQUEST_BODY_BYTES. Returns the headers to send,
+ * or the response that already ends the request.
  */
 export function openRequest(
   request: Request,
@@ -98,7 +112,56 @@ export function openRequest(
   if (!methods.includes(request.method)) {
     return { cors, early: errorResponse("METHOD_NOT_ALLOWED", {}, cors) };
   }
+  if (announcedBodyTooLarge(request)) {
+    return { cors, early: errorResponse("BODY_TOO_LARGE", {}, cors) };
+  }
   return { cors, early: null };
+}
+
+function announcedBodyTooLarge(request: Request, maxBytes = MAX_REQUEST_BODY_BYTES): boolean {
+  const length = request.headers.get("content-length")?.trim();
+  return length !== undefined && /^\d+$/.test(length) && Number(length) > maxBytes;
+}
+
+/**
+ * The request body as text. A body announced larger than `maxBytes` is refused before a byte is
+ * read; one sent without a Content-Length (chunked) is read until more than `maxBytes` have
+ * arrived (16 KiB + 1 byte when it comes byte by byte), then cancelled and refused. Either way
+ * BODY_TOO_LARGE, and no caller can make a function buffer more than one chunk past the limit.
+ */
+export async function readBodyText(
+  request: Request,
+  maxBytes = MAX_REQUEST_BODY_BYTES,
+): Promise<string> {
+  if (announcedBodyTooLarge(request, maxBytes)) throw new RequestError("BODY_TOO_LARGE");
+  if (request.body === null) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxBytes) {
+        await reader.cancel().catch(() => {});
+        throw new RequestError("BODY_TOO_LARGE");
+      }
+      chunks.push(value);
+    }
+  } catch (error) {
+    if (error instanceof RequestError) throw error;
+    throw new RequestError("INVALID_REQUEST", { detail: "the body could not be read" });
+  } finally {
+    reader.releaseLock();
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
 }
 
 /** Query parameters and, for POST, a JSON object body; query parameters win. */
@@ -106,7 +169,7 @@ export async function requestParameters(request: Request): Promise<Record<string
   const url = new URL(request.url);
   let body: Record<string, unknown> = {};
   if (request.method === "POST") {
-    const text = await request.text();
+    const text = await readBodyText(request);
     if (text.trim() !== "") {
       let parsed: unknown;
       try {
@@ -121,4 +184,16 @@ export async function requestParameters(request: Request): Promise<Record<string
     }
   }
   return { ...body, ...Object.fromEntries(url.searchParams) };
+}
+
+/**
+ * 429 RATE_LIMITED with `Retry-After` in whole seconds, readable by a browser app through CORS
+ * (`Access-Control-Expose-Headers`).
+ */
+export function rateLimitedResponse(retryAfterSeconds: number, headers: Record<string, string>) {
+  return errorResponse("RATE_LIMITED", {}, {
+    ...headers,
+    "Retry-After": String(Math.max(1, Math.ceil(retryAfterSeconds))),
+    "Access-Control-Expose-Headers": "Retry-After",
+  });
 }

@@ -1,6 +1,11 @@
-import { loadConfig, USER_AUTH_CONFIG_REQUIRED, userAuthSettings } from "../platform/config.ts";
+import {
+  configRules,
+  loadConfig,
+  USER_AUTH_CONFIG_REQUIRED,
+  userAuthSettings,
+} from "../platform/config.ts";
 import { RequestError } from "../platform/errors.ts";
-import { logEvent } from "../platform/log.ts";
+import { countUnauthenticated, logEvent } from "../platform/log.ts";
 import { bearerToken, secretsMatch } from "../platform/secrets.ts";
 import { looksLikeJwt, verifyUserJwt } from "../platform/user_auth.ts";
 
@@ -10,10 +15,13 @@ import { looksLikeJwt, verifyUserJwt } from "../platform/user_auth.ts";
  *     every connection is in scope;
  *   - a signed-in user of the app ("refresh now" on the settings page): their Supabase access
  *     token as the bearer token; only their own connections are in scope.
- * Everything else is UNAUTHORIZED. CRON_SECRET must be set either way: without it the function
- * is misconfigured, and saying so beats quietly serving only half of its callers.
+ * Everything else is UNAUTHORIZED, counted for the periodic `unauthenticated_requests` line
+ * rather than logged one by one. CRON_SECRET must be set either way: without it the function is
+ * misconfigured, and saying so beats quietly serving only half of its callers.
  */
 export type RefreshCaller = { kind: "secret" } | { kind: "user"; userId: string };
+
+const FUNCTION = "cafe24-refresh";
 
 /** Throws RequestError: CRON_SECRET_NOT_CONFIGURED, UNAUTHORIZED, CONFIG_MISSING/INVALID. */
 export async function identifyRefreshCaller(
@@ -22,33 +30,46 @@ export async function identifyRefreshCaller(
 ): Promise<RefreshCaller> {
   const cronSecret = env.CRON_SECRET;
   if (!cronSecret) {
-    logEvent("error", "config_missing", { function: "cafe24-refresh", missing: ["CRON_SECRET"] });
+    logEvent("error", "config_missing", {
+      function: FUNCTION,
+      missing: ["CRON_SECRET"],
+      rules: configRules("CONFIG_MISSING", ["CRON_SECRET"]),
+    });
     throw new RequestError("CRON_SECRET_NOT_CONFIGURED");
   }
+  const unauthorized = (reason: string) => {
+    countUnauthenticated(FUNCTION, reason);
+    return new RequestError("UNAUTHORIZED");
+  };
 
   // A caller that names the secret header means the secret: no second guess as a user.
   const secretHeader = request.headers.get("x-cron-secret");
   if (secretHeader !== null) {
     if (secretsMatch(secretHeader, cronSecret)) return { kind: "secret" };
-    throw new RequestError("UNAUTHORIZED");
+    throw unauthorized("wrong_cron_secret");
   }
   const bearer = bearerToken(request);
-  if (bearer === null) throw new RequestError("UNAUTHORIZED");
+  if (bearer === null) throw unauthorized("no_credentials");
   if (secretsMatch(bearer, cronSecret)) return { kind: "secret" };
-  if (!looksLikeJwt(bearer)) throw new RequestError("UNAUTHORIZED");
+  if (!looksLikeJwt(bearer)) throw unauthorized("wrong_cron_secret");
 
   const loaded = loadConfig(env, USER_AUTH_CONFIG_REQUIRED);
   if (!loaded.ok) {
-    logEvent("error", "config_missing", { function: "cafe24-refresh", names: loaded.names });
+    logEvent("error", "config_missing", {
+      function: FUNCTION,
+      names: loaded.names,
+      rules: loaded.rules,
+    });
     const key = loaded.code === "CONFIG_MISSING" ? "missing" : "invalid";
-    throw new RequestError(loaded.code, { [key]: loaded.names });
+    throw new RequestError(loaded.code, { [key]: loaded.names, rules: loaded.rules });
   }
   const auth = userAuthSettings(loaded.config);
   if ("missing" in auth) {
-    logEvent("error", "config_missing", { function: "cafe24-refresh", names: auth.missing });
-    throw new RequestError("CONFIG_MISSING", { missing: auth.missing });
+    const rules = configRules("CONFIG_MISSING", auth.missing);
+    logEvent("error", "config_missing", { function: FUNCTION, names: auth.missing, rules });
+    throw new RequestError("CONFIG_MISSING", { missing: auth.missing, rules });
   }
   const user = await verifyUserJwt(bearer, auth);
-  if (user === null) throw new RequestError("UNAUTHORIZED");
+  if (user === null) throw unauthorized("invalid_jwt");
   return { kind: "user", userId: user.id };
 }

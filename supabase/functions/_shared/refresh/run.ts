@@ -1,4 +1,9 @@
-import { REFRESH_FAILURES, type RefreshFailureCode } from "../platform/errors.ts";
+import {
+  CONFIG_WARNINGS,
+  type ConfigWarningCode,
+  REFRESH_FAILURES,
+  type RefreshFailureCode,
+} from "../platform/errors.ts";
 import type { RefreshSettings } from "../platform/config.ts";
 import {
   processTokenResponse,
@@ -49,6 +54,39 @@ export interface RunRequest {
   force: boolean;
   mallId: string | null;
   userId: string | null;
+  /** Settings that work but should be changed (configWarnings); every summary carries them. */
+  warnings?: ConfigWarningCode[];
+}
+
+/** Cafe24 issues access tokens for 2 hours. */
+export const ACCESS_TOKEN_LIFETIME_MS = 2 * 60 * 60_000;
+
+/**
+ * `force` from a signed-in user ("refresh now") refreshes only tokens at least this old, counted
+ * from when Cafe24 issued them (by a refresh or by connecting). A token that is minutes old has
+ * nearly two hours to live: rotating it again gains nothing, and each rotation is a moment in
+ * which a lost answer can cost the mall its connection. Five minutes still lets a user who saw an
+ * error retry soon. Cron and admin callers' `force` is not limited.
+ */
+export const USER_FORCE_MIN_TOKEN_AGE_MS = 5 * 60_000;
+
+/**
+ * What a run covers. A user's `force` becomes a wider margin instead: a 2-hour token issued at
+ * least USER_FORCE_MIN_TOKEN_AGE_MS ago expires within ACCESS_TOKEN_LIFETIME_MS minus that, so it
+ * is due under that margin, and a younger one is not (counted as `not_due`). Tokens whose expiry
+ * is unknown are due either way.
+ */
+export function runScope(request: RunRequest, refreshMarginMs: number, asOf: Date): RunScope {
+  const userForce = request.force && request.trigger === "user";
+  return {
+    asOf,
+    refreshMarginMs: userForce
+      ? Math.max(refreshMarginMs, ACCESS_TOKEN_LIFETIME_MS - USER_FORCE_MIN_TOKEN_AGE_MS)
+      : refreshMarginMs,
+    force: request.force && !userForce,
+    mallId: request.mallId,
+    userId: request.userId,
+  };
 }
 
 /** The summary's keys in the order the function answers them (the contract with callers). */
@@ -63,10 +101,12 @@ export const RUN_SUMMARY_KEYS = [
   "skipped_reasons",
   "remaining",
   "duration_ms",
+  "warnings",
 ] as const satisfies readonly (keyof RunSummary)[];
 
 export interface RunSummary {
-  run_id: string;
+  /** Null only when nothing was in a user's scope, so no run was recorded. */
+  run_id: string | null;
   scanned: number;
   eligible: number;
   refreshed: number;
@@ -76,6 +116,7 @@ export interface RunSummary {
   skipped_reasons: Record<SkipReason, number>;
   remaining: number;
   duration_ms: number;
+  warnings: ConfigWarningCode[];
 }
 
 export interface RefreshDeps {
@@ -109,6 +150,40 @@ export async function beginRefreshRun(
   return { runId, execute: () => executeRun(deps, request, runId) };
 }
 
+/**
+ * The all-zero summary when nothing is in the request's scope (a user without a connection, or
+ * naming a mall that is not theirs), read from the census before any run is recorded; null when
+ * there is something to run over. Keeps "refresh now" from users without a mall out of the run
+ * history.
+ */
+export async function summaryIfNothingInScope(
+  deps: Pick<RefreshDeps, "store" | "settings" | "now">,
+  request: RunRequest,
+): Promise<RunSummary | null> {
+  const now = deps.now ?? Date.now;
+  const startedAt = now();
+  const census = await withDatabaseRetries(() =>
+    deps.store.census(runScope(request, deps.settings.refreshMarginMs, new Date(startedAt)))
+  );
+  if (census.scanned > 0) return null;
+  return {
+    run_id: null,
+    scanned: 0,
+    eligible: 0,
+    refreshed: 0,
+    skipped: 0,
+    failed: 0,
+    failures: [],
+    skipped_reasons: Object.fromEntries(SKIP_REASONS.map((reason) => [reason, 0])) as Record<
+      SkipReason,
+      number
+    >,
+    remaining: 0,
+    duration_ms: Math.round(now() - startedAt),
+    warnings: request.warnings ?? [],
+  };
+}
+
 async function executeRun(
   deps: RefreshDeps,
   request: RunRequest,
@@ -118,14 +193,16 @@ async function executeRun(
   const random = deps.random ?? Math.random;
   const { settings, store } = deps;
   const startedAt = now();
-  const scope: RunScope = {
-    asOf: new Date(startedAt),
-    refreshMarginMs: settings.refreshMarginMs,
-    force: request.force,
-    mallId: request.mallId,
-    userId: request.userId,
-  };
-  const tally = new RunTally(runId);
+  const scope = runScope(request, settings.refreshMarginMs, new Date(startedAt));
+  const warnings = request.warnings ?? [];
+  const tally = new RunTally(runId, warnings);
+  if (warnings.length > 0) {
+    logEvent("warn", "cafe24_refresh_config_warning", {
+      run_id: runId,
+      warnings,
+      messages: warnings.map((code) => CONFIG_WARNINGS[code].message),
+    });
+  }
 
   try {
     const census = await withDatabaseRetries(() => store.census(scope));
@@ -357,7 +434,7 @@ class RunTally {
   readonly failures: { id: string; reason: string }[] = [];
   readonly skips = new Map<SkipReason, number>();
 
-  constructor(readonly runId: string) {}
+  constructor(readonly runId: string, readonly warnings: ConfigWarningCode[]) {}
 
   get settled(): number {
     return this.refreshed + this.failed + (this.skips.get("already_rotated") ?? 0) +
@@ -425,6 +502,7 @@ class RunTally {
       skipped_reasons: skipped,
       remaining,
       duration_ms: Math.round(durationMs),
+      warnings: this.warnings,
     };
   }
 }
