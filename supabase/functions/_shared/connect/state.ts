@@ -17,7 +17,8 @@ export const STATE_TTL_MS = 10 * 60 * 1000;
 const STATE_VERSION = 2;
 const SIGNING_LABEL = "cafe24-oauth-state.v2.";
 const NONCE_BYTES = 32;
-const MAX_STATE_LENGTH = 1024;
+// Room for MAX_SCOPES scope names in the payload, and a bound on what is parsed.
+const MAX_STATE_LENGTH = 4096;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
