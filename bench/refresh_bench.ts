@@ -366,7 +366,7 @@ interface RunSummaryLike {
   refreshed: number;
   failed: number;
   remaining: number;
-  eligible: number;
+  due: number;
 }
 
 interface RefreshMeasurement {
@@ -503,7 +503,7 @@ async function measureRefresh(
           break;
         }
         // Failed rows back off for a minute or more: wait for them rather than spin.
-        if (summary.eligible === 0) await new Promise((resolve) => setTimeout(resolve, 1_000));
+        if (summary.due === 0) await new Promise((resolve) => setTimeout(resolve, 1_000));
       }
       wallMs = performance.now() - t0;
     } finally {

@@ -59,8 +59,8 @@ class Progress {
   private lastSettled = -1;
   constructor(private readonly tty: boolean) {}
 
-  update(settled: number, eligible: number): void {
-    const total = Math.max(eligible, settled);
+  update(settled: number, due: number): void {
+    const total = Math.max(due, settled);
     if (this.tty) {
       const width = 30;
       const filled = total === 0 ? width : Math.round((settled / total) * width);
@@ -198,7 +198,7 @@ async function main(): Promise<number> {
     const run = await beginRefreshRun({
       store: createRefreshStore(sql),
       settings,
-      onProgress: ({ settled, eligible }) => progress.update(settled, eligible),
+      onProgress: ({ settled, due }) => progress.update(settled, due),
     }, {
       trigger: "cli",
       mode: "sync",
@@ -220,7 +220,7 @@ async function main(): Promise<number> {
     await closeDatabases().catch(() => {});
     return 1;
   }
-  progress.update(summary.refreshed + summary.failed, summary.eligible);
+  progress.update(summary.refreshed + summary.failed, summary.due);
   progress.end();
 
   let malls = new Map<string, string | null>();
@@ -236,7 +236,7 @@ async function main(): Promise<number> {
   const skipped = Object.entries(summary.skipped_reasons).filter(([, n]) => n > 0)
     .map(([reason, n]) => `${reason} ${n}`).join(", ");
   writeErr(
-    `due ${summary.eligible} · ${p.green(`refreshed ${summary.refreshed}`)} · ` +
+    `due ${summary.due} · ${p.green(`refreshed ${summary.refreshed}`)} · ` +
       `${summary.failed > 0 ? p.red(`failed ${summary.failed}`) : "failed 0"} · ` +
       `skipped ${summary.skipped}${skipped === "" ? "" : ` (${skipped})`}` +
       `${summary.remaining > 0 ? ` · remaining ${summary.remaining}` : ""} · ` +

@@ -131,6 +131,7 @@ export interface RunRow {
 export interface RunSummaryLike {
   scanned?: number;
   eligible?: number;
+  due?: number;
   refreshed?: number;
   failed?: number;
   skipped?: number;
@@ -167,7 +168,7 @@ export function runFinishedLines(
     .join(", ");
   const failed = s.failed ?? 0;
   const parts = [
-    `due ${s.eligible ?? 0}`,
+    `due ${s.due ?? 0}`,
     (s.refreshed ?? 0) > 0 ? p.green(`refreshed ${s.refreshed}`) : `refreshed ${s.refreshed ?? 0}`,
     failed > 0 ? p.red(`failed ${failed}`) : `failed 0`,
     `skipped ${s.skipped ?? 0}${skippedDetail === "" ? "" : ` (${skippedDetail})`}`,

@@ -56,6 +56,7 @@ export const RUN_SUMMARY_KEYS = [
   "run_id",
   "scanned",
   "eligible",
+  "due",
   "refreshed",
   "skipped",
   "failed",
@@ -65,10 +66,21 @@ export const RUN_SUMMARY_KEYS = [
   "duration_ms",
 ] as const satisfies readonly (keyof RunSummary)[];
 
+/**
+ * What one run saw and did. `scanned = refreshed + failed + skipped` always.
+ *
+ * - `scanned`: connections in scope (every auth_settings row, or those of the mall or user asked).
+ * - `eligible`: scanned rows whose providers.cafe24 has a mall_id and a refresh_token, the
+ *   meaning the original endpoint gave it, whether or not they need a refresh now.
+ * - `due`: eligible connections that needed a refresh now (or every refreshable one with
+ *   force); each ends refreshed, failed, skipped as already_rotated/superseded/leased, or as
+ *   `remaining`.
+ */
 export interface RunSummary {
   run_id: string;
   scanned: number;
   eligible: number;
+  due: number;
   refreshed: number;
   skipped: number;
   failed: number;
@@ -85,7 +97,7 @@ export interface RefreshDeps {
   now?: () => number;
   random?: () => number;
   /** Called after each connection is settled (progress bars). */
-  onProgress?: (progress: { settled: number; eligible: number }) => void;
+  onProgress?: (progress: { settled: number; due: number }) => void;
 }
 
 /** How often a database call is tried before the run gives up on it (see withDatabaseRetries). */
@@ -177,7 +189,7 @@ async function executeRun(
           now,
           claimRequested ? nextClaim : null,
         );
-        deps.onProgress?.({ settled: tally.settled, eligible: census.due });
+        deps.onProgress?.({ settled: tally.settled, due: census.due });
         // The combined call could not reach the database: claim on its own (which records a
         // lasting outage as the run's error) so the run neither stops early nor miscounts.
         connection = settled.databaseFailed && claimRequested ? await claimAlone() : settled.next;
@@ -199,6 +211,7 @@ async function executeRun(
       mode: request.mode,
       scanned: summary.scanned,
       eligible: summary.eligible,
+      due: summary.due,
       refreshed: summary.refreshed,
       failed: summary.failed,
       skipped: summary.skipped,
@@ -414,10 +427,15 @@ class RunTally {
     skipped.leased = census.leased + takenElsewhere;
     if (stopped !== null) skipped[stopped] = remaining;
     const skippedTotal = Object.values(skipped).reduce((a, b) => a + b, 0);
+    // The census's categories are exclusive: the rows with both keys are exactly those whose
+    // row_state is ok, whatever their status, lease, backoff or due time.
+    const eligible = census.reconnect_required + census.leased + census.backing_off +
+      census.not_due + census.due;
     return {
       run_id: this.runId,
       scanned: census.scanned + appearedDuringRun,
-      eligible: census.due,
+      eligible: eligible + appearedDuringRun,
+      due: census.due + appearedDuringRun,
       refreshed: this.refreshed,
       skipped: skippedTotal,
       failed: this.failed,
