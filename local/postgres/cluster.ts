@@ -120,9 +120,9 @@ async function run(cmd: string, args: string[], input?: string): Promise<RunResu
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-/** 32 random bytes as hex: safe in a URL, a pgpass line and a SQL literal as it is. */
+/** 16 random bytes as hex: safe in a URL, a pgpass line and a SQL literal as it is. */
 function randomPassword(): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(32)))
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)))
     .map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
