@@ -303,7 +303,8 @@ async function startBenchDatabase(): Promise<TestDatabase> {
     settings: { "pg_stat_statements.track": "top", "pg_stat_statements.max": 5000 },
   });
   await db.sql`create extension if not exists pg_stat_statements`;
-  await db.sql.unsafe(`create role ${FUNCTIONS_ROLE} login superuser`);
+  // The cluster's password (hex) for this role too: connections need one (scram-sha-256).
+  await db.sql.unsafe(`create role ${FUNCTIONS_ROLE} login superuser password '${db.password}'`);
   return db;
 }
 
@@ -366,7 +367,7 @@ interface RunSummaryLike {
   refreshed: number;
   failed: number;
   remaining: number;
-  eligible: number;
+  due: number;
 }
 
 interface RefreshMeasurement {
@@ -448,7 +449,7 @@ async function measureRefresh(
   const v8Flags = [Deno.env.get("DENO_V8_FLAGS"), "--trace-gc"]
     .filter((flag) => flag !== undefined && flag !== "").join(",");
   const env: Record<string, string> = {
-    SUPABASE_DB_URL: `postgresql://${FUNCTIONS_ROLE}@127.0.0.1:${db.port}/postgres`,
+    SUPABASE_DB_URL: `postgresql://${FUNCTIONS_ROLE}:${db.password}@127.0.0.1:${db.port}/postgres`,
     CRON_SECRET,
     CAFE24_CLIENT_ID: CLIENT_ID,
     CAFE24_CLIENT_SECRET_KEY: CLIENT_SECRET,
@@ -503,7 +504,7 @@ async function measureRefresh(
           break;
         }
         // Failed rows back off for a minute or more: wait for them rather than spin.
-        if (summary.eligible === 0) await new Promise((resolve) => setTimeout(resolve, 1_000));
+        if (summary.due === 0) await new Promise((resolve) => setTimeout(resolve, 1_000));
       }
       wallMs = performance.now() - t0;
     } finally {

@@ -1,13 +1,16 @@
 /**
  * `npm run refresh`: one refresh pass from an admin's terminal, the same run the cafe24-refresh
  * function does (beginRefreshRun over the cafe24_private SQL functions), recorded with trigger
- * `cli`. Against the local stack by default, or any database with --db-url.
+ * `cli`. The database comes from SUPABASE_DB_URL (environment, then the env file) or the running
+ * local stack's stack file; never from a password on the command line.
  *
- *   npm run refresh -- [--mall <id>] [--user <uuid>] [--force] [--db-url <url>] [--concurrency N]
+ *   npm run refresh -- [--mall <id>] [--user <uuid>] [--force] [--concurrency N] [--log-file F]
  *
  * stdout: the run's summary JSON, exactly what the function answers. stderr: progress (a bar on a
- * terminal, plain lines otherwise) and the function's JSON log lines. Exit 0 when nothing failed,
- * 1 when any connection failed or the run could not complete, 2 on a usage or configuration error.
+ * terminal, plain lines otherwise) and a recap with what to do about each failure. The run's
+ * JSON log lines go to --log-file, or nowhere. Exit 0 when nothing failed; 1 when a connection
+ * failed, the run could not complete, or --mall/--user matched no connection; 2 on a usage or
+ * configuration error.
  */
 import { parseArgs } from "node:util";
 import {
@@ -20,11 +23,11 @@ import { isValidMallId } from "../supabase/functions/_shared/cafe24/mall_id.ts";
 import { beginRefreshRun, type RunSummary } from "../supabase/functions/_shared/refresh/run.ts";
 import { createRefreshStore } from "../supabase/functions/_shared/refresh/store.ts";
 import { readEnvFile } from "../local/stack/env_file.ts";
-import { colourWanted, paint } from "../local/stack/report.ts";
+import { colourWanted, failureAdvice, paint } from "../local/stack/report.ts";
+import { chooseDatabase, redactUrl } from "../local/stack/database_target.ts";
 import {
   absolutePath,
   DEFAULT_DATA_DIR,
-  DEFAULT_PORTS,
   processAlive,
   PROJECT_ROOT,
   readStackInfo,
@@ -39,14 +42,17 @@ One refresh pass, as cafe24-refresh does it, recorded with trigger 'cli'.
   --mall ID          only this mall
   --user UUID        only this user's connections
   --force            refresh even if not due (leases, backoff and reconnect_required still hold)
-  --db-url URL       any database with the migrations (default: the local stack's)
   --concurrency N    token requests in flight at once (default: CAFE24_REFRESH_CONCURRENCY or 8)
   --data-dir DIR     the local stack to use (default: .local)
-  --env-file PATH    Cafe24 credentials and settings (default: .env)
+  --env-file PATH    SUPABASE_DB_URL, Cafe24 credentials and settings (default: .env)
+  --log-file PATH    append the run's JSON log lines there (default: not kept)
+  --db-url URL       a database URL (prefer SUPABASE_DB_URL: a password here is visible to
+                     every user of this machine)
   -h, --help         this text
 
-stdout: the summary JSON. Exit 0: nothing failed; 1: a connection failed or the run did not
-complete; 2: usage or configuration error.`;
+The database: SUPABASE_DB_URL from the environment, else from the env file, else the running
+npm start. stdout: the summary JSON. Exit 0: nothing failed; 1: a connection failed, the run did
+not complete, or --mall/--user matched no connection; 2: usage or configuration error.`;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const encoder = new TextEncoder();
@@ -59,8 +65,8 @@ class Progress {
   private lastSettled = -1;
   constructor(private readonly tty: boolean) {}
 
-  update(settled: number, eligible: number): void {
-    const total = Math.max(eligible, settled);
+  update(settled: number, due: number): void {
+    const total = Math.max(due, settled);
     if (this.tty) {
       const width = 30;
       const filled = total === 0 ? width : Math.round((settled / total) * width);
@@ -101,6 +107,7 @@ async function main(): Promise<number> {
         "concurrency": { type: "string" },
         "data-dir": { type: "string" },
         "env-file": { type: "string" },
+        "log-file": { type: "string" },
         "help": { type: "boolean", short: "h" },
       },
     }));
@@ -141,19 +148,21 @@ async function main(): Promise<number> {
     console.error(`cannot read ${envFile}: ${error instanceof Error ? error.message : error}`);
     return 2;
   }
-  const env: Record<string, string> = { ...fileEnv, ...Deno.env.toObject() };
+  const shellEnv = Deno.env.toObject();
+  const env: Record<string, string> = { ...fileEnv, ...shellEnv };
 
-  // The target: --db-url, else the running local stack, else the local stack's default URL.
   const dataDir = absolutePath(values["data-dir"] ?? DEFAULT_DATA_DIR).replace(/\/$/, "");
-  const stack = await readStackInfo(dataDir);
-  const stackRunning = stack !== null && processAlive(stack.pids.start);
-  const defaultUrl = `postgresql://postgres:postgres@127.0.0.1:${DEFAULT_PORTS.db}/postgres`;
-  const dbUrl = values["db-url"] ?? (stackRunning ? stack.db_url : defaultUrl);
-  env.SUPABASE_DB_URL = dbUrl;
-  if (values["db-url"] === undefined && !stackRunning) {
-    writeErr(`no running npm start found in ${dataDir}; trying ${defaultUrl}\n`);
+  const found = await readStackInfo(dataDir);
+  const stack = found !== null && processAlive(found.pids.start) ? found : null;
+  const target = chooseDatabase({ flag: values["db-url"], shellEnv, fileEnv, envFile, stack });
+  if (!target.ok) {
+    console.error(target.message);
+    return 2;
   }
-  if (stackRunning && stack.db_url === dbUrl) {
+  for (const warning of target.warnings) writeErr(`${p.yellow("warning")}: ${warning}\n`);
+  const dbUrl = target.url;
+  env.SUPABASE_DB_URL = dbUrl;
+  if (stack !== null && target.localStack) {
     // The local stack's Cafe24: its sandbox knows only its own client, so use that one.
     env.CAFE24_API_BASE_URL = stack.cafe24_api_base_url;
     if (stack.mode === "sandbox") {
@@ -174,31 +183,31 @@ async function main(): Promise<number> {
 
   const tty = Deno.stderr.isTerminal();
   const progress = new Progress(tty);
-  // The shared logger writes JSON lines to the console; stdout is reserved for the summary. On a
-  // terminal, errors are shown and the rest stays quiet; elsewhere every line goes to stderr.
-  const forward = (...args: unknown[]) => {
-    const line = args.map(String).join(" ");
-    if (!tty) return progress.print(line);
-    try {
-      const event = JSON.parse(line) as { level?: string };
-      if (event.level === "error") progress.print(p.red(line));
-    } catch {
-      progress.print(line);
-    }
+  // The shared logger writes JSON lines to the console. stdout is the summary's and stderr the
+  // human recap's: the log lines go to --log-file, or nowhere (the summary has every failure).
+  const logFile = values["log-file"] === undefined
+    ? null
+    : await Deno.open(absolutePath(values["log-file"]), {
+      append: true,
+      create: true,
+      mode: 0o600,
+    });
+  const toLog = (...args: unknown[]) => {
+    logFile?.writeSync(encoder.encode(args.map(String).join(" ") + "\n"));
   };
-  console.log = forward;
-  console.info = forward;
-  console.warn = forward;
-  console.error = forward;
+  console.log = toLog;
+  console.info = toLog;
+  console.warn = toLog;
+  console.error = toLog;
 
-  const target = dbUrl.replace(/\/\/([^:@/]+):[^@/]*@/, "//$1:***@");
+  const shownTarget = `${redactUrl(dbUrl)} (${target.source})`;
   const sql = database(dbUrl, settings.concurrency + 2);
   let summary: RunSummary;
   try {
     const run = await beginRefreshRun({
       store: createRefreshStore(sql),
       settings,
-      onProgress: ({ settled, eligible }) => progress.update(settled, eligible),
+      onProgress: ({ settled, due }) => progress.update(settled, due),
     }, {
       trigger: "cli",
       mode: "sync",
@@ -206,21 +215,26 @@ async function main(): Promise<number> {
       mallId,
       userId,
     });
-    progress.print(p.dim(`run ${run.runId} on ${target} (cafe24: ${settings.apiBaseUrl})`));
+    progress.print(p.dim(`run ${run.runId} on ${shownTarget}`));
+    progress.print(p.dim(`cafe24: ${settings.apiBaseUrl}`));
     summary = await run.execute();
   } catch (error) {
     progress.end();
     const message = error instanceof Error ? error.message : String(error);
     writeErr(`${p.red("refresh failed")}: ${message}\n`);
-    if (
-      /ECONNREFUSED|connect|Connection refused/i.test(message) && values["db-url"] === undefined
-    ) {
-      writeErr(`Is the local stack running? Start it with npm start, or pass --db-url.\n`);
+    if (/ECONNREFUSED|connect|Connection refused|ENOTFOUND|ENETUNREACH/i.test(message)) {
+      writeErr(
+        `The database at ${shownTarget} did not answer. A Supabase project's direct host ` +
+          `(db.<ref>.supabase.co) is IPv6-only on many plans: use the session pooler's URL ` +
+          `(Dashboard → Connect), e.g. postgresql://postgres.<ref>:<password>@` +
+          `aws-0-<region>.pooler.supabase.com:5432/postgres.\n`,
+      );
     }
     await closeDatabases().catch(() => {});
+    logFile?.close();
     return 1;
   }
-  progress.update(summary.refreshed + summary.failed, summary.eligible);
+  progress.update(summary.refreshed + summary.failed, summary.due);
   progress.end();
 
   let malls = new Map<string, string | null>();
@@ -231,12 +245,13 @@ async function main(): Promise<number> {
     malls = new Map(rows.map((row) => [row.id, row.mall_id]));
   }
   await closeDatabases();
+  logFile?.close();
 
   Deno.stdout.writeSync(encoder.encode(JSON.stringify(summary, null, 2) + "\n"));
   const skipped = Object.entries(summary.skipped_reasons).filter(([, n]) => n > 0)
     .map(([reason, n]) => `${reason} ${n}`).join(", ");
   writeErr(
-    `due ${summary.eligible} · ${p.green(`refreshed ${summary.refreshed}`)} · ` +
+    `due ${summary.due} · ${p.green(`refreshed ${summary.refreshed}`)} · ` +
       `${summary.failed > 0 ? p.red(`failed ${summary.failed}`) : "failed 0"} · ` +
       `skipped ${summary.skipped}${skipped === "" ? "" : ` (${skipped})`}` +
       `${summary.remaining > 0 ? ` · remaining ${summary.remaining}` : ""} · ` +
@@ -244,6 +259,20 @@ async function main(): Promise<number> {
   );
   for (const failure of summary.failures) {
     writeErr(`  ${p.red("✗")} ${malls.get(failure.id) ?? failure.id}  ${failure.reason}\n`);
+    const advice = failureAdvice(failure.reason);
+    if (advice !== null) writeErr(`    → ${advice}\n`);
+  }
+  if ((mallId !== null || userId !== null) && summary.scanned === 0) {
+    const filter = [
+      mallId === null ? "" : `--mall ${mallId}`,
+      userId === null ? "" : `--user ${userId}`,
+    ]
+      .filter((f) => f !== "").join(" ");
+    writeErr(
+      `${p.yellow("warning")}: no connection matches ${filter} in ${redactUrl(dbUrl)}; ` +
+        `check the id (select mall_id, user_id from cafe24_private.connection_status)\n`,
+    );
+    return 1;
   }
   return summary.failed > 0 ? 1 : 0;
 }

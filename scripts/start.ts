@@ -1,16 +1,19 @@
 /**
  * `npm start`: the whole system on one machine, without Docker.
  *
- *   PostgreSQL 15 + pg_cron   <data dir>/postgres, port 54322, kept between runs (--reset wipes it),
- *                             with the Supabase stand-ins and the migrations (pinned Supabase CLI)
+ *   PostgreSQL 15 + pg_cron   <data dir>/postgres (or a private folder under /var/tmp when the
+ *                             postgres OS user cannot enter the checkout), port 54322, kept
+ *                             between runs (--reset wipes it), password-protected, with the
+ *                             Supabase stand-ins and the migrations (pinned Supabase CLI)
  *   functions                 http://127.0.0.1:54321/functions/v1/<name> (local/functions/serve.ts)
  *   Cafe24                    the sandbox on :54329 with demo malls, or the real Cafe24 when .env
  *                             holds real credentials
  *   schedule                  the migration's pg_cron job, every minute here, through Vault and the
  *                             pg_net stand-in to cafe24-refresh
  *
- * Prints each refresh run as it happens and the connections' status. Ctrl-C stops everything it
- * started. `--once`: wait for the first cron-driven run, print it, stop, exit.
+ * Prints each refresh run as it happens, the connections' status after each run and each
+ * reconnect, and for every failure what to do. Ctrl-C, closing the terminal (SIGHUP) or SIGTERM
+ * stops everything it started. `--once`: wait for the first cron-driven run, print it, stop, exit.
  */
 import { parseArgs } from "node:util";
 import postgres from "postgres";
@@ -38,7 +41,12 @@ import {
 } from "../local/stack/preflight.ts";
 import {
   colourWanted,
+  type ConnectionRow,
   connectionTable,
+  eventLines,
+  explainCronFailure,
+  explainNetFailure,
+  type NetFailure,
   orderedSummary,
   paint,
   readConnections,
@@ -58,8 +66,22 @@ import {
   SANDBOX_CLIENT_ID,
   SANDBOX_CLIENT_SECRET,
   type StackInfo,
+  stackInfoPath,
   writeStackInfo,
 } from "../local/stack/stack_info.ts";
+import {
+  fallbackClusterDir,
+  locateCluster,
+  postgresUser,
+  prepareFallbackParent,
+} from "../local/stack/data_location.ts";
+import {
+  busyPortsMessage,
+  HOST,
+  nextFreePort,
+  portFree,
+  type PortName,
+} from "../local/stack/ports.ts";
 
 const USAGE = `npm start -- [options]
 
@@ -67,19 +89,22 @@ Runs PostgreSQL with pg_cron, the Edge Functions, the Cafe24 sandbox and the rea
 schedule on this machine, and shows every refresh run as it happens. Ctrl-C stops everything.
 
   --once                 wait for the first cron-driven run, print it and the status, stop, exit 0
-  --reset                wipe the local database first (the data dir's postgres/ folder)
+  --reset                wipe the local database first
   --data-dir DIR         where the cluster, logs and stack.json live (default: .local)
   --env-file PATH        variables for the functions (default: .env; see .env.example)
   --db-port N            PostgreSQL port (default ${DEFAULT_PORTS.db}; 0 = any free port)
   --functions-port N     functions / API port (default ${DEFAULT_PORTS.functions}; 0 = any free)
   --sandbox-port N       Cafe24 sandbox port (default ${DEFAULT_PORTS.sandbox}; 0 = any free)
   --once-timeout S       --once gives up after S seconds (default 150)
-  --install-missing      Debian, as root: apt-get install PostgreSQL 15 and pg_cron if missing
-  -h, --help             this text`;
+  --install-missing      Debian, as root: install PostgreSQL 15 and pg_cron if missing
+  -h, --help             this text
 
-const HOST = "127.0.0.1";
+npm passes options on only after --, e.g. npm start -- --db-port 54332`;
+
 const SANDBOX_SCOPES = "mall.read_store,mall.read_community";
 const POLL_MS = 1_000;
+/** The signals that stop the stack: Ctrl-C, a closed terminal, a service manager. */
+const STOP_SIGNALS = ["SIGINT", "SIGHUP", "SIGTERM"] as const;
 
 class UsageError extends Error {}
 class Interrupted extends Error {}
@@ -90,7 +115,7 @@ interface Options {
   dataDir: string;
   envFile: string;
   envFileExplicit: boolean;
-  ports: { db: number; functions: number; sandbox: number };
+  ports: Record<PortName, number>;
   onceTimeoutMs: number;
   installMissing: boolean;
 }
@@ -146,20 +171,25 @@ function parseOptions(args: string[]): Options | "help" {
 }
 
 const p = paint(colourWanted(Deno.stdout));
-const say = (line = "") => console.log(line);
+/** After a hangup the terminal is gone and writes fail: stopping must go on regardless. */
+const say = (line = "") => {
+  try {
+    console.log(line);
+  } catch { /* no terminal */ }
+};
+const complain = (line: string) => {
+  try {
+    console.error(line);
+  } catch { /* no terminal */ }
+};
 
 function shellQuote(value: string): string {
-  return `'${value.replaceAll("'", `'\\''`)}'`;
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`;
 }
 
-function portFree(port: number): boolean {
-  if (port === 0) return true;
-  try {
-    Deno.listen({ hostname: HOST, port }).close();
-    return true;
-  } catch {
-    return false;
-  }
+/** A path as the user typed it from the checkout: relative when inside it. */
+function shown(path: string): string {
+  return path.startsWith(PROJECT_ROOT + "/") ? path.slice(PROJECT_ROOT.length + 1) : path;
 }
 
 async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<boolean> {
@@ -184,31 +214,31 @@ async function postmasterPid(pgDir: string): Promise<number | null> {
 async function ensureMachine(options: Options): Promise<boolean> {
   let check = await checkMachine();
   if (check.ok) return true;
-  console.error(p.red("The local stack needs PostgreSQL 15 with pg_cron:"));
-  for (const problem of check.problems) console.error(`  - ${problem}`);
+  complain(p.red("The local stack needs PostgreSQL 15 with pg_cron:"));
+  for (const problem of check.problems) complain(`  - ${problem}`);
   const debianRoot = Deno.uid() === 0 && (await isDebian());
   if (debianRoot) {
     const install = options.installMissing ||
-      (await confirm(`Install them now with apt-get (${INSTALL_FIX.replace(/^sudo /, "")})?`));
+      (await confirm(`Install them now (${INSTALL_FIX})?`));
     if (install) {
       if (await installPackages()) {
         check = await checkMachine();
         if (check.ok) return true;
-        for (const problem of check.problems) console.error(`  - ${problem}`);
+        for (const problem of check.problems) complain(`  - ${problem}`);
       }
-      console.error(p.red("The installation did not complete."));
+      complain(p.red("The installation did not complete."));
     }
   }
-  console.error(`\nInstall them with:\n\n  ${INSTALL_FIX}\n`);
+  complain(`\nInstall them with:\n\n  ${INSTALL_FIX}\n`);
   if (debianRoot && !options.installMissing) {
-    console.error("or let npm start do it: npm start -- --install-missing\n");
+    complain("or let npm start do it: npm start -- --install-missing\n");
   }
-  console.error("(Elsewhere: any PostgreSQL 15 with pg_cron; PG_BINDIR points at its bin/.)");
+  complain("(Elsewhere: any PostgreSQL 15 with pg_cron; PG_BINDIR points at its bin/.)");
   return false;
 }
 
 /** Stops what an earlier, killed `npm start` left running on this data dir. */
-async function clearLeftovers(dataDir: string, pgDir: string): Promise<void> {
+async function clearLeftovers(dataDir: string, pgDirs: string[]): Promise<void> {
   const previous = await readStackInfo(dataDir);
   if (previous !== null && previous.pids.start !== Deno.pid) {
     const start = previous.pids.start;
@@ -227,13 +257,15 @@ async function clearLeftovers(dataDir: string, pgDir: string): Promise<void> {
       say(p.dim(`stopped a functions process left by an earlier run (pid ${functions})`));
     }
   }
-  const pid = await postmasterPid(pgDir);
-  if (pid !== null && processAlive(pid) && processCommandLine(pid).includes("postgres")) {
-    Deno.kill(pid, "SIGINT"); // fast shutdown
-    if (!(await waitUntil(() => !processAlive(pid), 60_000))) {
-      throw new Error(`PostgreSQL (pid ${pid}) left by an earlier run did not stop`);
+  for (const pgDir of pgDirs) {
+    const pid = await postmasterPid(pgDir);
+    if (pid !== null && processAlive(pid) && processCommandLine(pid).includes("postgres")) {
+      Deno.kill(pid, "SIGINT"); // fast shutdown
+      if (!(await waitUntil(() => !processAlive(pid), 60_000))) {
+        throw new Error(`PostgreSQL (pid ${pid}) left by an earlier run did not stop`);
+      }
+      say(p.dim(`stopped a PostgreSQL left running by an earlier run (pid ${pid})`));
     }
-    say(p.dim(`stopped a PostgreSQL left running by an earlier run (pid ${pid})`));
   }
   await removeStackInfo(dataDir);
 }
@@ -245,11 +277,21 @@ async function setVaultSecret(sql: postgres.Sql, name: string, value: string): P
 }
 
 interface Watcher {
-  poll(): Promise<RunRow[]>;
+  /** Prints what happened since the last poll; true when the status table should follow. */
+  poll(): Promise<{ finished: RunRow[]; tableDue: boolean }>;
+  /** The connections as last read (for the table). */
+  rows(): ConnectionRow[];
 }
 
-/** Prints new and finished runs, pg_net failures and failed cron jobs since `since`. */
-async function createWatcher(sql: postgres.Sql, since: Date): Promise<Watcher> {
+/**
+ * Prints new and finished runs, reconnects, pg_net failures and failed cron jobs since `since`,
+ * each failure with what to do.
+ */
+async function createWatcher(
+  sql: postgres.Sql,
+  since: Date,
+  where: { envFile: string; log: string },
+): Promise<Watcher> {
   const printed = new Map<string, string>();
   const [marks] = await sql<{ response: string; cron: string }[]>`
     select
@@ -257,8 +299,21 @@ async function createWatcher(sql: postgres.Sql, since: Date): Promise<Watcher> {
       (select coalesce(max(runid), 0) from cron.job_run_details)::text as cron`;
   let lastResponse = BigInt(marks!.response);
   let lastCronRun = BigInt(marks!.cron);
+  // Every change to a connection (a refresh, a failure, a reconnect through the callback, an
+  // edit in psql) moves connections.updated_at: one cheap query tells whether to read them all.
+  const fingerprint = async () => {
+    const [row] = await sql<{ mark: string }[]>`
+      select count(*)::text || '/' || coalesce(max(updated_at)::text, '') as mark
+      from cafe24_private.connections`;
+    return row!.mark;
+  };
+  let mark = await fingerprint();
+  let rows = await readConnections(sql);
+  let changed = false;
+  const now = () => new Date();
 
   return {
+    rows: () => rows,
     async poll() {
       const finished: RunRow[] = [];
       const pending = [...printed].filter(([, status]) => status === "running").map(([id]) => id);
@@ -283,38 +338,40 @@ async function createWatcher(sql: postgres.Sql, since: Date): Promise<Watcher> {
         if (before === run.status) continue;
         if (before === undefined && run.status === "running") say(runStartedLine(run, p));
         if (run.status !== "running") {
-          for (const line of runFinishedLines(run, malls, p)) say(line);
+          for (const line of runFinishedLines(run, malls, p, where)) say(line);
           finished.push(run);
         }
         printed.set(run.id, run.status);
       }
 
-      const responses = await sql<
-        {
-          id: string;
-          status_code: number | null;
-          content: string | null;
-          timed_out: boolean | null;
-          error_msg: string | null;
-        }[]
-      >`
+      const latest = await fingerprint();
+      if (latest !== mark) {
+        mark = latest;
+        const before = new Map(rows.map((row) => [row.auth_settings_id, row]));
+        rows = await readConnections(sql);
+        for (const row of rows) {
+          const old = before.get(row.auth_settings_id);
+          const ok = row.row_state === "ok" && row.status === "active";
+          if (ok && (old === undefined || old.status === "reconnect_required")) {
+            say(
+              `${p.dim(now().toTimeString().slice(0, 8))}  ${p.green("✓")} ` +
+                `${row.mall_id ?? row.auth_settings_id} ${
+                  old === undefined ? "connected" : "connected again"
+                }: active, refreshed from now on`,
+            );
+          }
+        }
+        changed = true;
+      }
+
+      const responses = await sql<NetFailure[]>`
         select id::text as id, status_code, content, timed_out, error_msg from net._http_response
         where id > ${lastResponse.toString()}::bigint order by id`;
       for (const response of responses) {
         lastResponse = BigInt(response.id);
         if (response.status_code !== null && response.status_code < 300) continue;
-        let detail = response.error_msg ?? "";
-        if (response.status_code !== null) {
-          let code = "";
-          try {
-            code = String((JSON.parse(response.content ?? "") as { error?: unknown }).error ?? "");
-          } catch { /* not JSON */ }
-          detail = `HTTP ${response.status_code}${code === "" ? "" : ` ${code}`}`;
-        }
-        say(
-          `${p.dim(new Date().toTimeString().slice(0, 8))}  pg_net request ${response.id} ` +
-            p.red(response.timed_out ? `timed out (${detail})` : detail),
-        );
+        const { what, advice } = explainNetFailure(response, where);
+        for (const line of eventLines(now(), what, advice, p)) say(line);
       }
 
       const cronRuns = await sql<
@@ -328,13 +385,17 @@ async function createWatcher(sql: postgres.Sql, since: Date): Promise<Watcher> {
       for (const cronRun of cronRuns) {
         lastCronRun = BigInt(cronRun.runid);
         if (cronRun.status === "failed") {
-          say(
-            `${p.dim(new Date().toTimeString().slice(0, 8))}  pg_cron job cafe24-refresh ` +
-              p.red(`failed: ${cronRun.return_message ?? "(no message)"}`),
-          );
+          const { what, advice } = explainCronFailure(cronRun.return_message);
+          for (const line of eventLines(now(), what, advice, p)) say(line);
         }
       }
-      return finished;
+
+      // The table after every run, and after changes between runs (a reconnect), but never in
+      // the middle of a run's lines.
+      const running = [...printed.values()].includes("running");
+      const tableDue = !running && (changed || finished.length > 0);
+      if (tableDue) changed = false;
+      return { finished, tableDue };
     },
   };
 }
@@ -346,6 +407,8 @@ interface Session {
   real: boolean;
   fresh: boolean;
   dbUrl: string;
+  pgDir: string;
+  pgDirNote: string | null;
   projectUrl: string;
   sandbox: Cafe24Sandbox | undefined;
   demo: DemoConnection[];
@@ -354,110 +417,185 @@ interface Session {
   auth: LocalAuth;
   /** Names whose value came from .env or the shell rather than from this stack. */
   fromUser: Set<string>;
+  readyMs: number;
 }
 
-/** The banner: what runs where, commands to try, and the connections. */
-async function printGuide(s: Session, db: postgres.Sql): Promise<void> {
+/** The user token and authorize link for connecting a mall through the local Auth stand-in. */
+interface LocalUser {
+  email: string;
+  jwt: string;
+  expiresAt: string;
+  mallId: string;
+  authorizeUrl: string;
+  /** Cafe24's (the sandbox's) authorize URL, to open in a browser; null when not obtained. */
+  browserUrl: string | null;
+  problem: string | null;
+}
+
+async function localUser(s: Session): Promise<LocalUser> {
+  // With the sandbox: reconnect the demo mall whose refresh token is dead, as its owner.
+  const target = s.demo.find((d) => d.expect === "reconnect_required");
+  const user = target === undefined
+    ? { id: "00000000-0000-4000-b000-0000000000ff", email: "developer@demo.local" }
+    : { id: target.userId, email: target.email };
+  const ttlSeconds = 24 * 3600;
+  const jwt = await s.auth.mintUserToken(user, ttlSeconds);
+  const mallId = target?.mallId ?? "<your mall_id>";
+  const authorizeUrl = `${s.projectUrl}/functions/v1/cafe24-authorize?mall_id=${mallId}&mode=json`;
+  const result: LocalUser = {
+    email: user.email,
+    jwt,
+    expiresAt: new Date(Date.now() + ttlSeconds * 1000).toISOString(),
+    mallId,
+    authorizeUrl,
+    browserUrl: null,
+    problem: null,
+  };
+  if (target === undefined || !s.functions.names.includes("cafe24-authorize")) return result;
+  try {
+    const response = await fetch(authorizeUrl, { headers: { authorization: `Bearer ${jwt}` } });
+    const body = await response.json().catch(() => null) as { url?: unknown } | null;
+    if (response.ok && typeof body?.url === "string") result.browserUrl = body.url;
+    else result.problem = `cafe24-authorize answered ${response.status}`;
+  } catch {
+    result.problem = "cafe24-authorize did not answer";
+  }
+  return result;
+}
+
+/**
+ * The commands to try, each as printed (continuation lines for an 80-column screen) and as one
+ * line for stack.json.
+ */
+function tryCommands(s: Session, user: LocalUser): { printed: string[]; lines: string[] } {
+  const { opts, env } = s;
+  const printed: string[] = [];
+  const lines: string[] = [];
+  const add = (comment: string, ...parts: string[]) => {
+    printed.push(p.dim(`  # ${comment}`), `  ${parts.join(" \\\n      ")}`);
+    lines.push(parts.join(" "));
+  };
+  // A secret from .env or the shell may be shared with a deployment: referenced, never printed.
+  const cronSecretFromUser = s.fromUser.has("CRON_SECRET");
+  const secretHeader = cronSecretFromUser
+    ? `"x-cron-secret: $CRON_SECRET"`
+    : shellQuote(`x-cron-secret: ${env.get("CRON_SECRET")}`);
+  const refreshUrl = shellQuote(`${s.projectUrl}/functions/v1/cafe24-refresh?force=true`);
+  if (cronSecretFromUser) {
+    add(
+      "CRON_SECRET from your env file into this shell",
+      `set -a; . ${shellQuote(opts.envFile)}; set +a`,
+    );
+  }
+  add(
+    "a forced refresh run through the function",
+    "curl -sS -X POST",
+    `-H ${secretHeader}`,
+    refreshUrl,
+  );
+  const dataDirFlag = opts.dataDir === DEFAULT_DATA_DIR
+    ? []
+    : [`--data-dir ${shellQuote(opts.dataDir)}`];
+  const laterMall = s.demo.find((d) => d.expect === "refresh_later")?.mallId ?? "<mall_id>";
+  add(
+    "the same from the admin CLI, for one mall",
+    ["npm run refresh --", ...dataDirFlag, `--mall ${laterMall} --force`].join(" "),
+  );
+  add(
+    "the connections in psql (password in the pgpass file)",
+    `PGPASSFILE=${shellQuote(shown(`${opts.dataDir}/pgpass`))} psql -h ${HOST} -p ${
+      new URL(s.dbUrl).port
+    } -U postgres`,
+  );
+  // The token is long: read from the stack file rather than printed.
+  const stackFile = shown(stackInfoPath(opts.dataDir));
+  const requirePath = stackFile.startsWith("/") ? stackFile : `./${stackFile}`;
+  add(
+    `a token for ${user.email} (24 h), then ask cafe24-authorize for a link`,
+    `export LOCAL_USER_JWT=$(node -p 'require(${JSON.stringify(requirePath)}).local_user.jwt')`,
+  );
+  add(
+    `connect ${user.mallId}`,
+    `curl -sS -H "Authorization: Bearer $LOCAL_USER_JWT"`,
+    shellQuote(user.authorizeUrl),
+  );
+  add(
+    "every deployed piece checked as on Supabase",
+    ["npm run deploy:check -- --local", ...dataDirFlag].join(" "),
+  );
+  return { printed, lines };
+}
+
+/** The banner: what runs where, the commands to try (not with --once), and the connections. */
+function printGuide(s: Session, user: LocalUser, commands: string[], rows: ConnectionRow[]): void {
   const { opts, env, functions: fn } = s;
-  const relData = opts.dataDir.startsWith(PROJECT_ROOT + "/")
-    ? opts.dataDir.slice(PROJECT_ROOT.length + 1)
-    : opts.dataDir;
   const row = (label: string, text: string) => say(`  ${label.padEnd(11)} ${text}`);
   say();
-  say(p.bold("Cafe24 connector — local stack"));
+  say(p.bold(`Cafe24 connector — local stack, ready in ${(s.readyMs / 1000).toFixed(1)} s`));
   row(
     "database",
-    `${s.dbUrl}  ${
-      p.dim(`(${relData}/postgres, ${s.fresh ? "new" : "reused"}; --reset wipes it)`)
+    `127.0.0.1:${new URL(s.dbUrl).port} ${
+      p.dim(`(${s.fresh ? "new" : "reused"}; --reset wipes it)`)
     }`,
   );
-  row("functions", `${s.projectUrl}/functions/v1/{${fn.names.join(",")}}`);
+  row("", p.dim(shown(s.pgDir)));
+  if (s.pgDirNote !== null) row("", p.dim(s.pgDirNote));
+  row("functions", `${s.projectUrl}/functions/v1/<name>`);
+  row("", p.dim(fn.names.join(", ")));
   row(
     "cafe24",
     s.real
-      ? `${p.yellow("REAL")} ${REAL_CAFE24_BASE_URL} (credentials from ${opts.envFile})`
-      : `sandbox ${s.sandbox!.baseUrlTemplate}  ${p.dim(`(${s.demo.length} demo connections)`)}`,
+      ? `${p.yellow("REAL")} ${REAL_CAFE24_BASE_URL}`
+      : `sandbox ${s.sandbox!.url} ${p.dim(`(${s.demo.length} demo connections)`)}`,
   );
-  row("schedule", "pg_cron 'cafe24-refresh' every minute → pg_net stand-in → cafe24-refresh");
-  row("logs", `${relData}/functions.log  ${p.dim("(JSON lines from the functions)")}`);
-  say(p.dim(
-    `  pids        start=${Deno.pid} functions=${fn.pid} postgres=${s.postgresPid ?? "?"}`,
-  ));
+  row("schedule", "pg_cron 'cafe24-refresh' every minute (at :00)");
+  row("logs", `${shown(`${opts.dataDir}/functions.log`)} ${p.dim("(the functions' JSON lines)")}`);
+  row(
+    "stack file",
+    `${shown(stackInfoPath(opts.dataDir))} ${p.dim("(URLs, secrets, commands; 0600)")}`,
+  );
+  say(
+    p.dim(`  pids        start=${Deno.pid} functions=${fn.pid} postgres=${s.postgresPid ?? "?"}`),
+  );
   if (env.generated.length > 0) {
-    say(
-      p.dim(`  generated   ${env.generated.join(", ")} for this session (not in ${opts.envFile})`),
-    );
+    say(p.dim(`  generated   ${env.generated.join(", ")} (this session only)`));
   }
   if (env.replaced.length > 0) {
     say(p.dim(`  local       ${env.replaced.join(", ")} replaced by this stack's values`));
   }
   if (s.real && !s.fromUser.has("CAFE24_REDIRECT_URI")) {
     say(p.yellow(
-      `  note        CAFE24_REDIRECT_URI is not set: using ${env.get("CAFE24_REDIRECT_URI")}, ` +
-        "which the real Cafe24 accepts only if registered (HTTPS: use a tunnel)",
+      `  note        CAFE24_REDIRECT_URI is not set: ${env.get("CAFE24_REDIRECT_URI")} works\n` +
+        "              with the real Cafe24 only if registered there (HTTPS: use a tunnel)",
     ));
   }
 
-  say();
-  say(p.bold("Try"));
-  // A secret from .env or the shell may be shared with a deployment: referenced, never printed.
-  const cronSecretFromUser = s.fromUser.has("CRON_SECRET");
-  if (cronSecretFromUser) {
-    say(`  set -a; . ${shellQuote(opts.envFile)}; set +a    # CRON_SECRET into your shell`);
+  // --once stops seconds from now: commands for a stack about to stop would only mislead.
+  if (!opts.once) {
+    say();
+    say(p.bold("Try") + p.dim(`  (also in ${shown(stackInfoPath(opts.dataDir))})`));
+    for (const line of commands) say(line);
+    if (user.browserUrl !== null) {
+      say(p.dim(`  # or open this in a browser within 10 min to reconnect ${user.mallId}:`));
+      say(`  ${user.browserUrl}`);
+    } else if (user.problem !== null) {
+      say(p.yellow(`  (${user.problem}; see ${shown(`${opts.dataDir}/functions.log`)})`));
+    }
   }
-  const secretHeader = cronSecretFromUser
-    ? `"x-cron-secret: $CRON_SECRET"`
-    : shellQuote(`x-cron-secret: ${env.get("CRON_SECRET")}`);
-  const refreshUrl = shellQuote(`${s.projectUrl}/functions/v1/cafe24-refresh?force=true`);
-  say(`  curl -sS -X POST ${refreshUrl} -H ${secretHeader}`);
-  const cliFlags = opts.dataDir === DEFAULT_DATA_DIR
-    ? ""
-    : ` --data-dir ${shellQuote(opts.dataDir)}`;
-  const laterMall = s.demo.find((d) => d.expect === "refresh_later")?.mallId ?? "<mall_id>";
-  say(`  npm run refresh --${cliFlags} --mall ${laterMall} --force`);
-  say(`  psql ${s.dbUrl} -c 'select * from cafe24_private.connection_status'`);
-  if (fn.names.includes("cafe24-authorize")) await printAuthorize(s, relData);
 
   say();
   say(p.bold("Connections"));
-  say(connectionTable(await readConnections(db), Date.now(), p));
+  say(connectionTable(rows, Date.now(), p));
   say();
+  const nextMinute = new Date(Math.ceil((Date.now() + 1) / 60_000) * 60_000);
   say(p.dim(
-    opts.once
-      ? "Waiting for the first cron-driven run (pg_cron fires at the start of each minute) …"
-      : "Runs appear below as they happen (pg_cron fires at the start of each minute). " +
-        "Ctrl-C stops everything.",
+    `The first cron-driven run starts at ${nextMinute.toTimeString().slice(0, 8)}, then every ` +
+      `minute.\n${
+        opts.once
+          ? "Waiting for it …"
+          : "Runs appear below as they happen. Ctrl-C stops everything."
+      }`,
   ));
-}
-
-/** How to connect a mall: a user token for the local Auth stand-in, and a ready authorize URL. */
-async function printAuthorize(s: Session, relData: string): Promise<void> {
-  // With the sandbox: reconnect the demo mall whose refresh token is dead, as its owner.
-  const target = s.demo.find((d) => d.expect === "reconnect_required");
-  const user = target === undefined
-    ? { id: "00000000-0000-4000-b000-0000000000ff", email: "developer@demo.local" }
-    : { id: target.userId, email: target.email };
-  const mallId = target?.mallId ?? "<your mall_id>";
-  const token = await s.auth.mintUserToken(user);
-  const authorize = `${s.projectUrl}/functions/v1/cafe24-authorize?mall_id=${mallId}&mode=json`;
-  say(`  # connect a mall as user ${user.email} (token valid 24 h, this session only):`);
-  say(`  export LOCAL_USER_JWT=${token}`);
-  say(`  curl -sS -H "Authorization: Bearer $LOCAL_USER_JWT" ${shellQuote(authorize)}`);
-  if (target === undefined) return;
-  try {
-    const response = await fetch(authorize, { headers: { authorization: `Bearer ${token}` } });
-    const body = await response.json().catch(() => null) as { url?: unknown } | null;
-    if (response.ok && typeof body?.url === "string") {
-      say(`  # or open this in a browser within 10 min to reconnect ${mallId}:`);
-      say(`  ${body.url}`);
-    } else {
-      say(
-        p.yellow(`  (cafe24-authorize answered ${response.status}; see ${relData}/functions.log)`),
-      );
-    }
-  } catch {
-    say(p.yellow("  (cafe24-authorize did not answer)"));
-  }
 }
 
 /** Functions output: every line to the log file; errors and non-JSON lines to the terminal. */
@@ -478,13 +616,27 @@ function functionsOutput(log: Deno.FsFile): (line: string) => void {
   };
 }
 
+/** A pgpass file for psql: the password stays off command lines and out of the banner. */
+async function writePgpass(path: string, dbUrl: string): Promise<void> {
+  const url = new URL(dbUrl);
+  await Deno.remove(path).catch(() => {});
+  await Deno.writeTextFile(
+    path,
+    `${url.hostname}:${url.port}:*:${decodeURIComponent(url.username)}:${
+      decodeURIComponent(url.password)
+    }\n`,
+    { mode: 0o600, createNew: true },
+  );
+}
+
 async function main(): Promise<number> {
+  const startedAt = Date.now();
   let options: Options | "help";
   try {
     options = parseOptions(Deno.args);
   } catch (error) {
     if (error instanceof UsageError) {
-      console.error(`${error.message}\n\n${USAGE}`);
+      complain(`${error.message}\n\n${USAGE}`);
       return 2;
     }
     throw error;
@@ -496,8 +648,8 @@ async function main(): Promise<number> {
   const opts = options;
   if (!(await ensureMachine(opts))) return 1;
 
-  // From here on, Ctrl-C stops what has started so far (between steps during start-up), or
-  // everything once running. A second Ctrl-C kills the functions instead of waiting for them.
+  // From here on, a stop signal stops what has started so far (between steps during start-up),
+  // or everything once running. A second one kills the functions instead of waiting for them.
   let stopRequested = false;
   let interrupts = 0;
   let wake: () => void = () => {};
@@ -512,13 +664,11 @@ async function main(): Promise<number> {
       forceStop();
     }
   };
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
+  for (const signal of STOP_SIGNALS) Deno.addSignalListener(signal, onSignal);
   const checkpoint = () => {
     if (stopRequested) throw new Interrupted();
   };
 
-  const pgDir = `${opts.dataDir}/postgres`;
   const logPath = `${opts.dataDir}/functions.log`;
   const cleanups: { name: string; run: () => Promise<void> }[] = [];
   const shutdown = async () => {
@@ -527,7 +677,7 @@ async function main(): Promise<number> {
         await step.run();
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
-        console.error(p.red(`could not stop ${step.name}: ${message}`));
+        complain(p.red(`could not stop ${step.name}: ${message}`));
       }
     }
     cleanups.length = 0;
@@ -535,7 +685,12 @@ async function main(): Promise<number> {
 
   try {
     await Deno.mkdir(opts.dataDir, { recursive: true });
-    await clearLeftovers(opts.dataDir, pgDir);
+    const location = await locateCluster(opts.dataDir);
+    const pgDir = location.dir;
+    await clearLeftovers(opts.dataDir, [
+      `${opts.dataDir}/postgres`,
+      await fallbackClusterDir(opts.dataDir),
+    ]);
     if (opts.reset) {
       await Deno.remove(pgDir, { recursive: true }).catch((error) => {
         if (!(error instanceof Deno.errors.NotFound)) throw error;
@@ -543,12 +698,15 @@ async function main(): Promise<number> {
       await Deno.remove(logPath).catch(() => {});
       say(p.dim(`--reset: removed ${pgDir}`));
     }
-    const busy = Object.entries(opts.ports).filter(([, port]) => !portFree(port));
+    const busy = (Object.entries(opts.ports) as [PortName, number][])
+      .filter(([, port]) => !portFree(port));
     if (busy.length > 0) {
-      throw new Error(
-        busy.map(([name, port]) => `port ${port} (${name}) is in use; pass --${name}-port N`)
-          .join("\n") + "\n(a `supabase start` or another npm start may hold it)",
-      );
+      const taken = Object.values(opts.ports);
+      throw new Error(busyPortsMessage(busy.map(([name, port]) => {
+        const suggestion = nextFreePort(port, taken);
+        if (suggestion !== null) taken.push(suggestion);
+        return { name, port, suggestion };
+      })));
     }
 
     // ---- environment ---------------------------------------------------------------------------
@@ -565,6 +723,11 @@ async function main(): Promise<number> {
 
     // ---- PostgreSQL: kept between runs, so fsync stays on (fast: false) ------------------------
     checkpoint();
+    if (location.note !== null && pgDir !== `${opts.dataDir}/postgres`) {
+      const owner = await postgresUser();
+      if (owner === null) throw new Error("there is no 'postgres' OS user to run the cluster as");
+      await prepareFallbackParent(pgDir, owner);
+    }
     const fresh = !(await Deno.stat(`${pgDir}/PG_VERSION`).then(() => true, () => false));
     say(p.dim(fresh ? `creating the database in ${pgDir} …` : "starting the database …"));
     const cluster = await startPostgresCluster({
@@ -575,6 +738,7 @@ async function main(): Promise<number> {
     });
     cleanups.push({ name: "PostgreSQL", run: () => cluster.stop() });
     const dbUrl = cluster.dbUrl;
+    await writePgpass(`${opts.dataDir}/pgpass`, dbUrl);
     const db = postgres(dbUrl, { prepare: false, max: 4, onnotice: () => {} });
     cleanups.push({ name: "the database connection", run: () => db.end({ timeout: 5 }) });
     checkpoint();
@@ -671,57 +835,63 @@ async function main(): Promise<number> {
     const [clock] = await db<{ now: Date }[]>`select now()`;
     const readyAt = clock!.now;
 
-    const postgresPid = await postmasterPid(pgDir);
-    const info: StackInfo = {
-      started_at: new Date().toISOString(),
-      data_dir: opts.dataDir,
-      db_url: dbUrl,
-      supabase_url: projectUrl,
-      mode: real ? "real" : "sandbox",
-      cafe24_api_base_url: env.get("CAFE24_API_BASE_URL")!,
-      sandbox_url: sandbox?.url ?? null,
-      pids: { start: Deno.pid, functions: functions.pid, postgres: postgresPid },
-    };
-    await writeStackInfo(opts.dataDir, info);
-    cleanups.push({ name: "stack.json", run: () => removeStackInfo(opts.dataDir) });
-
-    await printGuide({
+    const session: Session = {
       opts,
       env,
       real,
       fresh,
       dbUrl,
+      pgDir,
+      pgDirNote: location.note,
       projectUrl,
       sandbox,
       demo,
       functions,
-      postgresPid,
+      postgresPid: await postmasterPid(pgDir),
       auth,
       fromUser,
-    }, db);
+      readyMs: Date.now() - startedAt,
+    };
+    const user = await localUser(session);
+    const commands = tryCommands(session, user);
+    const info: StackInfo = {
+      started_at: new Date().toISOString(),
+      data_dir: opts.dataDir,
+      postgres_dir: pgDir,
+      db_url: dbUrl,
+      supabase_url: projectUrl,
+      mode: real ? "real" : "sandbox",
+      cafe24_api_base_url: env.get("CAFE24_API_BASE_URL")!,
+      sandbox_url: sandbox?.url ?? null,
+      cron_secret: env.get("CRON_SECRET")!,
+      local_user: { email: user.email, jwt: user.jwt, expires_at: user.expiresAt },
+      try: commands.lines,
+      pids: { start: Deno.pid, functions: functions.pid, postgres: session.postgresPid },
+    };
+    await writeStackInfo(opts.dataDir, info);
+    cleanups.push({ name: "stack.json", run: () => removeStackInfo(opts.dataDir) });
+
+    const watcher = await createWatcher(db, readyAt, {
+      envFile: shown(opts.envFile),
+      log: shown(logPath),
+    });
+    printGuide(session, user, commands.printed, watcher.rows());
 
     // ---- live ----------------------------------------------------------------------------------
-    const watcher = await createWatcher(db, readyAt);
     const deadline = Date.now() + opts.onceTimeoutMs;
     let onceRun: RunRow | null = null;
     while (!stopRequested) {
-      let finished: RunRow[] = [];
       try {
-        finished = await watcher.poll();
+        const { finished, tableDue } = await watcher.poll();
+        if (tableDue) say(connectionTable(watcher.rows(), Date.now(), p));
+        onceRun ??= finished.find((run) => run.trigger === "cron") ?? null;
       } catch (error) {
         say(p.red(`status query failed: ${error instanceof Error ? error.message : error}`));
+        say(p.dim(`          → is PostgreSQL still running? Its log: ${shown(cluster.logFile)}`));
       }
-      const changed = finished.some((run) =>
-        run.status !== "finished" || (run.summary?.refreshed ?? 0) > 0 ||
-        (run.summary?.failed ?? 0) > 0
-      );
-      if (changed) {
-        say(connectionTable(await readConnections(db).catch(() => []), Date.now(), p));
-      }
-      onceRun ??= finished.find((run) => run.trigger === "cron") ?? null;
       if (opts.once && onceRun !== null) break;
       if (opts.once && Date.now() > deadline) {
-        console.error(p.red(`no cron-driven run finished within ${opts.onceTimeoutMs / 1000} s`));
+        complain(p.red(`no cron-driven run finished within ${opts.onceTimeoutMs / 1000} s`));
         await shutdown();
         return 1;
       }
@@ -742,11 +912,10 @@ async function main(): Promise<number> {
       say(p.dim("stopped during start-up"));
       return 130;
     }
-    console.error(p.red(`npm start failed: ${error instanceof Error ? error.message : error}`));
+    complain(p.red(`npm start failed: ${error instanceof Error ? error.message : error}`));
     return 1;
   } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
-    Deno.removeSignalListener("SIGTERM", onSignal);
+    for (const signal of STOP_SIGNALS) Deno.removeSignalListener(signal, onSignal);
   }
 }
 

@@ -2,6 +2,11 @@
  * Throwaway PostgreSQL 15 clusters for tests: initdb into a temp dir, start with pg_cron preloaded,
  * listen on 127.0.0.1 only, stop (and delete) in the caller's `finally`.
  *
+ * Every connection needs the cluster's password (scram-sha-256 in pg_hba.conf, never `trust`):
+ * other users and programs on the machine must not get a superuser session, which could read the
+ * stored tokens and run programs as the cluster's OS user. The password is random per cluster; a
+ * kept cluster keeps it in `harness.password` (mode 0600) inside its data dir.
+ *
  * Nothing is registered globally (no unload hooks, no signal handlers): whoever starts a cluster
  * stops it. As root the cluster runs as the unprivileged `postgres` OS user via `runuser`, since
  * initdb and postgres refuse to run as root.
@@ -29,9 +34,10 @@ export interface PostgresClusterOptions {
 }
 
 export interface PostgresCluster {
-  /** postgresql://postgres:postgres@127.0.0.1:PORT/postgres (auth is `trust`; the password is the
-   * well-known local one and is ignored). */
+  /** postgresql://postgres:PASSWORD@127.0.0.1:PORT/postgres */
   dbUrl: string;
+  /** The `postgres` role's password (random, hex). */
+  password: string;
   port: number;
   dataDir: string;
   logFile: string;
@@ -50,6 +56,7 @@ const DEFAULT_BINDIR = "/usr/lib/postgresql/15/bin";
 const DEFAULT_SHAREDIR = "/usr/share/postgresql/15";
 const RUN_AS = "postgres";
 const HARNESS_CONF = "harness.conf";
+const PASSWORD_FILE = "harness.password";
 const MAX_SOCKET_PATH = 100; // sun_path is 108 bytes; leave room for the terminator.
 
 interface RunResult {
@@ -93,18 +100,39 @@ async function isExecutable(path: string): Promise<boolean> {
   }
 }
 
-/** Runs a command with the parent's environment (it carries certificate settings etc.). */
-async function run(cmd: string, args: string[], cwd = "/"): Promise<RunResult> {
-  const out = await new Deno.Command(cmd, {
+/** Runs a command with the parent's environment (it carries certificate settings etc.). `input`
+ * goes to its stdin (a secret never goes on a command line, where any user can read it). */
+async function run(cmd: string, args: string[], input?: string): Promise<RunResult> {
+  const child = new Deno.Command(cmd, {
     args,
-    cwd,
-    stdin: "null",
+    cwd: "/",
+    stdin: input === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  if (input !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(input));
+    await writer.close();
+  }
+  const out = await child.output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
+
+/** 16 random bytes as hex: safe in a URL, a pgpass line and a SQL literal as it is. */
+function randomPassword(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)))
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Only from `postgres` connections over TCP or the socket, and only with the password. */
+const PG_HBA = [
+  "# Written by local/postgres/cluster.ts on every start: do not edit.",
+  "local all all scram-sha-256",
+  "host all all 127.0.0.1/32 scram-sha-256",
+  "host all all ::1/128 scram-sha-256",
+].join("\n") + "\n";
 
 async function tryPgConfig(pgConfig: string, flag: string): Promise<string | null> {
   try {
@@ -264,13 +292,20 @@ export async function startPostgresCluster(
   const chown = async (path: string) => {
     if (user.uid !== null && user.gid !== null) await Deno.chown(path, user.uid, user.gid);
   };
-  const pgRun = (bin: string, args: string[]) => {
+  const pgRun = (bin: string, args: string[], input?: string) => {
     const [cmd, full] = user.wrap(join(pg.bindir, bin), args);
-    return run(cmd, full);
+    return run(cmd, full, input);
+  };
+  /** Written by us, read by the cluster's OS user only. */
+  const writePrivate = async (path: string, text: string) => {
+    await Deno.writeTextFile(path, text, { mode: 0o600 });
+    await Deno.chmod(path, 0o600);
+    await chown(path);
   };
 
   let dataDir: string;
   let socketDir: string;
+  let password: string;
   try {
     if (options.dataDir === undefined) {
       const base = await Deno.makeTempDir({ prefix: "pgtest-" });
@@ -328,21 +363,49 @@ export async function startPostgresCluster(
       socketDir = short;
     }
 
+    const passwordFile = join(dataDir, PASSWORD_FILE);
     if (!(await exists(join(dataDir, "PG_VERSION")))) {
-      const init = await pgRun("initdb", [
-        "-D",
-        dataDir,
-        "-U",
-        "postgres",
-        "--auth=trust",
-        "--encoding=UTF8",
-        "--locale=C",
-        "--no-sync",
-        "--no-instructions",
-      ]);
+      password = randomPassword();
+      // initdb wants an empty data dir, so its password file waits next to the socket, which the
+      // cluster's OS user can read.
+      const pwfile = join(socketDir, ".initdb-password");
+      await writePrivate(pwfile, password + "\n");
+      let init: RunResult;
+      try {
+        init = await pgRun("initdb", [
+          "-D",
+          dataDir,
+          "-U",
+          "postgres",
+          "--auth=scram-sha-256",
+          `--pwfile=${pwfile}`,
+          "--encoding=UTF8",
+          "--locale=C",
+          "--no-sync",
+          "--no-instructions",
+        ]);
+      } finally {
+        await Deno.remove(pwfile).catch(() => {});
+      }
       if (init.code !== 0) {
         throw new Error(`initdb failed (exit ${init.code}):\n${init.stderr}\n${init.stdout}`);
       }
+      await writePrivate(passwordFile, password + "\n");
+    } else if (await exists(passwordFile)) {
+      password = (await Deno.readTextFile(passwordFile)).trim();
+    } else {
+      // A kept cluster from before passwords (it trusted every local connection): give it one,
+      // in single-user mode, which needs no connection and so no authentication.
+      password = randomPassword();
+      const set = await pgRun(
+        "postgres",
+        ["--single", "-D", dataDir, "postgres"],
+        `alter role postgres password '${password}';\n`,
+      );
+      if (set.code !== 0) {
+        throw new Error(`could not set the cluster's password (exit ${set.code}):\n${set.stderr}`);
+      }
+      await writePrivate(passwordFile, password + "\n");
     }
     const mainConf = join(dataDir, "postgresql.conf");
     const include = `include_if_exists = '${HARNESS_CONF}'`;
@@ -375,6 +438,7 @@ export async function startPostgresCluster(
       `cron.database_name = 'postgres'`,
       `cron.use_background_workers = on`,
       `max_worker_processes = 32`,
+      `password_encryption = 'scram-sha-256'`,
       `timezone = 'UTC'`,
       `log_timezone = 'UTC'`,
       `logging_collector = off`,
@@ -392,6 +456,8 @@ export async function startPostgresCluster(
     const path = join(dataDir, HARNESS_CONF);
     await Deno.writeTextFile(path, lines.join("\n") + "\n");
     await chown(path);
+    // Also over a kept cluster's older pg_hba.conf, which trusted every local connection.
+    await writePrivate(join(dataDir, "pg_hba.conf"), PG_HBA);
   };
 
   /** `mayRepick`: only on the first start; a restart keeps its port. */
@@ -463,7 +529,8 @@ export async function startPostgresCluster(
   }
 
   const cluster: PostgresCluster = {
-    dbUrl: `postgresql://postgres:postgres@127.0.0.1:${port}/postgres`,
+    dbUrl: `postgresql://postgres:${password}@127.0.0.1:${port}/postgres`,
+    password,
     port,
     dataDir,
     logFile,

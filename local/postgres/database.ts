@@ -59,6 +59,7 @@ export async function startTestDatabase(options: TestDatabaseOptions = {}): Prom
   let ended = false;
   return {
     dbUrl: cluster.dbUrl,
+    password: cluster.password,
     port: cluster.port,
     dataDir: cluster.dataDir,
     logFile: cluster.logFile,
@@ -84,13 +85,16 @@ export async function applyStandIns(sql: postgres.Sql): Promise<void> {
   await sql.unsafe(text).simple();
 }
 
-/** `supabase db push --db-url '<dbUrl>?sslmode=disable' --yes --include-all`, with the pinned CLI
- * from node_modules, cwd = project root and this process's environment. Throws with the CLI's
- * output on failure (a local URL: it carries the well-known local password only). */
+/** `supabase db push --db-url '<dbUrl without password>?sslmode=disable' --yes --include-all`,
+ * with the pinned CLI from node_modules, cwd = project root and this process's environment. The
+ * password goes to the CLI as PGPASSWORD, never on its command line (which any local user can
+ * read). Throws with the CLI's output on failure. */
 export async function applyMigrations(dbUrl: string): Promise<void> {
-  const url = /[?&]sslmode=/.test(dbUrl)
-    ? dbUrl
-    : `${dbUrl}${dbUrl.includes("?") ? "&" : "?"}sslmode=disable`;
+  const parsed = new URL(dbUrl);
+  const password = decodeURIComponent(parsed.password);
+  parsed.password = "";
+  if (!parsed.searchParams.has("sslmode")) parsed.searchParams.set("sslmode", "disable");
+  const url = parsed.toString();
   const cli = `${PROJECT_ROOT}/node_modules/.bin/supabase`;
   let out: Deno.CommandOutput;
   try {
@@ -100,7 +104,8 @@ export async function applyMigrations(dbUrl: string): Promise<void> {
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      // env: inherited from this process (registry certificate settings etc.), never cleared.
+      // The rest of the environment is inherited (registry certificate settings etc.).
+      env: password === "" ? {} : { PGPASSWORD: password },
     }).output();
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {

@@ -2,11 +2,13 @@
  * What the local stack needs from the machine, checked before anything starts: PostgreSQL 15's
  * server binaries and pg_cron for it (the same places local/postgres/cluster.ts looks),
  * and, when root, the `postgres` OS user the cluster runs as. Each gap comes with the exact
- * command that fixes it; on Debian as root, `--install-missing` (or a yes at the prompt) runs it.
+ * command that fixes it, scripts/install-prerequisites (the README's and CI's install step); on
+ * Debian as root, `--install-missing` (or a yes at the prompt) runs it.
  */
 
-export const INSTALL_PACKAGES = ["postgresql-15", "postgresql-15-cron"];
-export const INSTALL_FIX = `sudo apt-get install -y ${INSTALL_PACKAGES.join(" ")}`;
+import { PROJECT_ROOT } from "./stack_info.ts";
+
+export const INSTALL_FIX = "scripts/install-prerequisites";
 
 const DEFAULT_BINDIR = "/usr/lib/postgresql/15/bin";
 const DEFAULT_SHAREDIR = "/usr/share/postgresql/15";
@@ -87,22 +89,15 @@ export async function isDebian(): Promise<boolean> {
   return await exists("/etc/debian_version") && await exists("/usr/bin/apt-get");
 }
 
-/** apt-get install (after an update when the first attempt cannot find the packages). */
+/** The system packages, as the README's install step installs them (npm ci already ran). */
 export async function installPackages(): Promise<boolean> {
-  const apt = (args: string[]) =>
-    new Deno.Command("apt-get", {
-      args,
-      // The parent's environment (proxy and certificate settings), plus a non-interactive front end.
-      env: { ...Deno.env.toObject(), DEBIAN_FRONTEND: "noninteractive" },
-      stdin: "null",
-      stdout: "inherit",
-      stderr: "inherit",
-    }).output();
-  // --no-upgrade: install what is missing, never upgrade a PostgreSQL that other clusters run on.
-  const install = ["install", "-y", "--no-install-recommends", "--no-upgrade", ...INSTALL_PACKAGES];
-  if ((await apt(install)).code === 0) return true;
-  if ((await apt(["update"])).code !== 0) return false;
-  return (await apt(install)).code === 0;
+  const out = await new Deno.Command(`${PROJECT_ROOT}/${INSTALL_FIX}`, {
+    args: ["--no-npm"],
+    stdin: "null",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  return out.code === 0;
 }
 
 /** Asks a yes/no question on the terminal; false when stdin is not a terminal. */

@@ -1,10 +1,17 @@
 /**
  * Terminal rendering for the local scripts: one line per refresh run, the connection status table
- * (from cafe24_private.connection_status) and relative times. Plain text; colour only on a
- * terminal and without NO_COLOR.
+ * (from cafe24_private.connection_status), what pg_net and pg_cron reported, and for every
+ * failure what to do about it. Every line fits an 80-column terminal. Plain text; colour only on
+ * a terminal and without NO_COLOR.
  */
 import type postgres from "postgres";
 import { RUN_SUMMARY_KEYS, SKIP_REASONS } from "../../supabase/functions/_shared/refresh/run.ts";
+import type { RefreshFailureCode } from "../../supabase/functions/_shared/platform/errors.ts";
+
+/** The width every line is kept within. */
+export const SCREEN_WIDTH = 80;
+/** Continuation lines start under the text after the clock and the trigger. */
+const INDENT = " ".repeat(10);
 
 export interface Paint {
   green(s: string): string;
@@ -21,6 +28,58 @@ export function paint(enabled: boolean): Paint {
 
 export function colourWanted(file: { isTerminal(): boolean }): boolean {
   return file.isTerminal() && (Deno.env.get("NO_COLOR") ?? "") === "";
+}
+
+/** The length a terminal shows: without colour codes. */
+export function visibleLength(s: string): number {
+  // deno-lint-ignore no-control-regex
+  return [...s.replace(/\x1b\[[0-9;]*m/g, "")].length;
+}
+
+/** Cuts plain text to `width` columns, ending with "…" when it had to cut. */
+export function fit(text: string, width: number): string {
+  const chars = [...text];
+  return chars.length <= width ? text : chars.slice(0, Math.max(0, width - 1)).join("") + "…";
+}
+
+/**
+ * Joins `parts` with `separator`, starting new lines (with `indent`) where the next part would
+ * pass `width`. A part longer than a whole line is cut.
+ */
+export function wrapParts(
+  first: string,
+  parts: string[],
+  options: { separator?: string; indent?: string; width?: number } = {},
+): string[] {
+  const separator = options.separator ?? " · ";
+  const indent = options.indent ?? INDENT;
+  const width = options.width ?? SCREEN_WIDTH;
+  const lines: string[] = [];
+  let line = first;
+  let fresh = true;
+  for (const part of parts) {
+    const glue = fresh ? "" : separator;
+    if (!fresh && visibleLength(line + glue + part) > width) {
+      lines.push(line);
+      line = indent;
+      fresh = true;
+    }
+    const room = width - visibleLength(line) - (fresh ? 0 : separator.length);
+    const piece = visibleLength(part) > room ? fit(part, room) : part;
+    line += (fresh ? "" : separator) + piece;
+    fresh = false;
+  }
+  lines.push(line);
+  return lines;
+}
+
+/** Words of `text` over as many lines as needed, each starting with `indent`. */
+export function wrapText(text: string, indent: string, width = SCREEN_WIDTH): string[] {
+  return wrapParts(indent, text.split(/\s+/).filter((w) => w !== ""), {
+    separator: " ",
+    indent,
+    width,
+  });
 }
 
 /** "in 1h29m", "3m ago", "now", "-" for null. */
@@ -46,6 +105,33 @@ export function clockTime(at: Date): string {
   return at.toTimeString().slice(0, 8);
 }
 
+/**
+ * What to do about each way a connection's refresh can fail. Operators read it on the local
+ * screen and in the CLI's recap; the README's runbook says the same at length.
+ */
+export const FAILURE_ADVICE = {
+  INVALID_MALL_ID: "fix providers.cafe24.mall_id of this auth_settings row",
+  CAFE24_INVALID_GRANT: "the mall's owner must connect it again (cafe24-authorize)",
+  CAFE24_ANSWER_LOST: "the mall's owner must connect it again (cafe24-authorize)",
+  CAFE24_CLIENT_AUTH_FAILED:
+    "check CAFE24_CLIENT_ID and CAFE24_CLIENT_SECRET_KEY; no mall is marked disconnected",
+  CAFE24_REJECTED: "retried with backoff; if it persists, read the functions' log",
+  CAFE24_RATE_LIMITED: "retried after Cafe24's Retry-After; nothing to do",
+  CAFE24_SERVER_ERROR: "retried with backoff; nothing to do unless it persists",
+  CAFE24_UNEXPECTED_STATUS: "retried with backoff; if it persists, read the functions' log",
+  CAFE24_MALFORMED_RESPONSE: "retried with backoff; no token was changed",
+  CAFE24_TIMEOUT: "retried with backoff; check the network to Cafe24 if it persists",
+  CAFE24_NETWORK_ERROR: "retried with backoff; check the network to Cafe24 (DNS, proxy)",
+  STORE_FAILED: "the database was unreachable; the next run recovers the connection",
+  LEASE_LOST: "the refresh took longer than its lease; retried on the next run",
+} as const satisfies Record<RefreshFailureCode, string>;
+
+/** The advice for a failure reason that starts with its code (`CODE: message (detail)`). */
+export function failureAdvice(reason: string): string | null {
+  const code = /^([A-Z0-9_]+)/.exec(reason)?.[1] ?? "";
+  return code in FAILURE_ADVICE ? FAILURE_ADVICE[code as RefreshFailureCode] : null;
+}
+
 export interface ConnectionRow {
   auth_settings_id: string;
   mall_id: string | null;
@@ -68,52 +154,73 @@ export async function readConnections(sql: postgres.Sql): Promise<ConnectionRow[
     order by mall_id nulls last, auth_settings_id`;
 }
 
-function pad(cells: string[][], colour: (row: number, col: number, s: string) => string): string[] {
-  const widths = cells[0]!.map((_, col) => Math.max(...cells.map((r) => r[col]!.length)));
-  return cells.map((row, r) =>
-    "  " + row.map((cell, c) => colour(r, c, cell.padEnd(widths[c]!))).join("  ").trimEnd()
-  );
+/** What the connection shows in the status column. */
+function statusOf(r: ConnectionRow): string {
+  if (r.row_state !== "ok") return r.row_state;
+  return r.refreshing_now ? "refreshing" : r.status;
 }
 
-/** The compact table: one line per connection; at most `limit` rows, then a count. */
+/**
+ * What is wrong with a connection now, or "" when nothing is: the last error of a connection
+ * that must reconnect or is failing. An error from before a reconnect or a later success is
+ * history (it stays in connection_status.last_error_code), not a problem.
+ */
+export function currentProblem(r: ConnectionRow, nowMs: number): string {
+  if (r.row_state === "malformed") return "not a string: skipped";
+  if (r.row_state === "missing_keys") return "no mall_id or refresh_token";
+  if (r.status === "reconnect_required") return r.last_error_code ?? "reconnect";
+  if (r.consecutive_failures > 0) {
+    const retry = r.next_attempt_at === null
+      ? ""
+      : `, retry ${relativeTime(r.next_attempt_at, nowMs)}`;
+    return `${r.last_error_code ?? "failed"} ×${r.consecutive_failures}${retry}`;
+  }
+  const refreshLeft = r.refresh_expires_at === null
+    ? Infinity
+    : r.refresh_expires_at.getTime() - nowMs;
+  if (refreshLeft < 3 * 24 * 60 * 60_000) {
+    return `refresh token ${relativeTime(r.refresh_expires_at, nowMs).replace(/^in /, "ends in ")}`;
+  }
+  return "";
+}
+
+/**
+ * The compact table: one line per connection, at most `limit` rows, then a count. The last
+ * column gets what is left of the width and is cut to fit.
+ */
 export function connectionTable(
   rows: ConnectionRow[],
   nowMs: number,
   p: Paint,
   limit = 25,
+  width = SCREEN_WIDTH,
 ): string {
   if (rows.length === 0) return "  (no connections yet)";
-  const header = [
-    "mall",
-    "status",
-    "access expires",
-    "refresh token",
-    "last refreshed",
-    "fails",
-    "next try",
-    "last error",
-  ];
   const shown = rows.slice(0, limit);
   const cells = [
-    header,
+    ["mall", "status", "access", "refreshed", "problem"],
     ...shown.map((r) => [
       r.mall_id ?? "(none)",
-      r.row_state === "ok" ? (r.refreshing_now ? "refreshing" : r.status) : r.row_state,
+      statusOf(r),
       relativeTime(r.access_expires_at, nowMs),
-      relativeTime(r.refresh_expires_at, nowMs),
       relativeTime(r.last_refreshed_at, nowMs),
-      String(r.consecutive_failures),
-      relativeTime(r.next_attempt_at, nowMs),
-      r.last_error_code ?? "",
+      currentProblem(r, nowMs),
     ]),
   ];
-  const lines = pad(cells, (row, col, s) => {
-    if (row === 0) return p.dim(s);
-    if (col !== 1) return s;
-    if (s.startsWith("active") || s.startsWith("refreshing")) return p.green(s);
-    if (s.startsWith("reconnect_required")) return p.red(s);
-    return p.yellow(s);
-  });
+  const widths = cells[0]!.map((_, col) => Math.max(...cells.map((row) => row[col]!.length)));
+  const fixed = 2 + widths.slice(0, -1).reduce((sum, w) => sum + w + 2, 0);
+  widths[widths.length - 1] = Math.max(8, Math.min(widths.at(-1)!, width - fixed));
+  const lines = cells.map((row, r) =>
+    "  " + row.map((cell, c) => {
+      const text = fit(cell, widths[c]!).padEnd(widths[c]!);
+      if (r === 0) return p.dim(text);
+      if (c === 1) {
+        if (cell === "active" || cell === "refreshing") return p.green(text);
+        return cell === "reconnect_required" ? p.red(text) : p.yellow(text);
+      }
+      return c === 4 && cell !== "" ? p.red(text) : text;
+    }).join("  ").trimEnd()
+  );
   if (rows.length > shown.length) lines.push(p.dim(`  … and ${rows.length - shown.length} more`));
   return lines.join("\n");
 }
@@ -131,6 +238,7 @@ export interface RunRow {
 export interface RunSummaryLike {
   scanned?: number;
   eligible?: number;
+  due?: number;
   refreshed?: number;
   failed?: number;
   skipped?: number;
@@ -140,25 +248,38 @@ export interface RunSummaryLike {
   skipped_reasons?: Record<string, number>;
 }
 
-export function runStartedLine(run: RunRow, p: Paint): string {
-  return `${p.dim(clockTime(run.started_at))}  ${run.trigger.padEnd(6)} run ${
-    run.id.slice(0, 8)
-  }  ${p.dim("started")}`;
+function runHead(run: RunRow, at: Date, p: Paint): string {
+  return `${p.dim(clockTime(at))}  ${run.trigger.padEnd(6)} run ${run.id.slice(0, 8)}  `;
 }
 
-/** The finished line, then one line per failure (`malls` maps connection ids to mall ids). */
+export function runStartedLine(run: RunRow, p: Paint): string {
+  return `${runHead(run, run.started_at, p)}${p.dim("started")}`;
+}
+
+/**
+ * The finished run (wrapped to the screen), then per failure its mall and code and, beneath,
+ * what to do (`malls` maps connection ids to mall ids).
+ */
 export function runFinishedLines(
   run: RunRow,
   malls: Map<string, string | null>,
   p: Paint,
+  where: { log: string } = { log: "the functions' log" },
 ): string[] {
   const s = run.summary ?? {};
-  const when = p.dim(clockTime(run.finished_at ?? run.started_at));
-  const head = `${when}  ${run.trigger.padEnd(6)} run ${run.id.slice(0, 8)}  `;
+  const head = runHead(run, run.finished_at ?? run.started_at, p);
   if (run.status !== "finished") {
+    const parts = [p.red(run.status)];
+    if (s.refreshed !== undefined) {
+      parts.push(`refreshed ${s.refreshed}`, `failed ${s.failed ?? 0}`);
+    }
     return [
-      `${head}${p.red(run.status)}` +
-      (s.refreshed !== undefined ? ` · refreshed ${s.refreshed} · failed ${s.failed ?? 0}` : ""),
+      ...wrapParts(head, parts),
+      ...wrapText(
+        `→ the run stopped early (database unreachable, or the function was stopped); ` +
+          `the next run carries on. See ${where.log}.`,
+        INDENT,
+      ),
     ];
   }
   const skippedDetail = Object.entries(s.skipped_reasons ?? {})
@@ -167,24 +288,111 @@ export function runFinishedLines(
     .join(", ");
   const failed = s.failed ?? 0;
   const parts = [
-    `due ${s.eligible ?? 0}`,
+    `due ${s.due ?? 0}`,
     (s.refreshed ?? 0) > 0 ? p.green(`refreshed ${s.refreshed}`) : `refreshed ${s.refreshed ?? 0}`,
     failed > 0 ? p.red(`failed ${failed}`) : `failed 0`,
     `skipped ${s.skipped ?? 0}${skippedDetail === "" ? "" : ` (${skippedDetail})`}`,
     ...((s.remaining ?? 0) > 0 ? [p.yellow(`remaining ${s.remaining}`)] : []),
     `${s.duration_ms ?? 0} ms`,
   ];
-  const lines = [`${head}${parts.join(" · ")}`];
+  const lines = wrapParts(head, parts);
   for (const failure of s.failures ?? []) {
     const mall = malls.get(failure.id) ?? failure.id.slice(0, 8);
-    lines.push(`          ${p.red("✗")} ${(mall ?? "(none)").padEnd(16)} ${failure.reason}`);
+    const code = /^[A-Z0-9_]+/.exec(failure.reason)?.[0] ?? failure.reason;
+    lines.push(`${INDENT}${p.red("✗")} ${(mall ?? "(none)").padEnd(16)} ${code}`);
+    const advice = failureAdvice(failure.reason);
+    if (advice !== null) lines.push(...wrapText(`→ ${advice}`, `${INDENT}  `));
   }
   if (failed > (s.failures?.length ?? 0)) {
     lines.push(
-      `          … ${failed - (s.failures?.length ?? 0)} more failures (see the run's summary)`,
+      `${INDENT}… ${failed - (s.failures?.length ?? 0)} more failures (see the run's summary)`,
     );
   }
   return lines;
+}
+
+/** One pg_net response that was not a success, as net._http_response records it. */
+export interface NetFailure {
+  id: string;
+  status_code: number | null;
+  content: string | null;
+  timed_out: boolean | null;
+  error_msg: string | null;
+}
+
+/**
+ * A pg_net failure of the schedule's call to cafe24-refresh: what it was and what to do.
+ * The first line says what happened; the rest is the advice.
+ */
+export function explainNetFailure(
+  failure: NetFailure,
+  where: { envFile: string; log: string },
+): { what: string; advice: string } {
+  let body: { error?: unknown; missing?: unknown; invalid?: unknown } = {};
+  try {
+    const parsed = JSON.parse(failure.content ?? "");
+    if (parsed !== null && typeof parsed === "object") body = parsed;
+  } catch { /* not JSON */ }
+  const code = typeof body.error === "string" ? body.error : "";
+  const names = [body.missing, body.invalid].find(Array.isArray) as unknown[] | undefined;
+  const request = `pg_net request ${failure.id}`;
+  if (failure.timed_out) {
+    return {
+      what: `${request} timed out`,
+      advice: `cafe24-refresh did not answer within pg_net's timeout; is the functions ` +
+        `process alive? See ${where.log}.`,
+    };
+  }
+  if (failure.status_code === null) {
+    return {
+      what: `${request} failed: ${failure.error_msg ?? "no answer"}`,
+      advice: "nothing answered at the Vault secret cafe24_project_url; it must be the " +
+        "project URL whose /functions/v1/cafe24-refresh is served.",
+    };
+  }
+  const what = `${request} HTTP ${failure.status_code}${code === "" ? "" : ` ${code}`}`;
+  switch (code) {
+    case "UNAUTHORIZED":
+      return {
+        what,
+        advice: "the Vault secret cafe24_cron_secret does not match the functions' " +
+          "CRON_SECRET. Set them to the same value (restarting npm start sets both).",
+      };
+    case "CRON_SECRET_NOT_CONFIGURED":
+      return { what, advice: `the functions have no CRON_SECRET: set it in ${where.envFile}.` };
+    case "CONFIG_MISSING":
+    case "CONFIG_INVALID":
+      return {
+        what,
+        advice: `${code === "CONFIG_MISSING" ? "set" : "fix"} ${
+          names?.join(", ") ?? "the named variables"
+        } in ${where.envFile} (see .env.example).`,
+      };
+    case "NOT_FOUND":
+      return { what, advice: "no such function at cafe24_project_url: check the Vault secret." };
+  }
+  if (failure.status_code === 404) {
+    return { what, advice: "cafe24-refresh is not served at cafe24_project_url." };
+  }
+  return { what, advice: `cafe24-refresh failed; its log says why: ${where.log}.` };
+}
+
+/** pg_cron ran the job's SQL and it failed. */
+export function explainCronFailure(message: string | null): { what: string; advice: string } {
+  return {
+    what: `pg_cron job cafe24-refresh failed: ${message ?? "(no message)"}`,
+    advice: "run `select cafe24_private.invoke_cafe24_refresh()` in psql to see the error " +
+      "(missing migration or extension: apply the migrations again).",
+  };
+}
+
+/** `what` in red after the clock, then the advice, both wrapped to the screen. */
+export function eventLines(at: Date, what: string, advice: string, p: Paint): string[] {
+  const words = what.split(/\s+/).filter((w) => w !== "").map((w) => p.red(w));
+  return [
+    ...wrapParts(`${p.dim(clockTime(at))}  `, words, { separator: " ", indent: INDENT }),
+    ...wrapText(`→ ${advice}`, INDENT),
+  ];
 }
 
 /** A summary read back from jsonb (which sorts keys) in the order the function answers with. */

@@ -1,8 +1,10 @@
 /**
- * What `npm start` leaves for other local tools while it runs: `<data dir>/stack.json` with the
- * URLs, the mode and the process ids. It holds no secret (the cron secret stays in the terminal and
- * in .env); the sandbox's client credentials below are well-known local values, like the local
- * keys of `supabase start`, and work nowhere else.
+ * What `npm start` leaves for other local tools (and for you, once the banner has scrolled away)
+ * while it runs: `<data dir>/stack.json`, mode 0600, with the URLs (the database's with its
+ * password), the cron secret, a user token for the local Auth stand-in, the commands to try and
+ * the process ids. `npm run refresh` and `npm run deploy:check -- --local` read it. The sandbox's
+ * client credentials below are well-known local values, like the local keys of `supabase start`,
+ * and work nowhere else.
  */
 
 export { processAlive, processCommandLine } from "../processes.ts";
@@ -18,6 +20,9 @@ export const SANDBOX_CLIENT_SECRET = "local-sandbox-secret-works-only-on-the-san
 export interface StackInfo {
   started_at: string;
   data_dir: string;
+  /** The PostgreSQL cluster's folder (see data_location.ts). */
+  postgres_dir: string;
+  /** With the cluster's password. */
   db_url: string;
   /** The project URL (gateway): functions at `${supabase_url}/functions/v1/<name>`. */
   supabase_url: string;
@@ -25,6 +30,12 @@ export interface StackInfo {
   /** `{mall_id}` template of the Cafe24 API the functions use. */
   cafe24_api_base_url: string;
   sandbox_url: string | null;
+  /** The functions' CRON_SECRET, also in Vault as cafe24_cron_secret. */
+  cron_secret: string;
+  /** A user of the local Auth stand-in and a token for it, for the connect flow. */
+  local_user: { email: string; jwt: string; expires_at: string } | null;
+  /** The commands the banner suggested; they work while this stack runs. */
+  try: string[];
   pids: { start: number; functions: number | null; postgres: number | null };
 }
 
@@ -40,8 +51,13 @@ export async function readStackInfo(dataDir: string): Promise<StackInfo | null> 
   }
 }
 
+/** Written anew with mode 0600: it holds secrets, and an older file may have been readable. */
 export async function writeStackInfo(dataDir: string, info: StackInfo): Promise<void> {
-  await Deno.writeTextFile(stackInfoPath(dataDir), JSON.stringify(info, null, 2) + "\n");
+  await removeStackInfo(dataDir);
+  await Deno.writeTextFile(stackInfoPath(dataDir), JSON.stringify(info, null, 2) + "\n", {
+    mode: 0o600,
+    createNew: true,
+  });
 }
 
 export async function removeStackInfo(dataDir: string): Promise<void> {

@@ -94,6 +94,7 @@ export const RUN_SUMMARY_KEYS = [
   "run_id",
   "scanned",
   "eligible",
+  "due",
   "refreshed",
   "skipped",
   "failed",
@@ -104,11 +105,22 @@ export const RUN_SUMMARY_KEYS = [
   "warnings",
 ] as const satisfies readonly (keyof RunSummary)[];
 
+/**
+ * What one run saw and did. `scanned = refreshed + failed + skipped` always.
+ *
+ * - `scanned`: connections in scope (every auth_settings row, or those of the mall or user asked).
+ * - `eligible`: scanned rows whose providers.cafe24 has a mall_id and a refresh_token, the
+ *   meaning the original endpoint gave it, whether or not they need a refresh now.
+ * - `due`: eligible connections that needed a refresh now (or every refreshable one with
+ *   force); each ends refreshed, failed, skipped as already_rotated/superseded/leased, or as
+ *   `remaining`.
+ */
 export interface RunSummary {
   /** Null only when nothing was in a user's scope, so no run was recorded. */
   run_id: string | null;
   scanned: number;
   eligible: number;
+  due: number;
   refreshed: number;
   skipped: number;
   failed: number;
@@ -126,7 +138,7 @@ export interface RefreshDeps {
   now?: () => number;
   random?: () => number;
   /** Called after each connection is settled (progress bars). */
-  onProgress?: (progress: { settled: number; eligible: number }) => void;
+  onProgress?: (progress: { settled: number; due: number }) => void;
 }
 
 /** How often a database call is tried before the run gives up on it (see withDatabaseRetries). */
@@ -254,7 +266,7 @@ async function executeRun(
           now,
           claimRequested ? nextClaim : null,
         );
-        deps.onProgress?.({ settled: tally.settled, eligible: census.due });
+        deps.onProgress?.({ settled: tally.settled, due: census.due });
         // The combined call could not reach the database: claim on its own (which records a
         // lasting outage as the run's error) so the run neither stops early nor miscounts.
         connection = settled.databaseFailed && claimRequested ? await claimAlone() : settled.next;
@@ -276,6 +288,7 @@ async function executeRun(
       mode: request.mode,
       scanned: summary.scanned,
       eligible: summary.eligible,
+      due: summary.due,
       refreshed: summary.refreshed,
       failed: summary.failed,
       skipped: summary.skipped,
@@ -491,10 +504,15 @@ class RunTally {
     skipped.leased = census.leased + takenElsewhere;
     if (stopped !== null) skipped[stopped] = remaining;
     const skippedTotal = Object.values(skipped).reduce((a, b) => a + b, 0);
+    // The census's categories are exclusive: the rows with both keys are exactly those whose
+    // row_state is ok, whatever their status, lease, backoff or due time.
+    const eligible = census.reconnect_required + census.leased + census.backing_off +
+      census.not_due + census.due;
     return {
       run_id: this.runId,
       scanned: census.scanned + appearedDuringRun,
-      eligible: census.due,
+      eligible: eligible + appearedDuringRun,
+      due: census.due + appearedDuringRun,
       refreshed: this.refreshed,
       skipped: skippedTotal,
       failed: this.failed,
