@@ -5,15 +5,17 @@
  * process, a local JWKS), configured as in connect_flow_test.ts.
  *
  * Each row names what it sends and the stable answer it expects: the HTTP status and error code;
- * for cafe24-callback the `reason` of the redirect to CAFE24_APP_RETURN_URL; for a refresh run
- * over a broken row or a bad Cafe24 answer, the skipped_reasons counter or the failure code. Each
- * row also says how many requests Cafe24 may get from it (mostly none).
+ * for cafe24-callback's GET the `reason` of the redirect to CAFE24_APP_RETURN_URL; for a refresh
+ * run over a broken row or a bad Cafe24 answer, the skipped_reasons counter or the failure code.
+ * Each row also says how many requests Cafe24 may get from it (mostly none).
  *
  * After every row, every stored token must be what it was before the row was sent:
- * `select id, providers from auth_settings` and the sandbox's live refresh token of every seeded
- * mall. No row in this table is a legitimate refresh. Two seeded connections are due at all
- * times, so a request that slipped past a check into a broad or forced run would refresh them
- * and show up here.
+ * `select id, providers from auth_settings`, the pending connections (pairs parked by the
+ * callback until the app completes them) and the sandbox's live refresh token of every seeded
+ * mall. No row in this table is a legitimate refresh or completion. Two seeded connections are
+ * due at all times, so a request that slipped past a check into a broad or forced run would
+ * refresh them and show up here; the completion rows (cafe24-callback POST) mostly carry the
+ * handle of a live pending connection of Alice's, so one that slipped through would use it up.
  *
  * Answers the sandbox cannot give (a literal `invalid_client`, a non-JSON 400, a redirect, a
  * 1 MiB body) come from a small stub of Cafe24's token endpoint in this file, reached by a second
@@ -21,6 +23,7 @@
  */
 import assert from "node:assert/strict";
 import { base64url, startTestAuth, type TestAuth } from "../support/auth.ts";
+import { browser } from "../support/connect.ts";
 import type { FaultKind, FaultSpec } from "../../local/cafe24_sandbox.ts";
 import {
   CLIENT_SECRET,
@@ -45,10 +48,9 @@ import {
 } from "../../supabase/functions/_shared/connect/state.ts";
 import type { RunSummary, SkipReason } from "../../supabase/functions/_shared/refresh/run.ts";
 
-const {
-  redirectUri: REDIRECT_URI,
-  stateSecret: STATE_SECRET,
-} = CONNECT_SETTINGS;
+const { stateSecret: STATE_SECRET } = CONNECT_SETTINGS;
+/** The mall of the pending connections the completion rows carry handles of. */
+const PENDING_MALL = "shoppending";
 
 type Category =
   | "header"
@@ -120,8 +122,11 @@ async function badInputSteps(
   stub: Cafe24Stub,
 ) {
   const { db, sandbox, functions } = stack;
+  const web = browser(stack);
   /** Malls whose sandbox live refresh token is part of every snapshot. */
   const seeded = new Set<string>();
+  /** Handles of the pending connections the completion rows were given: all still parked. */
+  const handles: string[] = [];
   /** Every answer a row got: checked for secrets at the end. */
   const seen: Seen[] = [];
 
@@ -133,6 +138,7 @@ async function badInputSteps(
 
   sandbox.addMall("shopalpha");
   sandbox.addMall("shopvictim");
+  sandbox.addMall(PENDING_MALL);
   // Due now (no expiry stored): any run that reaches them refreshes them.
   await connectMall(stack, "shopalpha", { userId: alice });
   await connectMall(stack, "shopvictim", { userId: victim });
@@ -187,25 +193,36 @@ async function badInputSteps(
    * authorize (mode=json) as Alice → the sandbox's authorize page → the callback URL it sends the
    * browser to, addressed to the local functions server. Its state's nonce is recorded and open.
    */
-  const startConnect = async (mallId = "shopalpha"): Promise<URL> => {
-    const started = await fetch(at(functions, "cafe24-authorize", `?mall_id=${mallId}&mode=json`), {
-      headers: bearer(aliceJwt),
-    });
-    const body = await started.text();
-    assert.equal(started.status, 200, body);
-    const atCafe24 = await fetch(JSON.parse(body).url, { redirect: "manual" });
-    await atCafe24.body?.cancel();
-    assert.equal(atCafe24.status, 302);
-    const location = atCafe24.headers.get("location") ?? "";
-    assert.ok(location.startsWith(`${REDIRECT_URI}?`), location);
-    return new URL(at(functions, "cafe24-callback", location.slice(REDIRECT_URI.length)));
-  };
+  const startConnect = async (mallId = "shopalpha"): Promise<URL> =>
+    new URL(web.local(await web.authorizeAtCafe24(aliceJwt, mallId)));
   const stateOf = async (url: URL) => {
     const check = await verifyState(STATE_SECRET, url.searchParams.get("state"));
     assert.ok(check.ok, "the sandbox returned the state unchanged");
     return check.state;
   };
   const callback = (url: URL): Sent => ({ url, init: { method: "GET" } });
+  /** cafe24-callback's completion request: `body` exactly as given, sent as JSON. */
+  const completion = (
+    headers: Record<string, string>,
+    body: string,
+    query = "",
+    method = "POST",
+  ) => request(functions, "cafe24-callback", query, headers, { method, body });
+  const handleBody = (handle: unknown) => JSON.stringify({ handle });
+  /**
+   * `bytes` of spaces and then `tail`, 1 KiB a chunk, sent without a Content-Length: JSON
+   * allows the leading whitespace, so with a JSON `tail` it is a valid body, only too large.
+   */
+  const chunked = (bytes: number, tail = "") => {
+    const chunks = [...Array(Math.ceil(bytes / 1024)).fill(" ".repeat(1024)), tail];
+    return new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const chunk = chunks.shift();
+        if (chunk === undefined) return controller.close();
+        controller.enqueue(new TextEncoder().encode(chunk));
+      },
+    });
+  };
 
   /** A row of its own user, refreshed by that user with force: only that row is in scope. */
   const brokenRow = async (providers: string, expected: "row" | "failure" = "row") => {
@@ -351,6 +368,26 @@ async function badInputSteps(
     },
   });
   const forAlice = (query: string) => authorize(query, bearer(aliceJwt));
+  /**
+   * A completion row built around the handle of a live pending connection of Alice's, parked by
+   * a real callback before the row is sent; the snapshot shows it still parked afterwards.
+   */
+  const completionRow = (
+    category: Category,
+    name: string,
+    expect: Expected,
+    sent: (handle: string) => Sent | Promise<Sent>,
+  ): Row => ({
+    category,
+    name,
+    expect,
+    prepare: async () => {
+      const handle = await web.startConnection(aliceJwt, PENDING_MALL);
+      handles.push(handle);
+      return await sent(handle);
+    },
+  });
+  const handleInvalid = { status: 400, error: "HANDLE_INVALID" } as const;
 
   const rows: Row[] = [
     // Headers ------------------------------------------------------------------------------------
@@ -436,12 +473,48 @@ async function badInputSteps(
       { status: 405, error: "METHOD_NOT_ALLOWED" },
     ),
     headerRow(
-      "callback with POST, even with a valid state and code",
+      "callback POST carrying a valid state and code, without a session",
       async () => {
         const url = await startConnect();
         return { url, init: { method: "POST" } };
       },
+      unauthorized,
+    ),
+    completionRow(
+      "header",
+      "completion without Authorization",
+      unauthorized,
+      (handle) => completion({}, handleBody(handle)),
+    ),
+    completionRow(
+      "header",
+      "completion with `Authorization: Bearer` and no token",
+      unauthorized,
+      (handle) => completion({ authorization: "Bearer" }, handleBody(handle)),
+    ),
+    completionRow(
+      "header",
+      "completion with the cron secret as bearer (not a user token)",
+      unauthorized,
+      (handle) => completion(bearer(CRON_SECRET), handleBody(handle)),
+    ),
+    completionRow(
+      "header",
+      "completion with Alice's token under the Basic scheme",
+      unauthorized,
+      (handle) => completion({ authorization: `Basic ${aliceJwt}` }, handleBody(handle)),
+    ),
+    completionRow(
+      "header",
+      "completion with the handle as the bearer",
+      unauthorized,
+      (handle) => completion(bearer(handle), handleBody(handle)),
+    ),
+    completionRow(
+      "header",
+      "completion with PUT",
       { status: 405, error: "METHOD_NOT_ALLOWED" },
+      (handle) => completion(bearer(aliceJwt), handleBody(handle), "", "PUT"),
     ),
 
     // Query strings -----------------------------------------------------------------------------
@@ -531,6 +604,33 @@ async function badInputSteps(
       badScope,
     ),
     queryRow("authorize unknown mode", forAlice("?mall_id=shopalpha&mode=html"), badRequest),
+    completionRow(
+      "query",
+      "completion with the handle in the query string",
+      badRequest,
+      (handle) => completion(bearer(aliceJwt), "", `?handle=${handle}`),
+    ),
+    completionRow(
+      "query",
+      "completion with the handle in the query string and in the body",
+      badRequest,
+      (handle) => completion(bearer(aliceJwt), handleBody(handle), `?handle=${handle}`),
+    ),
+    completionRow(
+      "query",
+      "completion with an empty handle in the query string next to the body's",
+      badRequest,
+      (handle) => completion(bearer(aliceJwt), handleBody(handle), "?handle="),
+    ),
+    {
+      category: "query",
+      name: "callback POST carrying a valid state and code, with Alice's session",
+      expect: handleInvalid,
+      prepare: async () => {
+        const url = await startConnect();
+        return { url, init: { method: "POST", headers: bearer(aliceJwt) } };
+      },
+    },
 
     // Bodies ------------------------------------------------------------------------------------
     bodyRow(
@@ -584,21 +684,38 @@ async function badInputSteps(
       category: "body",
       name: "refresh body of 300 KB sent chunked, without a Content-Length",
       expect: tooLarge,
-      prepare: () => {
-        let sent = 0;
-        const body = new ReadableStream<Uint8Array>({
-          pull(controller) {
-            if (sent >= 300 * 1024) return controller.close();
-            sent += 1024;
-            controller.enqueue(new TextEncoder().encode(" ".repeat(1024)));
-          },
-        });
-        return Promise.resolve({
+      prepare: () =>
+        Promise.resolve({
           url: at(functions, "cafe24-refresh", "?force=true"),
-          init: { method: "POST", headers: { ...cron, "content-type": "application/json" }, body },
-        });
-      },
+          init: {
+            method: "POST",
+            headers: { ...cron, "content-type": "application/json" },
+            body: chunked(300 * 1024),
+          },
+        }),
     },
+    completionRow(
+      "body",
+      "completion body of 16 KiB + 1 byte (the handle padded with spaces)",
+      tooLarge,
+      (handle) => {
+        const body = handleBody(handle);
+        return completion(bearer(aliceJwt), body + " ".repeat(16 * 1024 + 1 - body.length));
+      },
+    ),
+    completionRow(
+      "body",
+      "completion body of 300 KB sent chunked, without a Content-Length",
+      tooLarge,
+      (handle) => ({
+        url: at(functions, "cafe24-callback"),
+        init: {
+          method: "POST",
+          headers: { ...bearer(aliceJwt), "content-type": "application/json" },
+          body: chunked(300 * 1024, handleBody(handle)),
+        },
+      }),
+    ),
     bodyRow(
       "authorize body of 300 KB",
       authorize(
@@ -631,6 +748,101 @@ async function badInputSteps(
       "authorize body with a numeric mode",
       authorize("", bearer(aliceJwt), json('{"mall_id": "shopalpha", "mode": 1}')),
       badRequest,
+    ),
+    completionRow(
+      "body",
+      "completion body that is not JSON",
+      badRequest,
+      (handle) => completion(bearer(aliceJwt), `{handle: ${handle}}`),
+    ),
+    completionRow(
+      "body",
+      "completion body that is form-encoded",
+      badRequest,
+      (handle) => completion(bearer(aliceJwt), `handle=${handle}`),
+    ),
+    completionRow(
+      "body",
+      "completion body that is a JSON array holding the handle",
+      badRequest,
+      (handle) => completion(bearer(aliceJwt), JSON.stringify([handle])),
+    ),
+    completionRow(
+      "body",
+      "completion body that is the handle as a JSON string",
+      badRequest,
+      (handle) => completion(bearer(aliceJwt), JSON.stringify(handle)),
+    ),
+    bodyRow("completion body that is JSON null", completion(bearer(aliceJwt), "null"), badRequest),
+    bodyRow("completion with an empty body", completion(bearer(aliceJwt), ""), handleInvalid),
+    bodyRow("completion body without a handle", completion(bearer(aliceJwt), "{}"), handleInvalid),
+    completionRow(
+      "body",
+      "completion with the handle under another name",
+      handleInvalid,
+      (handle) => completion(bearer(aliceJwt), JSON.stringify({ handle_id: handle })),
+    ),
+    bodyRow(
+      "completion with a numeric handle",
+      completion(bearer(aliceJwt), '{"handle": 12345}'),
+      handleInvalid,
+    ),
+    bodyRow(
+      "completion with handle null",
+      completion(bearer(aliceJwt), '{"handle": null}'),
+      handleInvalid,
+    ),
+    bodyRow(
+      "completion with the handle as an object",
+      completion(bearer(aliceJwt), '{"handle": {"$ne": ""}}'),
+      handleInvalid,
+    ),
+    completionRow(
+      "body",
+      "completion with the handle inside an array",
+      handleInvalid,
+      (handle) => completion(bearer(aliceJwt), handleBody([handle])),
+    ),
+    completionRow(
+      "body",
+      "completion with the handle one character short",
+      handleInvalid,
+      (handle) => completion(bearer(aliceJwt), handleBody(handle.slice(0, -1))),
+    ),
+    completionRow(
+      "body",
+      "completion with the handle and a trailing newline",
+      handleInvalid,
+      (handle) => completion(bearer(aliceJwt), handleBody(`${handle}\n`)),
+    ),
+    completionRow(
+      "body",
+      "completion with the handle as padded base64 (`=`)",
+      handleInvalid,
+      (handle) => completion(bearer(aliceJwt), handleBody(`${handle}=`)),
+    ),
+    completionRow(
+      "body",
+      "completion with the handle in upper case",
+      handleInvalid,
+      (handle) => completion(bearer(aliceJwt), handleBody(handle.toUpperCase())),
+    ),
+    completionRow(
+      "body",
+      "completion with the handle's SHA-256, what the database keeps",
+      handleInvalid,
+      async (handle) => {
+        const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(handle));
+        return completion(bearer(aliceJwt), handleBody(base64url(new Uint8Array(hash))));
+      },
+    ),
+    bodyRow(
+      "completion with a well-formed handle that was never issued",
+      completion(
+        bearer(aliceJwt),
+        handleBody(base64url(crypto.getRandomValues(new Uint8Array(32)))),
+      ),
+      handleInvalid,
     ),
 
     // User tokens (JWTs) ------------------------------------------------------------------------
@@ -739,6 +951,29 @@ async function badInputSteps(
           "?mall_id=shopalpha&mode=json",
           bearer(await auth.mint({ sub: alice, extraClaims: { sub: undefined } })),
         ),
+    ),
+    // Alice's own live handle: a token for her that got through would complete her connection.
+    ...([
+      ["an expired token", () => auth.mint({ sub: alice, expiresInSeconds: -60 })],
+      ["a token signed by another key", () => auth.mintWithWrongKey({ sub: alice })],
+      ["an HS256 token", () => auth.mintHs256({ sub: alice })],
+      ["alg none", () => Promise.resolve(auth.mintUnsigned({ sub: alice }))],
+      ["a token of role anon", () => auth.mint({ sub: alice, role: "anon" })],
+      ["a token for another audience", () => auth.mint({ sub: alice, aud: "somebody-else" })],
+      [
+        "a valid token's payload swapped for Alice's",
+        async () => {
+          const [header, payload, signature] = tokenOf(await auth.mint({ sub: bob }));
+          return `${header}.${json64({ ...unjson64(payload), sub: alice })}.${signature}`;
+        },
+      ],
+    ] as const).map(([name, token]) =>
+      completionRow(
+        "jwt",
+        `completion with ${name}`,
+        unauthorized,
+        async (handle) => completion(bearer(await token()), handleBody(handle)),
+      )
     ),
 
     // OAuth states ------------------------------------------------------------------------------
@@ -1105,11 +1340,18 @@ async function badInputSteps(
   // Running it
   // ---------------------------------------------------------------------------------------------
 
-  /** Every stored token: the rows as they are, and what the sandbox holds live for each mall. */
+  /**
+   * Every stored token: the rows as they are, the pending connections, and what the sandbox holds
+   * live for each mall.
+   */
   const storedTokens = async () => ({
     rows: (await db.sql<{ id: string; providers: unknown }[]>`
       select id, providers from public.auth_settings order by id`)
       .map((row) => ({ id: row.id, providers: row.providers })),
+    pending: (await db.sql<{ hash: string; user_id: string; tokens: unknown }[]>`
+      select encode(handle_hash, 'hex') as hash, user_id, tokens
+      from cafe24_private.pending_connections order by handle_hash`)
+      .map((row) => ({ hash: row.hash, user_id: row.user_id, tokens: row.tokens })),
     live: Object.fromEntries(
       [...seeded].sort().map((mall) => [
         mall,
@@ -1167,8 +1409,15 @@ async function badInputSteps(
     assert.equal(counters.refreshSuccesses, refreshSuccessesBefore, "no refresh succeeded");
     assert.equal(counters.deadTokenReuses, 0);
     for (const [mall, c] of Object.entries(counters.byMall)) {
-      assert.equal(c.codeExchanges, 0, `no code was exchanged for ${mall}`);
+      // The completion rows' pending connections were parked by real callbacks, one each.
+      const parked = mall === PENDING_MALL ? handles.length : 0;
+      assert.equal(c.codeExchanges, parked, `codes exchanged for ${mall}`);
     }
+    assert.ok(handles.length >= 20, "the completion rows carried live handles");
+    const [pending] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from cafe24_private.pending_connections
+      where user_id = ${alice} and mall_id = ${PENDING_MALL}`;
+    assert.equal(pending!.n, handles.length, "every pending connection is still parked");
     assert.deepEqual(
       auth.requests.filter((r) => r !== "GET /auth/v1/.well-known/jwks.json"),
       [],
@@ -1179,9 +1428,18 @@ async function badInputSteps(
         select providers -> 'cafe24' ->> 'refresh_token' as v from auth_settings
           where jsonb_typeof(providers -> 'cafe24') = 'object'
         union all select providers -> 'cafe24' ->> 'access_token' from auth_settings
-          where jsonb_typeof(providers -> 'cafe24') = 'object') t
+          where jsonb_typeof(providers -> 'cafe24') = 'object'
+        union all select tokens ->> 'refresh_token' from cafe24_private.pending_connections
+        union all select tokens ->> 'access_token' from cafe24_private.pending_connections) t
       where length(v) >= 16`;
-    const secrets = [...stored!.tokens, CRON_SECRET, CLIENT_SECRET, STATE_SECRET, aliceJwt];
+    const secrets = [
+      ...stored!.tokens,
+      ...handles,
+      CRON_SECRET,
+      CLIENT_SECRET,
+      STATE_SECRET,
+      aliceJwt,
+    ];
     const output = [...functions.output, ...stubbed.output].join("\n");
     for (const secret of secrets) {
       for (const answer of seen) {
