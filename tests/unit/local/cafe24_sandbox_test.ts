@@ -228,6 +228,8 @@ Deno.test("refresh rotates: old token dead, its reuse counted, new token works",
       deadTokenReuses: 1,
       maxConcurrentRefreshes: 1,
       codeExchanges: 0,
+      samePairConcurrentRefreshes: 0,
+      revokedPairs: 0,
       shopsRequests: 0,
       lastApiVersion: null,
     });
@@ -318,13 +320,18 @@ Deno.test("expired, revoked and unknown refresh tokens: invalid_grant, not reuse
   }, { invalidGrantStatus: 401 });
 });
 
-Deno.test("issueTokens kills the previous live token; presenting it counts as reuse", async () => {
+Deno.test("issueTokens is a new grant: the previous token is superseded, not reused", async () => {
   await withSandbox(async (sb) => {
     const old = sb.issueTokens("reissue");
     const fresh = sb.issueTokens("reissue");
+    assert.notEqual(fresh.grantId, old.grantId);
     assert.equal(sb.liveRefreshToken("reissue"), fresh.refreshToken);
     assert.equal((await refresh(sb, "reissue", old.refreshToken)).status, 400);
-    assert.equal(sb.counters().byMall.reissue!.deadTokenReuses, 1);
+    assert.equal(sb.counters().byMall.reissue!.deadTokenReuses, 0);
+    assert.deepEqual(
+      sb.refreshLog().map((e) => [e.presented, e.outcome, e.pairId]),
+      [["superseded_by_grant", "invalid_grant", old.pairId]],
+    );
   });
 });
 
@@ -356,13 +363,14 @@ Deno.test("authorize redirects with code and unchanged state; code is single-use
     assert.equal(again.status, 400);
     assert.equal(again.json.error, "invalid_grant");
 
-    // The exchange replaced the previous pair.
+    // The exchange replaced the previous pair; its holder did nothing wrong: no reuse.
     assert.equal((await refresh(sb, "codemall", previous.refreshToken)).status, 400);
     const c = sb.counters();
     assert.equal(c.requests.authorize, 1);
     assert.equal(c.requests.token_code, 2);
     assert.equal(c.byMall.codemall!.codeExchanges, 1);
-    assert.equal(c.byMall.codemall!.deadTokenReuses, 1);
+    assert.equal(c.byMall.codemall!.deadTokenReuses, 0);
+    assert.equal(sb.refreshLog()[0]!.presented, "superseded_by_grant");
   });
 });
 
@@ -840,7 +848,9 @@ Deno.test("control endpoints drive the sandbox over HTTP", async () => {
     assert.deepEqual(Object.keys(created.json).sort(), [
       "accessToken",
       "expiresAt",
+      "grantId",
       "issuedAt",
+      "pairId",
       "refreshToken",
       "refreshTokenExpiresAt",
       "scopes",
