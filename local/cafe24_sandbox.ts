@@ -1,6 +1,7 @@
 // A local stand-in for Cafe24's OAuth and Admin API, for many malls at once, with seeded fault
-// injection. Used by the tests, the benchmark and the local dev stack. Facts it imitates:
-// shared/docs/cafe24.md. Mall base URL: `${sandbox.url}/${mall_id}`.
+// injection. Used by the tests, the benchmark and the local dev stack. It imitates Cafe24's
+// documented behaviour; what Cafe24 leaves undocumented is an option (see types.ts).
+// Mall base URL: `${sandbox.url}/${mall_id}`.
 //
 // Standalone:
 //   deno run --allow-net local/cafe24_sandbox.ts --port 8787 --client-id X \

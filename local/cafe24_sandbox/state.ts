@@ -200,7 +200,7 @@ export class SandboxState {
       shops: defaultShops(mallId),
       denyAuthorization: false,
       shopsStatus: undefined,
-      userId: `${mallId}op`, // deliberately != mall_id: cafe24.md warns never to use it as the mall
+      userId: `${mallId}op`, // deliberately != mall_id: it names the operator, never the mall
       newGrantRevokesOlderPairs: undefined,
       appDeleted: false,
     };
@@ -526,7 +526,7 @@ export function toIssuedTokens(pair: TokenPair): IssuedTokens {
   };
 }
 
-/** Cafe24's token response, field for field (cafe24.md section 2). */
+/** Cafe24's token response, field for field: `expires_at` and `scopes[]`, no `expires_in`. */
 export function tokenBody(
   pair: Omit<TokenPair, "id" | "grantId">,
   clientId: string,

@@ -1,4 +1,5 @@
-// Public types of the Cafe24 sandbox. Facts behind the shapes: shared/docs/cafe24.md.
+// Public types of the Cafe24 sandbox, shaped after Cafe24's Admin API reference (OAuth, token,
+// revoke, shops). Behaviour Cafe24 leaves undocumented is a setting, never a guess.
 
 export type FaultKind =
   | "server_error"
@@ -114,7 +115,7 @@ export interface Cafe24SandboxOptions extends Partial<SandboxSettings> {
   /**
    * Default false: a grant request whose client disconnects during injected latency is dropped
    * with no state change. True: it is still processed (the token rotates) and the answer is lost,
-   * which is the unrecoverable case described in cafe24.md section 3.
+   * which is the unrecoverable case: Cafe24 rotated, the client never saw the new pair.
    */
   commitOnClientAbort?: boolean;
   /**
