@@ -1,21 +1,34 @@
 // A local stand-in for Cafe24's OAuth and Admin API, for many malls at once, with seeded fault
-// injection. Used by the tests, the benchmark and the local dev stack. Facts it imitates:
-// shared/docs/cafe24.md. Mall base URL: `${sandbox.url}/${mall_id}`.
+// injection. Used by the tests, the benchmark and the local dev stack. It imitates Cafe24's
+// documented behaviour; what Cafe24 leaves undocumented is an option (see types.ts).
+// Mall base URL: `${sandbox.url}/${mall_id}`.
 //
 // Standalone:
 //   deno run --allow-net local/cafe24_sandbox.ts --port 8787 --client-id X \
 //     --client-secret Y [--redirect-uri U] [--seed N] [--latency-ms N] [--jitter-ms N] \
 //     [--hostname H] [--invalid-grant-status N] [--tls-cert F --tls-key F] [--quiet]
+//     [--consent-page] [--independent-grants] [--app-deleted-refresh invalid_grant|forbidden|issued]
 // prints one line, `cafe24-sandbox listening on <url>`, and runs until SIGINT/SIGTERM.
 
 import { parseArgs } from "node:util";
 import { startCafe24Sandbox } from "./cafe24_sandbox/server.ts";
-import type { Cafe24SandboxOptions } from "./cafe24_sandbox/types.ts";
+import {
+  APP_DELETED_REFRESH_ANSWERS,
+  type AppDeletedRefresh,
+  type Cafe24SandboxOptions,
+} from "./cafe24_sandbox/types.ts";
 
 export { startCafe24Sandbox } from "./cafe24_sandbox/server.ts";
 export { formatKst } from "./cafe24_sandbox/util.ts";
-export { FAULT_KINDS, MALFORMED_VARIANTS } from "./cafe24_sandbox/types.ts";
+export {
+  APP_DELETED_MESSAGE,
+  APP_DELETED_REFRESH_ANSWERS,
+  FAULT_KINDS,
+  INSUFFICIENT_SCOPE_MESSAGE,
+  MALFORMED_VARIANTS,
+} from "./cafe24_sandbox/types.ts";
 export type {
+  AppDeletedRefresh,
   Cafe24Sandbox,
   Cafe24SandboxOptions,
   FaultKind,
@@ -26,10 +39,15 @@ export type {
   MalformedVariant,
   MallCounters,
   MallOptions,
+  PresentedToken,
   RefreshLogEntry,
   RefreshLogOutcome,
+  RequestKind,
+  RequestLogEntry,
+  RevocationLogEntry,
   SandboxClock,
   SandboxCounters,
+  SandboxSettings,
   ServerErrorStatus,
 } from "./cafe24_sandbox/types.ts";
 
@@ -56,6 +74,9 @@ async function main(): Promise<void> {
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       "quiet": { type: "boolean" },
+      "consent-page": { type: "boolean" },
+      "independent-grants": { type: "boolean" },
+      "app-deleted-refresh": { type: "string" },
     },
   });
   const clientId = values["client-id"];
@@ -78,6 +99,20 @@ async function main(): Promise<void> {
   if (values.hostname !== undefined) options.hostname = values.hostname;
   if (values["redirect-uri"] !== undefined) options.redirectUri = values["redirect-uri"];
   if (values.quiet) options.quiet = true;
+  if (values["consent-page"]) options.consentPage = true;
+  if (values["independent-grants"]) options.newGrantRevokesOlderPairs = false;
+  const deletedRefresh = values["app-deleted-refresh"];
+  if (deletedRefresh !== undefined) {
+    if (!(APP_DELETED_REFRESH_ANSWERS as readonly string[]).includes(deletedRefresh)) {
+      console.error(
+        `cafe24-sandbox: --app-deleted-refresh must be one of ${
+          APP_DELETED_REFRESH_ANSWERS.join(", ")
+        }`,
+      );
+      Deno.exit(2);
+    }
+    options.appDeletedRefresh = deletedRefresh as AppDeletedRefresh;
+  }
   const certFile = values["tls-cert"];
   const keyFile = values["tls-key"];
   if (certFile !== undefined || keyFile !== undefined) {

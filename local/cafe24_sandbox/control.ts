@@ -1,7 +1,20 @@
-// /__sandbox/* JSON control API, for drivers in another process (benchmark, dev stack).
+// /__sandbox/* JSON control API, for drivers in another process (benchmark, dev stack, tests).
 // Tokens pass through it, so it answers loopback peers only (checked in server.ts).
+//
+//   POST malls {mall_id, …mall options, …lifetimes}   add or change a mall, issue a grant
+//   POST malls/bulk {mall_ids}                          a grant for each
+//   POST malls/{id}/config {…mall options}              change a mall without issuing
+//        (app_deleted, new_grant_revokes_older_pairs, deny_authorization, scopes, …)
+//   GET  malls/{id}/live                                the newest live refresh token
+//   GET  malls/{id}/pairs                               every live pair
+//   POST malls/{id}/revoke [{refresh_token}]            revoke that pair, or the newest
+//   GET|POST settings                                   consent_page, new_grant_revokes_older_pairs,
+//                                                       app_deleted_refresh
+//   GET  counters, POST counters/reset, GET log (refresh log), GET revocations
+//   GET  requests?since=N&wait_ms=M                     requests after seq N, waiting up to M ms
+//   POST faults, POST faults/queue, POST faults/clear, GET|POST clock
 
-import type { Cafe24Sandbox, IssueOptions, MallOptions } from "./types.ts";
+import type { Cafe24Sandbox, IssueOptions, MallOptions, SandboxSettings } from "./types.ts";
 import { jsonResponse } from "./util.ts";
 
 class BadRequest extends Error {}
@@ -20,6 +33,10 @@ function field<T>(
 const isNumber = (v: unknown) => typeof v === "number" && Number.isFinite(v);
 const isString = (v: unknown) => typeof v === "string";
 const isStringArray = (v: unknown) => Array.isArray(v) && v.every(isString);
+const isBoolean = (v: unknown) => typeof v === "boolean";
+
+/** The longest a GET requests?wait_ms= may hold its answer. */
+const MAX_WAIT_MS = 30_000;
 
 function issueOptions(body: Record<string, unknown>): IssueOptions {
   const options: IssueOptions = {};
@@ -36,13 +53,50 @@ function mallOptions(body: Record<string, unknown>): MallOptions {
   if (scopes !== undefined) options.scopes = scopes;
   const shops = field<object[]>(body, "shops", Array.isArray);
   if (shops !== undefined) options.shops = shops;
-  const deny = field<boolean>(body, "deny_authorization", (v) => typeof v === "boolean");
+  const deny = field<boolean>(body, "deny_authorization", isBoolean);
   if (deny !== undefined) options.denyAuthorization = deny;
   const status = field<number>(body, "shops_status", isNumber);
   if (status !== undefined) options.shopsStatus = status;
   const userId = field<string>(body, "user_id", isString);
   if (userId !== undefined) options.userId = userId;
+  const revokesOlder = field<boolean | null>(
+    body,
+    "new_grant_revokes_older_pairs",
+    (v) => v === null || isBoolean(v),
+  );
+  if (revokesOlder !== undefined) options.newGrantRevokesOlderPairs = revokesOlder;
+  const deleted = field<boolean>(body, "app_deleted", isBoolean);
+  if (deleted !== undefined) options.appDeleted = deleted;
   return options;
+}
+
+function settingsChanges(body: Record<string, unknown>): Partial<SandboxSettings> {
+  const changes: Partial<SandboxSettings> = {};
+  const consentPage = field<boolean>(body, "consent_page", isBoolean);
+  if (consentPage !== undefined) changes.consentPage = consentPage;
+  const revokesOlder = field<boolean>(body, "new_grant_revokes_older_pairs", isBoolean);
+  if (revokesOlder !== undefined) changes.newGrantRevokesOlderPairs = revokesOlder;
+  const answer = field<SandboxSettings["appDeletedRefresh"]>(body, "app_deleted_refresh", isString);
+  if (answer !== undefined) changes.appDeletedRefresh = answer;
+  return changes;
+}
+
+function settingsJson(settings: SandboxSettings): Record<string, unknown> {
+  return {
+    consent_page: settings.consentPage,
+    new_grant_revokes_older_pairs: settings.newGrantRevokesOlderPairs,
+    app_deleted_refresh: settings.appDeletedRefresh,
+  };
+}
+
+function nonNegativeParam(params: URLSearchParams, name: string, fallback: number): number {
+  const raw = params.get(name);
+  if (raw === null) return fallback;
+  const value = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(value) || value < 0) {
+    throw new BadRequest(`${name} must be a non-negative number`);
+  }
+  return value;
 }
 
 async function readJson(request: Request): Promise<Record<string, unknown>> {
@@ -102,6 +156,24 @@ async function dispatch(
       return jsonResponse(200, sandbox.counters());
     case "GET log":
       return jsonResponse(200, { entries: sandbox.refreshLog() });
+    case "GET requests": {
+      // Long polling: a test waits for the request it expects instead of sleeping.
+      const params = new URL(request.url).searchParams;
+      const since = nonNegativeParam(params, "since", 0);
+      const waitMs = Math.min(nonNegativeParam(params, "wait_ms", 0), MAX_WAIT_MS);
+      const entries = await sandbox.waitForRequests(since, waitMs);
+      const everything = sandbox.requestLog();
+      const lastSeq = Math.max(since, everything[everything.length - 1]?.seq ?? 0);
+      return jsonResponse(200, { entries, last_seq: lastSeq });
+    }
+    case "GET revocations":
+      return jsonResponse(200, { entries: sandbox.revocationLog() });
+    case "GET settings":
+      return jsonResponse(200, settingsJson(sandbox.settings()));
+    case "POST settings": {
+      sandbox.configure(settingsChanges(await readJson(request)));
+      return jsonResponse(200, settingsJson(sandbox.settings()));
+    }
     case "POST counters/reset":
       sandbox.resetCounters();
       return jsonResponse(200, {});
@@ -139,12 +211,25 @@ async function dispatch(
   }
   const [head, mallId, action, ...extra] = path;
   if (head === "malls" && mallId !== undefined && extra.length === 0) {
+    const known = hasMall(mallId);
     if (request.method === "GET" && action === "live") {
-      if (!hasMall(mallId)) return jsonResponse(404, { error: "unknown mall" });
+      if (!known) return jsonResponse(404, { error: "unknown mall" });
       return jsonResponse(200, { refresh_token: sandbox.liveRefreshToken(mallId) ?? null });
     }
+    if (request.method === "GET" && action === "pairs") {
+      if (!known) return jsonResponse(404, { error: "unknown mall" });
+      return jsonResponse(200, { pairs: sandbox.livePairs(mallId) });
+    }
     if (request.method === "POST" && action === "revoke") {
-      sandbox.revokeRefreshToken(mallId);
+      // Optional body {"refresh_token": …}: that pair; otherwise the mall's newest live pair.
+      const refreshToken = field<string>(await readJson(request), "refresh_token", isString);
+      sandbox.revokeRefreshToken(mallId, refreshToken);
+      return jsonResponse(200, {});
+    }
+    if (request.method === "POST" && action === "config") {
+      // Changes a mall's behaviour (uninstall, grant mode, …) without issuing tokens.
+      if (!known) return jsonResponse(404, { error: "unknown mall" });
+      sandbox.addMall(mallId, mallOptions(await readJson(request)));
       return jsonResponse(200, {});
     }
   }

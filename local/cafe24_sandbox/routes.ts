@@ -1,9 +1,17 @@
-// The Cafe24 endpoints of one mall: authorize, token, revoke and admin/shops.
+// The Cafe24 endpoints of one mall: authorize (and its consent page), token, revoke and the
+// Admin API. Each handler answers with the response and the outcome word the request log keeps.
 
-import type { SandboxContext } from "./context.ts";
+import { consentPage } from "./consent.ts";
+import type { Handled, SandboxContext } from "./context.ts";
 import { faultResponse, type ResolvedFault } from "./faults.ts";
 import { type Mall, meter, tokenBody } from "./state.ts";
-import type { FaultKind, RefreshLogOutcome } from "./types.ts";
+import {
+  APP_DELETED_MESSAGE,
+  type FaultKind,
+  INSUFFICIENT_SCOPE_MESSAGE,
+  type PresentedToken,
+  type RefreshLogOutcome,
+} from "./types.ts";
 import {
   apiError,
   clientCredentials,
@@ -31,36 +39,114 @@ function appendQuery(uri: string, params: URLSearchParams): string {
   return `${uri}${uri.includes("?") ? "&" : "?"}${params.toString()}`;
 }
 
-export function handleAuthorize(ctx: SandboxContext, mall: Mall, request: Request): Response {
-  ctx.state.counters.requests.authorize++;
-  if (request.method !== "GET") return apiError(405, "Method Not Allowed");
-  const params = new URL(request.url).searchParams;
-  if (params.get("client_id") !== ctx.options.clientId) {
-    return oauthError(400, "invalid_request", "Invalid client_id");
+const DENIED_DESCRIPTION = "The shop operator denied the app access.";
+
+function redirect(uri: string, query: URLSearchParams): Response {
+  return new Response(null, { status: 302, headers: { location: appendQuery(uri, query) } });
+}
+
+/** The answer the app's redirect_uri gets: a code, or access_denied; state comes back as sent. */
+function decisionRedirect(
+  ctx: SandboxContext,
+  mall: Mall,
+  approved: boolean,
+  redirectUri: string,
+  state: string | null,
+  scopes: string[],
+): { response: Response; outcome: "code" | "denied" } {
+  const query = new URLSearchParams();
+  if (approved) {
+    query.set("code", ctx.state.createCode(mall, redirectUri, scopes));
+  } else {
+    query.set("error", "access_denied");
+    query.set("error_description", DENIED_DESCRIPTION);
   }
+  if (state !== null) query.set("state", state);
+  return { response: redirect(redirectUri, query), outcome: approved ? "code" : "denied" };
+}
+
+export async function handleAuthorize(
+  ctx: SandboxContext,
+  mall: Mall,
+  request: Request,
+): Promise<Handled> {
+  if (request.method === "POST") return await handleConsentDecision(ctx, mall, request);
+  ctx.state.counters.requests.authorize++;
+  const kind = "authorize";
+  if (request.method !== "GET") {
+    return { response: apiError(405, "Method Not Allowed"), kind, outcome: "method_not_allowed" };
+  }
+  const invalid = (description: string): Handled => ({
+    response: oauthError(400, "invalid_request", description),
+    kind,
+    outcome: "invalid_request",
+  });
+  const params = new URL(request.url).searchParams;
+  if (params.get("client_id") !== ctx.options.clientId) return invalid("Invalid client_id");
   const redirectUri = params.get("redirect_uri");
   const registered = ctx.options.redirectUri;
   if (redirectUri === null || (registered !== undefined && redirectUri !== registered)) {
-    return oauthError(400, "invalid_request", REDIRECT_MISMATCH);
+    return invalid(REDIRECT_MISMATCH);
   }
-  if (params.get("response_type") !== "code") {
-    return oauthError(400, "invalid_request", "response_type must be code");
-  }
+  if (params.get("response_type") !== "code") return invalid("response_type must be code");
   const state = params.get("state");
-  const query = new URLSearchParams();
+  const requested = (params.get("scope") ?? "").split(/[\s,]+/).filter((s) => s !== "");
+  const scopes = requested.length > 0 ? requested : [...mall.config.scopes];
+  // A mall configured to deny stands for an owner who always says no: no page to click.
   if (mall.config.denyAuthorization) {
-    query.set("error", "access_denied");
-    query.set("error_description", "The shop operator denied the app access.");
-  } else {
-    const requested = (params.get("scope") ?? "").split(/[\s,]+/).filter((s) => s !== "");
-    const scopes = requested.length > 0 ? requested : [...mall.config.scopes];
-    query.set("code", ctx.state.createCode(mall, redirectUri, scopes));
+    return { kind, ...decisionRedirect(ctx, mall, false, redirectUri, state, scopes) };
   }
-  if (state !== null) query.set("state", state);
-  return new Response(null, {
-    status: 302,
-    headers: { location: appendQuery(redirectUri, query) },
+  if (!ctx.settings.consentPage) {
+    return { kind, ...decisionRedirect(ctx, mall, true, redirectUri, state, scopes) };
+  }
+  const consentId = ctx.state.createConsent(mall, { redirectUri, state, scopes });
+  const response = consentPage({
+    mallId: mall.id,
+    clientId: ctx.options.clientId,
+    scopes,
+    action: new URL(request.url).pathname,
+    consentId,
   });
+  return { response, kind, outcome: "consent_page" };
+}
+
+/** The consent page's form: `consent` (the pending request) and `decision`. */
+async function handleConsentDecision(
+  ctx: SandboxContext,
+  mall: Mall,
+  request: Request,
+): Promise<Handled> {
+  ctx.state.counters.requests.consent++;
+  const kind = "consent";
+  const text = await request.text();
+  const form = new URLSearchParams(isFormRequest(request) ? text : "");
+  const decision = form.get("decision");
+  if (decision !== "approve" && decision !== "deny") {
+    return {
+      response: oauthError(400, "invalid_request", "decision must be approve or deny"),
+      kind,
+      outcome: "invalid_request",
+    };
+  }
+  const pending = ctx.state.takeConsent(mall, form.get("consent") ?? "");
+  if (!pending) {
+    return {
+      response: oauthError(400, "invalid_request", "Unknown or expired consent request"),
+      kind,
+      outcome: "invalid_request",
+    };
+  }
+  return {
+    kind,
+    ...decisionRedirect(
+      ctx,
+      mall,
+      decision === "approve",
+      pending.redirectUri,
+      pending.state,
+      pending.scopes,
+    ),
+  };
 }
 
 type TokenKind = "token_refresh" | "token_code" | "other";
@@ -69,12 +155,16 @@ export async function handleToken(
   ctx: SandboxContext,
   mall: Mall,
   request: Request,
-): Promise<Response> {
+): Promise<Handled> {
   const { state } = ctx;
   const counters = state.counters;
   if (request.method !== "POST") {
     counters.requests.other++;
-    return apiError(405, "Method Not Allowed");
+    return {
+      response: apiError(405, "Method Not Allowed"),
+      kind: "other",
+      outcome: "method_not_allowed",
+    };
   }
   const receivedAtMs = ctx.clock.now();
   const text = await request.text();
@@ -89,14 +179,15 @@ export async function handleToken(
   const isRefresh = kind === "token_refresh";
   let inFlight = false;
   // For the refresh log: what was presented on arrival, and how the request ended.
-  const presented = isRefresh
-    ? state.classifyRefreshToken(mall, form?.get("refresh_token") ?? "")
-    : "unknown";
+  const presentedToken = form?.get("refresh_token") ?? "";
+  const { presented, pairId } = isRefresh
+    ? state.classifyRefreshToken(mall, presentedToken)
+    : { presented: "unknown" as PresentedToken, pairId: null };
   let outcome: RefreshLogOutcome = "aborted";
   let faultKind: FaultKind | null = null;
   if (isRefresh) {
     state.mallCounters(mall).refreshRequests++;
-    state.enterRefresh(mall);
+    state.enterRefresh(mall, presentedToken);
     inFlight = true;
   }
   try {
@@ -105,20 +196,21 @@ export async function handleToken(
     if (
       delay === "aborted" && (fault || !ctx.options.commitOnClientAbort || ctx.shutdown.aborted)
     ) {
-      return abandoned();
+      return { response: abandoned(), kind, outcome };
     }
     if (fault) {
       outcome = "fault";
       faultKind = fault.kind;
-      return await injected(ctx, mall, request, fault, () => fakeTokenBody(ctx, mall));
+      const response = await injected(ctx, mall, request, fault, () => fakeTokenBody(ctx, mall));
+      return { response, kind, outcome };
     }
     const processed = processToken(ctx, mall, request, form, kind);
     outcome = processed.outcome === "issued" && delay === "aborted" ? "lost" : processed.outcome;
     if (outcome === "lost") counters.lostResponses++;
-    return processed.response;
+    return { response: processed.response, kind, outcome };
   } finally {
     if (inFlight) {
-      state.leaveRefresh(mall);
+      state.leaveRefresh(mall, presentedToken);
       state.logRefresh({
         mallId: mall.id,
         receivedAtMs,
@@ -126,6 +218,7 @@ export async function handleToken(
         presented,
         outcome,
         fault: faultKind,
+        pairId,
       });
     }
   }
@@ -180,13 +273,23 @@ function fakeTokenBody(ctx: SandboxContext, mall: Mall): Record<string, unknown>
   );
 }
 
+/** A refresh token killed by rotation, presented again: the bug the counters exist to catch. */
+function countReuse(ctx: SandboxContext, mall: Mall): void {
+  ctx.state.counters.deadTokenReuses++;
+  ctx.state.mallCounters(mall).deadTokenReuses++;
+  ctx.log(`rotated-out refresh token presented again for mall ${mall.id}`);
+}
+
 function processToken(
   ctx: SandboxContext,
   mall: Mall,
   request: Request,
   form: URLSearchParams | undefined,
   kind: TokenKind,
-): { response: Response; outcome: Exclude<RefreshLogOutcome, "lost" | "aborted" | "fault"> } {
+): {
+  response: Response;
+  outcome: Exclude<RefreshLogOutcome, "lost" | "aborted" | "fault">;
+} {
   const { state, options } = ctx;
   const counters = state.counters;
   let bucketHeaders: Record<string, string> = {};
@@ -234,8 +337,28 @@ function processToken(
     };
   }
   const mallCounters = state.mallCounters(mall);
+  const invalidGrant = (description: string) =>
+    withHeaders(
+      oauthError(options.invalidGrantStatus, "invalid_grant", description),
+      bucketHeaders,
+    );
   if (kind === "token_refresh") {
-    const outcome = state.refresh(mall, form.get("refresh_token") ?? "");
+    const refreshToken = form.get("refresh_token") ?? "";
+    if (mall.config.appDeleted && ctx.settings.appDeletedRefresh !== "issued") {
+      // The app is gone whatever token was sent; a rotated-out one is still a reuse.
+      if (state.classifyRefreshToken(mall, refreshToken).presented === "rotated_out") {
+        countReuse(ctx, mall);
+      }
+      if (ctx.settings.appDeletedRefresh === "forbidden") {
+        return {
+          response: apiError(403, APP_DELETED_MESSAGE, bucketHeaders),
+          outcome: "app_deleted",
+        };
+      }
+      counters.invalidGrants++;
+      return { response: invalidGrant("Invalid refresh_token"), outcome: "app_deleted" };
+    }
+    const outcome = state.refresh(mall, refreshToken);
     if (outcome.ok) {
       counters.refreshSuccesses++;
       mallCounters.refreshSuccesses++;
@@ -245,18 +368,8 @@ function processToken(
       };
     }
     counters.invalidGrants++;
-    if (outcome.reason === "rotated_out") {
-      counters.deadTokenReuses++;
-      mallCounters.deadTokenReuses++;
-      ctx.log(`rotated-out refresh token presented again for mall ${mall.id}`);
-    }
-    return {
-      response: withHeaders(
-        oauthError(options.invalidGrantStatus, "invalid_grant", "Invalid refresh_token"),
-        bucketHeaders,
-      ),
-      outcome: "invalid_grant",
-    };
+    if (outcome.reason === "rotated_out") countReuse(ctx, mall);
+    return { response: invalidGrant("Invalid refresh_token"), outcome: "invalid_grant" };
   }
   if (kind === "token_code") {
     const outcome = state.exchangeCode(mall, form.get("code") ?? "", form.get("redirect_uri"));
@@ -268,13 +381,7 @@ function processToken(
       };
     }
     counters.invalidGrants++;
-    return {
-      response: withHeaders(
-        oauthError(options.invalidGrantStatus, "invalid_grant", outcome.description),
-        bucketHeaders,
-      ),
-      outcome: "invalid_grant",
-    };
+    return { response: invalidGrant(outcome.description), outcome: "invalid_grant" };
   }
   return {
     response: withHeaders(
@@ -289,14 +396,19 @@ function processToken(
   };
 }
 
+const TOKEN_HINTS = ["access_token", "refresh_token"];
+
 export async function handleRevoke(
   ctx: SandboxContext,
   mall: Mall,
   request: Request,
-): Promise<Response> {
+): Promise<Handled> {
   const { state, options } = ctx;
   state.counters.requests.revoke++;
-  if (request.method !== "POST") return apiError(405, "Method Not Allowed");
+  const kind = "revoke";
+  if (request.method !== "POST") {
+    return { response: apiError(405, "Method Not Allowed"), kind, outcome: "method_not_allowed" };
+  }
   const text = await request.text();
   const form = new URLSearchParams(isFormRequest(request) ? text : "");
   let bucketHeaders: Record<string, string> = {};
@@ -310,7 +422,11 @@ export async function handleRevoke(
     bucketHeaders = verdict.headers;
     if (!verdict.allowed) {
       state.counters.rateLimited++;
-      return apiError(429, "Too Many Requests", bucketHeaders);
+      return {
+        response: apiError(429, "Too Many Requests", bucketHeaders),
+        kind,
+        outcome: "rate_limited",
+      };
     }
   }
   const credentials = clientCredentials(request, form);
@@ -319,50 +435,93 @@ export async function handleRevoke(
     credentials.clientSecret !== options.clientSecret
   ) {
     state.counters.clientAuthFailures++;
-    return withHeaders(oauthError(401, "invalid_grant", "Invalid client_secret"), bucketHeaders);
+    return {
+      response: withHeaders(
+        oauthError(401, "invalid_grant", "Invalid client_secret"),
+        bucketHeaders,
+      ),
+      kind,
+      outcome: "client_auth_failed",
+    };
   }
+  const invalid = (description: string): Handled => ({
+    response: withHeaders(oauthError(400, "invalid_request", description), bucketHeaders),
+    kind,
+    outcome: "invalid_request",
+  });
   const token = form.get("token");
-  if (token) state.revokeByToken(mall, token);
-  return new Response(null, { status: 200, headers: bucketHeaders });
+  if (!token) return invalid("token is required");
+  // Cafe24 names it token_hint (not RFC 7009's token_type_hint); absent is tolerated.
+  const hint = form.get("token_hint");
+  if (hint !== null && !TOKEN_HINTS.includes(hint)) {
+    return invalid("token_hint must be access_token or refresh_token");
+  }
+  const outcome = state.revokeByToken(mall, token, hint);
+  return { response: new Response(null, { status: 200, headers: bucketHeaders }), kind, outcome };
 }
 
 export async function handleShops(
   ctx: SandboxContext,
   mall: Mall,
   request: Request,
-): Promise<Response> {
+): Promise<Handled> {
   const { state, options } = ctx;
   state.counters.requests.shops++;
+  const kind = "shops";
   const mallCounters = state.mallCounters(mall);
   mallCounters.shopsRequests++;
   mallCounters.lastApiVersion = request.headers.get("x-cafe24-api-version");
-  if (request.method !== "GET") return apiError(405, "Method Not Allowed");
+  const answer = (response: Response, outcome: string): Handled => ({ response, kind, outcome });
+  if (request.method !== "GET") {
+    return answer(apiError(405, "Method Not Allowed"), "method_not_allowed");
+  }
   const fault = ctx.faults.pick(mall.id, false);
-  if (await delayed(ctx, mall, request) === "aborted") return abandoned();
-  if (fault) return await injected(ctx, mall, request, fault, undefined);
+  if (await delayed(ctx, mall, request) === "aborted") return answer(abandoned(), "aborted");
+  if (fault) return answer(await injected(ctx, mall, request, fault, undefined), "fault");
   const verdict = meter(
     mall,
     ctx.clock.now(),
     options.bucketCapacity,
     options.bucketDrainPerSecond,
   );
+  const headers = verdict.headers;
   if (!verdict.allowed) {
     state.counters.rateLimited++;
-    return apiError(429, "Too Many Requests", verdict.headers);
+    return answer(apiError(429, "Too Many Requests", headers), "rate_limited");
   }
   const match = /^Bearer\s+(\S+)$/i.exec(request.headers.get("authorization") ?? "");
   const grant = match?.[1] === undefined ? "invalid" : state.checkAccessToken(mall, match[1]);
-  if (grant === "invalid") return apiError(401, "Invalid access_token", verdict.headers);
-  if (grant === "expired") return apiError(401, "access_token time expired", verdict.headers);
+  if (grant === "invalid") {
+    return answer(apiError(401, "Invalid access_token", headers), "invalid_token");
+  }
+  if (grant === "expired") {
+    return answer(apiError(401, "access_token time expired", headers), "expired_token");
+  }
+  // Both are 403s: a client tells an uninstalled app from a missing scope by the message.
+  if (mall.config.appDeleted) {
+    return answer(apiError(403, APP_DELETED_MESSAGE, headers), "app_deleted");
+  }
   if (!grant.scopes.includes("mall.read_store")) {
-    return apiError(403, "Insufficient scope: mall.read_store is required", verdict.headers);
+    return answer(apiError(403, INSUFFICIENT_SCOPE_MESSAGE, headers), "insufficient_scope");
   }
   const status = mall.config.shopsStatus;
   if (status !== undefined && status !== 200) {
     const message = status === 403
       ? "This app is not installed on the shop or lacks permission."
       : `Sandbox-configured error ${status}`;
-    return apiError(status, message, verdict.headers);
+    return answer(apiError(status, message, headers), "configured_status");
   }
-  return jsonResponse(200, { shops: structuredClone(mall.config.shops) }, verdict.headers);
+  return answer(
+    jsonResponse(200, { shops: structuredClone(mall.config.shops) }, headers),
+    "ok",
+  );
+}
+
+/** Admin API paths the sandbox does not implement: 404, or the uninstalled app's 403. */
+export function handleOtherAdmin(ctx: SandboxContext, mall: Mall): Handled {
+  ctx.state.counters.requests.other++;
+  if (mall.config.appDeleted) {
+    return { response: apiError(403, APP_DELETED_MESSAGE), kind: "other", outcome: "app_deleted" };
+  }
+  return { response: apiError(404, "Not Found"), kind: "other", outcome: "not_found" };
 }

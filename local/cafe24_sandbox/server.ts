@@ -1,10 +1,24 @@
-import type { ResolvedOptions, SandboxContext } from "./context.ts";
+import type { Handled, ResolvedOptions, SandboxContext } from "./context.ts";
 import { handleControl } from "./control.ts";
 import { FaultController, InjectedReset } from "./faults.ts";
-import { handleAuthorize, handleRevoke, handleShops, handleToken } from "./routes.ts";
-import { SandboxState } from "./state.ts";
-import type { Cafe24Sandbox, Cafe24SandboxOptions, FaultKind, FaultSpec } from "./types.ts";
-import { apiError, createClock, isLoopback, jsonResponse } from "./util.ts";
+import {
+  handleAuthorize,
+  handleOtherAdmin,
+  handleRevoke,
+  handleShops,
+  handleToken,
+} from "./routes.ts";
+import { type Mall, SandboxState, toIssuedTokens } from "./state.ts";
+import {
+  APP_DELETED_REFRESH_ANSWERS,
+  type Cafe24Sandbox,
+  type Cafe24SandboxOptions,
+  type FaultKind,
+  type FaultSpec,
+  type RequestLogEntry,
+  type SandboxSettings,
+} from "./types.ts";
+import { apiError, createClock, isLoopback, jsonResponse, sleep } from "./util.ts";
 
 const HOUR_MS = 60 * 60 * 1000;
 
@@ -24,6 +38,25 @@ function resolveOptions(options: Cafe24SandboxOptions): ResolvedOptions {
   };
 }
 
+/** Validates settings that may arrive as JSON through the control endpoints. */
+function checkSettings(settings: Partial<SandboxSettings>): Partial<SandboxSettings> {
+  const checked: Partial<SandboxSettings> = {};
+  for (const key of ["consentPage", "newGrantRevokesOlderPairs"] as const) {
+    const value = settings[key];
+    if (value === undefined) continue;
+    if (typeof value !== "boolean") throw new Error(`${key} must be a boolean`);
+    checked[key] = value;
+  }
+  const answer = settings.appDeletedRefresh;
+  if (answer !== undefined) {
+    if (!APP_DELETED_REFRESH_ANSWERS.includes(answer)) {
+      throw new Error(`appDeletedRefresh must be one of ${APP_DELETED_REFRESH_ANSWERS.join(", ")}`);
+    }
+    checked.appDeletedRefresh = answer;
+  }
+  return checked;
+}
+
 function urlHost(hostname: string): string {
   if (hostname === "0.0.0.0") return "127.0.0.1";
   if (hostname === "::") return "[::1]";
@@ -34,6 +67,12 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
   const resolved = resolveOptions(options);
   const quiet = options.quiet ?? false;
   const clock = createClock();
+  const settings: SandboxSettings = {
+    consentPage: false,
+    newGrantRevokesOlderPairs: true,
+    appDeletedRefresh: "invalid_grant",
+    ...checkSettings(options),
+  };
   const state = new SandboxState(
     clock,
     {
@@ -41,6 +80,7 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
       refreshTokenLifetimeMs: options.refreshTokenLifetimeMs ?? 14 * 24 * HOUR_MS,
     },
     options.revokeOldAccessTokenOnRefresh ?? false,
+    settings,
   );
   const faults = new FaultController(options.seed ?? 1, {
     latencyMs: options.latencyMs ?? 0,
@@ -53,10 +93,25 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
     options: resolved,
     clock,
     state,
+    settings,
     faults,
     shutdown: shutdown.signal,
     log,
   };
+
+  async function waitForRequests(since: number, timeoutMs: number): Promise<RequestLogEntry[]> {
+    const found = state.requestsSince(since);
+    if (found.length > 0 || timeoutMs <= 0) return found;
+    // Woken by the next logged request, the timeout or close(), whichever comes first.
+    const arrived = new AbortController();
+    const stop = state.onRequest(() => arrived.abort());
+    try {
+      await sleep(timeoutMs, [arrived.signal, shutdown.signal]);
+    } finally {
+      stop();
+    }
+    return state.requestsSince(since);
+  }
 
   const sandbox: Cafe24Sandbox = {
     url: "",
@@ -64,20 +119,33 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
     clock,
     addMall: (mallId, mallOptions) => void state.addMall(mallId, mallOptions),
     issueTokens: (mallId, issueOptions) => state.issueTokens(mallId, issueOptions),
-    liveRefreshToken: (mallId) => state.malls.get(mallId)?.live?.refreshToken,
-    revokeRefreshToken(mallId) {
+    liveRefreshToken(mallId) {
       const mall = state.malls.get(mallId);
-      if (mall) state.revokeLive(mall);
+      return mall && state.newestPair(mall)?.refreshToken;
     },
+    livePairs(mallId) {
+      const mall = state.malls.get(mallId);
+      return mall ? [...mall.live.values()].map(toIssuedTokens) : [];
+    },
+    revokeRefreshToken(mallId, refreshToken) {
+      const mall = state.malls.get(mallId);
+      if (mall) state.revokeLive(mall, refreshToken);
+    },
+    settings: () => ({ ...settings }),
+    configure: (changes) => void Object.assign(settings, checkSettings(changes)),
     setFaults: (scope, plan) => faults.setPlan(scope, plan),
     queueFaults: (scope: string, kinds: (FaultKind | FaultSpec)[]) => faults.enqueue(scope, kinds),
     clearFaults: () => faults.clear(),
     counters: () => structuredClone(state.counters),
     refreshLog: () => state.refreshLog.map((entry) => ({ ...entry })),
+    requestLog: (since = 0) => state.requestsSince(since),
+    waitForRequests,
+    revocationLog: () => state.revocationLog.map((entry) => ({ ...entry })),
     resetCounters: () => state.resetCounters(),
     close: () => Promise.resolve(),
   };
 
+  /** Answers a mall endpoint and logs the request; control requests are answered unlogged. */
   async function route(request: Request, info: Deno.ServeHandlerInfo): Promise<Response> {
     const url = new URL(request.url);
     const [first = "", ...rest] = url.pathname.split("/").slice(1);
@@ -87,24 +155,39 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
       return await handleControl(sandbox, (id) => state.malls.has(id), request, rest);
     }
     const mall = state.malls.get(first);
-    const endpoint = rest.join("/");
+    const handled = await endpoint(mall, rest.join("/"), request);
+    state.logRequest({
+      kind: handled.kind,
+      mallId: mall?.id ?? null,
+      method: request.method,
+      status: handled.response.status,
+      outcome: handled.outcome,
+    });
+    return handled.response;
+  }
+
+  async function endpoint(
+    mall: Mall | undefined,
+    path: string,
+    request: Request,
+  ): Promise<Handled> {
     if (!mall) {
       state.counters.requests.other++;
-      return apiError(404, "Not Found");
+      return { response: apiError(404, "Not Found"), kind: "other", outcome: "unknown_mall" };
     }
-    switch (endpoint) {
+    switch (path) {
       case "api/v2/oauth/authorize":
-        return handleAuthorize(ctx, mall, request);
+        return await handleAuthorize(ctx, mall, request);
       case "api/v2/oauth/token":
         return await handleToken(ctx, mall, request);
       case "api/v2/oauth/revoke":
         return await handleRevoke(ctx, mall, request);
       case "api/v2/admin/shops":
         return await handleShops(ctx, mall, request);
-      default:
-        state.counters.requests.other++;
-        return apiError(404, "Not Found");
     }
+    if (path.startsWith("api/v2/admin/")) return handleOtherAdmin(ctx, mall);
+    state.counters.requests.other++;
+    return { response: apiError(404, "Not Found"), kind: "other", outcome: "not_found" };
   }
 
   const handler = async (request: Request, info: Deno.ServeHandlerInfo): Promise<Response> => {

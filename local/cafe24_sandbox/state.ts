@@ -7,16 +7,24 @@ import {
   type IssueOptions,
   type MallCounters,
   type MallOptions,
+  type PresentedToken,
   type RefreshLogEntry,
+  type RequestLogEntry,
+  type RevocationLogEntry,
   type SandboxClock,
   type SandboxCounters,
+  type SandboxSettings,
 } from "./types.ts";
 import { assertMallId, formatKst, randomToken } from "./util.ts";
 
 export const CODE_LIFETIME_MS = 60_000;
+/** How long a consent page's decision may be posted back. */
+export const CONSENT_LIFETIME_MS = 10 * 60_000;
 const DEFAULT_SCOPES = ["mall.read_store", "mall.read_community"];
 
 export interface TokenPair {
+  id: string;
+  grantId: string;
   accessToken: string;
   refreshToken: string;
   issuedMs: number;
@@ -28,6 +36,15 @@ export interface TokenPair {
 interface AccessGrant {
   expiresMs: number;
   scopes: string[];
+  pairId: string;
+}
+
+/** Why a refresh token stopped working. Only `rotated_out` makes presenting it again a reuse. */
+type DeathReason = "rotated_out" | "superseded_by_grant" | "revoked";
+
+interface DeadRefreshToken {
+  reason: DeathReason;
+  pairId: string;
 }
 
 interface AuthCode {
@@ -37,26 +54,39 @@ interface AuthCode {
   used: boolean;
 }
 
+/** An authorize request waiting on the consent page's decision; already validated. */
+export interface PendingConsent {
+  issuedMs: number;
+  redirectUri: string;
+  state: string | null;
+  scopes: string[];
+}
+
 export interface MallConfig {
   scopes: string[];
   shops: object[];
   denyAuthorization: boolean;
   shopsStatus: number | undefined;
   userId: string;
+  /** Undefined: the sandbox's setting applies. */
+  newGrantRevokesOlderPairs: boolean | undefined;
+  appDeleted: boolean;
 }
 
 export interface Mall {
   id: string;
   config: MallConfig;
-  live: TokenPair | undefined;
-  /** Refresh tokens killed by rotation: presenting one again is the bug the counters catch. */
-  rotatedOut: Set<string>;
-  /** Refresh tokens killed by revocation: rejected, but not counted as reuse. */
-  revoked: Set<string>;
+  /** Live pairs keyed by refresh token, in issue order: the last one is the newest. */
+  live: Map<string, TokenPair>;
+  /** Refresh tokens that no longer work, and why. */
+  dead: Map<string, DeadRefreshToken>;
   accessTokens: Map<string, AccessGrant>;
   codes: Map<string, AuthCode>;
+  consents: Map<string, PendingConsent>;
   bucket: { level: number; lastMs: number };
   inFlightRefreshes: number;
+  /** In-flight refreshes per presented refresh token. */
+  inFlightByToken: Map<string, number>;
 }
 
 export interface Lifetimes {
@@ -85,6 +115,8 @@ function zeroMallCounters(): MallCounters {
     deadTokenReuses: 0,
     maxConcurrentRefreshes: 0,
     codeExchanges: 0,
+    samePairConcurrentRefreshes: 0,
+    revokedPairs: 0,
     shopsRequests: 0,
     lastApiVersion: null,
   };
@@ -98,41 +130,66 @@ function zeroCounters(mallIds: Iterable<string>): SandboxCounters {
   const byMall: Record<string, MallCounters> = {};
   for (const id of mallIds) byMall[id] = zeroMallCounters();
   return {
-    requests: { token_refresh: 0, token_code: 0, authorize: 0, shops: 0, revoke: 0, other: 0 },
+    requests: {
+      token_refresh: 0,
+      token_code: 0,
+      authorize: 0,
+      consent: 0,
+      shops: 0,
+      revoke: 0,
+      other: 0,
+    },
     refreshSuccesses: 0,
     deadTokenReuses: 0,
     invalidGrants: 0,
     concurrentRefreshViolations: 0,
+    samePairConcurrentRefreshes: 0,
     maxConcurrentRefreshesPerMall: 0,
     rateLimited: 0,
     faultsInjected,
     clientAuthFailures: 0,
     clientAborts: 0,
     lostResponses: 0,
+    revokedPairs: 0,
     byMall,
   };
 }
 
 export type RefreshOutcome =
   | { ok: true; pair: TokenPair }
-  | { ok: false; reason: "expired" | "rotated_out" | "revoked" | "unknown" };
+  | { ok: false; reason: "expired" | DeathReason | "unknown" };
 
 export type CodeOutcome =
   | { ok: true; pair: TokenPair }
   | { ok: false; description: string };
 
-/** The refresh log keeps this many entries; older ones are dropped in chunks. */
+export type RevokeOutcome = "revoked" | "access_token_revoked" | "no_match";
+
+/** The logs keep this many entries each; older ones are dropped in chunks. */
 export const MAX_REFRESH_LOG_ENTRIES = 100_000;
+
+function append<T>(log: T[], entry: T): void {
+  if (log.length >= MAX_REFRESH_LOG_ENTRIES) log.splice(0, MAX_REFRESH_LOG_ENTRIES / 10);
+  log.push(entry);
+}
 
 export class SandboxState {
   readonly malls = new Map<string, Mall>();
   counters: SandboxCounters = zeroCounters([]);
   refreshLog: RefreshLogEntry[] = [];
+  requestLog: RequestLogEntry[] = [];
+  revocationLog: RevocationLogEntry[] = [];
+  private lastSeq = 0;
+  private nextPairNumber = 1;
+  private nextGrantNumber = 1;
+  private readonly requestListeners = new Set<() => void>();
 
   constructor(
     readonly clock: SandboxClock,
     readonly lifetimes: Lifetimes,
     readonly revokeOldAccessTokenOnRefresh: boolean,
+    /** Shared with the HTTP layer; `configure` changes it in place. */
+    readonly settings: SandboxSettings,
   ) {}
 
   addMall(mallId: string, options: MallOptions = {}): Mall {
@@ -143,7 +200,9 @@ export class SandboxState {
       shops: defaultShops(mallId),
       denyAuthorization: false,
       shopsStatus: undefined,
-      userId: `${mallId}op`, // deliberately != mall_id: cafe24.md warns never to use it as the mall
+      userId: `${mallId}op`, // deliberately != mall_id: it names the operator, never the mall
+      newGrantRevokesOlderPairs: undefined,
+      appDeleted: false,
     };
     const config: MallConfig = {
       scopes: options.scopes ? [...options.scopes] : base.scopes,
@@ -151,6 +210,10 @@ export class SandboxState {
       denyAuthorization: options.denyAuthorization ?? base.denyAuthorization,
       shopsStatus: options.shopsStatus ?? base.shopsStatus,
       userId: options.userId ?? base.userId,
+      newGrantRevokesOlderPairs: options.newGrantRevokesOlderPairs === undefined
+        ? base.newGrantRevokesOlderPairs
+        : options.newGrantRevokesOlderPairs ?? undefined,
+      appDeleted: options.appDeleted ?? base.appDeleted,
     };
     if (existing) {
       existing.config = config;
@@ -159,13 +222,14 @@ export class SandboxState {
     const mall: Mall = {
       id: mallId,
       config,
-      live: undefined,
-      rotatedOut: new Set(),
-      revoked: new Set(),
+      live: new Map(),
+      dead: new Map(),
       accessTokens: new Map(),
       codes: new Map(),
+      consents: new Map(),
       bucket: { level: 0, lastMs: this.clock.now() },
       inFlightRefreshes: 0,
+      inFlightByToken: new Map(),
     };
     this.malls.set(mallId, mall);
     this.counters.byMall[mallId] = zeroMallCounters();
@@ -184,35 +248,94 @@ export class SandboxState {
   resetCounters(): void {
     this.counters = zeroCounters(this.malls.keys());
     this.refreshLog = [];
+    this.requestLog = [];
+    this.revocationLog = [];
   }
 
   logRefresh(entry: RefreshLogEntry): void {
-    if (this.refreshLog.length >= MAX_REFRESH_LOG_ENTRIES) {
-      this.refreshLog.splice(0, MAX_REFRESH_LOG_ENTRIES / 10);
-    }
-    this.refreshLog.push(entry);
+    append(this.refreshLog, entry);
+  }
+
+  logRequest(entry: Omit<RequestLogEntry, "seq" | "atMs">): void {
+    append(this.requestLog, { seq: ++this.lastSeq, ...entry, atMs: this.clock.now() });
+    for (const listener of this.requestListeners) listener();
+  }
+
+  requestsSince(since: number): RequestLogEntry[] {
+    // Entries are in seq order: walk back from the end to the first one past `since`.
+    let first = this.requestLog.length;
+    while (first > 0 && (this.requestLog[first - 1]?.seq ?? 0) > since) first--;
+    return this.requestLog.slice(first).map((entry) => ({ ...entry }));
+  }
+
+  /** Calls `listener` after every logged request until the returned function is called. */
+  onRequest(listener: () => void): () => void {
+    this.requestListeners.add(listener);
+    return () => void this.requestListeners.delete(listener);
+  }
+
+  /** Whether a new grant of this mall ends its older pairs. */
+  grantRevokesOlderPairs(mall: Mall): boolean {
+    return mall.config.newGrantRevokesOlderPairs ?? this.settings.newGrantRevokesOlderPairs;
+  }
+
+  newestPair(mall: Mall): TokenPair | undefined {
+    let newest: TokenPair | undefined;
+    for (const pair of mall.live.values()) newest = pair;
+    return newest;
   }
 
   /** What a presented refresh token is right now, without changing anything. */
-  classifyRefreshToken(mall: Mall, refreshToken: string): RefreshLogEntry["presented"] {
-    const live = mall.live;
-    if (live && live.refreshToken === refreshToken) {
-      return this.clock.now() >= live.refreshExpiresMs ? "expired" : "live";
+  classifyRefreshToken(
+    mall: Mall,
+    refreshToken: string,
+  ): { presented: PresentedToken; pairId: string | null } {
+    const live = mall.live.get(refreshToken);
+    if (live) {
+      return {
+        presented: this.clock.now() >= live.refreshExpiresMs ? "expired" : "live",
+        pairId: live.id,
+      };
     }
-    if (mall.rotatedOut.has(refreshToken)) return "rotated_out";
-    if (mall.revoked.has(refreshToken)) return "revoked";
-    return "unknown";
+    const dead = mall.dead.get(refreshToken);
+    if (dead) return { presented: dead.reason, pairId: dead.pairId };
+    return { presented: "unknown", pairId: null };
   }
 
-  /** Makes a fresh pair the mall's only live one; the previous refresh token counts as rotated. */
-  issue(mall: Mall, scopes: string[], lifetimes: Partial<Lifetimes> = {}): TokenPair {
-    const now = this.clock.now();
-    const previous = mall.live;
-    if (previous) {
-      mall.rotatedOut.add(previous.refreshToken);
-      if (this.revokeOldAccessTokenOnRefresh) mall.accessTokens.delete(previous.accessToken);
+  /** A new grant (code exchange, issueTokens): a new pair, and older pairs end or not. */
+  grant(mall: Mall, scopes: string[], lifetimes: Partial<Lifetimes> = {}): TokenPair {
+    if (this.grantRevokesOlderPairs(mall)) {
+      for (const pair of [...mall.live.values()]) this.end(mall, pair, "superseded_by_grant");
     }
+    return this.mint(mall, `grant-${this.nextGrantNumber++}`, scopes, lifetimes);
+  }
+
+  /** A refresh: this pair ends, its successor continues the same grant. Other pairs are untouched. */
+  private rotate(mall: Mall, pair: TokenPair): TokenPair {
+    this.end(mall, pair, "rotated_out");
+    return this.mint(mall, pair.grantId, pair.scopes);
+  }
+
+  private end(mall: Mall, pair: TokenPair, reason: DeathReason): void {
+    mall.live.delete(pair.refreshToken);
+    mall.dead.set(pair.refreshToken, { reason, pairId: pair.id });
+    // A revocation kills the access token too; a rotation or a newer grant only when configured
+    // (whether the old access token survives is undocumented).
+    if (reason === "revoked" || this.revokeOldAccessTokenOnRefresh) {
+      mall.accessTokens.delete(pair.accessToken);
+    }
+  }
+
+  private mint(
+    mall: Mall,
+    grantId: string,
+    scopes: string[],
+    lifetimes: Partial<Lifetimes> = {},
+  ): TokenPair {
+    const now = this.clock.now();
     const pair: TokenPair = {
+      id: `pair-${this.nextPairNumber++}`,
+      grantId,
       accessToken: randomToken(),
       refreshToken: randomToken(),
       issuedMs: now,
@@ -228,8 +351,9 @@ export class SandboxState {
     mall.accessTokens.set(pair.accessToken, {
       expiresMs: pair.accessExpiresMs,
       scopes: pair.scopes,
+      pairId: pair.id,
     });
-    mall.live = pair;
+    mall.live.set(pair.refreshToken, pair);
     return pair;
   }
 
@@ -242,17 +366,17 @@ export class SandboxState {
     if (options.refreshTokenLifetimeMs !== undefined) {
       lifetimes.refreshTokenLifetimeMs = options.refreshTokenLifetimeMs;
     }
-    return toIssuedTokens(this.issue(mall, mall.config.scopes, lifetimes));
+    return toIssuedTokens(this.grant(mall, mall.config.scopes, lifetimes));
   }
 
   refresh(mall: Mall, refreshToken: string): RefreshOutcome {
-    const live = mall.live;
-    if (live && live.refreshToken === refreshToken) {
+    const live = mall.live.get(refreshToken);
+    if (live) {
       if (this.clock.now() >= live.refreshExpiresMs) return { ok: false, reason: "expired" };
-      return { ok: true, pair: this.issue(mall, live.scopes) };
+      return { ok: true, pair: this.rotate(mall, live) };
     }
-    if (mall.rotatedOut.has(refreshToken)) return { ok: false, reason: "rotated_out" };
-    if (mall.revoked.has(refreshToken)) return { ok: false, reason: "revoked" };
+    const dead = mall.dead.get(refreshToken);
+    if (dead) return { ok: false, reason: dead.reason };
     return { ok: false, reason: "unknown" };
   }
 
@@ -277,26 +401,84 @@ export class SandboxState {
       return { ok: false, description: "Invalid redirect_uri" };
     }
     entry.used = true;
-    return { ok: true, pair: this.issue(mall, entry.scopes) };
+    // Completing an authorization is how an owner installs a deleted app again.
+    mall.config.appDeleted = false;
+    return { ok: true, pair: this.grant(mall, entry.scopes) };
   }
 
-  /** Kills the live pair. Revoked refresh tokens are rejected later but are not "reuse". */
-  revokeLive(mall: Mall): void {
-    const live = mall.live;
-    if (!live) return;
-    mall.revoked.add(live.refreshToken);
-    mall.accessTokens.delete(live.accessToken);
-    mall.live = undefined;
-  }
-
-  /** Revocation by either half of the pair, as /oauth/revoke does. */
-  revokeByToken(mall: Mall, token: string): void {
-    const live = mall.live;
-    if (live && (live.accessToken === token || live.refreshToken === token)) {
-      this.revokeLive(mall);
-    } else {
-      mall.accessTokens.delete(token);
+  createConsent(mall: Mall, pending: Omit<PendingConsent, "issuedMs">): string {
+    const now = this.clock.now();
+    for (const [id, entry] of mall.consents) {
+      if (now - entry.issuedMs >= CONSENT_LIFETIME_MS) mall.consents.delete(id);
     }
+    const id = randomToken();
+    mall.consents.set(id, { ...pending, issuedMs: now });
+    return id;
+  }
+
+  /** The pending consent, used up; undefined when unknown, used or too old. */
+  takeConsent(mall: Mall, id: string): PendingConsent | undefined {
+    const entry = mall.consents.get(id);
+    if (!entry) return undefined;
+    mall.consents.delete(id);
+    if (this.clock.now() - entry.issuedMs >= CONSENT_LIFETIME_MS) return undefined;
+    return entry;
+  }
+
+  private revokePair(
+    mall: Mall,
+    pair: TokenPair,
+    via: RevocationLogEntry["via"],
+    hint: string | null,
+    matched: RevocationLogEntry["matched"],
+  ): void {
+    this.end(mall, pair, "revoked");
+    if (via === "revoke_endpoint") {
+      this.counters.revokedPairs++;
+      this.mallCounters(mall).revokedPairs++;
+    }
+    append(this.revocationLog, {
+      mallId: mall.id,
+      pairId: pair.id,
+      grantId: pair.grantId,
+      via,
+      hint,
+      matched,
+      atMs: this.clock.now(),
+    });
+  }
+
+  /**
+   * The control API's revocation: the pair holding `refreshToken`, or the newest live pair.
+   * Revoked refresh tokens are rejected later but are not "reuse".
+   */
+  revokeLive(mall: Mall, refreshToken?: string): TokenPair | undefined {
+    const pair = refreshToken === undefined ? this.newestPair(mall) : mall.live.get(refreshToken);
+    if (pair) this.revokePair(mall, pair, "control", null, null);
+    return pair;
+  }
+
+  /**
+   * Revocation by either half of a pair, as /oauth/revoke does; the hint is recorded but both
+   * halves are looked up, so a wrong hint shows in the revocation log instead of failing.
+   */
+  revokeByToken(mall: Mall, token: string, hint: string | null): RevokeOutcome {
+    const byRefresh = mall.live.get(token);
+    if (byRefresh) {
+      this.revokePair(mall, byRefresh, "revoke_endpoint", hint, "refresh_token");
+      return "revoked";
+    }
+    const access = mall.accessTokens.get(token);
+    if (!access) return "no_match";
+    for (const pair of mall.live.values()) {
+      if (pair.id === access.pairId) {
+        this.revokePair(mall, pair, "revoke_endpoint", hint, "access_token");
+        return "revoked";
+      }
+    }
+    // The access token of a pair that already rotated, still valid until its expiry.
+    mall.accessTokens.delete(token);
+    return "access_token_revoked";
   }
 
   checkAccessToken(mall: Mall, token: string): AccessGrant | "expired" | "invalid" {
@@ -306,10 +488,16 @@ export class SandboxState {
     return grant;
   }
 
-  enterRefresh(mall: Mall): void {
+  enterRefresh(mall: Mall, refreshToken: string): void {
     mall.inFlightRefreshes++;
+    const sameToken = (mall.inFlightByToken.get(refreshToken) ?? 0) + 1;
+    mall.inFlightByToken.set(refreshToken, sameToken);
     const c = this.mallCounters(mall);
     if (mall.inFlightRefreshes > 1) this.counters.concurrentRefreshViolations++;
+    if (sameToken > 1) {
+      this.counters.samePairConcurrentRefreshes++;
+      c.samePairConcurrentRefreshes++;
+    }
     c.maxConcurrentRefreshes = Math.max(c.maxConcurrentRefreshes, mall.inFlightRefreshes);
     this.counters.maxConcurrentRefreshesPerMall = Math.max(
       this.counters.maxConcurrentRefreshesPerMall,
@@ -317,13 +505,18 @@ export class SandboxState {
     );
   }
 
-  leaveRefresh(mall: Mall): void {
+  leaveRefresh(mall: Mall, refreshToken: string): void {
     mall.inFlightRefreshes = Math.max(0, mall.inFlightRefreshes - 1);
+    const sameToken = (mall.inFlightByToken.get(refreshToken) ?? 1) - 1;
+    if (sameToken > 0) mall.inFlightByToken.set(refreshToken, sameToken);
+    else mall.inFlightByToken.delete(refreshToken);
   }
 }
 
 export function toIssuedTokens(pair: TokenPair): IssuedTokens {
   return {
+    pairId: pair.id,
+    grantId: pair.grantId,
     accessToken: pair.accessToken,
     refreshToken: pair.refreshToken,
     expiresAt: formatKst(pair.accessExpiresMs),
@@ -333,9 +526,9 @@ export function toIssuedTokens(pair: TokenPair): IssuedTokens {
   };
 }
 
-/** Cafe24's token response, field for field (cafe24.md section 2). */
+/** Cafe24's token response, field for field: `expires_at` and `scopes[]`, no `expires_in`. */
 export function tokenBody(
-  pair: TokenPair,
+  pair: Omit<TokenPair, "id" | "grantId">,
   clientId: string,
   mall: Mall,
 ): Record<string, unknown> {

@@ -2,10 +2,12 @@
 
 import assert from "node:assert/strict";
 import {
+  APP_DELETED_MESSAGE,
   type Cafe24Sandbox,
   type Cafe24SandboxOptions,
   type FaultKind,
   formatKst,
+  INSUFFICIENT_SCOPE_MESSAGE,
   startCafe24Sandbox,
 } from "../../../local/cafe24_sandbox.ts";
 
@@ -228,6 +230,8 @@ Deno.test("refresh rotates: old token dead, its reuse counted, new token works",
       deadTokenReuses: 1,
       maxConcurrentRefreshes: 1,
       codeExchanges: 0,
+      samePairConcurrentRefreshes: 0,
+      revokedPairs: 0,
       shopsRequests: 0,
       lastApiVersion: null,
     });
@@ -318,13 +322,18 @@ Deno.test("expired, revoked and unknown refresh tokens: invalid_grant, not reuse
   }, { invalidGrantStatus: 401 });
 });
 
-Deno.test("issueTokens kills the previous live token; presenting it counts as reuse", async () => {
+Deno.test("issueTokens is a new grant: the previous token is superseded, not reused", async () => {
   await withSandbox(async (sb) => {
     const old = sb.issueTokens("reissue");
     const fresh = sb.issueTokens("reissue");
+    assert.notEqual(fresh.grantId, old.grantId);
     assert.equal(sb.liveRefreshToken("reissue"), fresh.refreshToken);
     assert.equal((await refresh(sb, "reissue", old.refreshToken)).status, 400);
-    assert.equal(sb.counters().byMall.reissue!.deadTokenReuses, 1);
+    assert.equal(sb.counters().byMall.reissue!.deadTokenReuses, 0);
+    assert.deepEqual(
+      sb.refreshLog().map((e) => [e.presented, e.outcome, e.pairId]),
+      [["superseded_by_grant", "invalid_grant", old.pairId]],
+    );
   });
 });
 
@@ -356,13 +365,14 @@ Deno.test("authorize redirects with code and unchanged state; code is single-use
     assert.equal(again.status, 400);
     assert.equal(again.json.error, "invalid_grant");
 
-    // The exchange replaced the previous pair.
+    // The exchange replaced the previous pair; its holder did nothing wrong: no reuse.
     assert.equal((await refresh(sb, "codemall", previous.refreshToken)).status, 400);
     const c = sb.counters();
     assert.equal(c.requests.authorize, 1);
     assert.equal(c.requests.token_code, 2);
     assert.equal(c.byMall.codemall!.codeExchanges, 1);
-    assert.equal(c.byMall.codemall!.deadTokenReuses, 1);
+    assert.equal(c.byMall.codemall!.deadTokenReuses, 0);
+    assert.equal(sb.refreshLog()[0]!.presented, "superseded_by_grant");
   });
 });
 
@@ -840,7 +850,9 @@ Deno.test("control endpoints drive the sandbox over HTTP", async () => {
     assert.deepEqual(Object.keys(created.json).sort(), [
       "accessToken",
       "expiresAt",
+      "grantId",
       "issuedAt",
+      "pairId",
       "refreshToken",
       "refreshTokenExpiresAt",
       "scopes",
@@ -991,6 +1003,10 @@ Deno.test("standalone: prints its URL, serves, stops on SIGTERM", async () => {
       "--latency-ms",
       "1",
       "--quiet",
+      "--consent-page",
+      "--independent-grants",
+      "--app-deleted-refresh",
+      "forbidden",
     ],
     stdout: "piped",
     stderr: "piped",
@@ -1025,6 +1041,11 @@ Deno.test("standalone: prints its URL, serves, stops on SIGTERM", async () => {
     });
     assert.equal(refreshed.status, 200);
     await refreshed.body?.cancel();
+    assert.deepEqual(await (await fetch(`${url}/__sandbox/settings`)).json(), {
+      consent_page: true,
+      new_grant_revokes_older_pairs: false,
+      app_deleted_refresh: "forbidden",
+    });
     assert.match(out, /^cafe24-sandbox listening on http:\/\/127\.0\.0\.1:\d+\n$/);
   } finally {
     child.kill("SIGTERM");
@@ -1065,6 +1086,7 @@ Deno.test("logs name requests but never tokens, codes or secrets; quiet logs not
         sb.queueFaults("loudmall", ["server_error"]);
         await refresh(sb, "loudmall", refreshed.json.refresh_token);
         await shops(sb, "loudmall", refreshed.json.access_token);
+        await revoke(sb, "loudmall", { token: refreshed.json.access_token });
         const created = await control(sb, "POST", "malls", { mall_id: "loudtwo" });
         secrets.push(created.json.accessToken, created.json.refreshToken);
         await control(sb, "GET", "malls/loudtwo/live");
@@ -1140,4 +1162,608 @@ Deno.test("closeConnections: every answer closes its connection", async () => {
     assert.equal(redirect.status, 302);
     assert.equal(redirect.answer.headers.get("connection"), "close");
   }, { closeConnections: true });
+});
+
+// --- Grants, revocation, consent, uninstall, request log -------------------------------------
+
+async function revoke(
+  sb: Cafe24Sandbox,
+  mall: string,
+  params: Record<string, string>,
+  auth: Auth = "basic",
+): Promise<Answer> {
+  const body = new URLSearchParams(params);
+  const headers: Record<string, string> = {
+    "content-type": "application/x-www-form-urlencoded",
+  };
+  if (auth === "basic") headers.authorization = basic();
+  else if (auth === "body") {
+    body.set("client_id", CLIENT_ID);
+    body.set("client_secret", CLIENT_SECRET);
+  } else if (auth !== "none") headers.authorization = basic(CLIENT_ID, auth.secret);
+  return await answer(
+    await fetch(`${sb.url}/${mall}/api/v2/oauth/revoke`, { method: "POST", headers, body }),
+  );
+}
+
+/** A full authorization: authorize (instant redirect) and the code exchange. */
+async function connect(sb: Cafe24Sandbox, mall: string): Promise<Answer> {
+  const code = (await authorize(sb, mall)).location!.searchParams.get("code")!;
+  return await answer(
+    await tokenFetch(sb, mall, { grant_type: "authorization_code", code, redirect_uri: REDIRECT }),
+  );
+}
+
+Deno.test("a new grant supersedes the older pair: rejected like a revoked token, not reuse", async () => {
+  await withSandbox(async (sb) => {
+    sb.addMall("regrant");
+    const first = await connect(sb, "regrant");
+    assert.equal(first.status, 200, first.text);
+    const rotated = await refresh(sb, "regrant", first.json.refresh_token);
+    assert.equal(rotated.status, 200);
+    const second = await connect(sb, "regrant");
+    assert.equal(second.status, 200, second.text);
+    assert.deepEqual(
+      sb.livePairs("regrant").map((p) => p.refreshToken),
+      [second.json.refresh_token],
+    );
+
+    const superseded = await refresh(sb, "regrant", rotated.json.refresh_token);
+    assert.equal(superseded.status, 400);
+    assert.deepEqual(superseded.json, {
+      error: "invalid_grant",
+      error_description: "Invalid refresh_token",
+    });
+    // The first grant's original token had been rotated out before: that one is still reuse.
+    assert.equal((await refresh(sb, "regrant", first.json.refresh_token)).status, 400);
+    assert.deepEqual(sb.refreshLog().map((e) => [e.presented, e.outcome]), [
+      ["live", "issued"],
+      ["superseded_by_grant", "invalid_grant"],
+      ["rotated_out", "invalid_grant"],
+    ]);
+    const c = sb.counters();
+    assert.equal(c.deadTokenReuses, 1);
+    assert.equal(c.invalidGrants, 2);
+    assert.equal((await refresh(sb, "regrant", second.json.refresh_token)).status, 200);
+  });
+});
+
+Deno.test("independent grants: each pair rotates on its own until rotated, expired or revoked", async () => {
+  await withSandbox(async (sb) => {
+    sb.addMall("multi");
+    const a = await connect(sb, "multi");
+    const b = await connect(sb, "multi");
+    const pairs = sb.livePairs("multi");
+    assert.deepEqual(pairs.map((p) => p.refreshToken), [
+      a.json.refresh_token,
+      b.json.refresh_token,
+    ]);
+    assert.notEqual(pairs[0]!.grantId, pairs[1]!.grantId);
+    assert.equal(sb.liveRefreshToken("multi"), b.json.refresh_token, "the newest pair");
+
+    // Refreshing A rotates A only: B keeps working, A's successor is now the newest pair.
+    const a2 = await refresh(sb, "multi", a.json.refresh_token);
+    assert.equal(a2.status, 200, a2.text);
+    assert.equal(sb.liveRefreshToken("multi"), a2.json.refresh_token);
+    const b2 = await refresh(sb, "multi", b.json.refresh_token);
+    assert.equal(b2.status, 200, b2.text);
+    const after = sb.livePairs("multi");
+    assert.deepEqual(after.map((p) => p.refreshToken), [
+      a2.json.refresh_token,
+      b2.json.refresh_token,
+    ]);
+    assert.deepEqual(after.map((p) => p.grantId), pairs.map((p) => p.grantId), "grants kept");
+    assert.equal((await shops(sb, "multi", a2.json.access_token)).status, 200);
+    assert.equal((await shops(sb, "multi", b2.json.access_token)).status, 200);
+
+    // A's rotated-out token is reuse, as with a single pair.
+    assert.equal((await refresh(sb, "multi", a.json.refresh_token)).status, 400);
+    assert.equal(sb.counters().byMall.multi!.deadTokenReuses, 1);
+
+    // Revoking B's pair leaves A's.
+    assert.equal(
+      (await revoke(sb, "multi", { token: b2.json.refresh_token, token_hint: "refresh_token" }))
+        .status,
+      200,
+    );
+    assert.deepEqual(sb.livePairs("multi").map((p) => p.refreshToken), [a2.json.refresh_token]);
+    assert.equal((await shops(sb, "multi", b2.json.access_token)).status, 401);
+    assert.equal((await shops(sb, "multi", a2.json.access_token)).status, 200);
+
+    // A grant with a short refresh lifetime expires alone.
+    const short = sb.issueTokens("multi", { refreshTokenLifetimeMs: 1_000 });
+    sb.clock.advance(2_000);
+    assert.equal((await refresh(sb, "multi", short.refreshToken)).status, 400);
+    const a3 = await refresh(sb, "multi", a2.json.refresh_token);
+    assert.equal(a3.status, 200, a3.text);
+    assert.deepEqual(
+      sb.refreshLog().slice(-2).map((e) => [e.presented, e.outcome]),
+      [["expired", "invalid_grant"], ["live", "issued"]],
+    );
+    assert.equal(sb.counters().refreshSuccesses, 3);
+
+    const overHttp = await control(sb, "GET", "malls/multi/pairs");
+    assert.deepEqual(
+      overHttp.json.pairs.map((p: { refreshToken: string }) => p.refreshToken),
+      sb.livePairs("multi").map((p) => p.refreshToken),
+    );
+    assert.equal((await control(sb, "GET", "malls/nomall/pairs")).status, 404);
+  }, { newGrantRevokesOlderPairs: false });
+});
+
+Deno.test("grant mode per mall, through the control API; null follows the sandbox again", async () => {
+  await withSandbox(async (sb) => {
+    sb.issueTokens("permall");
+    const set = await control(sb, "POST", "malls/permall/config", {
+      new_grant_revokes_older_pairs: false,
+    });
+    assert.equal(set.status, 200, set.text);
+    sb.issueTokens("permall");
+    assert.equal(sb.livePairs("permall").length, 2);
+    // Another mall still follows the sandbox-wide setting (true).
+    sb.issueTokens("plainmall");
+    sb.issueTokens("plainmall");
+    assert.equal(sb.livePairs("plainmall").length, 1);
+
+    await control(sb, "POST", "malls/permall/config", { new_grant_revokes_older_pairs: null });
+    sb.issueTokens("permall");
+    assert.equal(sb.livePairs("permall").length, 1);
+
+    // The sandbox-wide setting changes at run time too.
+    const settings = await control(sb, "POST", "settings", {
+      new_grant_revokes_older_pairs: false,
+    });
+    assert.equal(settings.json.new_grant_revokes_older_pairs, false);
+    sb.issueTokens("plainmall");
+    assert.equal(sb.livePairs("plainmall").length, 2);
+    assert.equal(sb.settings().newGrantRevokesOlderPairs, false);
+
+    assert.equal((await control(sb, "POST", "malls/nomall/config", {})).status, 404);
+    assert.equal(
+      (await control(sb, "POST", "malls/permall/config", { app_deleted: "yes" })).status,
+      400,
+    );
+    assert.equal((await control(sb, "POST", "settings", { consent_page: 1 })).status, 400);
+    assert.equal(
+      (await control(sb, "POST", "settings", { app_deleted_refresh: "maybe" })).status,
+      400,
+    );
+  });
+});
+
+Deno.test("concurrent refreshes: the same pair twice is counted apart from two pairs of one mall", async () => {
+  await withSandbox(async (sb) => {
+    const a = sb.issueTokens("overlap");
+    const b = sb.issueTokens("overlap");
+    sb.setFaults("overlap", { latencyMs: 300 });
+    const two = await Promise.all([
+      refresh(sb, "overlap", a.refreshToken),
+      refresh(sb, "overlap", b.refreshToken),
+    ]);
+    assert.deepEqual(two.map((r) => r.status), [200, 200]);
+    let c = sb.counters();
+    // The per-mall counter keeps its meaning (one refresher per mall); the pair counter is 0.
+    assert.equal(c.concurrentRefreshViolations, 1);
+    assert.equal(c.samePairConcurrentRefreshes, 0);
+
+    const token = two[0]!.json.refresh_token;
+    const same = await Promise.all([refresh(sb, "overlap", token), refresh(sb, "overlap", token)]);
+    assert.deepEqual(same.map((r) => r.status).sort(), [200, 400]);
+    c = sb.counters();
+    assert.equal(c.samePairConcurrentRefreshes, 1);
+    assert.equal(c.byMall.overlap!.samePairConcurrentRefreshes, 1);
+    assert.equal(c.concurrentRefreshViolations, 2);
+    assert.equal(c.deadTokenReuses, 1);
+
+    // Faults still leave every pair as it was.
+    sb.clearFaults();
+    sb.queueFaults("overlap", ["server_error"]);
+    const before = sb.livePairs("overlap").map((p) => p.refreshToken);
+    assert.ok((await refresh(sb, "overlap", before[0]!)).status >= 500);
+    assert.deepEqual(sb.livePairs("overlap").map((p) => p.refreshToken), before);
+  }, { newGrantRevokesOlderPairs: false });
+});
+
+Deno.test("revoke: Basic auth, either half ends the pair, counted and logged", async () => {
+  await withSandbox(async (sb) => {
+    const byRefresh = sb.issueTokens("revmall");
+    const revoked = await revoke(sb, "revmall", {
+      token: byRefresh.refreshToken,
+      token_hint: "refresh_token",
+    });
+    assert.equal(revoked.status, 200);
+    assert.equal(revoked.text, "");
+    assert.equal((await shops(sb, "revmall", byRefresh.accessToken)).status, 401);
+    const rejected = await refresh(sb, "revmall", byRefresh.refreshToken);
+    assert.equal(rejected.status, 400);
+    assert.equal(rejected.json.error, "invalid_grant");
+
+    const byAccess = sb.issueTokens("revmall");
+    assert.equal(
+      (await revoke(
+        sb,
+        "revmall",
+        { token: byAccess.accessToken, token_hint: "access_token" },
+        "body",
+      ))
+        .status,
+      200,
+    );
+    assert.equal((await refresh(sb, "revmall", byAccess.refreshToken)).status, 400);
+    assert.equal(sb.liveRefreshToken("revmall"), undefined);
+
+    // A wrong hint is recorded as sent; the token is still found.
+    const wrongHint = sb.issueTokens("revmall");
+    await revoke(sb, "revmall", { token: wrongHint.accessToken, token_hint: "refresh_token" });
+    // Control revocations are logged, not counted as the app's.
+    const viaControl = sb.issueTokens("revmall");
+    sb.revokeRefreshToken("revmall", viaControl.refreshToken);
+
+    assert.deepEqual(
+      sb.revocationLog().map((e) => [e.pairId, e.grantId, e.via, e.hint, e.matched]),
+      [
+        [byRefresh.pairId, byRefresh.grantId, "revoke_endpoint", "refresh_token", "refresh_token"],
+        [byAccess.pairId, byAccess.grantId, "revoke_endpoint", "access_token", "access_token"],
+        [wrongHint.pairId, wrongHint.grantId, "revoke_endpoint", "refresh_token", "access_token"],
+        [viaControl.pairId, viaControl.grantId, "control", null, null],
+      ],
+    );
+    const log = JSON.stringify(sb.revocationLog());
+    for (const t of [byRefresh, byAccess, wrongHint, viaControl]) {
+      assert.ok(!log.includes(t.refreshToken) && !log.includes(t.accessToken));
+    }
+    assert.deepEqual(
+      sb.refreshLog().map((e) => [e.presented, e.pairId]),
+      [["revoked", byRefresh.pairId], ["revoked", byAccess.pairId]],
+    );
+    const c = sb.counters();
+    assert.equal(c.requests.revoke, 3);
+    assert.equal(c.revokedPairs, 3);
+    assert.equal(c.byMall.revmall!.revokedPairs, 3);
+    assert.equal(c.deadTokenReuses, 0);
+    assert.equal((await control(sb, "GET", "revocations")).json.entries.length, 4);
+  });
+});
+
+Deno.test("revoke: refusals and no-ops change nothing", async () => {
+  await withSandbox(async (sb) => {
+    const tokens = sb.issueTokens("revedge");
+    const params = { token: tokens.refreshToken, token_hint: "refresh_token" };
+    const wrongSecret = await revoke(sb, "revedge", params, { secret: "nope" });
+    assert.equal(wrongSecret.status, 401);
+    assert.deepEqual(wrongSecret.json, {
+      error: "invalid_grant",
+      error_description: "Invalid client_secret",
+    });
+    assert.equal((await revoke(sb, "revedge", params, "none")).status, 401);
+    const noToken = await revoke(sb, "revedge", { token_hint: "access_token" });
+    assert.equal(noToken.status, 400);
+    assert.equal(noToken.json.error, "invalid_request");
+    const badHint = await revoke(sb, "revedge", { ...params, token_hint: "token_type_hint" });
+    assert.equal(badHint.status, 400);
+    assert.equal(sb.liveRefreshToken("revedge"), tokens.refreshToken);
+
+    const unknown = await revoke(sb, "revedge", { token: "never-issued-token-xxxx" });
+    assert.equal(unknown.status, 200);
+    assert.equal(unknown.text, "");
+
+    // The access token of a pair that already rotated dies alone; the live pair stays.
+    const next = await refresh(sb, "revedge", tokens.refreshToken);
+    assert.equal((await shops(sb, "revedge", tokens.accessToken)).status, 200);
+    await revoke(sb, "revedge", { token: tokens.accessToken, token_hint: "access_token" });
+    assert.equal((await shops(sb, "revedge", tokens.accessToken)).status, 401);
+    assert.equal(sb.liveRefreshToken("revedge"), next.json.refresh_token);
+
+    assert.deepEqual(
+      sb.requestLog().filter((e) => e.kind === "revoke").map((e) => [e.status, e.outcome]),
+      [
+        [401, "client_auth_failed"],
+        [401, "client_auth_failed"],
+        [400, "invalid_request"],
+        [400, "invalid_request"],
+        [200, "no_match"],
+        [200, "access_token_revoked"],
+      ],
+    );
+    assert.deepEqual(sb.revocationLog(), []);
+    assert.equal(sb.counters().revokedPairs, 0);
+    assert.equal(sb.counters().clientAuthFailures, 2);
+  });
+});
+
+function consentForm(html: string): { action: string; consent: string } {
+  const action = /<form method="post" action="([^"]+)"/.exec(html)?.[1];
+  const consent = /name="consent" value="([^"]+)"/.exec(html)?.[1];
+  assert.ok(action && consent, html);
+  return { action, consent };
+}
+
+async function decide(
+  sb: Cafe24Sandbox,
+  action: string,
+  fields: Record<string, string>,
+): Promise<{ status: number; location: URL | null; answer: Answer }> {
+  const response = await fetch(`${sb.url}${action}`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams(fields),
+    redirect: "manual",
+  });
+  const location = response.headers.get("location");
+  return {
+    status: response.status,
+    location: location === null ? null : new URL(location),
+    answer: await answer(response),
+  };
+}
+
+Deno.test("consent page: mall, client id and scopes; unframeable; Approve gives a code", async () => {
+  await withSandbox(async (sb) => {
+    sb.addMall("consenting");
+    const page = await authorize(sb, "consenting", { scope: "mall.read_store,<b>x</b>" });
+    assert.equal(page.status, 200, page.answer.text);
+    assert.equal(page.location, null);
+    const headers = page.answer.headers;
+    assert.match(headers.get("content-type")!, /^text\/html/);
+    assert.match(headers.get("content-security-policy")!, /frame-ancestors 'none'/);
+    assert.match(headers.get("content-security-policy")!, /default-src 'none'/);
+    assert.equal(headers.get("x-frame-options"), "DENY");
+    const html = page.answer.text;
+    assert.match(html, /<span id="mall">consenting<\/span>/);
+    assert.match(html, new RegExp(`<code id="client-id">${CLIENT_ID}</code>`));
+    assert.match(html, /<li>mall\.read_store<\/li><li>&lt;b&gt;x&lt;\/b&gt;<\/li>/);
+    assert.ok(!html.includes("<b>x</b>"), "scopes are escaped");
+    assert.match(html, /<button type="submit" id="approve"[^>]*>Approve<\/button>/);
+    assert.match(html, /<button type="submit" id="deny"[^>]*>Deny<\/button>/);
+    assert.ok(!/\b(src|href)=|<script|https?:/.test(html), "no external resources");
+
+    const { action, consent } = consentForm(html);
+    assert.equal(action, "/consenting/api/v2/oauth/authorize");
+    const approved = await decide(sb, action, { consent, decision: "approve" });
+    assert.equal(approved.status, 302);
+    assert.equal(`${approved.location!.origin}${approved.location!.pathname}`, REDIRECT);
+    assert.equal(approved.location!.searchParams.get("state"), "st@te 1/2");
+    const code = approved.location!.searchParams.get("code")!;
+    const exchanged = await answer(
+      await tokenFetch(sb, "consenting", {
+        grant_type: "authorization_code",
+        code,
+        redirect_uri: REDIRECT,
+      }),
+    );
+    assert.equal(exchanged.status, 200, exchanged.text);
+    assert.deepEqual(exchanged.json.scopes, ["mall.read_store", "<b>x</b>"]);
+
+    // A decision is used once.
+    const replay = await decide(sb, action, { consent, decision: "approve" });
+    assert.equal(replay.status, 400);
+    assert.equal(replay.location, null);
+    assert.equal(replay.answer.json.error, "invalid_request");
+    const c = sb.counters().requests;
+    assert.equal(c.authorize, 1);
+    assert.equal(c.consent, 2);
+  }, { consentPage: true });
+});
+
+Deno.test("consent page: Deny redirects with access_denied; validation still comes first", async () => {
+  await withSandbox(async (sb) => {
+    sb.addMall("refusing");
+    const mismatch = await authorize(sb, "refusing", { redirect_uri: `${REDIRECT}/` });
+    assert.equal(mismatch.status, 400);
+    assert.equal(mismatch.answer.json.error, "invalid_request");
+    assert.equal((await authorize(sb, "refusing", { client_id: "someone" })).status, 400);
+
+    const page = await authorize(sb, "refusing");
+    const { action, consent } = consentForm(page.answer.text);
+    const denied = await decide(sb, action, { consent, decision: "deny" });
+    assert.equal(denied.status, 302);
+    assert.equal(`${denied.location!.origin}${denied.location!.pathname}`, REDIRECT);
+    assert.equal(denied.location!.searchParams.get("error"), "access_denied");
+    assert.ok(denied.location!.searchParams.get("error_description"));
+    assert.equal(denied.location!.searchParams.get("state"), "st@te 1/2");
+    assert.equal(denied.location!.searchParams.get("code"), null);
+
+    // Unknown decision, unknown consent, a consent left too long.
+    const other = consentForm((await authorize(sb, "refusing")).answer.text);
+    assert.equal(
+      (await decide(sb, action, { consent: other.consent, decision: "maybe" })).status,
+      400,
+    );
+    assert.equal((await decide(sb, action, { consent: "nope", decision: "approve" })).status, 400);
+    sb.clock.advance(10 * 60_000);
+    assert.equal(
+      (await decide(sb, action, { consent: other.consent, decision: "approve" })).status,
+      400,
+    );
+
+    // A mall configured to deny skips the page; switching the page off restores instant codes.
+    sb.addMall("denier", { denyAuthorization: true });
+    const instantDeny = await authorize(sb, "denier");
+    assert.equal(instantDeny.status, 302);
+    assert.equal(instantDeny.location!.searchParams.get("error"), "access_denied");
+    await control(sb, "POST", "settings", { consent_page: false });
+    const instant = await authorize(sb, "refusing");
+    assert.equal(instant.status, 302);
+    assert.ok(instant.location!.searchParams.get("code"));
+    assert.deepEqual(
+      sb.requestLog().filter((e) => e.mallId === "refusing").map((e) => [e.kind, e.outcome]),
+      [
+        ["authorize", "invalid_request"],
+        ["authorize", "invalid_request"],
+        ["authorize", "consent_page"],
+        ["consent", "denied"],
+        ["authorize", "consent_page"],
+        ["consent", "invalid_request"],
+        ["consent", "invalid_request"],
+        ["consent", "invalid_request"],
+        ["authorize", "code"],
+      ],
+    );
+  }, { consentPage: true });
+});
+
+Deno.test("app deleted: Admin API 403 told apart from a missing scope; refresh invalid_grant", async () => {
+  await withSandbox(async (sb) => {
+    const tokens = sb.issueTokens("gonemall");
+    const set = await control(sb, "POST", "malls/gonemall/config", { app_deleted: true });
+    assert.equal(set.status, 200, set.text);
+
+    const gone = await shops(sb, "gonemall", tokens.accessToken);
+    assert.equal(gone.status, 403);
+    assert.deepEqual(gone.json, { error: { code: 403, message: APP_DELETED_MESSAGE } });
+    sb.addMall("narrow", { scopes: ["mall.read_product"] });
+    const scope = await shops(sb, "narrow", sb.issueTokens("narrow").accessToken);
+    assert.equal(scope.status, 403);
+    assert.deepEqual(scope.json, { error: { code: 403, message: INSUFFICIENT_SCOPE_MESSAGE } });
+    assert.notEqual(APP_DELETED_MESSAGE, INSUFFICIENT_SCOPE_MESSAGE);
+    // Any Admin API path, not only shops; an invalid token is still a 401 first.
+    const products = await answer(
+      await fetch(`${sb.url}/gonemall/api/v2/admin/products`, {
+        headers: { authorization: `Bearer ${tokens.accessToken}` },
+      }),
+    );
+    assert.equal(products.status, 403);
+    assert.equal(products.json.error.message, APP_DELETED_MESSAGE);
+    assert.equal((await shops(sb, "gonemall", "not-a-token")).status, 401);
+
+    const refused = await refresh(sb, "gonemall", tokens.refreshToken);
+    assert.equal(refused.status, 400);
+    assert.deepEqual(refused.json, {
+      error: "invalid_grant",
+      error_description: "Invalid refresh_token",
+    });
+    assert.equal(sb.liveRefreshToken("gonemall"), tokens.refreshToken, "nothing rotated");
+    assert.deepEqual(sb.refreshLog().map((e) => [e.presented, e.outcome]), [
+      ["live", "app_deleted"],
+    ]);
+    assert.equal(sb.counters().invalidGrants, 1);
+
+    // Reinstalling (a completed authorization) ends the 403s.
+    const reconnected = await connect(sb, "gonemall");
+    assert.equal(reconnected.status, 200, reconnected.text);
+    assert.equal((await shops(sb, "gonemall", reconnected.json.access_token)).status, 200);
+    const unknownPath = await answer(
+      await fetch(`${sb.url}/gonemall/api/v2/admin/products`, {
+        headers: { authorization: `Bearer ${reconnected.json.access_token}` },
+      }),
+    );
+    assert.equal(unknownPath.status, 404);
+    assert.deepEqual(
+      sb.requestLog().filter((e) => e.mallId === "gonemall").map((e) => [e.kind, e.outcome]),
+      [
+        ["shops", "app_deleted"],
+        ["other", "app_deleted"],
+        ["shops", "invalid_token"],
+        ["token_refresh", "app_deleted"],
+        ["authorize", "code"],
+        ["token_code", "issued"],
+        ["shops", "ok"],
+        ["other", "not_found"],
+      ],
+    );
+  });
+});
+
+Deno.test("app deleted: the token endpoint's answer is configurable", async () => {
+  await withSandbox(async (sb) => {
+    const tokens = sb.issueTokens("gonetwo", {});
+    sb.addMall("gonetwo", { appDeleted: true });
+    const forbidden = await refresh(sb, "gonetwo", tokens.refreshToken);
+    assert.equal(forbidden.status, 403);
+    assert.deepEqual(forbidden.json, { error: { code: 403, message: APP_DELETED_MESSAGE } });
+    assert.equal(sb.liveRefreshToken("gonetwo"), tokens.refreshToken);
+
+    sb.configure({ appDeletedRefresh: "issued" });
+    const issued = await refresh(sb, "gonetwo", tokens.refreshToken);
+    assert.equal(issued.status, 200, issued.text);
+    assert.equal((await shops(sb, "gonetwo", issued.json.access_token)).status, 403);
+    // A rotated-out token is still reuse while the app is gone.
+    sb.configure({ appDeletedRefresh: "invalid_grant" });
+    assert.equal((await refresh(sb, "gonetwo", tokens.refreshToken)).status, 401);
+    assert.equal(sb.counters().deadTokenReuses, 1);
+    assert.deepEqual(sb.refreshLog().map((e) => e.outcome), [
+      "app_deleted",
+      "issued",
+      "app_deleted",
+    ]);
+    assert.throws(() => sb.configure({ appDeletedRefresh: "nope" as never }));
+    assert.equal(sb.settings().appDeletedRefresh, "invalid_grant");
+  }, { appDeletedRefresh: "forbidden", invalidGrantStatus: 401 });
+});
+
+Deno.test("request log: every mall request in order, after a sequence number", async () => {
+  await withSandbox(async (sb) => {
+    const tokens = sb.issueTokens("seqmall");
+    await shops(sb, "seqmall", tokens.accessToken);
+    const first = sb.requestLog();
+    assert.equal(first.length, 1);
+    const mark = first[0]!.seq;
+    const before = sb.clock.now();
+    await refresh(sb, "seqmall", tokens.refreshToken);
+    await answer(await fetch(`${sb.url}/nosuchmall/api/v2/admin/shops`));
+    await answer(await fetch(`${sb.url}/seqmall/api/v2/oauth/token`));
+    await control(sb, "GET", "counters"); // control requests are not logged
+    const later = sb.requestLog(mark);
+    assert.deepEqual(
+      later.map((e) => [e.seq - mark, e.kind, e.mallId, e.method, e.status, e.outcome]),
+      [
+        [1, "token_refresh", "seqmall", "POST", 200, "issued"],
+        [2, "other", null, "GET", 404, "unknown_mall"],
+        [3, "other", "seqmall", "GET", 405, "method_not_allowed"],
+      ],
+    );
+    for (const entry of later) assert.ok(entry.atMs >= before);
+    assert.ok(!JSON.stringify(sb.requestLog()).includes(tokens.refreshToken));
+
+    const overHttp = await control(sb, "GET", `requests?since=${mark + 1}`);
+    assert.deepEqual(overHttp.json.entries.map((e: { seq: number }) => e.seq), [
+      mark + 2,
+      mark + 3,
+    ]);
+    assert.equal(overHttp.json.last_seq, mark + 3);
+    assert.equal((await control(sb, "GET", "requests?since=-1")).status, 400);
+
+    // A reset empties the log but the sequence goes on, so `since` stays meaningful.
+    sb.resetCounters();
+    assert.deepEqual(sb.requestLog(), []);
+    await shops(sb, "seqmall", tokens.accessToken);
+    assert.deepEqual(sb.requestLog(mark + 3).map((e) => e.seq), [mark + 4]);
+  });
+});
+
+Deno.test("request log: a waiting reader wakes on the next request, or times out empty", async () => {
+  await withSandbox(async (sb) => {
+    const tokens = sb.issueTokens("waitmall");
+    const idle = await control(sb, "GET", "requests?since=0&wait_ms=50");
+    assert.deepEqual(idle.json, { entries: [], last_seq: 0 });
+
+    const started = performance.now();
+    const waiting = control(sb, "GET", "requests?since=0&wait_ms=20000");
+    // Give the long poll time to register before the request it waits for.
+    const first = await sb.waitForRequests(0, 100);
+    assert.deepEqual(first, []);
+    await shops(sb, "waitmall", tokens.accessToken);
+    const woke = await waiting;
+    assert.ok(performance.now() - started < 10_000);
+    assert.deepEqual(woke.json.entries.map((e: { kind: string }) => e.kind), ["shops"]);
+    assert.equal(woke.json.last_seq, 1);
+
+    // In process, the same wait.
+    const pending = sb.waitForRequests(1, 20_000);
+    await refresh(sb, "waitmall", tokens.refreshToken);
+    assert.deepEqual((await pending).map((e) => [e.seq, e.outcome]), [[2, "issued"]]);
+  });
+});
+
+Deno.test("close() releases a reader waiting on the request log", async () => {
+  const sb = await startCafe24Sandbox({
+    clientId: CLIENT_ID,
+    clientSecret: CLIENT_SECRET,
+    quiet: true,
+  });
+  const pending = sb.waitForRequests(0, 60_000);
+  const started = performance.now();
+  await sb.close();
+  assert.deepEqual(await pending, []);
+  assert.ok(performance.now() - started < 5_000);
 });
