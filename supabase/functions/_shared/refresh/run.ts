@@ -182,6 +182,7 @@ export async function summaryIfNothingInScope(
     run_id: null,
     scanned: 0,
     eligible: 0,
+    due: 0,
     refreshed: 0,
     skipped: 0,
     failed: 0,
