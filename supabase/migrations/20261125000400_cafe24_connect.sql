@@ -114,7 +114,9 @@ $$;
 -- Storing a connection
 -- ---------------------------------------------------------------------------------------------
 
--- Stores the pair a code exchange returned for a user, and returns the auth_settings id.
+-- Stores the pair a code exchange returned for a user. Returns the auth_settings id and the pair
+-- it replaced ({mall_id, access_token, refresh_token}, or null), which the caller revokes at Cafe24: a
+-- replaced pair would otherwise stay live with nobody holding it.
 --
 -- The user's row: the one already holding this mall, else one holding any Cafe24 connection, else
 -- the oldest; none → a new row. Two callbacks for one user at once (two tabs) would each see "no
@@ -130,9 +132,10 @@ create or replace function cafe24_private.store_connection(
   p_user_id uuid,
   p_mall_id text,
   p_tokens jsonb,
-  p_connected_at timestamptz default now()
+  p_connected_at timestamptz default now(),
+  out id uuid,
+  out replaced jsonb
 )
-returns uuid
 language plpgsql
 set search_path = ''
 as $$
@@ -170,6 +173,13 @@ begin
     when jsonb_typeof(v_providers -> 'cafe24') = 'object' then v_providers -> 'cafe24'
     else '{}'::jsonb
   end;
+  if coalesce(v_entry ->> 'refresh_token', '') not in ('', p_tokens ->> 'refresh_token') then
+    replaced := jsonb_strip_nulls(jsonb_build_object(
+      'mall_id', v_entry -> 'mall_id',
+      'access_token', v_entry -> 'access_token',
+      'refresh_token', v_entry -> 'refresh_token'
+    ));
+  end if;
   if (v_entry ->> 'mall_id') is distinct from p_mall_id then
     v_entry := v_entry - 'shop_no' - 'board_no' - 'shops';
   end if;
@@ -183,13 +193,13 @@ begin
   if v_id is null then
     insert into public.auth_settings (user_id, providers)
     values (p_user_id, jsonb_build_object('cafe24', v_entry))
-    returning id into v_id;
+    returning auth_settings.id into v_id;
   else
     update public.auth_settings
     set providers = jsonb_set(providers, '{cafe24}', v_entry), updated_at = now()
-    where id = v_id;
+    where auth_settings.id = v_id;
   end if;
-  return v_id;
+  id := v_id;
 end
 $$;
 

@@ -154,7 +154,8 @@ $$;
 --   mismatch  another user's handle: destroyed, tokens returned for revocation, nothing stored;
 --   connected stored for the user (store_connection), and every other account's hold on the
 --             same mall removed (disconnect_connection with CONNECTION_TAKEN_OVER); the pairs
---             removed from them come back in taken_over for revocation.
+--             removed from them come back in taken_over, and the user's own earlier pair that
+--             the new one replaced in replaced, for revocation.
 -- Completions for one mall are serialized by a per-mall lock, so two racing completions leave
 -- exactly one holder: the later one takes the mall over from the earlier.
 create or replace function cafe24_private.complete_pending_connection(
@@ -168,7 +169,8 @@ returns table (
   mall_id text,
   requested_scopes text[],
   tokens jsonb,
-  taken_over jsonb
+  taken_over jsonb,
+  replaced jsonb
 )
 language plpgsql
 set search_path = ''
@@ -176,6 +178,7 @@ as $$
 declare
   v_pending cafe24_private.pending_connections%rowtype;
   v_id uuid;
+  v_replaced jsonb;
   v_other uuid;
   v_removed jsonb;
   v_taken jsonb := '[]'::jsonb;
@@ -186,25 +189,26 @@ begin
 
   if not found then
     return query select 'invalid'::text, null::uuid, null::text, null::text[], null::jsonb,
-      null::jsonb;
+      null::jsonb, null::jsonb;
     return;
   end if;
   if v_pending.expires_at <= now() then
     return query select 'expired'::text, null::uuid, v_pending.mall_id,
-      v_pending.requested_scopes, v_pending.tokens, null::jsonb;
+      v_pending.requested_scopes, v_pending.tokens, null::jsonb, null::jsonb;
     return;
   end if;
   if v_pending.user_id is distinct from p_user_id then
     return query select 'mismatch'::text, null::uuid, v_pending.mall_id,
-      v_pending.requested_scopes, v_pending.tokens, null::jsonb;
+      v_pending.requested_scopes, v_pending.tokens, null::jsonb, null::jsonb;
     return;
   end if;
 
   perform pg_advisory_xact_lock(
     hashtextextended('cafe24_private.mall:' || v_pending.mall_id, 0));
 
-  v_id := cafe24_private.store_connection(
-    v_pending.user_id, v_pending.mall_id, v_pending.tokens, p_connected_at);
+  select stored.id, stored.replaced into v_id, v_replaced
+  from cafe24_private.store_connection(
+    v_pending.user_id, v_pending.mall_id, v_pending.tokens, p_connected_at) stored;
 
   for v_other in
     select c.auth_settings_id
@@ -222,7 +226,7 @@ begin
   end loop;
 
   return query select 'connected'::text, v_id, v_pending.mall_id, v_pending.requested_scopes,
-    v_pending.tokens, v_taken;
+    v_pending.tokens, v_taken, v_replaced;
 end
 $$;
 

@@ -23,9 +23,22 @@ Deno.test("custody of a connection", async (t) => {
   try {
     const { db, sandbox } = stack;
     const web = browser(stack);
-    for (const mall of ["victimshop", "aliceshop", "sharedshop", "raceshop", "scopeshop"]) {
+    for (
+      const mall of [
+        "victimshop",
+        "aliceshop",
+        "raceshop",
+        "scopeshop",
+        "sweepshop",
+        "firstshop",
+        "secondshop",
+        "diesshop",
+      ]
+    ) {
       sandbox.addMall(mall);
     }
+    // Whether a new grant ends a mall's older pairs is not documented by Cafe24: both are modelled.
+    sandbox.addMall("livesshop", { newGrantRevokesOlderPairs: false });
     const [alice, bob, mallory, victim] = [uuid(), uuid(), uuid(), uuid()];
     const jwt = async (sub: string) => await auth.mint({ sub });
     const rowsOf = async (userId: string) => [
@@ -160,6 +173,96 @@ Deno.test("custody of a connection", async (t) => {
         where mall_id = 'raceshop' and status = 'disconnected'`;
       assert.equal(disconnected.length, 2);
     });
+
+    await t.step(
+      "a pending connection nobody completes is removed and revoked by the scheduled run",
+      async () => {
+        const handle = await web.startConnection(await jwt(alice), "sweepshop");
+        assert.ok(sandbox.liveRefreshToken("sweepshop"), "Cafe24 issued a pair");
+        const revokedBefore = revokes();
+        // Ten minutes pass.
+        await db.sql`
+        update cafe24_private.pending_connections
+        set expires_at = now() - interval '1 second' where mall_id = 'sweepshop'`;
+        const run = await stack.refresh({ trigger: "cron" });
+        assert.equal(run.status, 200, await run.text());
+        const left = await db.sql`
+        select 1 from cafe24_private.pending_connections where mall_id = 'sweepshop'`;
+        assert.equal(left.length, 0);
+        assert.equal(revokes(), revokedBefore + 1);
+        assert.equal(
+          sandbox.liveRefreshToken("sweepshop"),
+          undefined,
+          "the pair is dead at Cafe24",
+        );
+        const late = await web.complete(await jwt(alice), handle);
+        assert.deepEqual(late, { status: 400, body: { error: "HANDLE_INVALID" } });
+      },
+    );
+
+    await t.step(
+      "connecting another mall on the same row revokes the pair it replaces",
+      async () => {
+        const carol = uuid();
+        await web.connect(await jwt(carol), "firstshop");
+        assert.ok(sandbox.liveRefreshToken("firstshop"));
+        const revokedBefore = revokes();
+        await web.connect(await jwt(carol), "secondshop");
+        const rows = await rowsOf(carol);
+        assert.equal(rows.length, 1, "one settings row, now holding the second mall");
+        assert.equal((await cafe24Entry(db, rows[0]!.id)).mall_id, "secondshop");
+        assert.equal(revokes(), revokedBefore + 1);
+        assert.equal(sandbox.liveRefreshToken("firstshop"), undefined, "no live pair nobody holds");
+      },
+    );
+
+    await t.step(
+      "a new grant that ends older pairs: the holder's dead pair surfaces as reconnect_required",
+      async () => {
+        const dana = uuid();
+        await web.connect(await jwt(dana), "diesshop");
+        const [danaRow] = await rowsOf(dana);
+        // Someone else gets the operator to approve a new grant; its completion is refused.
+        const handle = await web.startConnection(await jwt(mallory), "diesshop");
+        assert.equal((await web.complete(await jwt(dana), handle)).status, 403);
+        // Dana's stored pair died with that grant: her next refresh says so.
+        const run = await stack.refresh({ mall_id: "diesshop", force: "true" });
+        const summary = await run.json();
+        assert.equal(summary.failed, 1, JSON.stringify(summary));
+        const state = await connectionState(db, danaRow!.id);
+        assert.equal(state.status, "reconnect_required");
+        const [view] = await asUser(
+          db,
+          dana,
+          (sql) => sql`select * from public.cafe24_connections`,
+        );
+        assert.equal(view?.needs_reconnect, true);
+      },
+    );
+
+    await t.step(
+      "a new grant that leaves older pairs valid: the holder keeps working; a takeover revokes",
+      async () => {
+        const erin = uuid();
+        await web.connect(await jwt(erin), "livesshop");
+        const [erinRow] = await rowsOf(erin);
+        const handle = await web.startConnection(await jwt(mallory), "livesshop");
+        assert.equal((await web.complete(await jwt(erin), handle)).status, 403);
+        assert.equal(sandbox.livePairs("livesshop").length, 1, "only the refused grant died");
+        const run = await stack.refresh({ mall_id: "livesshop", force: "true" });
+        assert.equal((await run.json()).refreshed, 1);
+        assert.equal((await connectionState(db, erinRow!.id)).status, "active");
+
+        // Frank connects the same mall: Erin's pair is removed here and revoked at Cafe24.
+        const frank = uuid();
+        await web.connect(await jwt(frank), "livesshop");
+        const live = sandbox.livePairs("livesshop");
+        assert.equal(live.length, 1, "only Frank's pair is live");
+        const [frankRow] = await rowsOf(frank);
+        assert.equal((await cafe24Entry(db, frankRow!.id)).refresh_token, live[0]!.refreshToken);
+        assert.equal((await connectionState(db, erinRow!.id)).status, "disconnected");
+      },
+    );
 
     await t.step(
       "no browser role reads a token: authenticated sees only its own rows",

@@ -30,6 +30,8 @@ import {
   summaryIfNothingInScope,
 } from "../_shared/refresh/run.ts";
 import { createRefreshStore } from "../_shared/refresh/store.ts";
+import { createConnectStore } from "../_shared/connect/store.ts";
+import { revokeExpiredPendingConnections } from "../_shared/connect/sweep.ts";
 import { createUserRefreshThrottle } from "../_shared/refresh/throttle.ts";
 
 const FUNCTION = "cafe24-refresh";
@@ -86,14 +88,23 @@ async function handle(request: Request): Promise<Response> {
     return errorResponse("REFRESH_RUN_FAILED", {}, cors);
   }
 
+  // The scheduled run also revokes the pairs of connection attempts nobody completed in time.
+  const sweep = () =>
+    options.trigger === "cron"
+      ? revokeExpiredPendingConnections({ store: createConnectStore(sql), settings })
+        .catch(() => logEvent("error", "cafe24_pending_sweep_failed", {}))
+      : Promise.resolve();
+
   if (options.respondAsync) {
     // The run goes on after the 202; on Supabase, waitUntil keeps the worker alive for it.
-    const work = run.execute().catch(() => {});
+    const work = run.execute().catch(() => {}).then(sweep);
     globalThis.EdgeRuntime?.waitUntil(work);
     return jsonResponse({ run_id: run.runId }, 202, cors);
   }
   try {
-    return jsonResponse(await run.execute(), 200, cors);
+    const summary = await run.execute();
+    await sweep();
+    return jsonResponse(summary, 200, cors);
   } catch {
     return errorResponse("REFRESH_RUN_FAILED", { run_id: run.runId }, cors);
   }

@@ -141,7 +141,13 @@ export async function finishAuthorization(
   return { ok: true, mallId: state.mallId, handle };
 }
 
-export function revokeOptions(deps: ConnectDeps, mallId: string) {
+/** What revoking at Cafe24 needs from the connect settings. */
+export type RevokeDeps = {
+  settings: Pick<ConnectSettings, "apiBaseUrl" | "clientId" | "clientSecret" | "requestTimeoutMs">;
+  fetch?: typeof fetch;
+};
+
+export function revokeOptions(deps: RevokeDeps, mallId: string) {
   const { settings } = deps;
   return {
     apiBaseUrl: settings.apiBaseUrl,

@@ -1,5 +1,6 @@
 import { processShopsResponse, sendShopsRequest, ShopsRequestError } from "../cafe24/shops.ts";
 import { revokePair } from "../cafe24/revoke.ts";
+import { isValidMallId } from "../cafe24/mall_id.ts";
 import { CONNECT_WARNINGS, type ConnectWarningCode, RequestError } from "../platform/errors.ts";
 import { logEvent } from "../platform/log.ts";
 import { type ConnectDeps, revokeOptions } from "./callback.ts";
@@ -59,10 +60,14 @@ export async function completeConnection(
   }
 
   const { mallId, authSettingsId } = completion;
-  // The accounts that lost the mall keep nothing usable: their pairs are revoked as well.
-  const revokes = await Promise.all(
-    completion.takenOver.map((pair) => revokePair(revokeOptions(deps, mallId), pair)),
-  );
+  // The accounts that lost the mall, and the pair this one replaced, keep nothing usable: those
+  // pairs are revoked too. (Replaced: the same row held another mall, or this mall's older grant.)
+  const [replacedRevoke, ...revokes] = await Promise.all([
+    completion.replaced === null || !isValidMallId(completion.replaced.mall_id)
+      ? null
+      : revokePair(revokeOptions(deps, completion.replaced.mall_id), completion.replaced),
+    ...completion.takenOver.map((pair) => revokePair(revokeOptions(deps, mallId), pair)),
+  ]);
   for (const [index, pair] of completion.takenOver.entries()) {
     logEvent("info", "cafe24_connection_taken_over", {
       mall_id: mallId,
@@ -95,6 +100,7 @@ export async function completeConnection(
     mall_id: mallId,
     auth_settings_id: authSettingsId,
     taken_over: completion.takenOver.length,
+    ...(replacedRevoke === null ? {} : { replaced_pair_revoke: replacedRevoke }),
     ...(warning === null ? {} : { warning }),
   });
   return { mallId, authSettingsId, shopNo, warning };

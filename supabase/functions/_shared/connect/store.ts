@@ -27,6 +27,8 @@ export type Completion =
     tokens: StoredPair & { scopes?: unknown };
     /** Pairs removed from the accounts that held this mall before. */
     takenOver: (StoredPair & { auth_settings_id: string })[];
+    /** The user's own earlier pair on the row, replaced by this one (another mall, or a reconnect). */
+    replaced: (StoredPair & { mall_id?: unknown }) | null;
   };
 
 export interface ConnectStore {
@@ -85,6 +87,7 @@ export function createConnectStore(sql: postgres.Sql): ConnectStore {
         requested_scopes: string[] | null;
         tokens: StoredPair | null;
         taken_over: (StoredPair & { auth_settings_id: string })[] | null;
+        replaced: (StoredPair & { mall_id?: unknown }) | null;
       }[]>`
         select * from cafe24_private.complete_pending_connection(
           ${handleHash}, ${userId}::uuid, ${connectedAt})`;
@@ -97,6 +100,7 @@ export function createConnectStore(sql: postgres.Sql): ConnectStore {
           requestedScopes: row.requested_scopes ?? [],
           tokens: row.tokens ?? {},
           takenOver: row.taken_over ?? [],
+          replaced: row.replaced,
         };
       }
       return { outcome: row.outcome, mallId: row.mall_id!, tokens: row.tokens ?? {} };

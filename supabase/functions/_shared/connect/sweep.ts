@@ -1,6 +1,7 @@
 import { revokePair } from "../cafe24/revoke.ts";
 import { logEvent } from "../platform/log.ts";
-import { type ConnectDeps, revokeOptions } from "./callback.ts";
+import { type RevokeDeps, revokeOptions } from "./callback.ts";
+import type { ConnectStore } from "./store.ts";
 
 /** Pending connections handled per sweep; the cron tick comes back for the rest. */
 export const EXPIRED_PENDING_PER_SWEEP = 50;
@@ -11,7 +12,7 @@ export const EXPIRED_PENDING_PER_SWEEP = 50;
  * a function (never in SQL through pg_net, which would carry the client secret in its queue).
  */
 export async function revokeExpiredPendingConnections(
-  deps: ConnectDeps,
+  deps: RevokeDeps & { store: Pick<ConnectStore, "takeExpiredPending"> },
 ): Promise<number> {
   const expired = await deps.store.takeExpiredPending(EXPIRED_PENDING_PER_SWEEP);
   const outcomes = await Promise.all(
