@@ -519,6 +519,14 @@ function tryCommands(s: Session, user: LocalUser): { printed: string[]; lines: s
     `curl -sS -H "Authorization: Bearer $LOCAL_USER_JWT"`,
     shellQuote(user.authorizeUrl),
   );
+  if (user.browserUrl !== null) {
+    printed.push(
+      p.dim(`  # or open this in a browser within 10 min to reconnect ${user.mallId}:`),
+      `  ${user.browserUrl}`,
+    );
+  } else if (user.problem !== null) {
+    printed.push(p.yellow(`  (${user.problem}; see ${shown(`${opts.dataDir}/functions.log`)})`));
+  }
   add(
     "every deployed piece checked as on Supabase",
     ["npm run deploy:check -- --local", ...dataDirFlag].join(" "),
@@ -527,7 +535,7 @@ function tryCommands(s: Session, user: LocalUser): { printed: string[]; lines: s
 }
 
 /** The banner: what runs where, the commands to try (not with --once), and the connections. */
-function printGuide(s: Session, user: LocalUser, commands: string[], rows: ConnectionRow[]): void {
+function printGuide(s: Session, commands: string[], rows: ConnectionRow[]): void {
   const { opts, env, functions: fn } = s;
   const row = (label: string, text: string) => say(`  ${label.padEnd(11)} ${text}`);
   say();
@@ -575,12 +583,6 @@ function printGuide(s: Session, user: LocalUser, commands: string[], rows: Conne
     say();
     say(p.bold("Try") + p.dim(`  (also in ${shown(stackInfoPath(opts.dataDir))})`));
     for (const line of commands) say(line);
-    if (user.browserUrl !== null) {
-      say(p.dim(`  # or open this in a browser within 10 min to reconnect ${user.mallId}:`));
-      say(`  ${user.browserUrl}`);
-    } else if (user.problem !== null) {
-      say(p.yellow(`  (${user.problem}; see ${shown(`${opts.dataDir}/functions.log`)})`));
-    }
   }
 
   say();
@@ -875,7 +877,7 @@ async function main(): Promise<number> {
       envFile: shown(opts.envFile),
       log: shown(logPath),
     });
-    printGuide(session, user, commands.printed, watcher.rows());
+    printGuide(session, commands.printed, watcher.rows());
 
     // ---- live ----------------------------------------------------------------------------------
     const deadline = Date.now() + opts.onceTimeoutMs;

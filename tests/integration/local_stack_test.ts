@@ -2,8 +2,9 @@
  * `npm start` itself, as a developer runs it: scripts/start.ts as a child process on a temp data
  * dir and free ports. The real pg_cron job (every minute locally) must drive a run through Vault,
  * the pg_net stand-in and the functions to the Cafe24 sandbox; the demo malls must end as
- * designed; `npm run refresh` must work against the stack; SIGINT must leave nothing running;
- * and a second start on the same data dir must come up again.
+ * designed; a reconnect must show at once; `npm run refresh` and `npm run deploy:check -- --local`
+ * must work against the stack; SIGINT and SIGHUP must leave nothing running; a second start on
+ * the same data dir must come up again; and a checkout under a private folder must start too.
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
@@ -88,10 +89,14 @@ interface StartedStack {
   done: Promise<void>;
 }
 
-async function startStack(args: string[], dataDir: string): Promise<StartedStack> {
+async function startStack(
+  args: string[],
+  dataDir: string,
+  root: URL | string = ROOT,
+): Promise<StartedStack> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "scripts/start.ts", ...args],
-    cwd: ROOT,
+    cwd: root,
     env: cleanEnv(),
     stdin: "null",
     stdout: "piped",
@@ -124,12 +129,16 @@ async function startStack(args: string[], dataDir: string): Promise<StartedStack
   return { child, output, info, done };
 }
 
-/** SIGINT, then: exit code 0, and not one process of the stack left. */
-async function interruptAndCheck(stack: StartedStack, dataDir: string): Promise<void> {
-  const before = processesOf([stack.child.pid], dataDir);
+/** A stop signal, then: exit code 0, and not one process of the stack left. */
+async function interruptAndCheck(
+  stack: StartedStack,
+  dataDir: string,
+  signal: Deno.Signal = "SIGINT",
+): Promise<void> {
+  const before = processesOf([stack.child.pid], stack.info.postgres_dir);
   assert.ok(stack.info.pids.postgres !== null && before.includes(stack.info.pids.postgres));
   assert.ok(stack.info.pids.functions !== null && before.includes(stack.info.pids.functions));
-  stack.child.kill("SIGINT");
+  stack.child.kill(signal);
   const status = await Promise.race([
     stack.child.status,
     new Promise<never>((_, reject) =>
@@ -139,14 +148,18 @@ async function interruptAndCheck(stack: StartedStack, dataDir: string): Promise<
   await stack.done;
   assert.equal(status.code, 0, stack.output.join("\n"));
   const left = before.filter(alive);
-  assert.deepEqual(left, [], `still running after SIGINT: ${left.join(", ")}`);
-  assert.deepEqual(processesOf([], dataDir), []);
+  assert.deepEqual(left, [], `still running after ${signal}: ${left.join(", ")}`);
+  assert.deepEqual(processesOf([], stack.info.postgres_dir), []);
   await assert.rejects(() => Deno.stat(`${dataDir}/stack.json`), Deno.errors.NotFound);
 }
 
 async function refreshCli(args: string[], env: Record<string, string> = {}) {
+  return await runScript("scripts/refresh.ts", args, env);
+}
+
+async function runScript(script: string, args: string[], env: Record<string, string> = {}) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "scripts/refresh.ts", ...args],
+    args: ["run", "--allow-all", script, ...args],
     cwd: ROOT,
     env: cleanEnv(env),
     stdin: "null",
@@ -190,8 +203,14 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
     const { info } = stack;
     assert.equal(info.mode, "sandbox");
     assert.equal(info.supabase_url, `http://127.0.0.1:${functionsPort}`);
-    assert.equal(info.db_url, `postgresql://postgres:postgres@127.0.0.1:${dbPort}/postgres`);
+    assert.match(
+      info.db_url,
+      new RegExp(`^postgresql://postgres:[0-9a-f]{32}@127\\.0\\.0\\.1:${dbPort}/postgres$`),
+    );
     assert.equal(info.sandbox_url, `http://127.0.0.1:${sandboxPort}`);
+    assert.equal(info.postgres_dir, `${dataDir}/postgres`);
+    assert.equal((await Deno.stat(`${dataDir}/stack.json`)).mode! & 0o777, 0o600);
+    assert.ok(info.try.some((line) => line.startsWith("npm run refresh --")), info.try.join("\n"));
     const db = postgres(info.db_url, { prepare: false, max: 2, onnotice: () => {} });
     sql = db;
     const output = stack.output;
@@ -234,6 +253,7 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
         assert.equal(secrets.length, 2);
         assert.equal(secrets[1]!.value, info.supabase_url);
         assert.ok(secrets[0]!.value.length >= 32, "a generated cron secret");
+        assert.equal(secrets[0]!.value, info.cron_secret, "the stack file has the cron secret");
       },
     );
 
@@ -256,13 +276,15 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
         const summary = run.summary as {
           scanned: number;
           eligible: number;
+          due: number;
           refreshed: number;
           failed: number;
           failures: { id: string; reason: string }[];
           skipped_reasons: Record<string, number>;
         };
         assert.equal(summary.scanned, 8);
-        assert.equal(summary.eligible, 4);
+        assert.equal(summary.eligible, 7, "all but the malformed row have both keys");
+        assert.equal(summary.due, 4);
         assert.equal(summary.refreshed, 3);
         assert.equal(summary.failed, 1);
         assert.match(summary.failures[0]!.reason, /^CAFE24_INVALID_GRANT/);
@@ -301,10 +323,46 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
         5_000,
         output,
       );
-      assert.ok(output.some((line) => /✗ demodead\s+CAFE24_INVALID_GRANT/.test(line)));
+      assert.ok(output.some((line) => /✗ demodead\s+CAFE24_INVALID_GRANT$/.test(line)));
+      assert.ok(output.some((line) => /→ the mall's owner must connect it again/.test(line)));
       assert.ok(output.some((line) => /demodead\s+reconnect_required/.test(line)));
       assert.ok(output.some((line) => line.includes(`curl -sS -X POST`)));
+      // The live screen (the banner may show long paths of a --data-dir like this test's).
+      const live = output.slice(output.indexOf("Connections"));
+      const wide = live.filter((line) => [...line].length > 80 && !/https?:\/\//.test(line));
+      assert.deepEqual(wide, [], "every line but a URL fits 80 columns");
     });
+
+    await t.step(
+      "a reconnect shows at once, and its old error is gone from the table",
+      async () => {
+        const user = info.local_user!;
+        const authorize = await fetch(
+          `${info.supabase_url}/functions/v1/cafe24-authorize?mall_id=demodead&mode=json`,
+          { headers: { authorization: `Bearer ${user.jwt}` } },
+        );
+        assert.equal(authorize.status, 200);
+        const { url } = await authorize.json() as { url: string };
+        // The sandbox approves at once and sends the browser on to cafe24-callback.
+        const callback = await fetch(url);
+        await callback.body?.cancel();
+        assert.equal((await cafe24("demodead")).status, "active");
+        const from = output.length;
+        await waitFor(
+          "the reconnect on the screen",
+          () => output.some((line) => /✓ demodead connected again/.test(line)) ? true : null,
+          10_000,
+          output,
+        );
+        const row = await waitFor(
+          "the table after the reconnect",
+          () => output.slice(from).find((line) => /^ {2}demodead\s+active/.test(line)) ?? null,
+          10_000,
+          output,
+        );
+        assert.doesNotMatch(row, /CAFE24_INVALID_GRANT/);
+      },
+    );
 
     await t.step(
       "npm run refresh against the running stack: one mall, forced, exit 0",
@@ -327,7 +385,7 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
     );
 
     await t.step(
-      "npm run refresh with --db-url and a failing mall: exit 1 and the reason",
+      "npm run refresh with SUPABASE_DB_URL and a failing mall: exit 1, the reason, what to do",
       async () => {
         const revoked = await fetch(`${info.sandbox_url}/__sandbox/malls/demo20min/revoke`, {
           method: "POST",
@@ -335,8 +393,17 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
         assert.equal(revoked.status, 200);
         await revoked.body?.cancel();
         const result = await refreshCli(
-          ["--db-url", info.db_url, "--env-file", envFile, "--mall", "demo20min", "--force"],
+          [
+            "--data-dir",
+            `${dataDir}/none`,
+            "--env-file",
+            envFile,
+            "--mall",
+            "demo20min",
+            "--force",
+          ],
           {
+            SUPABASE_DB_URL: info.db_url,
             CAFE24_CLIENT_ID: SANDBOX_CLIENT_ID,
             CAFE24_CLIENT_SECRET_KEY: SANDBOX_CLIENT_SECRET,
             CAFE24_API_BASE_URL: info.cafe24_api_base_url,
@@ -347,6 +414,10 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
         const failures = result.summary?.failures as { reason: string }[];
         assert.match(failures[0]!.reason, /^CAFE24_INVALID_GRANT/);
         assert.match(result.stderr, /✗ demo20min/);
+        assert.match(result.stderr, /→ the mall's owner must connect it again/);
+        assert.match(result.stderr, /SUPABASE_DB_URL from the environment/);
+        assert.doesNotMatch(result.stderr, /"level"/, "no JSON log lines among the recap");
+        assert.ok(!result.stderr.includes(new URL(info.db_url).password), "password not shown");
         const runs = await db<{ n: number }[]>`
         select count(*)::int as n from cafe24_private.refresh_runs where trigger = 'cli'`;
         assert.equal(runs[0]!.n, 2);
@@ -358,6 +429,78 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
       assert.equal(result.code, 2);
       assert.match(result.stderr, /not a Cafe24 mall id/);
     });
+
+    await t.step("npm run refresh for a mall that is not there warns and exits 1", async () => {
+      const result = await refreshCli(["--data-dir", dataDir, "--mall", "nosuchmall"]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.equal(result.summary?.scanned, 0);
+      assert.match(result.stderr, /no connection matches --mall nosuchmall/);
+    });
+
+    await t.step("npm run refresh without a stack or a URL says how to get one", async () => {
+      const result = await refreshCli(["--data-dir", `${dataDir}/none`, "--env-file", envFile]);
+      assert.equal(result.code, 2);
+      assert.match(result.stderr, /Start the local stack with `npm start`.*SUPABASE_DB_URL/s);
+    });
+
+    await t.step("npm run deploy:check -- --local passes every check on the stack", async () => {
+      const result = await runScript("scripts/deploy_check.ts", ["--local", "--data-dir", dataDir]);
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      for (
+        const name of [
+          "database",
+          "extensions",
+          "migrations",
+          "vault cron secret",
+          "schedule",
+          "jwt signing keys",
+          "cafe24-refresh",
+          "cafe24-authorize",
+          "cafe24-callback",
+          "refresh with secret",
+          "cron path (dry run)",
+        ]
+      ) {
+        assert.match(result.stdout, new RegExp(`✓ ${name.replace(/[()]/g, "\\$&")}\\s`), name);
+      }
+      assert.ok(!result.stdout.includes(info.cron_secret), "the secret is never printed");
+    });
+
+    await t.step(
+      "a Vault secret that differs from CRON_SECRET: deploy:check names it, the screen explains the 401",
+      async () => {
+        await db`
+          select vault.update_secret(id, 'not-the-cron-secret') from vault.secrets
+          where name = 'cafe24_cron_secret'`;
+        try {
+          const from = output.length;
+          const result = await runScript("scripts/deploy_check.ts", [
+            "--local",
+            "--data-dir",
+            dataDir,
+          ]);
+          assert.equal(result.code, 1, result.stdout);
+          assert.match(result.stdout, /✗ vault cron secret\s+Vault's cafe24_cron_secret differs/);
+          assert.match(result.stdout, /✗ cron path \(dry run\)\s+cafe24-refresh refused/);
+          // The dry run's pg_net request got the 401: the live screen says what it means.
+          await waitFor(
+            "the explained 401",
+            () =>
+              output.slice(from).join("\n").match(
+                  /HTTP 401 UNAUTHORIZED\n\s+→ the Vault secret cafe24_cron_secret does not match/,
+                )
+                ? true
+                : null,
+            10_000,
+            output,
+          );
+        } finally {
+          await db`
+            select vault.update_secret(id, ${info.cron_secret}) from vault.secrets
+            where name = 'cafe24_cron_secret'`;
+        }
+      },
+    );
 
     await db.end();
     sql = undefined;
@@ -371,7 +514,7 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
       "a second start reuses the cluster, re-seeds the demo and stops cleanly",
       async () => {
         stack = await startStack(args, dataDir);
-        assert.ok(stack.output.some((line) => line.includes("postgres, reused")));
+        assert.ok(stack.output.some((line) => line.includes("(reused; --reset wipes it)")));
         const again = postgres(stack.info.db_url, { prepare: false, max: 1, onnotice: () => {} });
         try {
           const [dead] = await again<{ status: string }[]>`
@@ -383,7 +526,8 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
         } finally {
           await again.end();
         }
-        await interruptAndCheck(stack, dataDir);
+        // Closing the terminal stops the stack like Ctrl-C.
+        await interruptAndCheck(stack, dataDir, "SIGHUP");
         stack = undefined;
       },
     );
@@ -403,5 +547,85 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
       } catch { /* gone */ }
     }
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("npm start from a checkout under a private folder keeps its cluster where PostgreSQL can reach it", async () => {
+  // A copy of the checkout inside a mode-0700 folder, as under /root or `mktemp -d`.
+  const parent = await Deno.makeTempDir({ prefix: "private-parent-" });
+  await Deno.chmod(parent, 0o700);
+  const checkout = `${parent}/checkout`;
+  const root = decodeURIComponent(ROOT.pathname).replace(/\/$/, "");
+  const listed = await new Deno.Command("git", {
+    args: ["ls-files", "-z"],
+    cwd: ROOT,
+    stdout: "piped",
+  })
+    .output();
+  for (const file of new TextDecoder().decode(listed.stdout).split("\0").filter((f) => f !== "")) {
+    const target = `${checkout}/${file}`;
+    await Deno.mkdir(target.slice(0, target.lastIndexOf("/")), { recursive: true });
+    await Deno.copyFile(`${root}/${file}`, target).catch((error) => {
+      if (!(error instanceof Deno.errors.NotFound)) throw error; // deleted, not yet committed
+    });
+  }
+  await Deno.symlink(await Deno.realPath(`${root}/node_modules`), `${checkout}/node_modules`);
+  const dataDir = `${checkout}/.local`;
+  const [dbPort, functionsPort, sandboxPort] = freePorts(3);
+  const envFile = `${parent}/empty.env`;
+  await Deno.writeTextFile(envFile, "");
+  let stack: StartedStack | undefined;
+  let clusterDir: string | undefined;
+  try {
+    stack = await startStack(
+      [
+        "--env-file",
+        envFile,
+        "--db-port",
+        String(dbPort),
+        "--functions-port",
+        String(functionsPort),
+        "--sandbox-port",
+        String(sandboxPort),
+      ],
+      dataDir,
+      checkout,
+    );
+    clusterDir = stack.info.postgres_dir;
+    if (Deno.uid() === 0) {
+      // The postgres OS user cannot enter the checkout: the cluster lives in its own folder.
+      assert.match(clusterDir, /^\/var\/tmp\/cafe24-connector-[0-9a-f]{12}\/postgres$/);
+      const owner = await Deno.stat(clusterDir.replace(/\/postgres$/, ""));
+      assert.equal(owner.mode! & 0o777, 0o700);
+      assert.ok(stack.output.some((line) => line.includes("postgres OS user cannot enter")));
+    } else {
+      assert.equal(clusterDir, `${dataDir}/postgres`);
+    }
+    const db = postgres(stack.info.db_url, { prepare: false, max: 1, onnotice: () => {} });
+    try {
+      const [row] = await db<{ n: number }[]>`select count(*)::int as n from public.auth_settings`;
+      assert.ok(row!.n >= 8, "the demo is seeded");
+    } finally {
+      await db.end();
+    }
+    await interruptAndCheck(stack, dataDir, "SIGTERM");
+    stack = undefined;
+  } finally {
+    if (stack !== undefined) {
+      try {
+        stack.child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await stack.child.status;
+      await stack.done;
+    }
+    for (const pid of processesOf([], clusterDir ?? dataDir)) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    if (clusterDir?.startsWith("/var/tmp/")) {
+      await Deno.remove(clusterDir.replace(/\/postgres$/, ""), { recursive: true }).catch(() => {});
+    }
+    await Deno.remove(parent, { recursive: true }).catch(() => {});
   }
 });

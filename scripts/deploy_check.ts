@@ -1,0 +1,535 @@
+/**
+ * `npm run deploy:check`: verifies a deployment piece by piece, the way pg_cron and the app will
+ * use it, and says what to fix for each piece that is not right:
+ *
+ *   settings → database → extensions → migrations → Vault secrets → schedule → JWT signing keys
+ *   → each function answering → a refresh with CRON_SECRET → the cron path (Vault → pg_net →
+ *   cafe24-refresh), as a dry run for a mall that does not exist, so no token is touched
+ *
+ * Reads SUPABASE_URL (or SUPABASE_PROJECT_REF), SUPABASE_DB_URL (the session pooler's URL),
+ * CRON_SECRET and optionally SUPABASE_ANON_KEY from the environment, then the env file
+ * (default supabase/functions/.env.production). `--local` checks the running `npm start`
+ * instead, which has the same shape. Exit 0 when every check passed, 1 when one failed, 2 when
+ * settings are missing. Never prints a secret.
+ */
+import { parseArgs } from "node:util";
+import postgres from "postgres";
+import { secretsMatch } from "../supabase/functions/_shared/platform/secrets.ts";
+import { readEnvFile } from "../local/stack/env_file.ts";
+import { colourWanted, paint } from "../local/stack/report.ts";
+import { redactUrl } from "../local/stack/database_target.ts";
+import {
+  absolutePath,
+  DEFAULT_DATA_DIR,
+  processAlive,
+  PROJECT_ROOT,
+  readStackInfo,
+} from "../local/stack/stack_info.ts";
+
+const USAGE = `npm run deploy:check -- [options]
+
+Checks a deployed project piece by piece and says what to fix.
+
+  --env-file PATH   settings (default: supabase/functions/.env.production); the environment wins
+  --local           check the running npm start instead (its stack file)
+  --data-dir DIR    the local stack for --local (default: .local)
+  -h, --help        this text
+
+Settings: SUPABASE_URL (or SUPABASE_PROJECT_REF), SUPABASE_DB_URL (session pooler URL),
+CRON_SECRET, and SUPABASE_ANON_KEY if the JWKS needs an API key.`;
+
+/** A mall id no project has connected: the dry runs touch nothing. */
+export const DRY_RUN_MALL = "deploycheck";
+const CRON_COMMAND = "select cafe24_private.invoke_cafe24_refresh()";
+const MIGRATIONS = new URL("../supabase/migrations/", import.meta.url);
+
+export interface Verdict {
+  ok: boolean;
+  detail: string;
+  /** What to do, when not ok. */
+  fix?: string;
+}
+
+const pass = (detail: string): Verdict => ({ ok: true, detail });
+const fail = (detail: string, fix: string): Verdict => ({ ok: false, detail, fix });
+
+export interface Probe {
+  status: number;
+  body: unknown;
+}
+
+function errorCode(body: unknown): string {
+  return body !== null && typeof body === "object" && "error" in body
+    ? String((body as { error: unknown }).error)
+    : "";
+}
+
+function configNames(body: unknown): string {
+  const names = body !== null && typeof body === "object"
+    ? ((body as { missing?: unknown }).missing ?? (body as { invalid?: unknown }).invalid)
+    : undefined;
+  return Array.isArray(names) ? names.join(", ") : "the variables it names";
+}
+
+const DEPLOY_FIX = "deploy the functions: npx supabase functions deploy --use-api";
+const SECRETS_FIX = "npx supabase secrets set --env-file supabase/functions/.env.production";
+
+/** What a status/body pair says about a deployed function, for answers every function shares. */
+function commonProbe(name: string, probe: Probe): Verdict | null {
+  if (probe.status === 404) return fail(`${name} is not deployed (404)`, DEPLOY_FIX);
+  const code = errorCode(probe.body);
+  if (code === "CONFIG_MISSING" || code === "CONFIG_INVALID") {
+    return fail(
+      `${name} lacks configuration: ${code} ${configNames(probe.body)}`,
+      `set them: ${SECRETS_FIX}`,
+    );
+  }
+  if (probe.status === 401 && code !== "UNAUTHORIZED") {
+    return fail(
+      `${name} was refused by the platform before its code ran (verify_jwt is on)`,
+      "deploy with this project's supabase/config.toml (verify_jwt = false for all three)",
+    );
+  }
+  return null;
+}
+
+/** cafe24-refresh without a secret must refuse with our own 401. */
+export function refreshWithoutSecret(probe: Probe): Verdict {
+  const common = commonProbe("cafe24-refresh", probe);
+  if (common !== null) return common;
+  const code = errorCode(probe.body);
+  if (probe.status === 401) return pass("deployed, refuses calls without the secret");
+  if (code === "CRON_SECRET_NOT_CONFIGURED") {
+    return fail("cafe24-refresh has no CRON_SECRET", `set it: ${SECRETS_FIX}`);
+  }
+  return fail(
+    `cafe24-refresh answered ${probe.status} ${code} without a secret`,
+    "redeploy it; see its logs in the Dashboard",
+  );
+}
+
+/** cafe24-refresh with CRON_SECRET, for a mall that does not exist: a run that scans nothing. */
+export function refreshWithSecret(probe: Probe): Verdict {
+  const common = commonProbe("cafe24-refresh", probe);
+  if (common !== null) return common;
+  const body = probe.body as { run_id?: unknown; scanned?: unknown } | null;
+  if (probe.status === 200 && typeof body?.run_id === "string") {
+    return pass(`CRON_SECRET accepted; a run reached the database (scanned ${body.scanned})`);
+  }
+  if (probe.status === 401) {
+    return fail(
+      "the function's CRON_SECRET differs from the CRON_SECRET given here",
+      `set the same value in both: ${SECRETS_FIX}`,
+    );
+  }
+  return fail(
+    `cafe24-refresh answered ${probe.status} ${errorCode(probe.body)}`,
+    errorCode(probe.body) === "REFRESH_RUN_FAILED"
+      ? "the function cannot use the database: check the migrations and its logs"
+      : "see the function's logs in the Dashboard",
+  );
+}
+
+/** cafe24-authorize without a user token must refuse with our own 401 (CORS and all). */
+export function authorizeWithoutUser(probe: Probe): Verdict {
+  const common = commonProbe("cafe24-authorize", probe);
+  if (common !== null) return common;
+  if (probe.status === 401) return pass("deployed, refuses calls without a user token");
+  return fail(
+    `cafe24-authorize answered ${probe.status} ${errorCode(probe.body)}`,
+    "see the function's logs",
+  );
+}
+
+/** cafe24-callback without a code or state: it answers with its own error, page or redirect. */
+export function callbackWithoutState(probe: Probe): Verdict {
+  const common = commonProbe("cafe24-callback", probe);
+  if (common !== null) return common;
+  if (probe.status >= 500) {
+    return fail(`cafe24-callback answered ${probe.status}`, "see the function's logs");
+  }
+  return pass(`deployed, answers a bare call with ${probe.status}`);
+}
+
+/** The project's JWKS must hold an asymmetric key: user tokens signed with the legacy HS256
+ * secret are refused by cafe24-authorize and "refresh now". */
+export function jwksVerdict(probe: Probe): Verdict {
+  const keys = (probe.body as { keys?: { kty?: string; alg?: string }[] } | null)?.keys;
+  const asymmetric = (keys ?? []).filter((key) => key.kty === "EC" || key.kty === "RSA");
+  if (probe.status === 200 && asymmetric.length > 0) {
+    return pass(
+      `asymmetric signing keys published (${asymmetric.map((k) => k.alg ?? k.kty).join(", ")})`,
+    );
+  }
+  return fail(
+    probe.status === 200
+      ? "no asymmetric JWT signing key: the project signs user tokens with the legacy HS256 secret"
+      : `the JWKS did not answer (${probe.status})`,
+    "Dashboard → Project Settings → JWT Keys: migrate the legacy secret, create an ECC (P-256) " +
+      "signing key and rotate to it; users sign in again to get tokens the functions accept",
+  );
+}
+
+/** Local migration versions all recorded in supabase_migrations.schema_migrations. */
+export function migrationsVerdict(local: string[], applied: string[]): Verdict {
+  const missing = local.filter((version) => !applied.includes(version));
+  if (missing.length === 0) return pass(`${local.length} applied`);
+  return fail(`not applied: ${missing.join(", ")}`, "npx supabase db push");
+}
+
+/** What to say when the database cannot be reached. */
+export function databaseAdvice(url: string, message: string): string {
+  let host = "";
+  try {
+    host = new URL(url).hostname;
+  } catch { /* not a URL */ }
+  if (/^db\.[a-z0-9]+\.supabase\.co$/.test(host)) {
+    return "the direct host is IPv6-only on many plans: use the session pooler's URL " +
+      "(Dashboard → Connect → Session pooler), postgresql://postgres.<ref>:<password>@" +
+      "aws-0-<region>.pooler.supabase.com:5432/postgres";
+  }
+  if (/password authentication failed/i.test(message)) {
+    return "wrong database password (Dashboard → Project Settings → Database resets it)";
+  }
+  return "check SUPABASE_DB_URL (host, port, password) and that this machine can reach it";
+}
+
+export function vaultVerdict(
+  name: string,
+  stored: string | null,
+  expected: string,
+  what: string,
+): Verdict {
+  if (stored === null) {
+    return fail(`Vault has no ${name}`, "run the Vault SQL of the README's deploy section");
+  }
+  if (!secretsMatch(stored, expected)) {
+    return fail(
+      `Vault's ${name} differs from ${what}`,
+      "run the Vault SQL of the README's deploy section with the right value",
+    );
+  }
+  return pass(`present and equal to ${what}`);
+}
+
+interface Settings {
+  supabaseUrl: string;
+  dbUrl: string;
+  cronSecret: string;
+  apiKey: string | null;
+  source: string;
+}
+
+async function loadSettings(
+  values: { "env-file"?: string; local?: boolean; "data-dir"?: string },
+): Promise<Settings | string> {
+  if (values.local) {
+    const dataDir = absolutePath(values["data-dir"] ?? DEFAULT_DATA_DIR).replace(/\/$/, "");
+    const stack = await readStackInfo(dataDir);
+    if (stack === null || !processAlive(stack.pids.start)) {
+      return `no running npm start in ${dataDir}: start it first`;
+    }
+    return {
+      supabaseUrl: stack.supabase_url,
+      dbUrl: stack.db_url,
+      cronSecret: stack.cron_secret,
+      apiKey: null,
+      source: `the local stack (${dataDir}/stack.json)`,
+    };
+  }
+  const envFile = absolutePath(
+    values["env-file"] ?? `${PROJECT_ROOT}/supabase/functions/.env.production`,
+  );
+  const env = { ...(await readEnvFile(envFile)), ...Deno.env.toObject() };
+  const get = (name: string) => (env[name] ?? "") === "" ? null : env[name]!;
+  const ref = get("SUPABASE_PROJECT_REF");
+  const supabaseUrl = get("SUPABASE_URL") ?? (ref === null ? null : `https://${ref}.supabase.co`);
+  const missing = [
+    supabaseUrl === null ? "SUPABASE_URL (or SUPABASE_PROJECT_REF)" : null,
+    get("SUPABASE_DB_URL") === null ? "SUPABASE_DB_URL" : null,
+    get("CRON_SECRET") === null ? "CRON_SECRET" : null,
+  ].filter((name) => name !== null);
+  if (missing.length > 0) {
+    return `missing: ${missing.join(", ")} (set them in the environment or ${envFile})`;
+  }
+  return {
+    supabaseUrl: supabaseUrl!.replace(/\/+$/, ""),
+    dbUrl: get("SUPABASE_DB_URL")!,
+    cronSecret: get("CRON_SECRET")!,
+    apiKey: get("SUPABASE_ANON_KEY"),
+    source: `the environment and ${envFile}`,
+  };
+}
+
+async function probe(url: string, init: RequestInit = {}): Promise<Probe> {
+  const response = await fetch(url, {
+    ...init,
+    redirect: "manual",
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch { /* not JSON */ }
+  return { status: response.status, body };
+}
+
+async function localMigrations(): Promise<string[]> {
+  const versions: string[] = [];
+  for await (const entry of Deno.readDir(MIGRATIONS)) {
+    if (entry.name.endsWith(".sql")) versions.push(entry.name.split("_")[0]!);
+  }
+  return versions.sort();
+}
+
+async function main(): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: Deno.args,
+      options: {
+        "env-file": { type: "string" },
+        "local": { type: "boolean" },
+        "data-dir": { type: "string" },
+        "help": { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : error}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const p = paint(colourWanted(Deno.stdout));
+  const settings = await loadSettings(values);
+  if (typeof settings === "string") {
+    console.error(settings);
+    return 2;
+  }
+  console.log(`Checking ${settings.supabaseUrl} and ${redactUrl(settings.dbUrl)}`);
+  console.log(p.dim(`(settings from ${settings.source})\n`));
+
+  let failures = 0;
+  const report = (name: string, verdict: Verdict) => {
+    console.log(`${verdict.ok ? p.green("✓") : p.red("✗")} ${name.padEnd(22)} ${verdict.detail}`);
+    if (!verdict.ok) {
+      failures++;
+      console.log(`  ${"".padEnd(22)} → ${verdict.fix}`);
+    }
+  };
+  const check = async (name: string, run: () => Promise<Verdict>) => {
+    try {
+      report(name, await run());
+    } catch (error) {
+      report(name, fail(error instanceof Error ? error.message : String(error), "see above"));
+    }
+  };
+  const fn = (name: string) => `${settings.supabaseUrl}/functions/v1/${name}`;
+
+  const sql = postgres(settings.dbUrl, {
+    prepare: false,
+    max: 1,
+    onnotice: () => {},
+    connect_timeout: 15,
+  });
+  let database = false;
+  try {
+    await check("database", async () => {
+      try {
+        const [row] = await sql<
+          { version: string }[]
+        >`select current_setting('server_version') as version`;
+        database = true;
+        return pass(`reachable, PostgreSQL ${row!.version}`);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        return fail(`cannot connect: ${message}`, databaseAdvice(settings.dbUrl, message));
+      }
+    });
+
+    if (database) {
+      await check("extensions", async () => {
+        const rows = await sql<{ name: string; installed: boolean; functions: boolean }[]>`
+          select x.name,
+            exists (select 1 from pg_extension e where e.extname = x.name) as installed,
+            to_regproc(x.probe) is not null as functions
+          from (values ('pg_cron', 'cron.schedule'), ('pg_net', 'net.http_post'),
+            ('supabase_vault', 'vault.create_secret')) as x(name, probe)`;
+        const absent = rows.filter((row) => !row.installed && !row.functions).map((r) => r.name);
+        if (absent.length > 0) {
+          return fail(
+            `missing: ${absent.join(", ")}`,
+            "Dashboard → Database → Extensions: enable them (supabase db push enables pg_cron " +
+              "and pg_net through the migrations)",
+          );
+        }
+        const standIns = rows.filter((row) => !row.installed).map((r) => r.name);
+        return pass(
+          `pg_cron, pg_net, supabase_vault${
+            standIns.length > 0 ? ` (${standIns.join(", ")} as local stand-ins)` : ""
+          }`,
+        );
+      });
+      await check("migrations", async () => {
+        const [table] = await sql<{ present: boolean }[]>`
+          select to_regclass('supabase_migrations.schema_migrations') is not null as present`;
+        const applied = table!.present
+          ? (await sql<{ version: string }[]>`
+            select version from supabase_migrations.schema_migrations`).map((r) => r.version)
+          : [];
+        return migrationsVerdict(await localMigrations(), applied);
+      });
+      await check("vault project url", async () => {
+        const [row] = await sql<{ value: string }[]>`
+          select decrypted_secret as value from vault.decrypted_secrets
+          where name = 'cafe24_project_url'`;
+        const stored = row === undefined ? null : row.value.replace(/\/+$/, "");
+        return vaultVerdict("cafe24_project_url", stored, settings.supabaseUrl, "SUPABASE_URL");
+      });
+      await check("vault cron secret", async () => {
+        const [row] = await sql<{ value: string }[]>`
+          select decrypted_secret as value from vault.decrypted_secrets
+          where name = 'cafe24_cron_secret'`;
+        return vaultVerdict(
+          "cafe24_cron_secret",
+          row?.value ?? null,
+          settings.cronSecret,
+          "CRON_SECRET",
+        );
+      });
+      await check("schedule", async () => {
+        const jobs = await sql<
+          { jobname: string; schedule: string; command: string; active: boolean }[]
+        >`
+          select jobname, schedule, command, active from cron.job
+          where jobname in ('cafe24-refresh', 'cafe24-trim-histories')`;
+        const job = jobs.find((j) => j.jobname === "cafe24-refresh");
+        if (job === undefined) return fail("no cafe24-refresh job", "npx supabase db push");
+        if (!job.active) {
+          return fail(
+            "cafe24-refresh is paused",
+            "update cron.job set active = true where jobname = 'cafe24-refresh'",
+          );
+        }
+        if (job.command.trim() !== CRON_COMMAND) {
+          return fail(`cafe24-refresh runs "${job.command}"`, "npx supabase db push restores it");
+        }
+        const [last] = await sql<{ status: string; message: string | null }[]>`
+          select d.status, d.return_message as message
+          from cron.job_run_details d join cron.job j using (jobid)
+          where j.jobname = 'cafe24-refresh' order by d.start_time desc limit 1`;
+        if (last?.status === "failed") {
+          return fail(`its last run failed: ${last.message}`, `run "${CRON_COMMAND}" to see why`);
+        }
+        const trim = jobs.some((j) => j.jobname === "cafe24-trim-histories")
+          ? " and the cleanup"
+          : "";
+        return pass(`cafe24-refresh '${job.schedule}'${trim}, active`);
+      });
+    }
+
+    await check("jwt signing keys", async () =>
+      jwksVerdict(
+        await probe(`${settings.supabaseUrl}/auth/v1/.well-known/jwks.json`, {
+          headers: settings.apiKey === null ? {} : { apikey: settings.apiKey },
+        }),
+      ));
+    await check(
+      "cafe24-refresh",
+      async () => refreshWithoutSecret(await probe(fn("cafe24-refresh"), { method: "POST" })),
+    );
+    await check("cafe24-authorize", async () =>
+      authorizeWithoutUser(
+        await probe(`${fn("cafe24-authorize")}?mall_id=${DRY_RUN_MALL}&mode=json`),
+      ));
+    await check(
+      "cafe24-callback",
+      async () => callbackWithoutState(await probe(fn("cafe24-callback"))),
+    );
+    await check("refresh with secret", async () =>
+      refreshWithSecret(
+        await probe(`${fn("cafe24-refresh")}?mall_id=${DRY_RUN_MALL}&trigger=manual`, {
+          method: "POST",
+          headers: { "x-cron-secret": settings.cronSecret },
+        }),
+      ));
+
+    if (database) {
+      // The schedule's own path: the Vault secrets, pg_net, the function, the database. Without
+      // `Prefer: respond-async`, so the answer carries the run's summary.
+      await check("cron path (dry run)", async () => {
+        const [queued] = await sql<{ id: string | null }[]>`
+          select net.http_post(
+            url := rtrim(s.url, '/') || '/functions/v1/cafe24-refresh',
+            body := jsonb_build_object('trigger', 'manual', 'mall_id', ${DRY_RUN_MALL}::text),
+            headers := jsonb_build_object('Content-Type', 'application/json',
+              'x-cron-secret', s.secret),
+            timeout_milliseconds := 20000)::text as id
+          from (select
+            (select decrypted_secret from vault.decrypted_secrets
+              where name = 'cafe24_project_url') as url,
+            (select decrypted_secret from vault.decrypted_secrets
+              where name = 'cafe24_cron_secret') as secret) s
+          where s.url is not null and s.secret is not null`;
+        if (queued?.id == null) {
+          return fail("not tried: a Vault secret is missing", "see the Vault checks above");
+        }
+        const deadline = Date.now() + 45_000;
+        while (Date.now() < deadline) {
+          const [response] = await sql<
+            {
+              status_code: number | null;
+              content: string | null;
+              timed_out: boolean | null;
+              error_msg: string | null;
+            }[]
+          >`select status_code, content, timed_out, error_msg from net._http_response
+            where id = ${queued.id}::bigint`;
+          if (response !== undefined) {
+            if (response.status_code === null) {
+              return fail(
+                `pg_net got no answer: ${response.timed_out ? "timed out" : response.error_msg}`,
+                "Vault's cafe24_project_url must be the project URL, reachable from the database",
+              );
+            }
+            let body: unknown = response.content;
+            try {
+              body = JSON.parse(response.content ?? "");
+            } catch { /* not JSON */ }
+            const verdict = refreshWithSecret({ status: response.status_code, body });
+            if (response.status_code === 401) {
+              return fail(
+                "cafe24-refresh refused Vault's cafe24_cron_secret (401)",
+                "set the Vault secret to the functions' CRON_SECRET (the README's Vault SQL)",
+              );
+            }
+            return verdict.ok
+              ? pass("Vault → pg_net → cafe24-refresh → database: answered 200")
+              : verdict;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        return fail(
+          "pg_net delivered nothing within 45 s",
+          "is pg_net's worker running? (select net.wake())",
+        );
+      });
+    }
+  } finally {
+    await sql.end({ timeout: 5 }).catch(() => {});
+  }
+
+  console.log(
+    failures === 0 ? p.green("\nEverything checked is in place.") : p.red(
+      `\n${failures} check${
+        failures === 1 ? "" : "s"
+      } failed: fix them in order, then run this again.`,
+    ),
+  );
+  return failures === 0 ? 0 : 1;
+}
+
+if (import.meta.main) Deno.exit(await main());

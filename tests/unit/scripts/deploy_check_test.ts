@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import {
+  authorizeWithoutUser,
+  callbackWithoutState,
+  databaseAdvice,
+  jwksVerdict,
+  migrationsVerdict,
+  refreshWithoutSecret,
+  refreshWithSecret,
+  vaultVerdict,
+} from "../../../scripts/deploy_check.ts";
+
+Deno.test("deploy:check reads the functions' answers: deployed, configured, verify_jwt off", () => {
+  assert.equal(refreshWithoutSecret({ status: 401, body: { error: "UNAUTHORIZED" } }).ok, true);
+  const notDeployed = refreshWithoutSecret({ status: 404, body: "Not Found" });
+  assert.match(notDeployed.fix!, /functions deploy --use-api/);
+  const noSecret = refreshWithoutSecret({
+    status: 500,
+    body: { error: "CRON_SECRET_NOT_CONFIGURED" },
+  });
+  assert.match(noSecret.fix!, /secrets set/);
+  // The platform's own 401 (verify_jwt on) has another body.
+  const platform = authorizeWithoutUser({
+    status: 401,
+    body: { code: 401, message: "Invalid JWT" },
+  });
+  assert.equal(platform.ok, false);
+  assert.match(platform.fix!, /verify_jwt = false/);
+  assert.equal(authorizeWithoutUser({ status: 401, body: { error: "UNAUTHORIZED" } }).ok, true);
+  const missing = authorizeWithoutUser({
+    status: 500,
+    body: { error: "CONFIG_MISSING", missing: ["CAFE24_REDIRECT_URI"] },
+  });
+  assert.match(missing.detail, /CAFE24_REDIRECT_URI/);
+  assert.equal(callbackWithoutState({ status: 302, body: "" }).ok, true);
+  assert.equal(callbackWithoutState({ status: 502, body: "" }).ok, false);
+});
+
+Deno.test("deploy:check: a refresh with the secret must reach the database", () => {
+  assert.equal(refreshWithSecret({ status: 200, body: { run_id: "r", scanned: 0 } }).ok, true);
+  assert.match(
+    refreshWithSecret({ status: 401, body: { error: "UNAUTHORIZED" } }).detail,
+    /differs/,
+  );
+  assert.match(
+    refreshWithSecret({ status: 500, body: { error: "REFRESH_RUN_FAILED" } }).fix!,
+    /database/,
+  );
+});
+
+Deno.test("deploy:check: the legacy HS256 secret is named, with how to switch", () => {
+  assert.equal(
+    jwksVerdict({ status: 200, body: { keys: [{ kty: "EC", alg: "ES256" }] } }).ok,
+    true,
+  );
+  const legacy = jwksVerdict({ status: 200, body: { keys: [] } });
+  assert.equal(legacy.ok, false);
+  assert.match(legacy.detail, /legacy HS256/);
+  assert.match(legacy.fix!, /JWT Keys/);
+});
+
+Deno.test("deploy:check: migrations, Vault values and database hints", () => {
+  assert.equal(migrationsVerdict(["1", "2"], ["1", "2", "0"]).ok, true);
+  assert.match(migrationsVerdict(["1", "2"], ["1"]).detail, /not applied: 2/);
+  assert.equal(vaultVerdict("n", "abc", "abc", "CRON_SECRET").ok, true);
+  const differs = vaultVerdict("cafe24_cron_secret", "abc", "abd", "CRON_SECRET");
+  assert.equal(differs.ok, false);
+  assert.ok(!differs.detail.includes("abc") && !differs.detail.includes("abd"), "no secret shown");
+  assert.match(vaultVerdict("cafe24_project_url", null, "x", "SUPABASE_URL").detail, /no/);
+  assert.match(
+    databaseAdvice("postgresql://postgres:pw@db.abcdefgh.supabase.co:5432/postgres", "ENETUNREACH"),
+    /pooler\.supabase\.com:5432/,
+  );
+});
