@@ -186,6 +186,11 @@ async function vaultKeySettings(
   return [`vault.getkey_script = ${sqlString(script)}`];
 }
 
+/** Which of pg_net and supabase_vault the PostgreSQL installation in use ships (and so preloads). */
+export async function installedSupabaseLibraries(): Promise<string[]> {
+  return (await locatePostgres()).supabaseLibraries;
+}
+
 async function locatePostgres(): Promise<PgInstall> {
   const override = pgBindirOverride();
   let bindir: string;
