@@ -5,6 +5,8 @@
  * command that fixes it; on Debian as root, `--install-missing` (or a yes at the prompt) runs it.
  */
 
+import { pgBindirOverride } from "../postgres/cluster.ts";
+
 export const INSTALL_PACKAGES = ["postgresql-15", "postgresql-15-cron"];
 export const INSTALL_FIX = `sudo apt-get install -y ${INSTALL_PACKAGES.join(" ")}`;
 
@@ -49,7 +51,7 @@ async function pgConfig(bin: string, flag: string): Promise<string | null> {
 
 export async function checkMachine(): Promise<Preflight> {
   const problems: string[] = [];
-  const override = Deno.env.get("PG_BINDIR");
+  const override = pgBindirOverride();
   const config = override ? `${override}/pg_config` : "pg_config";
   const bindir = override ?? (await pgConfig(config, "--bindir")) ?? DEFAULT_BINDIR;
   const missing = [];
