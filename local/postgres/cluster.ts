@@ -7,6 +7,11 @@
  * stored tokens and run programs as the cluster's OS user. The password is random per cluster; a
  * kept cluster keeps it in `harness.password` (mode 0600) inside its data dir.
  *
+ * Which PostgreSQL: the one `PG_BINDIR` names (a directory holding initdb, pg_ctl and postgres),
+ * else the one `pg_config` on the PATH reports, else Debian's PostgreSQL 15. Where that
+ * installation also ships Supabase's pg_net or supabase_vault, they are preloaded too (see
+ * SUPABASE_LIBRARIES), and local/supabase/stand_ins.sql then creates them instead of stand-ins.
+ *
  * Nothing is registered globally (no unload hooks, no signal handlers): whoever starts a cluster
  * stops it. As root the cluster runs as the unprivileged `postgres` OS user via `runuser`, since
  * initdb and postgres refuse to run as root.
@@ -52,11 +57,14 @@ export interface PostgresCluster {
 }
 
 const INSTALL_FIX = "apt-get install -y postgresql-15 postgresql-15-cron";
+/** The environment variable that picks another PostgreSQL installation: its `bin/` directory. */
+export const PG_BINDIR_VARIABLE = "PG_BINDIR";
 const DEFAULT_BINDIR = "/usr/lib/postgresql/15/bin";
 const DEFAULT_SHAREDIR = "/usr/share/postgresql/15";
 const RUN_AS = "postgres";
 const HARNESS_CONF = "harness.conf";
 const PASSWORD_FILE = "harness.password";
+const VAULT_KEY_SCRIPT = "vault_root_key.sh";
 const MAX_SOCKET_PATH = 100; // sun_path is 108 bytes; leave room for the terminator.
 
 interface RunResult {
@@ -148,10 +156,71 @@ interface PgInstall {
   bindir: string;
   sharedir: string;
   pkglibdir: string | null;
+  /** Supabase extensions this installation ships, in SUPABASE_LIBRARIES order. */
+  supabaseLibraries: string[];
+}
+
+/** The PostgreSQL `bin/` directory chosen through PG_BINDIR, if any. */
+export function pgBindirOverride(): string | undefined {
+  return Deno.env.get(PG_BINDIR_VARIABLE) || undefined;
+}
+
+/**
+ * Supabase's extensions that only work preloaded: pg_net starts its background worker from
+ * shared_preload_libraries (CREATE EXTENSION fails otherwise), and supabase_vault reads its root
+ * key at server start. Each is preloaded when the installation has its library and control file,
+ * which is also what makes pg_available_extensions list it.
+ */
+const SUPABASE_LIBRARIES = ["pg_net", "supabase_vault"];
+
+async function shippedLibraries(
+  sharedir: string,
+  pkglibdir: string | null,
+  names: string[],
+): Promise<string[]> {
+  const shipped: string[] = [];
+  for (const name of names) {
+    const control = await exists(join(sharedir, "extension", `${name}.control`));
+    const library = pkglibdir === null || (await exists(join(pkglibdir, `${name}.so`)));
+    if (control && library) shipped.push(name);
+  }
+  return shipped;
+}
+
+/**
+ * supabase_vault reads its root key (64 hex digits) at server start from a script's output. Each
+ * cluster gets its own random key, written once into its data directory, so a kept cluster still
+ * decrypts its secrets after a restart. Returns the settings that point the server at it.
+ */
+async function vaultKeySettings(
+  dataDir: string,
+  chown: (path: string) => Promise<void>,
+): Promise<string[]> {
+  const script = join(dataDir, VAULT_KEY_SCRIPT);
+  if (!(await exists(script))) {
+    const key = Array.from(
+      crypto.getRandomValues(new Uint8Array(32)),
+      (b) => b.toString(16).padStart(2, "0"),
+    ).join("");
+    await Deno.writeTextFile(
+      script,
+      `#!/bin/sh\n# This cluster's Vault root key, local only (local/postgres/cluster.ts).\n` +
+        `echo ${key}\n`,
+      { mode: 0o700 },
+    );
+    await Deno.chmod(script, 0o700);
+    await chown(script);
+  }
+  return [`vault.getkey_script = ${sqlString(script)}`];
+}
+
+/** Which of pg_net and supabase_vault the PostgreSQL installation in use ships (and so preloads). */
+export async function installedSupabaseLibraries(): Promise<string[]> {
+  return (await locatePostgres()).supabaseLibraries;
 }
 
 async function locatePostgres(): Promise<PgInstall> {
-  const override = Deno.env.get("PG_BINDIR");
+  const override = pgBindirOverride();
   let bindir: string;
   let pgConfig: string;
   if (override) {
@@ -168,8 +237,9 @@ async function locatePostgres(): Promise<PgInstall> {
   if (missing.length > 0) {
     throw new Error(
       `PostgreSQL 15 server binaries not found: ${missing.join(", ")} missing in ${bindir}` +
-        `${override ? " (from PG_BINDIR)" : ""}. Install them (as root) with:\n\n` +
-        `${INSTALL_FIX}\n\nor point PG_BINDIR at a directory holding initdb, pg_ctl and postgres.`,
+        `${override ? ` (from ${PG_BINDIR_VARIABLE})` : ""}. Install them (as root) with:\n\n` +
+        `${INSTALL_FIX}\n\nor point ${PG_BINDIR_VARIABLE} at a directory holding initdb, pg_ctl ` +
+        `and postgres.`,
     );
   }
   const sharedir = (await tryPgConfig(pgConfig, "--sharedir")) ?? DEFAULT_SHAREDIR;
@@ -190,7 +260,8 @@ async function locatePostgres(): Promise<PgInstall> {
         `Install it (as root) with:\n\n${INSTALL_FIX}\n`,
     );
   }
-  return { bindir, sharedir, pkglibdir };
+  const supabaseLibraries = await shippedLibraries(sharedir, pkglibdir, SUPABASE_LIBRARIES);
+  return { bindir, sharedir, pkglibdir, supabaseLibraries };
 }
 
 interface RunUser {
@@ -306,6 +377,7 @@ export async function startPostgresCluster(
   let dataDir: string;
   let socketDir: string;
   let password: string;
+  const supabaseSettings: string[] = [];
   try {
     if (options.dataDir === undefined) {
       const base = await Deno.makeTempDir({ prefix: "pgtest-" });
@@ -416,6 +488,9 @@ export async function startPostgresCluster(
         { append: true },
       );
     }
+    if (pg.supabaseLibraries.includes("supabase_vault")) {
+      supabaseSettings.push(...(await vaultKeySettings(dataDir, chown)));
+    }
   } catch (e) {
     for (const dir of owned.reverse()) await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw e;
@@ -434,7 +509,10 @@ export async function startPostgresCluster(
       `port = ${port}`,
       `unix_socket_directories = ${sqlString(socketDir)}`,
       `max_connections = 200`,
-      `shared_preload_libraries = ${sqlString(["pg_cron", ...preload].join(","))}`,
+      `shared_preload_libraries = ${
+        sqlString([...new Set(["pg_cron", ...pg.supabaseLibraries, ...preload])].join(","))
+      }`,
+      ...supabaseSettings,
       `cron.database_name = 'postgres'`,
       `cron.use_background_workers = on`,
       `max_worker_processes = 32`,

@@ -1,7 +1,8 @@
 /**
- * A throwaway Supabase-shaped database for tests: a local PostgreSQL cluster (pg_cron preloaded),
- * the Supabase stand-ins (local/supabase/stand_ins.sql), then this project's migrations
- * applied by the pinned Supabase CLI exactly as `supabase db push` applies them to a project.
+ * A throwaway Supabase-shaped database for tests: a local PostgreSQL cluster (pg_cron preloaded,
+ * and pg_net and supabase_vault where the installation ships them), the Supabase stand-ins
+ * (local/supabase/stand_ins.sql: the real extensions where available), then this project's
+ * migrations applied by the pinned Supabase CLI exactly as `supabase db push` applies them.
  *
  *   const db = await startTestDatabase();
  *   try { … db.sql`…` … } finally { await db.stop(); }
@@ -79,10 +80,26 @@ export async function startTestDatabase(options: TestDatabaseOptions = {}): Prom
   };
 }
 
-/** Runs local/supabase/stand_ins.sql (idempotent) with the simple query protocol. */
+/** Runs local/supabase/stand_ins.sql (idempotent) with the simple query protocol. It creates the
+ * real pg_net and supabase_vault where the server ships them, stand-ins otherwise. */
 export async function applyStandIns(sql: postgres.Sql): Promise<void> {
   const text = await Deno.readTextFile(STAND_INS);
   await sql.unsafe(text).simple();
+}
+
+/** Which of Supabase's extensions a database runs for real (true) rather than as stand-ins: what
+ * stand_ins.sql decided, read back from the catalog. */
+export interface RealExtensions {
+  pgNet: boolean;
+  vault: boolean;
+}
+
+export async function realExtensions(sql: postgres.Sql): Promise<RealExtensions> {
+  const [row] = await sql<{ pg_net: boolean; supabase_vault: boolean }[]>`
+    select
+      exists (select from pg_extension where extname = 'pg_net') as pg_net,
+      exists (select from pg_extension where extname = 'supabase_vault') as supabase_vault`;
+  return { pgNet: row!.pg_net, vault: row!.supabase_vault };
 }
 
 /** `supabase db push --db-url '<dbUrl without password>?sslmode=disable' --yes --include-all`,

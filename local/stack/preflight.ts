@@ -6,6 +6,7 @@
  * Debian as root, `--install-missing` (or a yes at the prompt) runs it.
  */
 
+import { pgBindirOverride } from "../postgres/cluster.ts";
 import { PROJECT_ROOT } from "./stack_info.ts";
 
 export const INSTALL_FIX = "scripts/install-prerequisites";
@@ -51,7 +52,7 @@ async function pgConfig(bin: string, flag: string): Promise<string | null> {
 
 export async function checkMachine(): Promise<Preflight> {
   const problems: string[] = [];
-  const override = Deno.env.get("PG_BINDIR");
+  const override = pgBindirOverride();
   const config = override ? `${override}/pg_config` : "pg_config";
   const bindir = override ?? (await pgConfig(config, "--bindir")) ?? DEFAULT_BINDIR;
   const missing = [];

@@ -1,158 +1,136 @@
 /**
- * STAND-IN for pg_net's background worker (pg_net is not installed on these machines).
+ * The background worker of the pg_net STAND-IN, for databases where local/supabase/stand_ins.sql
+ * had no real pg_net to create. Where the real pg_net runs, its own worker sends the requests and
+ * this one only waits for it (drain()), so callers start it the same way in both cases.
  *
- * pg_net's `net.http_post`/`net.http_get`/`net.http_delete` only insert into
- * `net.http_request_queue`; a background worker picks up the COMMITTED rows, sends them, and writes
- * `net._http_response` with the same id. This module plays that worker against a database prepared
- * with local/supabase/stand_ins.sql:
+ * pg_net's `net.http_post`/`http_get`/`http_delete` only insert into `net.http_request_queue`;
+ * the worker takes the COMMITTED rows and writes `net._http_response` with the same ids. Like the
+ * real worker (pg_net 0.20), the stand-in:
  *
- * - it only sees committed rows (it reads from its own connection), so a rolled-back transaction
- *   sends nothing;
- * - it takes each request with `delete … returning` (skip locked), so one deliverer sends each
- *   request once;
- * - it sends with fetch (method, headers, body), aborts after `timeout_milliseconds`, does not
- *   follow redirects, never retries;
- * - it writes status_code, content_type, headers (jsonb), content (text), timed_out, error_msg.
+ * - takes up to `batchSize` (pg_net.batch_size: 200) queued rows in one transaction, sends them
+ *   concurrently, and commits their removal and all of their responses together: every row of a
+ *   batch shares one `created`, and a fast answer becomes visible only when the slowest request
+ *   of its batch is done (a worker that dies mid-batch leaves its requests queued, to be sent
+ *   again);
+ * - only sees committed rows, so a rolled-back transaction sends nothing;
+ * - sends each request as libcurl does for pg_net (local/supabase/pg_net_http.ts: redirects
+ *   followed, headers re-sent, the first response's headers kept, empty bodies stored as NULL);
+ * - deletes responses older than pg_net.ttl (6 hours) before each batch; never retries.
+ *
+ * It differs in when it looks: it polls every `pollIntervalMs`, where the real worker is woken by
+ * the commit and pauses ~1 s after each non-empty batch.
  *
  * It never prints anything: request headers and bodies carry secrets.
  */
 import postgres from "postgres";
-
-export interface NetDelivery {
-  id: number;
-  url: string;
-  status: number | null;
-  error: string | null;
-}
+import { realExtensions } from "../postgres/database.ts";
+import { type PgNetOutcome, sendLikePgNet } from "./pg_net_http.ts";
 
 export interface NetDelivererOptions {
-  /** How often the background loop looks for committed requests. Default 100 ms. */
+  /** How often the stand-in looks for committed requests. Default 100 ms. */
   pollIntervalMs?: number;
-  /** Called after each response row is written. Gets no headers or bodies. */
-  onResponse?: (r: NetDelivery) => void;
+  /** Requests taken and answered per transaction. Default 200, as pg_net.batch_size. */
+  batchSize?: number;
 }
 
+/** Who sends the queued requests: this stand-in, or the real pg_net's background worker. */
+export type NetWorker = "stand-in" | "pg_net";
+
 export interface NetDeliverer {
-  /** Stops polling, waits for requests in flight, closes the connection. Idempotent. */
+  /** Which worker sends this database's requests. */
+  worker(): Promise<NetWorker>;
+  /** Resolves once every request committed before the call has its `net._http_response` row,
+   * whichever worker sends them. */
+  drain(): Promise<void>;
+  /** Stops polling, waits for the batch in flight, closes the connection. Idempotent. */
   stop(): Promise<void>;
-  /** Delivers everything queued (committed) now and in flight, waits for the responses to be
-   * written, and returns how many requests that was. */
-  drain(): Promise<number>;
 }
 
 interface QueuedRequest {
   id: string; // bigint
   method: string;
   url: string;
-  headers: Record<string, unknown> | null;
+  header_lines: (string | null)[];
   body: Uint8Array | null;
   timeout_milliseconds: number;
 }
 
-const BATCH = 50;
-const USER_AGENT = "pg_net/0.19 (stand-in)";
+const DEFAULT_BATCH_SIZE = 200;
+const RESPONSE_TTL = "6 hours";
+/** The real worker pauses up to a second after a batch; on top of the requests' own timeouts. */
+const REAL_WORKER_SLACK_MS = 15_000;
 
 export function startNetDeliverer(dbUrl: string, options: NetDelivererOptions = {}): NetDeliverer {
   const pollIntervalMs = options.pollIntervalMs ?? 100;
-  const onResponse = options.onResponse;
+  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
   const sql = postgres(dbUrl, {
     prepare: false,
-    max: 3,
+    max: 2,
     onnotice: () => {},
     connection: { application_name: "pg_net stand-in worker" },
   });
 
-  const inFlight = new Set<Promise<void>>();
-  let takeLock: Promise<unknown> = Promise.resolve();
-  let draining = 0;
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let tickRunning: Promise<void> | null = null;
+  let batchInFlight: Promise<number> | null = null;
+  let knownWorker: Promise<NetWorker> | null = null;
 
-  /** Takes up to BATCH committed requests, serialized so drain and the poller never interleave. */
-  const take = (): Promise<QueuedRequest[]> => {
-    const next = takeLock.then(() =>
-      sql<QueuedRequest[]>`
+  const worker = (): Promise<NetWorker> => {
+    knownWorker ??= realExtensions(sql).then((real) => (real.pgNet ? "pg_net" : "stand-in"));
+    // A database that was briefly unreachable is asked again next time.
+    knownWorker.catch(() => (knownWorker = null));
+    return knownWorker;
+  };
+
+  const record = (tx: postgres.TransactionSql, id: string, outcome: PgNetOutcome) =>
+    outcome.kind === "response"
+      ? tx`
+        insert into net._http_response
+          (id, status_code, content, headers, content_type, timed_out, error_msg)
+        values (${id}::bigint, ${outcome.status}, ${outcome.content}, ${tx.json(outcome.headers)},
+          ${outcome.contentType}, false, null)`
+      : tx`
+        insert into net._http_response
+          (id, status_code, content, headers, content_type, timed_out, error_msg)
+        values (${id}::bigint, null, null, null, null, ${outcome.timedOut}, ${outcome.message})`;
+
+  /** One batch in one transaction; how many requests it answered. */
+  const deliverBatch = (): Promise<number> =>
+    sql.begin(async (tx) => {
+      await tx`
+        delete from net._http_response where created < now() - ${RESPONSE_TTL}::interval`;
+      const rows = await tx<QueuedRequest[]>`
         delete from net.http_request_queue q
         where q.id in (
-          select id from net.http_request_queue order by id limit ${BATCH} for update skip locked
+          select id from net.http_request_queue order by id limit ${batchSize}
+          for update skip locked
         )
-        returning q.id::text as id, q.method::text as method, q.url, q.headers, q.body,
-          q.timeout_milliseconds
-      `.then((rows) => [...rows].sort((a, b) => Number(BigInt(a.id) - BigInt(b.id))))
-    );
-    takeLock = next.catch(() => {});
-    return next;
-  };
-
-  const deliver = async (req: QueuedRequest): Promise<void> => {
-    const headers = new Headers();
-    for (const [name, value] of Object.entries(req.headers ?? {})) {
-      if (value === null || value === undefined) continue;
-      headers.set(name, typeof value === "string" ? value : JSON.stringify(value));
-    }
-    if (!headers.has("user-agent")) headers.set("user-agent", USER_AGENT);
-
-    const controller = new AbortController();
-    const started = performance.now();
-    const timer = setTimeout(() => controller.abort(), req.timeout_milliseconds);
-    let status: number | null = null;
-    let contentType: string | null = null;
-    let responseHeaders: Record<string, string> | null = null;
-    let content: string | null = null;
-    let timedOut = false;
-    let error: string | null = null;
-    try {
-      const init: RequestInit = {
-        method: req.method.toUpperCase(),
-        headers,
-        redirect: "manual",
-        signal: controller.signal,
-      };
-      if (req.body !== null) init.body = new Uint8Array(req.body);
-      const res = await fetch(req.url, init);
-      content = await res.text(); // the timeout covers the whole transfer, as curl's does
-      status = res.status;
-      contentType = res.headers.get("content-type");
-      responseHeaders = Object.fromEntries(res.headers.entries());
-    } catch (e) {
-      if (controller.signal.aborted) {
-        timedOut = true;
-        const total = (performance.now() - started).toFixed(3);
-        error = `Timeout of ${req.timeout_milliseconds} ms reached. Total time: ${total} ms`;
-      } else {
-        error = e instanceof Error ? e.message : String(e);
-      }
-      status = null;
-      content = null;
-    } finally {
-      clearTimeout(timer);
-    }
-
-    await sql`
-      insert into net._http_response
-        (id, status_code, content_type, headers, content, timed_out, error_msg, created)
-      values (
-        ${req.id}::bigint, ${status}, ${contentType},
-        ${responseHeaders === null ? null : sql.json(responseHeaders)},
-        ${content}, ${timedOut}, ${error}, now()
-      )
-    `;
-    onResponse?.({ id: Number(req.id), url: req.url, status, error });
-  };
-
-  const launch = (rows: QueuedRequest[]): Promise<void>[] =>
-    rows.map((row) => {
-      const p = deliver(row);
-      const tracked = p.catch(() => {}).finally(() => inFlight.delete(tracked));
-      inFlight.add(tracked);
-      return p;
+        returning q.id::text as id, q.method::text as method, q.url, q.timeout_milliseconds,
+          array(select key || ': ' || value from jsonb_each_text(q.headers)) as header_lines,
+          q.body`;
+      const outcomes = await Promise.all(rows.map((row) =>
+        sendLikePgNet({
+          method: row.method,
+          url: row.url,
+          headerLines: row.header_lines.filter((line): line is string => line !== null),
+          body: row.body === null ? null : new Uint8Array(row.body),
+          timeoutMs: row.timeout_milliseconds,
+        })
+      ));
+      for (const [i, row] of rows.entries()) await record(tx, row.id, outcomes[i]!);
+      return rows.length;
     });
 
+  /** Batches never overlap: a second caller shares the one in flight. */
+  const batch = (): Promise<number> => {
+    batchInFlight ??= deliverBatch().finally(() => (batchInFlight = null));
+    return batchInFlight;
+  };
+
   const tick = async () => {
-    if (draining > 0 || stopped) return;
     try {
-      launch(await take());
+      if ((await worker()) === "stand-in") await batch();
     } catch {
       // Database briefly unreachable (e.g. a restart in a fault test): try again next tick. Never
       // print: a failure here could quote request data.
@@ -170,32 +148,48 @@ export function startNetDeliverer(dbUrl: string, options: NetDelivererOptions = 
   };
   schedule();
 
+  /** With the real pg_net: wait until its worker has taken (and so answered) every request queued
+   * now. It commits a batch's removal from the queue together with the batch's responses. */
+  const waitForRealWorker = async () => {
+    // Requests inserted into the queue directly only go out after a wake.
+    await sql`select net.wake()`;
+    const [pending] = await sql<{ last: string | null; longest: number | null }[]>`
+      select max(id)::text as last, max(timeout_milliseconds) as longest
+      from net.http_request_queue`;
+    if (pending?.last == null) return;
+    const [up] = await sql<{ up: boolean }[]>`
+      select exists (select from pg_stat_activity where backend_type ilike '%pg_net%') as up`;
+    if (!up?.up) throw new Error("pg_net's background worker is not running");
+    const deadline = Date.now() + (pending.longest ?? 0) + REAL_WORKER_SLACK_MS;
+    for (;;) {
+      const [left] = await sql<{ waiting: boolean }[]>`
+        select exists (
+          select from net.http_request_queue where id <= ${pending.last}::bigint
+        ) as waiting`;
+      if (!left?.waiting) return;
+      if (Date.now() > deadline) {
+        throw new Error("pg_net's worker did not answer the queued requests in time");
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  };
+
   return {
+    worker,
     async drain() {
       if (stopped) throw new Error("drain() after stop()");
-      draining++;
-      try {
-        if (tickRunning) await tickRunning;
-        const pending = [...inFlight];
-        let count = pending.length;
-        await Promise.all(pending);
-        for (;;) {
-          const rows = await take();
-          if (rows.length === 0) break;
-          count += rows.length;
-          await Promise.all(launch(rows));
-        }
-        return count;
-      } finally {
-        draining--;
-      }
+      if ((await worker()) === "pg_net") return await waitForRealWorker();
+      // The batch in flight may have begun before the caller's commit: finish it, then take
+      // batches until one finds nothing.
+      if (batchInFlight !== null) await batchInFlight.catch(() => {});
+      while ((await batch()) > 0) { /* next batch */ }
     },
     async stop() {
       if (stopped) return;
       stopped = true;
       clearTimeout(timer);
       if (tickRunning) await tickRunning;
-      await Promise.all([...inFlight]);
+      if (batchInFlight) await batchInFlight.catch(() => {});
       await sql.end({ timeout: 5 });
     },
   };

@@ -4,8 +4,9 @@
 -- The project URL and the cron secret are read from Vault at each call, never written here:
 --   select vault.create_secret('https://<project-ref>.supabase.co', 'cafe24_project_url');
 --   select vault.create_secret('<the CRON_SECRET of the functions>', 'cafe24_cron_secret');
--- With Supabase's own extensions these exist on the platform; a plain local Postgres gets
--- stand-ins for vault and net before migrations run (local/supabase/stand_ins.sql).
+-- On Supabase the extensions exist on the platform. A local Postgres gets them, or stand-ins where
+-- its installation has none, before migrations run (local/supabase/stand_ins.sql): so each is
+-- created here only where it is available.
 
 do $$
 begin
@@ -15,7 +16,18 @@ begin
     raise notice 'pg_cron is not available here: cafe24-refresh will not be scheduled';
   end if;
   if exists (select 1 from pg_available_extensions where name = 'pg_net') then
+    -- pg_net creates the schema `net` itself and refuses one it does not own, with a message
+    -- that does not say what to do.
+    if not exists (select 1 from pg_extension where extname = 'pg_net')
+      and exists (select 1 from pg_namespace where nspname = 'net') then
+      raise exception 'schema "net" exists but does not belong to pg_net, which must create it'
+        using hint = 'It holds a stand-in or a copy of an older pg_net: drop it '
+          || '(drop schema net cascade) and apply the migrations again.';
+    end if;
     create extension if not exists pg_net with schema extensions;
+  end if;
+  if exists (select 1 from pg_available_extensions where name = 'supabase_vault') then
+    create extension if not exists supabase_vault;
   end if;
 end
 $$;
@@ -25,6 +37,13 @@ $$;
 -- `Prefer: respond-async` makes the function answer 202 at once and finish the run after the
 -- response, so pg_net's timeout never cuts a run short. plpgsql, so that vault and net are looked
 -- up when the job runs, not when this migration is applied.
+--
+-- It reads Vault with its owner's rights (security definer): reading vault.decrypted_secrets
+-- takes EXECUTE on vault._crypto_aead_det_decrypt as well, which Supabase grants to postgres, the
+-- role that applies migrations. Given to another owner, the job fails with "permission denied
+-- for function _crypto_aead_det_decrypt". pg_net follows redirects, re-sending every header (the
+-- secret too) and turning the POST into a GET without body on a 301/302, so the project URL must
+-- be the exact origin the functions answer on.
 create or replace function cafe24_private.invoke_cafe24_refresh()
 returns bigint
 language plpgsql

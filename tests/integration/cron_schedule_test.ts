@@ -1,16 +1,24 @@
 /**
- * The schedule: the pg_cron job's own command, Vault secrets, pg_net (its stand-in worker
- * delivers the request), the function answering 202 and finishing the run afterwards. Also the
+ * The schedule: the pg_cron job's own command, Vault secrets, pg_net (the real one where the
+ * PostgreSQL installation ships it, else the stand-in worker delivers the request), the function
+ * answering 202 and finishing the run afterwards. Also the job function's Vault rights, the
  * migrations' idempotence, an existing auth_settings table, and the history cleanup.
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { cafe24Entry, connectMall, CRON_SECRET, startRefreshStack } from "../support/stack.ts";
 import { startNetDeliverer } from "../../local/supabase/pg_net_deliverer.ts";
-import { startPostgresCluster } from "../../local/postgres/cluster.ts";
+import { installedSupabaseLibraries, startPostgresCluster } from "../../local/postgres/cluster.ts";
 import { applyMigrations, applyStandIns } from "../../local/postgres/database.ts";
 
 const MIGRATIONS = new URL("../../supabase/migrations/", import.meta.url);
+
+/** Carries a value out of a transaction that must not commit. */
+class RolledBack extends Error {
+  constructor(readonly value: unknown) {
+    super("rolled back");
+  }
+}
 
 async function waitFor<T>(
   what: string,
@@ -116,6 +124,35 @@ Deno.test("pg_cron schedule", async (t) => {
       },
     );
 
+    await t.step(
+      "the job reads Vault with its owner's rights: EXECUTE on the decrypt function is needed",
+      async () => {
+        // Inside a transaction that is rolled back: the owner change and the queued request too.
+        const asOwner = (grantDecrypt: boolean) =>
+          db.sql.begin(async (tx) => {
+            await tx`create role cafe24_job_owner nologin`;
+            // All a reader of decrypted_secrets is given, except the decrypt function itself.
+            await tx`grant usage on schema vault, cafe24_private to cafe24_job_owner`;
+            await tx`grant select on vault.decrypted_secrets to cafe24_job_owner`;
+            if (grantDecrypt) {
+              await tx`grant execute on function vault._crypto_aead_det_decrypt(
+                bytea, bytea, bigint, bytea, bytea) to cafe24_job_owner`;
+            }
+            await tx`alter function cafe24_private.invoke_cafe24_refresh() owner to cafe24_job_owner`;
+            const [row] = await tx.unsafe(await jobCommand());
+            throw new RolledBack(Object.values(row!)[0]);
+          }).catch((e) => {
+            if (e instanceof RolledBack) return e.value;
+            throw e;
+          });
+        await assert.rejects(
+          asOwner(false),
+          /permission denied for function _crypto_aead_det_decrypt/,
+        );
+        assert.ok(Number(await asOwner(true)) > 0, "with the grant the job queues its request");
+      },
+    );
+
     await t.step("re-applying every migration is harmless and never duplicates a job", async () => {
       for await (const entry of Deno.readDir(MIGRATIONS)) {
         if (entry.name.endsWith(".sql")) {
@@ -199,4 +236,26 @@ Deno.test("migrations keep an existing auth_settings table and its rows", async 
     await sql.end();
     await cluster.stop();
   }
+});
+
+Deno.test({
+  name: "a schema net that pg_net does not own stops the migrations with what to do",
+  // Only where the installation ships pg_net (PG_BINDIR): elsewhere the stand-in owns `net`.
+  ignore: !(await installedSupabaseLibraries()).includes("pg_net"),
+  fn: async () => {
+    const cluster = await startPostgresCluster();
+    const sql = postgres(cluster.dbUrl, { prepare: false, max: 2, onnotice: () => {} });
+    try {
+      await applyStandIns(sql);
+      await sql.unsafe("drop extension pg_net cascade; create schema net;").simple();
+      await assert.rejects(applyMigrations(cluster.dbUrl), (e: unknown) => {
+        assert.match(String(e), /schema "net" exists but does not belong to pg_net/);
+        assert.match(String(e), /drop schema net cascade/);
+        return true;
+      });
+    } finally {
+      await sql.end();
+      await cluster.stop();
+    }
+  },
 });
