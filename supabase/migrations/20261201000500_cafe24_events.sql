@@ -73,7 +73,8 @@ create index if not exists connection_event_deliveries_due_idx
 -- credentials. A refresh and a reconnect both write a new refresh token (and the sync trigger
 -- resets the connection the same way for both); connected_at is what only a connect changes.
 create table if not exists cafe24_private.connection_event_marks (
-  auth_settings_id uuid primary key,
+  auth_settings_id uuid primary key
+    references cafe24_private.connections (auth_settings_id) on delete cascade,
   connected_at text
 );
 

@@ -12,6 +12,7 @@ import {
   connectMall,
   startRefreshStack,
 } from "../support/stack.ts";
+import { recordTokensSeen } from "../support/tokens_seen.ts";
 
 interface NoticeLog {
   mall_id: string;
@@ -25,6 +26,7 @@ Deno.test("cafe24-webhook", async (t) => {
   const stack = await startRefreshStack();
   try {
     const { db, sandbox, functions } = stack;
+    const tokensSeen = await recordTokensSeen(db);
     const notice = async (body: unknown, raw = false) => {
       const response = await fetch(`${functions.url}/cafe24-webhook`, {
         method: "POST",
@@ -222,6 +224,13 @@ Deno.test("cafe24-webhook", async (t) => {
         { access: "app_deleted", refreshed: true, action: "disconnected" },
       );
       assert.equal((await connectionState(db, gone)).last_error_code, "APP_UNINSTALLED");
+    });
+
+    await t.step("no token in a log line", async () => {
+      const tokens = await tokensSeen();
+      assert.ok(tokens.length >= 10, `tokens were captured (${tokens.length})`);
+      const logs = functions.output.join("\n");
+      for (const token of tokens) assert.ok(!logs.includes(token), "a token was logged");
     });
 
     await t.step("only POST", async () => {
