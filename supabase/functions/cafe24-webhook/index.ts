@@ -15,6 +15,7 @@ import {
 } from "../_shared/connect/app_uninstalled.ts";
 import { createLifecycleStore } from "../_shared/connect/lifecycle_store.ts";
 import { continueAfterResponse } from "../_shared/platform/background.ts";
+import { readBodyText } from "../_shared/platform/body.ts";
 import {
   type Config,
   loadConfig,
@@ -40,7 +41,7 @@ async function handle(request: Request): Promise<Response> {
   if (early !== null) return early;
   const received = () => jsonResponse({ received: true }, 200, cors);
 
-  const body = await readBody(request);
+  const body = await readBodyText(request, MAX_BODY_BYTES);
   if (body === null) return received();
   const loaded = loadConfig(env, REFRESH_CONFIG_REQUIRED);
   if (!loaded.ok) {
@@ -80,37 +81,6 @@ async function verify(config: WebhookConfig, notice: AppNotice): Promise<void> {
       mall_id: notice.mallId,
     });
   }
-}
-
-/** The body as text, or null when it is larger than MAX_BODY_BYTES (then it is not read on). */
-async function readBody(request: Request): Promise<string | null> {
-  const declared = Number(request.headers.get("content-length") ?? "0");
-  if (!Number.isFinite(declared) || declared > MAX_BODY_BYTES) return null;
-  const reader = request.body?.getReader();
-  if (reader === undefined) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > MAX_BODY_BYTES) {
-        await reader.cancel().catch(() => {});
-        return null;
-      }
-      chunks.push(value);
-    }
-  } catch {
-    return null;
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
 }
 
 export default { fetch: handle } satisfies Deno.ServeDefaultExport;
