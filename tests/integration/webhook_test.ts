@@ -131,9 +131,16 @@ Deno.test("cafe24-webhook", async (t) => {
         [{ event_no: 90077 }, false],
         [[deleted("whother")], false],
         ["not json at all", true],
-        [JSON.stringify(deleted("whother", { padding: "x".repeat(17 * 1024) })), true],
       ];
       for (const [body, raw] of ignored) await notice(body, raw);
+      // Like every function, it reads at most 16 KiB of a body.
+      const oversized = await fetch(`${functions.url}/cafe24-webhook`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(deleted("whother", { padding: "x".repeat(17 * 1024) })),
+      });
+      assert.equal(oversized.status, 413);
+      assert.deepEqual(await oversized.json(), { error: "BODY_TOO_LARGE" });
       assert.deepEqual(sandbox.counters().requests, before);
       assert.deepEqual(noticeLogs("whother"), []);
 

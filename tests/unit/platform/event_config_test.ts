@@ -32,6 +32,9 @@ Deno.test("the webhook secret has at least 32 characters; the URL is http(s)", (
     ok: false,
     code: "CONFIG_INVALID",
     names: ["CAFE24_EVENTS_WEBHOOK_SECRET"],
+    rules: [
+      "CAFE24_EVENTS_WEBHOOK_SECRET must be a secret of at least 32 characters (openssl rand -base64 32)",
+    ],
   });
   for (const url of ["ftp://app.example/x", "javascript:alert(1)", "not a url"]) {
     const bad = loadConfig({ CAFE24_EVENTS_WEBHOOK_URL: url }, []);
@@ -39,6 +42,9 @@ Deno.test("the webhook secret has at least 32 characters; the URL is http(s)", (
       ok: false,
       code: "CONFIG_INVALID",
       names: ["CAFE24_EVENTS_WEBHOOK_URL"],
+      rules: [
+        "CAFE24_EVENTS_WEBHOOK_URL must be an http(s) URL: where connection events are sent",
+      ],
     }, url);
   }
 });
