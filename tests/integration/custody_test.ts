@@ -13,7 +13,7 @@ import {
   connectStackOptions,
   startRefreshStack,
 } from "../support/stack.ts";
-import type { TestDatabase } from "../../local/postgres/database.ts";
+import { asRole, asUser } from "../support/roles.ts";
 
 const uuid = (): string => crypto.randomUUID();
 
@@ -315,7 +315,7 @@ Deno.test("custody of a connection", async (t) => {
           const relation of ["auth_settings", "cafe24_connections", "auth_settings_without_tokens"]
         ) {
           await assert.rejects(
-            asAnon(db, (sql) => sql`select * from ${sql("public." + relation)}`),
+            asRole(db, "anon", (sql) => sql`select * from ${sql("public." + relation)}`),
             /permission denied/,
             relation,
           );
@@ -335,29 +335,3 @@ Deno.test("custody of a connection", async (t) => {
     await auth.close();
   }
 });
-
-// deno-lint-ignore no-explicit-any
-type Row = Record<string, any>;
-// deno-lint-ignore no-explicit-any
-type Query = (sql: any) => Promise<readonly Row[]>;
-
-/** Runs `query` the way the Data API runs a signed-in user's request. */
-async function asUser(db: TestDatabase, userId: string, query: Query): Promise<Row[]> {
-  const claims = JSON.stringify({ sub: userId, role: "authenticated", aud: "authenticated" });
-  const rows = await db.sql.begin(async (sql) => {
-    await sql`select set_config('request.jwt.claims', ${claims}, true)`;
-    await sql`set local role authenticated`;
-    return [...await query(sql)];
-  });
-  return rows as Row[];
-}
-
-/** The same for a request without a session (the anon key only). */
-async function asAnon(db: TestDatabase, query: Query): Promise<Row[]> {
-  const rows = await db.sql.begin(async (sql) => {
-    await sql`select set_config('request.jwt.claims', '{"role":"anon"}', true)`;
-    await sql`set local role anon`;
-    return [...await query(sql)];
-  });
-  return rows as Row[];
-}

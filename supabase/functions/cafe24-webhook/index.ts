@@ -15,7 +15,6 @@ import {
 } from "../_shared/connect/app_uninstalled.ts";
 import { createLifecycleStore } from "../_shared/connect/lifecycle_store.ts";
 import { continueAfterResponse } from "../_shared/platform/background.ts";
-import { readBodyText } from "../_shared/platform/body.ts";
 import {
   type Config,
   loadConfig,
@@ -23,15 +22,18 @@ import {
   refreshSettings,
 } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
-import { jsonResponse, openRequest } from "../_shared/platform/http.ts";
+import { RequestError } from "../_shared/platform/errors.ts";
+import {
+  jsonResponse,
+  openRequest,
+  readBodyText,
+  requestErrorResponse,
+} from "../_shared/platform/http.ts";
 import { logEvent } from "../_shared/platform/log.ts";
 import { beginRefreshRun } from "../_shared/refresh/run.ts";
 import { createRefreshStore } from "../_shared/refresh/store.ts";
 
 const FUNCTION = "cafe24-webhook";
-
-/** A notice is a few hundred bytes; anything past this is not read. */
-const MAX_BODY_BYTES = 16 * 1024;
 
 type WebhookConfig = Config<(typeof REFRESH_CONFIG_REQUIRED)[number]>;
 
@@ -41,8 +43,16 @@ async function handle(request: Request): Promise<Response> {
   if (early !== null) return early;
   const received = () => jsonResponse({ received: true }, 200, cors);
 
-  const body = await readBodyText(request, MAX_BODY_BYTES);
-  if (body === null) return received();
+  let body: string;
+  try {
+    body = await readBodyText(request);
+  } catch (error) {
+    // Over 16 KiB is refused like everywhere; a body that breaks off is just not a notice.
+    if (error instanceof RequestError && error.code === "BODY_TOO_LARGE") {
+      return requestErrorResponse(error, cors);
+    }
+    return received();
+  }
   const loaded = loadConfig(env, REFRESH_CONFIG_REQUIRED);
   if (!loaded.ok) {
     logEvent("error", "config_missing", { function: FUNCTION, names: loaded.names });
