@@ -110,7 +110,6 @@ function productWall(r: Report, n: number): number {
 
 /** The title, the machine, the command and the sandbox's settings. */
 function headerSection(r: Report, push: Push): void {
-  const o = r.options;
   push(
     "# Refresh benchmark results",
     "",
@@ -122,9 +121,13 @@ function headerSection(r: Report, push: Push): void {
       `memory, ${r.machine.kernel}; load average at start ${r.machine.loadAverage}`,
     `- Software: Deno ${r.machine.deno}, ${r.machine.postgres}`,
     `- Command: \`${r.command}\``,
-    `- Sandbox: token endpoint latency ${o.latencyMs} ± ${o.jitterMs} ms (uniform), per-mall ` +
+    `- Sandbox: token endpoint latency ${r.options.latencyMs} ± ${r.options.jitterMs} ms (uniform), per-mall ` +
       `leaky bucket on (40, 2/s), ${r.tlsUsed ? "HTTPS (self-signed CA via DENO_CERT)" : "HTTP"}` +
-      `, ${o.keepAlive ? "keep-alive" : "a new connection per request (as per-mall hosts force)"}`,
+      `, ${
+        r.options.keepAlive
+          ? "keep-alive"
+          : "a new connection per request (as per-mall hosts force)"
+      }`,
     `- Everything on one machine: the function process, the sandbox (in the bench process) and ` +
       `PostgreSQL share ${r.machine.cores} cores. Total bench time ${fmt(r.totalMs / 1000)} s.`,
   );
@@ -133,7 +136,6 @@ function headerSection(r: Report, push: Push): void {
 
 /** The targets and whether this run met them. */
 function targetsSection(r: Report, push: Push): void {
-  const o = r.options;
   push("", "## Targets", "", "| target | achieved | met |", "|---|---|---|");
   const groups = byNAndC(r.refresh);
   const at16 = groups.filter((g) => g[0]!.concurrency === 16);
@@ -173,7 +175,9 @@ function targetsSection(r: Report, push: Push): void {
   if (r.scan !== null) {
     const s = r.scan;
     push(
-      `| claiming the due ${o.scanDuePercent} % of ${int(s.rows)} rows < 50 ms | one batch: ` +
+      `| claiming the due ${r.options.scanDuePercent} % of ${
+        int(s.rows)
+      } rows < 50 ms | one batch: ` +
         `${fmt(median(s.batchClaimMs))} ms; one at a time as the function does: ` +
         `${fmt(s.singleClaimMedianMs, 2)} ms per claim, ${fmt(s.singleClaimTotalMs)} ms for all ` +
         `${int(s.due)} | ${median(s.batchClaimMs) < 50 ? "yes (batch)" : "**no**"} |`,
@@ -196,7 +200,6 @@ function targetsSection(r: Report, push: Push): void {
 
 /** One row per refresh measurement, then the statements each one sent. */
 function refreshSection(r: Report, push: Push): void {
-  const o = r.options;
   push(
     "",
     "## Refresh passes through cafe24-refresh (sync POST, real HTTP)",
@@ -214,11 +217,13 @@ function refreshSection(r: Report, push: Push): void {
         fmt(m.wallMs / 1000, 2)
       } | ${int(m.refreshed / (m.wallMs / 1000))} | ${fmt(m.idealMs / 1000, 2)} | ${
         fmt(m.idealMs / m.wallMs, 2)
-      } | ${fmt((m.wallMs * m.concurrency) / Math.max(1, m.refreshed) - o.latencyMs, 1)} | ${
-        fmt(per(m.statementsTotal), 2)
-      } | ${fmt(per(m.functionCpuMs), 2)} | ${fmt(m.noOpCpuMs, 1)} | ${fmt(m.peakKb / 1024)} | ${
-        fmt(per(m.postgresCpuMs), 2)
-      } | ${fmt(per(m.benchCpuMs), 2)} |`,
+      } | ${
+        fmt((m.wallMs * m.concurrency) / Math.max(1, m.refreshed) - r.options.latencyMs, 1)
+      } | ${fmt(per(m.statementsTotal), 2)} | ${fmt(per(m.functionCpuMs), 2)} | ${
+        fmt(m.noOpCpuMs, 1)
+      } | ${fmt(m.peakKb / 1024)} | ${fmt(per(m.postgresCpuMs), 2)} | ${
+        fmt(per(m.benchCpuMs), 2)
+      } |`,
     );
   }
   push("", "Statements the function sent, by SQL function (pg_stat_statements, track = top):", "");
@@ -303,12 +308,11 @@ function baselineSection(r: Report, push: Push): void {
 
 /** Scan cost: census and claims on a large table, with their plans. */
 function scanSection(r: Report, push: Push): void {
-  const o = r.options;
   if (r.scan !== null) {
     const s = r.scan;
     push(
       "",
-      `## Scan cost: ${int(s.rows)} connections, ${int(s.due)} due (${o.scanDuePercent} %)`,
+      `## Scan cost: ${int(s.rows)} connections, ${int(s.due)} due (${r.options.scanDuePercent} %)`,
       "",
       "Called directly in SQL against a fresh, vacuumed database.",
       "",
@@ -365,15 +369,16 @@ function scanSection(r: Report, push: Push): void {
 
 /** The per-run cap derived from the measured CPU. */
 function capSection(r: Report, push: Push): void {
-  const o = r.options;
   if (r.cap !== null) {
     const c = r.cap;
     push(
       "",
       "## Per-run cap (CAFE24_MAX_CONNECTIONS_PER_RUN)",
       "",
-      `A hosted invocation gets ${int(o.cpuLimitMs)} ms of CPU. Keeping it under ` +
-        `${int(o.cpuShare * 100)} % of that (${int(c.budgetMs)} ms), with the worst measured ` +
+      `A hosted invocation gets ${int(r.options.cpuLimitMs)} ms of CPU. Keeping it under ` +
+        `${int(r.options.cpuShare * 100)} % of that (${
+          int(c.budgetMs)
+        } ms), with the worst measured ` +
         `CPU per refresh (${fmt(c.cpuPerRefreshMs, 3)} ms, ${c.source}) and the worst fixed cost ` +
         `of an invocation (${fmt(c.fixedMs, 1)} ms):`,
       "",
