@@ -22,6 +22,9 @@
  * functions in a child process (local/functions/server.ts) whose CPU and memory are read
  * from /proc. The functions connect as their own role, so their statements are told apart.
  */
+// This file runs the measurements in order. The parts, one job each: options.ts (flags),
+// setup.ts (database, sandbox, TLS), measure.ts (/proc, pg_stat_statements, GCs, medians),
+// scenario_refresh.ts, scenario_baseline.ts and scenario_scan.ts (what is measured), report.ts.
 import { describeMachine, median, readClockTicks } from "./measure.ts";
 import { parseOptions } from "./options.ts";
 import {
