@@ -4,6 +4,7 @@
  * `/auth/v1/.well-known/jwks.json` answers with the local Auth stand-in's keys, so that one
  * SUPABASE_URL serves both, as on a Supabase project. Nothing else of Auth exists here.
  */
+import { JWKS_PATH } from "../supabase/auth_stand_in.ts";
 
 export interface Gateway {
   url: string;
@@ -56,7 +57,7 @@ export function startGateway(options: {
         headers: responseHeaders,
       });
     }
-    if (url.pathname === "/auth/v1/.well-known/jwks.json" && request.method === "GET") {
+    if (url.pathname === JWKS_PATH && request.method === "GET") {
       return Response.json(options.jwks(), { headers: { "cache-control": "max-age=600" } });
     }
     return Response.json({

@@ -13,40 +13,20 @@ import {
   type PostgresClusterOptions,
   startPostgresCluster,
 } from "./cluster.ts";
+import { PROJECT_ROOT } from "../stack/stack_info.ts";
 
-export interface TestDatabaseOptions {
-  keep?: boolean;
-  dataDir?: string;
-  port?: number;
-  fast?: boolean;
-  preloadLibraries?: string[];
-  settings?: Record<string, string | number | boolean>;
-}
+/** The cluster's options, handed to it as they are. */
+export type TestDatabaseOptions = PostgresClusterOptions;
 
 export interface TestDatabase extends PostgresCluster {
   /** prepare: false, max 10 connections, notices silenced. Ended by stop(). */
   sql: postgres.Sql;
 }
 
-/** The project root: two levels up from tests/support/. */
-const PROJECT_ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(
-  /\/$/,
-  "",
-);
 const STAND_INS = new URL("../supabase/stand_ins.sql", import.meta.url);
 
 export async function startTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
-  const clusterOptions: PostgresClusterOptions = {};
-  if (options.keep !== undefined) clusterOptions.keep = options.keep;
-  if (options.dataDir !== undefined) clusterOptions.dataDir = options.dataDir;
-  if (options.port !== undefined) clusterOptions.port = options.port;
-  if (options.fast !== undefined) clusterOptions.fast = options.fast;
-  if (options.preloadLibraries !== undefined) {
-    clusterOptions.preloadLibraries = options.preloadLibraries;
-  }
-  if (options.settings !== undefined) clusterOptions.settings = options.settings;
-
-  const cluster = await startPostgresCluster(clusterOptions);
+  const cluster = await startPostgresCluster(options);
   const sql = postgres(cluster.dbUrl, { prepare: false, max: 10, onnotice: () => {} });
   try {
     await applyStandIns(sql);

@@ -24,6 +24,7 @@ import {
   type RefreshStack,
   startRefreshStack,
 } from "../support/stack.ts";
+import { waitFor } from "../support/wait.ts";
 import type { FunctionsServer } from "../../local/functions/server.ts";
 import { signState, verifyState } from "../../supabase/functions/_shared/connect/state.ts";
 
@@ -659,10 +660,7 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
         (await db.sql<{ n: number }[]>`
           select count(*)::int as n from pg_stat_activity
           where ${holderPid}::int = any(pg_blocking_pids(pid))`)[0]!.n > 0;
-      for (let polls = 0; !await blocked(); polls++) {
-        assert.ok(polls < 500, "the second writer never waited for the first one's lock");
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      await waitFor("the second writer to wait for the first one's lock", blocked);
       commit.resolve();
       await Promise.all([holder, waiter]);
       assert.equal((await entryOf(gina)).entry.refresh_token, "rt-2");

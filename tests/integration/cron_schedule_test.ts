@@ -10,6 +10,7 @@ import { cafe24Entry, connectMall, CRON_SECRET, startRefreshStack } from "../sup
 import { startNetDeliverer } from "../../local/supabase/pg_net_deliverer.ts";
 import { installedSupabaseLibraries, startPostgresCluster } from "../../local/postgres/cluster.ts";
 import { applyMigrations, applyStandIns } from "../../local/postgres/database.ts";
+import { waitFor } from "../support/wait.ts";
 
 const MIGRATIONS = new URL("../../supabase/migrations/", import.meta.url);
 
@@ -18,20 +19,6 @@ class RolledBack extends Error {
   constructor(readonly value: unknown) {
     super("rolled back");
   }
-}
-
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | null>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== null) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 Deno.test("pg_cron schedule", async (t) => {

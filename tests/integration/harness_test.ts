@@ -18,6 +18,7 @@ import {
   startPostgresCluster,
 } from "../../local/postgres/cluster.ts";
 import { childrenOf, processAlive } from "../../local/processes.ts";
+import { waitFor } from "../support/wait.ts";
 
 const MIGRATIONS_DIR = new URL("../../supabase/migrations/", import.meta.url);
 
@@ -37,14 +38,6 @@ async function one<T>(query: Promise<readonly T[]>): Promise<T> {
 
 function errorCode(e: unknown): string | undefined {
   return typeof e === "object" && e !== null && "code" in e ? String(e.code) : undefined;
-}
-
-async function waitUntil(cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -253,12 +246,12 @@ Deno.test("test database: stand-ins, pg_cron, vault, pg_net worker, restart, sto
 
     await t.step("pg_cron: extension, scheduler, schedule and unschedule a job", async () => {
       await sql`create extension if not exists pg_cron`;
-      await waitUntil(async () => {
+      await waitFor("the pg_cron launcher", async () => {
         const rows = await sql`
           select 1 from pg_stat_activity where backend_type = 'pg_cron launcher'
         `;
         return rows.length === 1;
-      }, 10_000);
+      });
 
       const { jobid } = await one(sql<{ jobid: string }[]>`
         select cron.schedule('harness-test-job', '* * * * *', 'select 1') as jobid
@@ -394,6 +387,13 @@ Deno.test("test database: stand-ins, pg_cron, vault, pg_net worker, restart, sto
       const deliverer = startNetDeliverer(db.dbUrl, { pollIntervalMs: 50 });
       const responseCount = async () =>
         (await one(sql<{ n: number }[]>`select count(*)::int as n from net._http_response`)).n;
+      // A request committed now, delivered by the background loop (or the real pg_net worker):
+      // once it has arrived, every request committed before it has been taken too (they are taken
+      // in id order), so what has not arrived by then was never committed.
+      const deliverMarker = async (path: string) => {
+        await sql`select net.http_get(${base + path})`;
+        await waitFor(`${path} to be delivered`, () => received.some((r) => r.path === path));
+      };
       try {
         await t.step("http_post: method, headers, body, params; response row", async () => {
           const { id } = await one(sql<{ id: string }[]>`
@@ -473,9 +473,9 @@ Deno.test("test database: stand-ins, pg_cron, vault, pg_net worker, restart, sto
             /roll back/,
           );
           await deliverer.drain();
-          await new Promise((r) => setTimeout(r, 150)); // a few poll intervals
-          assert.equal(received.length, before);
-          assert.equal(await responseCount(), responsesBefore);
+          await deliverMarker("/after-rollback");
+          assert.deepEqual(received.slice(before).map((r) => r.path), ["/after-rollback"]);
+          assert.equal(await responseCount(), responsesBefore + 1, "only the marker's response");
         });
 
         await t.step("an open transaction's request is sent only once it commits", async () => {
@@ -483,11 +483,11 @@ Deno.test("test database: stand-ins, pg_cron, vault, pg_net worker, restart, sto
           await sql.begin(async (tx) => {
             await tx`select net.http_post(${base + "/after-commit"})`;
             await deliverer.drain();
-            await new Promise((r) => setTimeout(r, 150));
-            assert.equal(received.length, before);
+            // Committed on another connection while this transaction stays open.
+            await deliverMarker("/while-open");
+            assert.deepEqual(received.slice(before).map((r) => r.path), ["/while-open"]);
           });
-          await deliverer.drain();
-          assert.equal(received.length, before + 1);
+          await waitFor("/after-commit to be delivered", () => received.length === before + 2);
           assert.equal(received.at(-1)?.path, "/after-commit");
         });
 
@@ -495,10 +495,10 @@ Deno.test("test database: stand-ins, pg_cron, vault, pg_net worker, restart, sto
           const { id } = await one(
             sql<{ id: string }[]>`select net.http_get(${base + "/polled"}) as id`,
           );
-          await waitUntil(async () => {
+          await waitFor("the background loop's response row", async () => {
             const rows = await sql`select 1 from net._http_response where id = ${id}`;
             return rows.length === 1;
-          }, 5_000);
+          });
           assert.equal(received.at(-1)?.path, "/polled");
         });
 

@@ -14,6 +14,7 @@ import {
   type StackInfo,
 } from "../../local/stack/stack_info.ts";
 import { processAlive as alive } from "../../local/processes.ts";
+import { waitFor as waitForEvent } from "../support/wait.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const FIRST_CRON_RUN_TIMEOUT_MS = 80_000; // pg_cron fires on minute boundaries
@@ -67,19 +68,17 @@ function processesOf(roots: number[], marker: string): number[] {
   return [...found].filter(alive).sort((a, b) => a - b);
 }
 
-async function waitFor<T>(
+/** The shared wait, with npm start's output in the error when the deadline passes. */
+function waitFor<T>(
   what: string,
   probe: () => Promise<T | null> | T | null,
   timeoutMs: number,
   output: string[] = [],
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== null) return value;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`timed out waiting for ${what}\n--- output ---\n${output.join("\n")}`);
+  return waitForEvent(what, probe, {
+    timeoutMs,
+    detail: () => `--- output ---\n${output.join("\n")}`,
+  });
 }
 
 interface StartedStack {

@@ -16,21 +16,7 @@ import {
 } from "../support/stack.ts";
 import type { FunctionsServer } from "../../local/functions/server.ts";
 import type { RunSummary } from "../../supabase/functions/_shared/refresh/run.ts";
-
-/** Polls `probe` until it returns something other than null. */
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | null> | T | null,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== null) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+import { waitFor } from "../support/wait.ts";
 
 /** The JSON log lines of a functions process with this `event`. */
 function logLines(server: FunctionsServer, event: string): Record<string, unknown>[] {
@@ -542,15 +528,15 @@ Deno.test("cafe24-refresh endpoint", async (t) => {
         assert.equal(response.status, 202);
         const { run_id: runId } = await response.json();
         assert.match(runId, /^[0-9a-f-]{36}$/);
-        let run: { status: string; mode: string; summary: { refreshed: number } } | undefined;
-        for (let i = 0; i < 100 && run?.status !== "finished"; i++) {
-          await new Promise((resolve) => setTimeout(resolve, 100));
-          [run] = await db.sql<NonNullable<typeof run>[]>`
+        const run = await waitFor("the async run to finish", async () => {
+          const [row] = await db.sql<
+            { status: string; mode: string; summary: { refreshed: number } }[]
+          >`
           select status, mode, summary from cafe24_private.refresh_runs where id = ${runId}`;
-        }
-        assert.equal(run?.status, "finished");
-        assert.equal(run?.mode, "async");
-        assert.equal(run?.summary.refreshed, 1);
+          return row?.status === "finished" ? row : null;
+        });
+        assert.equal(run.mode, "async");
+        assert.equal(run.summary.refreshed, 1);
       },
     );
 

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { cafe24Entry, connectionState, connectMall, startRefreshStack } from "../support/stack.ts";
 import type { MalformedVariant } from "../../local/cafe24_sandbox.ts";
+import { waitFor } from "../support/wait.ts";
 
 const HOUR_MS = 60 * 60 * 1000;
 
@@ -15,6 +16,13 @@ Deno.test("refresh invariants", async (t) => {
     sandbox: { commitOnClientAbort: true },
   });
   const { db, sandbox } = stack;
+  // A refresh the sandbox has received and holds for its latency: what the owner's reconnect,
+  // or a kill, must land in the middle of. The sandbox counts a request when it arrives.
+  const reachedCafe24 = (mall: string) =>
+    waitFor(
+      `the refresh of ${mall} to reach the sandbox`,
+      () => (sandbox.counters().byMall[mall]?.refreshRequests ?? 0) > 0,
+    );
   const due = () =>
     db.sql`
     update public.auth_settings set providers = providers #- '{cafe24,expires_at}'
@@ -59,9 +67,10 @@ Deno.test("refresh invariants", async (t) => {
       "a reconnect during a refresh keeps the reconnect's newer tokens (CAS)",
       async () => {
         const { id } = await connectMall(stack, "shopcas");
-        sandbox.setFaults("shopcas", { latencyMs: 700 });
+        // Long enough for the reconnect below to be written while Cafe24 still holds the request.
+        sandbox.setFaults("shopcas", { latencyMs: 1_500 });
         const running = stack.refresh({ mall_id: "shopcas" });
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        await reachedCafe24("shopcas");
         await db.sql`
         update auth_settings
         set providers = jsonb_set(providers, '{cafe24,refresh_token}', '"owner-reconnected"')
@@ -77,9 +86,9 @@ Deno.test("refresh invariants", async (t) => {
 
     await t.step("a rejection after another party rotated the token is not a failure", async () => {
       const { id } = await connectMall(stack, "shoprace");
-      sandbox.setFaults("shoprace", { latencyMs: 700 });
+      sandbox.setFaults("shoprace", { latencyMs: 1_500 });
       const running = stack.refresh({ mall_id: "shoprace" });
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await reachedCafe24("shoprace");
       // The owner reconnects: Cafe24 issues a new pair, the in-flight token dies.
       const fresh = sandbox.issueTokens("shoprace");
       await db.sql`
@@ -151,11 +160,14 @@ Deno.test("refresh invariants", async (t) => {
         const call = fetch(`${victim.url}/cafe24-refresh?mall_id=shopkilled`, {
           headers: { "x-cron-secret": stack.env.CRON_SECRET! },
         }).catch(() => null);
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        await reachedCafe24("shopkilled");
         await victim.kill();
         await call;
         // The sandbox commits the rotation although the worker is gone: the answer is lost.
-        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        await waitFor(
+          "the sandbox to commit the rotation nobody received",
+          () => sandbox.refreshLog().some((e) => e.mallId === "shopkilled" && e.outcome === "lost"),
+        );
         sandbox.clearFaults();
         assert.equal(sandbox.counters().lostResponses >= 1, true);
         const leased = await connectionState(db, id);

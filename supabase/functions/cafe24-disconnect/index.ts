@@ -28,6 +28,7 @@ import {
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
 import {
+  bearerToken,
   configErrorResponse,
   errorResponse,
   jsonResponse,
@@ -36,7 +37,7 @@ import {
   requestParameters,
 } from "../_shared/platform/http.ts";
 import { logEvent } from "../_shared/platform/log.ts";
-import { bearerToken } from "../_shared/platform/secrets.ts";
+
 import { looksLikeJwt, verifyUserJwt } from "../_shared/platform/user_auth.ts";
 
 const FUNCTION = "cafe24-disconnect";

@@ -10,6 +10,7 @@ import {
   INSUFFICIENT_SCOPE_MESSAGE,
   startCafe24Sandbox,
 } from "../../../local/cafe24_sandbox.ts";
+import { waitFor } from "../../support/wait.ts";
 
 const CLIENT_ID = "sandboxclient";
 const CLIENT_SECRET = "sandbox-secret";
@@ -731,8 +732,7 @@ Deno.test("fault kind hang: held until the client aborts, or until hangMs", asyn
     );
     const waited = performance.now() - started;
     assert.ok(waited >= 250 && waited < 5_000, `waited ${waited}`);
-    // Give the server a moment to see the disconnect.
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await waitFor("the server to see the disconnect", () => sb.counters().clientAborts > 0);
     const c = sb.counters();
     assert.equal(c.faultsInjected.hang, 1);
     assert.equal(c.clientAborts, 1);
@@ -759,7 +759,7 @@ Deno.test("close() releases a request that is still hanging", async () => {
       await r.body?.cancel();
       return r.status;
     }, () => "failed");
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await waitFor("the request to hang", () => sb.counters().faultsInjected.hang > 0);
   const started = performance.now();
   await sb.close();
   assert.ok(performance.now() - started < 5_000);
@@ -821,7 +821,7 @@ Deno.test("a client abort during latency: dropped, or committed and lost", async
           signal: AbortSignal.timeout(100),
         })
       );
-      await new Promise((resolve) => setTimeout(resolve, 350));
+      await waitFor("the abandoned request's outcome", () => sb.refreshLog().length > 0);
       const c = sb.counters();
       assert.equal(c.clientAborts, 1);
       if (commitOnClientAbort) {
@@ -1143,7 +1143,7 @@ Deno.test("a refresh committed after the client left is logged as lost", async (
         signal: AbortSignal.timeout(100),
       })
     );
-    await new Promise((resolve) => setTimeout(resolve, 350));
+    await waitFor("the abandoned request's outcome", () => sb.refreshLog().length > 0);
     assert.deepEqual(sb.refreshLog().map((e) => e.outcome), ["lost"]);
     assert.equal(sb.counters().lostResponses, 1);
   }, { commitOnClientAbort: true });

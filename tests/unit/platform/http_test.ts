@@ -4,6 +4,7 @@ import {
   RequestError,
 } from "../../../supabase/functions/_shared/platform/errors.ts";
 import {
+  bearerToken,
   configErrorResponse,
   corsHeaders,
   errorResponse,
@@ -307,4 +308,47 @@ Deno.test("rateLimitedResponse() is 429 with Retry-After in whole seconds, expos
   const soon = rateLimitedResponse(0, {});
   assert.equal(soon.headers.get("retry-after"), "1", "never 0: that would invite a retry at once");
   await soon.body?.cancel();
+});
+
+function withAuthorization(value?: string): Request {
+  const headers = new Headers();
+  if (value !== undefined) headers.set("Authorization", value);
+  return new Request(FUNCTION_URL, { headers });
+}
+
+Deno.test("bearerToken() returns the token of a Bearer header", () => {
+  assert.equal(bearerToken(withAuthorization("Bearer abc.def-ghi_jkl")), "abc.def-ghi_jkl");
+});
+
+Deno.test("bearerToken() reads the scheme case-insensitively", () => {
+  for (const scheme of ["bearer", "BEARER", "BeArEr"]) {
+    assert.equal(bearerToken(withAuthorization(`${scheme} tok3n`)), "tok3n", scheme);
+  }
+});
+
+Deno.test("bearerToken() allows extra whitespace around the token", () => {
+  assert.equal(bearerToken(withAuthorization("Bearer    tok3n")), "tok3n");
+  assert.equal(bearerToken(withAuthorization("Bearer\ttok3n")), "tok3n");
+  assert.equal(bearerToken(withAuthorization("  Bearer tok3n  ")), "tok3n");
+});
+
+Deno.test("bearerToken() returns null without an Authorization header", () => {
+  assert.equal(bearerToken(withAuthorization()), null);
+});
+
+Deno.test("bearerToken() returns null for malformed or foreign headers", () => {
+  const malformed = [
+    "",
+    "Bearer",
+    "Bearer ",
+    "Bearertok3n",
+    "Bearer tok3n extra",
+    "Basic bXlfY2xpZW50X2lkOm15X3NlY3JldF9rZXk=",
+    "Token tok3n",
+    "tok3n",
+    "Bearer: tok3n",
+  ];
+  for (const value of malformed) {
+    assert.equal(bearerToken(withAuthorization(value)), null, JSON.stringify(value));
+  }
 });

@@ -10,6 +10,7 @@ import type { ConnectStore } from "./store.ts";
 import { handleHash, newHandle } from "./handle.ts";
 import type { RefreshFailureCode, RequestErrorCode } from "../platform/errors.ts";
 import { countUnauthenticated, logEvent } from "../platform/log.ts";
+import { type RetryPolicy, withRetries } from "../platform/retry.ts";
 import { isValidMallId } from "../cafe24/mall_id.ts";
 import { type OAuthState, verifyState } from "./state.ts";
 
@@ -52,8 +53,13 @@ export type CallbackOutcome =
   | { ok: false; reason: RequestErrorCode };
 
 const MAX_CODE_LENGTH = 512;
-const STORE_ATTEMPTS = 4;
-const STORE_RETRY_BASE_MS = 250;
+/**
+ * Parking the pair is tried again while the database is briefly unreachable: the user waits on
+ * the redirect, so about 2 s in all. Safe to repeat: the handle is new, so the row is written
+ * at most once (a repeat after a lost reply fails on the handle's key and ends as a store
+ * failure, which revokes the pair).
+ */
+const STORE_RETRIES: RetryPolicy = { attempts: 4, firstDelayMs: 250 };
 
 export function callbackParameters(url: URL): CallbackParameters {
   const get = (name: string) => {
@@ -127,7 +133,12 @@ export async function finishAuthorization(
   }
 
   const handle = newHandle();
-  if (!await recordWithRetries(deps.store, await handleHash(handle), state, tokens)) {
+  const hash = await handleHash(handle);
+  const parked = await withRetries(
+    () => deps.store.recordPending(hash, state, storedTokenFields(tokens)),
+    STORE_RETRIES,
+  ).then(() => true, () => false);
+  if (!parked) {
     // The pair cannot be parked: revoke it rather than leave a live pair nobody holds.
     const revoked = await revokePair(revokeOptions(deps, state.mallId), storedTokenFields(tokens));
     logEvent("error", "cafe24_connect_store_failed", {
@@ -191,21 +202,4 @@ function failed(
     }),
   });
   return { ok: false, reason };
-}
-
-async function recordWithRetries(
-  store: ConnectStore,
-  hash: Uint8Array,
-  state: OAuthState,
-  tokens: TokenSet,
-): Promise<boolean> {
-  for (let attempt = 0; attempt < STORE_ATTEMPTS; attempt++) {
-    try {
-      await store.recordPending(hash, state, storedTokenFields(tokens));
-      return true;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, STORE_RETRY_BASE_MS * 2 ** attempt));
-    }
-  }
-  return false;
 }

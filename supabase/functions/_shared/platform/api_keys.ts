@@ -1,5 +1,6 @@
 import type { Env } from "./config.ts";
-import { bearerToken, secretsMatch } from "./secrets.ts";
+import { bearerToken } from "./http.ts";
+import { secretsMatch } from "./secrets.ts";
 
 /**
  * The project's secret API key as a caller's credential: the app's own backend (or an operator)

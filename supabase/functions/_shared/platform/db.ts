@@ -1,14 +1,25 @@
 import postgres from "postgres";
 
 /**
- * One postgres.js client per database URL, created on first use and kept at module scope so
- * that warm invocations reuse its connections. `prepare: false` because SUPABASE_DB_URL may
- * point at the transaction pooler, which cannot keep prepared statements.
+ * One postgres.js client per database URL and pool size, created on first use and kept at module
+ * scope so that warm invocations reuse its connections. `prepare: false` because
+ * SUPABASE_DB_URL may point at the transaction pooler, which cannot keep prepared statements.
+ *
+ * The pool size is part of the key: a caller that asks for `maxConnections` gets a pool of that
+ * size, whatever another function in the same process asked for first (locally every function
+ * shares one process). Callers of one size share one pool.
  */
 const clients = new Map<string, postgres.Sql>();
 
-export function database(url: string, maxConnections = 10): postgres.Sql {
-  let client = clients.get(url);
+/** The pool size for callers that run one statement at a time per request. */
+export const DEFAULT_POOL_SIZE = 10;
+
+export function database(url: string, maxConnections = DEFAULT_POOL_SIZE): postgres.Sql {
+  if (!Number.isInteger(maxConnections) || maxConnections < 1) {
+    throw new RangeError(`maxConnections must be a positive integer, got ${maxConnections}`);
+  }
+  const key = `${maxConnections} ${url}`;
+  let client = clients.get(key);
   if (client === undefined) {
     client = postgres(url, {
       prepare: false,
@@ -17,7 +28,7 @@ export function database(url: string, maxConnections = 10): postgres.Sql {
       connect_timeout: 10,
       onnotice: () => {},
     });
-    clients.set(url, client);
+    clients.set(key, client);
   }
   return client;
 }

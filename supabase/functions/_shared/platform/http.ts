@@ -2,7 +2,7 @@ import { REQUEST_ERRORS, RequestError, type RequestErrorCode } from "./errors.ts
 import { configRules } from "./config.ts";
 import { logEvent } from "./log.ts";
 
-/** JSON responses, CORS and request bodies, shared by every function. */
+/** JSON responses, CORS, request bodies and credentials, shared by every function. */
 
 /**
  * The largest request body any function reads. Every parameter a function takes is a few short
@@ -162,6 +162,14 @@ export async function readBodyText(
     offset += chunk.byteLength;
   }
   return new TextDecoder().decode(bytes);
+}
+
+/** The token of an `Authorization: Bearer <token>` header, or null. */
+export function bearerToken(request: Request): string | null {
+  const header = request.headers.get("authorization");
+  if (header === null) return null;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match?.[1] ?? null;
 }
 
 /** Query parameters and, for POST, a JSON object body; query parameters win. */

@@ -9,11 +9,3 @@ export function secretsMatch(presented: string, expected: string): boolean {
   const b = createHash("sha256").update(expected, "utf8").digest();
   return timingSafeEqual(a, b);
 }
-
-/** The token of an `Authorization: Bearer <token>` header, or null. */
-export function bearerToken(request: Request): string | null {
-  const header = request.headers.get("authorization");
-  if (header === null) return null;
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  return match?.[1] ?? null;
-}

@@ -1,6 +1,6 @@
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import type { UserAuthSettings } from "./config.ts";
-import { bearerToken } from "./secrets.ts";
+import { bearerToken } from "./http.ts";
 
 /**
  * Verifies a Supabase user's access token in code, with supabase-js `auth.getClaims(jwt)`: the

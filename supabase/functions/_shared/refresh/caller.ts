@@ -6,7 +6,8 @@ import {
 } from "../platform/config.ts";
 import { RequestError } from "../platform/errors.ts";
 import { countUnauthenticated, logEvent } from "../platform/log.ts";
-import { bearerToken, secretsMatch } from "../platform/secrets.ts";
+import { secretsMatch } from "../platform/secrets.ts";
+import { bearerToken } from "../platform/http.ts";
 import { looksLikeJwt, verifyUserJwt } from "../platform/user_auth.ts";
 
 /**

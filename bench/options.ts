@@ -1,0 +1,66 @@
+/** The bench's command-line flags (documented in bench/refresh_bench.ts). */
+import { parseArgs } from "node:util";
+
+export interface BenchOptions {
+  sizes: number[];
+  latencyMs: number;
+  jitterMs: number;
+  concurrencies: number[];
+  tls: boolean;
+  keepAlive: boolean;
+  scanRows: number;
+  scanDuePercent: number;
+  baselineMax: number;
+  cpuLimitMs: number;
+  cpuShare: number;
+  maxPasses: number;
+  repeat: number;
+  out: string;
+}
+
+export function parseOptions(args: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args,
+    options: {
+      "sizes": { type: "string", default: "1000,10000" },
+      "latency-ms": { type: "string", default: "50" },
+      "jitter-ms": { type: "string", default: "10" },
+      "concurrency": { type: "string", default: "16" },
+      "tls": { type: "boolean", default: false },
+      "keep-alive": { type: "boolean", default: false },
+      "scan-rows": { type: "string", default: "100000" },
+      "scan-due-percent": { type: "string", default: "1" },
+      "baseline-max": { type: "string", default: "1000" },
+      "cpu-limit-ms": { type: "string", default: "2000" },
+      "cpu-share": { type: "string", default: "0.5" },
+      "max-passes": { type: "string", default: "20" },
+      "repeat": { type: "string", default: "3" },
+      "out": { type: "string", default: "bench/RESULTS.md" },
+    },
+  });
+  const number = (name: string, value: string, min: number, max: number) => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min || n > max) {
+      throw new RangeError(`--${name} must be a number from ${min} to ${max}, got "${value}"`);
+    }
+    return n;
+  };
+  const list = (name: string, value: string, min: number, max: number) =>
+    value.split(",").map((v) => Math.round(number(name, v.trim(), min, max)));
+  return {
+    sizes: list("sizes", values.sizes, 1, 1_000_000),
+    latencyMs: number("latency-ms", values["latency-ms"], 0, 10_000),
+    jitterMs: number("jitter-ms", values["jitter-ms"], 0, 10_000),
+    concurrencies: list("concurrency", values.concurrency, 1, 64),
+    tls: values.tls,
+    keepAlive: values["keep-alive"],
+    scanRows: Math.round(number("scan-rows", values["scan-rows"], 0, 10_000_000)),
+    scanDuePercent: number("scan-due-percent", values["scan-due-percent"], 0.001, 100),
+    baselineMax: Math.round(number("baseline-max", values["baseline-max"], 0, 1_000_000)),
+    cpuLimitMs: number("cpu-limit-ms", values["cpu-limit-ms"], 1, 1_000_000),
+    cpuShare: number("cpu-share", values["cpu-share"], 0.01, 1),
+    maxPasses: Math.round(number("max-passes", values["max-passes"], 1, 1_000)),
+    repeat: Math.round(number("repeat", values.repeat, 1, 20)),
+    out: values.out,
+  };
+}
