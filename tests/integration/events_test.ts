@@ -5,6 +5,7 @@
  * webhook receiver.
  */
 import assert from "node:assert/strict";
+import { waitFor } from "../support/wait.ts";
 import { startTestAuth } from "../support/auth.ts";
 import { browser } from "../support/connect.ts";
 import { asRole } from "../support/roles.ts";
@@ -409,7 +410,10 @@ Deno.test("connection events", async (t) => {
       assert.equal(response!.status_code, 202);
       const [arrived] = await receiver.waitFor(before + 1).then((all) => all.slice(before));
       assert.equal(arrived!.eventId > 0, true);
-      await waitForRow(async () => (await delivery(arrived!.eventId)).delivered_at);
+      await waitFor(
+        "the delivery to be recorded",
+        async () => (await delivery(arrived!.eventId)).delivered_at,
+      );
 
       assert.equal(await invoke(), null, "nothing due: no request at all");
       const [queued] = await db.sql<{ n: number }[]>`
@@ -423,13 +427,3 @@ Deno.test("connection events", async (t) => {
     await auth.close();
   }
 });
-
-async function waitForRow<T>(probe: () => Promise<T | null>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== null) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error("timed out waiting for a row");
-}

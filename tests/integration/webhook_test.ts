@@ -5,6 +5,7 @@
  * and the Cafe24 sandbox.
  */
 import assert from "node:assert/strict";
+import { waitFor } from "../support/wait.ts";
 import {
   cafe24Entry,
   CLIENT_ID,
@@ -55,14 +56,11 @@ Deno.test("cafe24-webhook", async (t) => {
           return [];
         }
       });
-    const waitForLogs = async (mallId: string, count: number) => {
-      const deadline = Date.now() + 20_000;
-      while (noticeLogs(mallId).length < count) {
-        if (Date.now() > deadline) throw new Error(`no notice log ${count} for ${mallId}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      return noticeLogs(mallId);
-    };
+    const waitForLogs = (mallId: string, count: number) =>
+      waitFor(`${count} notice log lines for ${mallId}`, () => {
+        const logs = noticeLogs(mallId);
+        return logs.length >= count ? logs : null;
+      });
     const shopsRequests = (mallId: string) => sandbox.counters().byMall[mallId]?.shopsRequests ?? 0;
     const eventCount = async () => {
       const [row] = await db.sql<{ n: number }[]>`
