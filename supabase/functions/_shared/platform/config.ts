@@ -60,9 +60,7 @@ const EnvSchema = z.object({
   /** `false` stops accepting SUPABASE_SERVICE_ROLE_KEY as the project's secret key. */
   CAFE24_ACCEPT_SERVICE_ROLE_KEY: z.stringbool().default(true),
   /** Where cafe24-events POSTs connection events; unset, events are kept but not sent. */
-  CAFE24_EVENTS_WEBHOOK_URL: z.url()
-    .refine((v) => /^https?:$/.test(new URL(v).protocol), "must be an http(s) URL")
-    .optional(),
+  CAFE24_EVENTS_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
   /** HMAC-SHA256 key that signs every event delivery; required with the URL. */
   CAFE24_EVENTS_WEBHOOK_SECRET: z.string().min(32).optional(),
 });
