@@ -192,10 +192,30 @@ create trigger record_cafe24_connection_event
 -- Delivering them (cafe24-events)
 -- ---------------------------------------------------------------------------------------------
 
--- Leases up to p_limit events to send now: of each connection only its oldest undelivered event,
--- and only when that one is due and not leased. An event that keeps failing therefore holds back
--- its connection's later events (the receiver sees each connection's events in order) and nobody
--- else's. Counts the attempt.
+-- The events that may be sent now, oldest first, at most p_limit: of each connection only its
+-- oldest undelivered event, and only when that one is due and not leased. An event that keeps
+-- failing therefore holds back its connection's later events (the receiver sees each
+-- connection's events in order) and nobody else's.
+create or replace function cafe24_private.due_event_heads(p_limit integer)
+returns setof bigint
+language sql
+stable
+set search_path = ''
+as $$
+  select h.event_id
+  from (
+    select distinct on (d.auth_settings_id) d.event_id, d.next_attempt_at, d.lease_expires_at
+    from cafe24_private.connection_event_deliveries d
+    where d.delivered_at is null
+    order by d.auth_settings_id, d.event_id
+  ) h
+  where h.next_attempt_at <= now()
+    and (h.lease_expires_at is null or h.lease_expires_at <= now())
+  order by h.event_id
+  limit greatest(p_limit, 0)
+$$;
+
+-- Leases up to p_limit of the due_event_heads and counts the attempt.
 create or replace function cafe24_private.claim_event_deliveries(
   p_lease_id uuid,
   p_limit integer,
@@ -217,20 +237,7 @@ as $$
 declare
   v_ids bigint[];
 begin
-  select array_agg(head.event_id) into v_ids
-  from (
-    select h.event_id
-    from (
-      select distinct on (d.auth_settings_id) d.event_id, d.next_attempt_at, d.lease_expires_at
-      from cafe24_private.connection_event_deliveries d
-      where d.delivered_at is null
-      order by d.auth_settings_id, d.event_id
-    ) h
-    where h.next_attempt_at <= now()
-      and (h.lease_expires_at is null or h.lease_expires_at <= now())
-    order by h.event_id
-    limit greatest(p_limit, 0)
-  ) head;
+  select array_agg(head) into v_ids from cafe24_private.due_event_heads(p_limit) head;
 
   if v_ids is null then
     return;
@@ -309,9 +316,10 @@ as $$
   select count(*)::integer from deferred
 $$;
 
--- Queues one POST to cafe24-events when an event is due, and returns pg_net's request id; null
--- when nothing is due (no invocation at all) or a Vault secret is missing. The same Vault secrets
--- and header as cafe24-refresh's job.
+-- Queues one POST to cafe24-events when an event can be sent (a due_event_heads row), and returns
+-- pg_net's request id; null when nothing can be sent (then there is no invocation at all, also
+-- while every pending event waits for its backoff or for its connection's earlier event) or a
+-- Vault secret is missing. The same Vault secrets and header as cafe24-refresh's job.
 create or replace function cafe24_private.invoke_cafe24_events()
 returns bigint
 language plpgsql
@@ -322,10 +330,7 @@ declare
   v_project_url text;
   v_cron_secret text;
 begin
-  if not exists (
-    select 1 from cafe24_private.connection_event_deliveries d
-    where d.delivered_at is null and d.next_attempt_at <= now()
-  ) then
+  if not exists (select 1 from cafe24_private.due_event_heads(1)) then
     return null;
   end if;
 
@@ -516,6 +521,7 @@ grant select on table cafe24_private.mall_verifications to service_role;
 
 revoke all on function cafe24_private.refuse_event_rewrite() from public, anon, authenticated;
 revoke all on function cafe24_private.record_connection_event() from public, anon, authenticated;
+revoke all on function cafe24_private.due_event_heads(integer) from public, anon, authenticated;
 revoke all on function cafe24_private.claim_event_deliveries(uuid, integer, interval)
   from public, anon, authenticated;
 revoke all on function cafe24_private.settle_event_delivery(

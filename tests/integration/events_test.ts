@@ -227,6 +227,8 @@ Deno.test("connection events", async (t) => {
 
         const early = await runEvents();
         assert.equal(early.body.attempted, 0, "nothing is sent before the backoff is over");
+        const heads = await db.sql`select * from cafe24_private.due_event_heads(10)`;
+        assert.equal(heads.length, 0, "so the cron job would not even call the function");
 
         await makeDue(aliceFirst!);
         const second = await runEvents();
