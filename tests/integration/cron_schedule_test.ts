@@ -42,6 +42,7 @@ Deno.test("pg_cron schedule", async (t) => {
       const jobs = await db.sql<{ jobname: string; schedule: string }[]>`
         select jobname, schedule from cron.job order by jobname`;
       assert.deepEqual(jobs.map((j) => [j.jobname, j.schedule]), [
+        ["cafe24-events", "* * * * *"],
         ["cafe24-oauth-states-cleanup", "41 * * * *"],
         ["cafe24-refresh", "*/5 * * * *"],
         ["cafe24-trim-histories", "17 3 * * *"],

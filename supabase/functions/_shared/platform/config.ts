@@ -85,6 +85,18 @@ const EnvSchema = z.object({
   CAFE24_USER_REFRESH_INTERVAL_S: integer(30, 1, 3_600),
   /** Comma-separated origins allowed to call the functions from a browser; `*` for any. */
   CORS_ALLOWED_ORIGINS: z.string().default("*").describe("* or comma-separated origins"),
+  /** JSON `{"default":"sb_secret_…"}`, injected by Supabase: the project's secret API keys. */
+  SUPABASE_SECRET_KEYS: text('JSON {"default":"sb_secret_…"} (injected by Supabase)'),
+  /** The legacy service_role key (a JWT), injected by Supabase. */
+  SUPABASE_SERVICE_ROLE_KEY: text("the legacy service_role key (injected by Supabase)"),
+  /** `false` stops accepting SUPABASE_SERVICE_ROLE_KEY as the project's secret key. */
+  CAFE24_ACCEPT_SERVICE_ROLE_KEY: z.stringbool().default(true).describe("true or false"),
+  /** Where cafe24-events POSTs connection events; unset, events are kept but not sent. */
+  CAFE24_EVENTS_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional()
+    .describe("an http(s) URL: where connection events are sent"),
+  /** HMAC-SHA256 key that signs every event delivery; required with the URL. */
+  CAFE24_EVENTS_WEBHOOK_SECRET: z.string().min(SECRET_MIN_LENGTH).optional()
+    .describe(`a secret of at least ${SECRET_MIN_LENGTH} characters (openssl rand -base64 32)`),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -263,3 +275,35 @@ export const CALLBACK_CONFIG_REQUIRED = [
   "CAFE24_OAUTH_STATE_SECRET",
   "CAFE24_APP_RETURN_URL",
 ] as const;
+
+/**
+ * cafe24-disconnect: removes a connection's tokens and revokes them at Cafe24. User callers also
+ * need USER_AUTH_CONFIG_REQUIRED; the app's secret key needs nothing more.
+ */
+export const DISCONNECT_CONFIG_REQUIRED = [
+  "SUPABASE_DB_URL",
+  "CAFE24_CLIENT_ID",
+  "CAFE24_CLIENT_SECRET_KEY",
+] as const;
+
+/** cafe24-events: reads the outbox; sends it when CAFE24_EVENTS_WEBHOOK_URL is set. */
+export const EVENTS_CONFIG_REQUIRED = ["SUPABASE_DB_URL"] as const;
+
+export interface EventWebhookSettings {
+  url: string;
+  secret: string;
+}
+
+/**
+ * The events webhook: null when no URL is set (delivery is off), the missing secret's name when
+ * a URL is set without one.
+ */
+export function eventWebhookSettings(
+  config: Env,
+): EventWebhookSettings | null | { missing: string[] } {
+  if (config.CAFE24_EVENTS_WEBHOOK_URL === undefined) return null;
+  if (config.CAFE24_EVENTS_WEBHOOK_SECRET === undefined) {
+    return { missing: ["CAFE24_EVENTS_WEBHOOK_SECRET"] };
+  }
+  return { url: config.CAFE24_EVENTS_WEBHOOK_URL, secret: config.CAFE24_EVENTS_WEBHOOK_SECRET };
+}

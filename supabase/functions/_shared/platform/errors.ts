@@ -147,6 +147,18 @@ export const REFRESH_FAILURES = {
 
 export type RefreshFailureCode = keyof typeof REFRESH_FAILURES;
 
+/**
+ * Why cafe24-disconnect could not revoke a connection's pair at Cafe24 (`revoke_error` in its
+ * answer). The tokens are removed from the row all the same.
+ */
+export const REVOKE_FAILURES = {
+  REVOKE_REJECTED: { message: "Cafe24 refused to revoke the tokens" },
+  REVOKE_UNREACHABLE: { message: "Cafe24 could not be reached to revoke the tokens" },
+  NO_TOKENS: { message: "The connection held no tokens; there was nothing to revoke" },
+} as const satisfies Record<string, { message: string }>;
+
+export type RevokeFailureCode = keyof typeof REVOKE_FAILURES;
+
 /** An error that maps to one of REQUEST_ERRORS; `details` are safe to show the caller. */
 export class RequestError extends Error {
   readonly code: RequestErrorCode;

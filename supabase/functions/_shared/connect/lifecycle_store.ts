@@ -1,0 +1,92 @@
+import type postgres from "postgres";
+import type { StoredPair } from "./store.ts";
+
+/**
+ * Ending connections: disconnecting on request (cafe24-disconnect) and verifying a mall after
+ * Cafe24's app-uninstalled notice (cafe24-webhook). Each method is one call to a cafe24_private
+ * SQL function (the events migration) or one read.
+ */
+
+export type DisconnectLookup =
+  | { outcome: "not_found" }
+  | {
+    outcome: "disconnected";
+    authSettingsId: string;
+    mallId: string | null;
+    /** The pair removed from the row, to revoke; null when it held none. */
+    removed: StoredPair | null;
+  };
+
+export interface VerificationTarget {
+  authSettingsId: string;
+  accessToken: string;
+}
+
+export interface LifecycleStore {
+  /**
+   * Disconnects the connection named by id or mall (one of them), limited to `userId`'s rows
+   * unless null; see disconnect_requested.
+   */
+  disconnectRequested(
+    target: { authSettingsId: string | null; mallId: string | null },
+    userId: string | null,
+    reason: string,
+  ): Promise<DisconnectLookup>;
+  /** The mall's connections to verify now, or none (no such connection, or verified lately). */
+  claimMallVerification(mallId: string): Promise<VerificationTarget[]>;
+  /** Disconnects only while the row still holds `accessToken`. */
+  disconnectIfCurrent(
+    authSettingsId: string,
+    accessToken: string,
+    reason: string,
+  ): Promise<"disconnected" | "superseded">;
+  /** providers.cafe24.access_token as stored now (null when absent). */
+  accessToken(authSettingsId: string): Promise<string | null>;
+}
+
+export function createLifecycleStore(sql: postgres.Sql): LifecycleStore {
+  return {
+    async disconnectRequested(target, userId, reason) {
+      const [row] = await sql<{
+        outcome: "not_found" | "disconnected";
+        auth_settings_id: string | null;
+        mall_id: string | null;
+        removed: StoredPair | null;
+      }[]>`
+        select * from cafe24_private.disconnect_requested(
+          ${target.authSettingsId}::uuid, ${target.mallId}, ${userId}::uuid, ${reason})`;
+      if (row === undefined || row.outcome === "not_found" || row.auth_settings_id === null) {
+        return { outcome: "not_found" };
+      }
+      return {
+        outcome: "disconnected",
+        authSettingsId: row.auth_settings_id,
+        mallId: row.mall_id,
+        removed: row.removed,
+      };
+    },
+
+    async claimMallVerification(mallId) {
+      const rows = await sql<{ auth_settings_id: string; access_token: string }[]>`
+        select * from cafe24_private.claim_mall_verification(${mallId})`;
+      return rows.map((row) => ({
+        authSettingsId: row.auth_settings_id,
+        accessToken: row.access_token,
+      }));
+    },
+
+    async disconnectIfCurrent(authSettingsId, accessToken, reason) {
+      const [row] = await sql<{ outcome: "disconnected" | "superseded" }[]>`
+        select cafe24_private.disconnect_connection_if_current(
+          ${authSettingsId}::uuid, ${accessToken}, ${reason}) as outcome`;
+      return row!.outcome;
+    },
+
+    async accessToken(authSettingsId) {
+      const [row] = await sql<{ access_token: string | null }[]>`
+        select providers -> 'cafe24' ->> 'access_token' as access_token
+        from public.auth_settings where id = ${authSettingsId}::uuid`;
+      return row?.access_token ?? null;
+    },
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * cafe24-events: sends the connection events outbox to CAFE24_EVENTS_WEBHOOK_URL, signed.
+ *   POST /functions/v1/cafe24-events   x-cron-secret: <CRON_SECRET> (or Authorization: Bearer)
+ * Woken every minute by the pg_cron job `cafe24-events` (only when an event is due), with
+ * `Prefer: respond-async` → 202 and the pass runs after the answer; otherwise 200 with
+ * {attempted, delivered, failed, duration_ms}. Without a webhook URL the due events are put off
+ * for an hour and the answer is {"webhook":"not_configured","deferred":N}.
+ * verify_jwt is off in config.toml (the cron secret is not a JWT): this code is the only gate.
+ */
+import { deliverEvents } from "../_shared/events/deliver.ts";
+import { createEventStore } from "../_shared/events/store.ts";
+import { continueAfterResponse } from "../_shared/platform/background.ts";
+import {
+  EVENTS_CONFIG_REQUIRED,
+  eventWebhookSettings,
+  loadConfig,
+} from "../_shared/platform/config.ts";
+import { database } from "../_shared/platform/db.ts";
+import { RequestError } from "../_shared/platform/errors.ts";
+import {
+  configErrorResponse,
+  errorResponse,
+  jsonResponse,
+  openRequest,
+  requestErrorResponse,
+} from "../_shared/platform/http.ts";
+import { logEvent } from "../_shared/platform/log.ts";
+import { identifyRefreshCaller } from "../_shared/refresh/caller.ts";
+
+const FUNCTION = "cafe24-events";
+
+/** How long due events wait when there is no webhook to send them to. */
+const UNCONFIGURED_DEFERRAL_MS = 60 * 60_000;
+
+async function handle(request: Request): Promise<Response> {
+  const env = Deno.env.toObject();
+  const { cors, early } = openRequest(request, env, ["POST"]);
+  if (early !== null) return early;
+
+  // The scheduler's credential, exactly as cafe24-refresh checks it; a user has no business here.
+  try {
+    const caller = await identifyRefreshCaller(request, env);
+    if (caller.kind !== "secret") return errorResponse("UNAUTHORIZED", {}, cors);
+  } catch (error) {
+    if (error instanceof RequestError) return requestErrorResponse(error, cors);
+    throw error;
+  }
+
+  const loaded = loadConfig(env, EVENTS_CONFIG_REQUIRED);
+  if (!loaded.ok) return configErrorResponse(FUNCTION, loaded.code, loaded.names, cors);
+  const webhook = eventWebhookSettings(loaded.config);
+  if (webhook !== null && "missing" in webhook) {
+    return configErrorResponse(FUNCTION, "CONFIG_MISSING", webhook.missing, cors);
+  }
+  const store = createEventStore(database(loaded.config.SUPABASE_DB_URL));
+
+  if (webhook === null) {
+    try {
+      const deferred = await store.defer(new Date(Date.now() + UNCONFIGURED_DEFERRAL_MS));
+      return jsonResponse({ webhook: "not_configured", deferred }, 200, cors);
+    } catch {
+      return errorResponse("DATABASE_UNAVAILABLE", {}, cors);
+    }
+  }
+
+  const pass = deliverEvents({ store, webhook }).catch((error) => {
+    logEvent("error", "cafe24_events_pass_failed", {
+      error: error instanceof Error ? error.name : "unknown",
+    });
+    throw error;
+  });
+  if (/(^|[\s,;])respond-async($|[\s,;])/i.test(request.headers.get("prefer") ?? "")) {
+    continueAfterResponse(pass);
+    return jsonResponse({ started: true }, 202, cors);
+  }
+  try {
+    return jsonResponse(await pass, 200, cors);
+  } catch {
+    return errorResponse("DATABASE_UNAVAILABLE", {}, cors);
+  }
+}
+
+export default { fetch: handle } satisfies Deno.ServeDefaultExport;
