@@ -32,6 +32,11 @@ Deno.test({
   fn: async (t) => {
     const cleanups: (() => Promise<unknown>)[] = [];
     try {
+      // First, so that a machine without Chromium fails at once, saying how to install it.
+      const browser = await launchChromium();
+      cleanups.push(() => browser.close());
+      await Deno.mkdir(SCREENSHOTS_DIR, { recursive: true });
+
       const auth = await startTestAuth();
       cleanups.push(() => auth.close());
       const users = {
@@ -75,10 +80,6 @@ Deno.test({
       cleanups.push(() => stack.stop());
       functionsOrigin = new URL(stack.functions.url).origin;
       const { db, sandbox } = stack;
-
-      const browser = await launchChromium();
-      cleanups.push(() => browser.close());
-      await Deno.mkdir(SCREENSHOTS_DIR, { recursive: true });
 
       // ---- helpers ------------------------------------------------------------------------------
 
@@ -164,7 +165,14 @@ Deno.test({
         );
         response.catch(() => {}); // awaited below unless `action` fails first
         await action();
-        return await response;
+        try {
+          return await response;
+        } catch {
+          return assert.fail(
+            `the page sent no ${method} ${name}; it shows ` +
+              JSON.stringify(await notice(page).catch(() => null)) + ` at ${page.url()}`,
+          );
+        }
       };
 
       /** Approves on the consent page; resolves to cafe24-callback's POST answer on the page. */
