@@ -32,6 +32,7 @@ import { readEnvFile } from "../local/stack/env_file.ts";
 import { LocalEnv, randomSecret, REAL_CAFE24_BASE_URL } from "../local/stack/local_env.ts";
 import { type FunctionsProcess, spawnFunctions } from "../local/functions/process.ts";
 import { type Gateway, startGateway } from "../local/functions/gateway.ts";
+import { startLocalSettingsPage } from "../local/settings_page/local_stack.ts";
 import {
   checkMachine,
   confirm,
@@ -415,6 +416,7 @@ interface Session {
   functions: FunctionsProcess;
   postgresPid: number | null;
   auth: LocalAuth;
+  settingsPageUrl: string;
   /** Names whose value came from .env or the shell rather than from this stack. */
   fromUser: Set<string>;
   readyMs: number;
@@ -550,6 +552,7 @@ function printGuide(s: Session, commands: string[], rows: ConnectionRow[]): void
   if (s.pgDirNote !== null) row("", p.dim(s.pgDirNote));
   row("functions", `${s.projectUrl}/functions/v1/<name>`);
   row("", p.dim(fn.names.join(", ")));
+  row("settings", `${s.settingsPageUrl} ${p.dim("(connect a mall in a browser)")}`);
   row(
     "cafe24",
     s.real
@@ -810,6 +813,18 @@ async function main(): Promise<number> {
       : await seedDemoConnections(db, sandbox, config.config.CAFE24_REFRESH_MARGIN_SECONDS * 1000);
     checkpoint();
 
+    // ---- the settings page: its own origin; Cafe24 connections come back to it ----------------
+    const page = startLocalSettingsPage({
+      hostname: HOST,
+      supabaseUrl: projectUrl,
+      anonKey: env.get("SUPABASE_ANON_KEY")!,
+      auth,
+      demo,
+      scopes: env.get("CAFE24_SCOPES") ?? "",
+    });
+    cleanups.push({ name: "the settings page", run: () => page.close() });
+    env.fallback("CAFE24_APP_RETURN_URL", page.url);
+
     // ---- the functions -------------------------------------------------------------------------
     const log = await Deno.open(logPath, { append: true, create: true, mode: 0o600 });
     cleanups.push({ name: "the functions log", run: () => Promise.resolve(log.close()) });
@@ -851,6 +866,7 @@ async function main(): Promise<number> {
       functions,
       postgresPid: await postmasterPid(pgDir),
       auth,
+      settingsPageUrl: page.url,
       fromUser,
       readyMs: Date.now() - startedAt,
     };
