@@ -20,13 +20,13 @@ import {
 } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
 import {
+  bearerToken,
   configErrorResponse,
   errorResponse,
   jsonResponse,
   openRequest,
 } from "../_shared/platform/http.ts";
 import { countUnauthenticated, logEvent } from "../_shared/platform/log.ts";
-import { bearerToken } from "../_shared/platform/secrets.ts";
 import { verifyUserJwt } from "../_shared/platform/user_auth.ts";
 import { jwtClaimsJson, readConnectionsAsUser } from "./read.ts";
 
