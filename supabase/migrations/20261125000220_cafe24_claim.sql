@@ -27,9 +27,9 @@ $$;
 
 -- The rules, checked in this order; the first one a connection fails is the one reason it is
 -- skipped, and a connection that passes them all is due. Each requirement is SQL over the
--- connection `c` and the run's scope `$1` (a refresh_scope). The reason names are the summary's
--- skipped_reasons keys (supabase/functions/_shared/refresh/skip_reasons.ts lists them in this
--- order; a test compares the two).
+-- connection `c` and the run's scope `$1` (a refresh_scope). The reasons are keys of the run
+-- summary's skipped_reasons (supabase/functions/_shared/refresh/skip_reasons.ts; a test compares
+-- the two).
 --
 -- malformed: after no_cafe24 and missing_keys, a row that is not 'ok' is malformed. Written as
 -- row_state = 'ok' (not <> 'malformed') so that the claim's condition implies the due index's
