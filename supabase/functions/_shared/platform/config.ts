@@ -23,10 +23,10 @@ export const SECRET_MIN_LENGTH = 32;
 
 /**
  * A run stops claiming connections once the function has used this much CPU since the run
- * started. Supabase states two CPU limits for a hosted invocation: 2 s on its limits page, 200 ms
- * in its own troubleshooting pages (a soft limit at which the worker is retired, then a hard one
- * at which it is killed). The run keeps under the lower figure: killed mid-request, a worker loses
- * the answers in flight, and with them possibly the malls' only valid refresh tokens. 150 ms
+ * started. Supabase gives two figures for a hosted invocation's CPU limit: 2 s on its limits page,
+ * 200 ms in its troubleshooting pages, which also describe a soft limit (the worker is retired)
+ * and a hard one (it is killed). The run keeps under the lower figure: killed mid-request, a worker
+ * loses the answers in flight, and with them possibly the malls' only valid refresh tokens. 150 ms
  * leaves 50 ms for what a run still spends after its last claim (the requests in flight, at about
  * 2 ms of CPU each, the summary) and for what an invocation spends before the run starts. At the
  * measured 1.5-2.1 ms per refresh (bench/RESULTS.md) that is some 70 refreshes per invocation; on
