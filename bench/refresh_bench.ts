@@ -685,7 +685,7 @@ async function explainCandidates(
   limit: number,
 ): Promise<string> {
   const [{ query }] = await tx<[{ query: string }]>`
-    select cafe24_private.claim_candidates_query(false, false) as query`;
+    select cafe24_private.claim_candidates_query(cafe24_private.scope_of_run(${runId})) as query`;
   await tx.unsafe(`prepare claim_candidates(cafe24_private.refresh_scope, integer) as ${query}`);
   try {
     // EXPLAIN takes no bound parameters: the run id (a uuid from the database) and limit inline.

@@ -61,15 +61,15 @@ $rules$;
 
 -- Which connections a run covers: every one, or a mall's, or a user's. Only the filters that
 -- apply are written, so the planner sees `c.mall_id = …` and reads that index.
-create or replace function cafe24_private.scope_condition(p_mall boolean, p_user boolean)
+create or replace function cafe24_private.scope_condition(p_scope cafe24_private.refresh_scope)
 returns text
 language sql
 immutable
 set search_path = ''
 as $$
   select 'true'
-    || case when p_mall then ' and c.mall_id = ($1).mall_id' else '' end
-    || case when p_user then ' and c.user_id = ($1).user_id' else '' end
+    || case when p_scope.mall_id is not null then ' and c.mall_id = ($1).mall_id' else '' end
+    || case when p_scope.user_id is not null then ' and c.user_id = ($1).user_id' else '' end
 $$;
 
 -- Every rule at once: the connection is due now.
@@ -150,7 +150,7 @@ begin
       group by v.verdict
     $q$,
     cafe24_private.verdict_expression(),
-    cafe24_private.scope_condition(v_scope.mall_id is not null, v_scope.user_id is not null)
+    cafe24_private.scope_condition(v_scope)
   )
   using v_scope;
 end
@@ -165,14 +165,16 @@ stable
 set search_path = ''
 as $$
 declare
+  v_scope cafe24_private.refresh_scope :=
+    row(null, null, null, null, null, p_mall_id, p_user_id, null)::cafe24_private.refresh_scope;
   v_count bigint;
 begin
   execute format(
     'select count(*) from cafe24_private.connections c where %s',
-    cafe24_private.scope_condition(p_mall_id is not null, p_user_id is not null)
+    cafe24_private.scope_condition(v_scope)
   )
   into v_count
-  using row(null, null, null, null, null, p_mall_id, p_user_id, null)::cafe24_private.refresh_scope;
+  using v_scope;
   return v_count;
 end
 $$;
@@ -181,7 +183,9 @@ $$;
 -- without waiting for rows another worker holds. $1 is the run's refresh_scope, $2 the limit.
 -- Built per call so that the scope reaches the planner as constants and the matching index (due,
 -- mall_id or user_id) is used; a generic plan would scan every row.
-create or replace function cafe24_private.claim_candidates_query(p_mall boolean, p_user boolean)
+create or replace function cafe24_private.claim_candidates_query(
+  p_scope cafe24_private.refresh_scope
+)
 returns text
 language sql
 immutable
@@ -196,7 +200,7 @@ order by c.due_at
 limit $2
 for update skip locked$q$,
     cafe24_private.claimable_condition(),
-    cafe24_private.scope_condition(p_mall, p_user)
+    cafe24_private.scope_condition(p_scope)
   )
 $$;
 
@@ -223,7 +227,7 @@ declare
 begin
   execute format(
     'select array_agg(auth_settings_id) from (%s) picked',
-    cafe24_private.claim_candidates_query(v_scope.mall_id is not null, v_scope.user_id is not null)
+    cafe24_private.claim_candidates_query(v_scope)
   )
   into v_ids
   using v_scope, p_limit;
@@ -269,7 +273,7 @@ begin
   execute format(
     'select count(*) from cafe24_private.connections c where %s and %s',
     cafe24_private.claimable_condition(),
-    cafe24_private.scope_condition(v_scope.mall_id is not null, v_scope.user_id is not null)
+    cafe24_private.scope_condition(v_scope)
   )
   into v_count
   using v_scope;

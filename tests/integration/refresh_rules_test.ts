@@ -331,12 +331,13 @@ Deno.test("refresh rules", async (t) => {
             'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
         from generate_series(1, 5000) as i`;
       await sql`analyze cafe24_private.connections`;
-      const plan = async (scope: Scope, mall: boolean, user: boolean) => {
+      const plan = async (scope: Scope) => {
         const runId = await startRun(sql, scope);
         let text = "";
         await sql.begin(async (tx) => {
           const [q] = await tx<{ query: string }[]>`
-            select cafe24_private.claim_candidates_query(${mall}, ${user}) as query`;
+            select cafe24_private.claim_candidates_query(cafe24_private.scope_of_run(${runId}))
+              as query`;
           await tx.unsafe(
             `prepare candidates(cafe24_private.refresh_scope, integer) as ${q!.query}`,
           );
@@ -350,14 +351,14 @@ Deno.test("refresh rules", async (t) => {
         return text;
       };
       for (const policy of ["eager", "keep_alive"] as const) {
-        assert.match(await plan({ policy }, false, false), /connections_due_idx/, policy);
+        assert.match(await plan({ policy }), /connections_due_idx/, policy);
       }
       assert.match(
-        await plan({ policy: "eager", mallId: "plan000042" }, true, false),
+        await plan({ policy: "eager", mallId: "plan000042" }),
         /connections_mall_id_idx/,
       );
       assert.match(
-        await plan({ policy: "eager", userId: crypto.randomUUID() }, false, true),
+        await plan({ policy: "eager", userId: crypto.randomUUID() }),
         /connections_user_id_idx/,
       );
     });

@@ -5,17 +5,18 @@
  */
 import type { RefreshSettings } from "../../../supabase/functions/_shared/platform/config.ts";
 import type { RunClock } from "../../../supabase/functions/_shared/refresh/clock.ts";
-import type {
-  Census,
-  ClaimedConnection,
-  FailureOutcome,
-  FailureRecord,
-  RefreshStore,
-  RunStart,
-  Settled,
-  StoreOutcome,
+import {
+  type Census,
+  censusFromRows,
+  type ClaimedConnection,
+  type FailureOutcome,
+  type FailureRecord,
+  type RefreshStore,
+  type RunStart,
+  type Settled,
+  type StoreOutcome,
 } from "../../../supabase/functions/_shared/refresh/store.ts";
-import { CENSUS_VERDICTS } from "../../../supabase/functions/_shared/refresh/skip_reasons.ts";
+import type { CensusVerdict } from "../../../supabase/functions/_shared/refresh/skip_reasons.ts";
 
 export const START_MS = Date.parse("2026-12-01T00:00:00Z");
 
@@ -61,15 +62,11 @@ export function connection(n: number): ClaimedConnection {
   };
 }
 
-export function censusOf(counts: Partial<Census>): Census {
-  const census = Object.fromEntries(
-    [["scanned", 0], ...CENSUS_VERDICTS.map((verdict) => [verdict, 0])],
-  ) as Census;
-  for (const verdict of CENSUS_VERDICTS) {
-    census[verdict] = counts[verdict] ?? 0;
-    census.scanned += census[verdict];
-  }
-  return census;
+/** A census with these counts (the others zero), as the store reads one from SQL's rows. */
+export function censusOf(counts: Partial<Record<CensusVerdict, number>>): Census {
+  return censusFromRows(
+    Object.entries(counts).map(([verdict, connections]) => ({ verdict, connections })),
+  );
 }
 
 type SettleCall<T> = { runId: string; id: string; claimNext: boolean } & T;
