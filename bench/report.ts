@@ -465,7 +465,8 @@ function notes(r: Report): string[] {
     "Statements are counted by pg_stat_statements for the functions' own database role " +
       "(track = top: what the function sent, not what runs inside the SQL functions). Each " +
       "refreshed connection costs one statement that stores its outcome and claims the next " +
-      "connection (`…_and_claim`); each invocation adds start_refresh_run, census, the first " +
+      "connection (store_refreshed_tokens or record_refresh_failure with the next claim); each " +
+      "invocation adds start_refresh_run, census, the first " +
       "claim of each worker and finish_refresh_run.",
   );
   out.push(

@@ -107,6 +107,8 @@ export async function measureRefresh(
     CAFE24_API_BASE_URL: sandbox.baseUrlTemplate,
     CAFE24_REFRESH_CONCURRENCY: String(concurrency),
     CAFE24_RUN_BUDGET_MS: String(MEASUREMENT_DEADLINE_MS),
+    // Neither may the CPU budget: the per-refresh CPU measured here is what sets the budgets.
+    CAFE24_RUN_CPU_BUDGET_MS: String(MEASUREMENT_DEADLINE_MS),
     // Twice N, so that the cap never ends a pass: one pass does everything.
     CAFE24_MAX_CONNECTIONS_PER_RUN: String(Math.max(2 * n, CONFIG_DEFAULT_MAX_PER_RUN)),
     ...(tls === null ? {} : { DENO_CERT: tls.caFile }),

@@ -29,20 +29,38 @@ export interface ScanMeasurement {
   indexUsed: boolean;
 }
 
-/** The claim's candidate query, exactly as claim_due_connections builds it (no mall/user filter),
- * with the run's values inlined as the EXECUTE … USING call hands them to the planner. */
-function candidateQuery(limit: number): string {
-  return `
-    select c.auth_settings_id
-    from cafe24_private.connections c
-    where c.row_state = 'ok' and c.status = 'active'
-      and c.due_at <= now() + interval '${REFRESH_MARGIN}'
-      and (c.lease_expires_at is null or c.lease_expires_at <= now())
-      and (c.next_attempt_at is null or c.next_attempt_at <= now())
-      and (c.last_claimed_at is null or c.last_claimed_at < now())
-    order by c.due_at
-    limit ${limit}
-    for update skip locked`;
+/** EXPLAIN of the claim's candidate query (the text claim_due_connections executes, from
+ * cafe24_private.claim_candidates_query), prepared with the run's scope and the limit as its two
+ * parameters, which the planner sees as constants as it does under EXECUTE … USING. */
+async function explainCandidates(
+  tx: postgres.TransactionSql,
+  runId: string,
+  limit: number,
+): Promise<string> {
+  const [{ query }] = await tx<[{ query: string }]>`
+    select cafe24_private.claim_candidates_query(cafe24_private.scope_of_run(${runId})) as query`;
+  await tx.unsafe(`prepare claim_candidates(cafe24_private.refresh_scope, integer) as ${query}`);
+  try {
+    // EXPLAIN takes no bound parameters: the run id (a uuid from the database) and limit inline.
+    const plan = await tx.unsafe<{ "QUERY PLAN": string }[]>(
+      `explain (analyze, buffers, costs off)
+       execute claim_candidates(cafe24_private.scope_of_run('${runId}'::uuid), ${
+        Math.trunc(limit)
+      })`,
+    );
+    return plan.map((line) => line["QUERY PLAN"]).join("\n");
+  } finally {
+    await tx.unsafe("deallocate claim_candidates");
+  }
+}
+
+/** A run recorded as the function records one, whose scope the claims and counts below use. */
+async function startBenchRun(sql: postgres.Sql, mallId: string | null = null): Promise<string> {
+  const [{ id }] = await sql<[{ id: string }]>`
+    select cafe24_private.start_refresh_run(
+      p_trigger => 'cli', p_mode => 'sync', p_refresh_margin => ${REFRESH_MARGIN}::interval,
+      p_lease_duration => '75 seconds'::interval, p_mall_id => ${mallId}::text) as id`;
+  return id;
 }
 
 class Rollback extends Error {}
@@ -72,11 +90,9 @@ async function releaseClaims(db: TestDatabase): Promise<void> {
   await db.sql`vacuum analyze cafe24_private.connections`;
 }
 
-const claimCall = (sql: postgres.Sql | postgres.TransactionSql, limit: number) =>
+const claimCall = (sql: postgres.Sql | postgres.TransactionSql, runId: string, limit: number) =>
   sql`
-    select count(*)::int as n from cafe24_private.claim_due_connections(
-      gen_random_uuid(), ${limit}, '75 seconds'::interval, ${REFRESH_MARGIN}::interval,
-      now(), false, null, null)`;
+    select count(*)::int as n from cafe24_private.claim_due_connections(${runId}, ${limit})`;
 
 export async function measureScan(
   options: BenchOptions,
@@ -102,27 +118,28 @@ export async function measureScan(
           'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) end)
       from generate_series(1, ${rows}::int) as i`;
     await db.sql`vacuum analyze`;
+    const runId = await startBenchRun(db.sql);
     const [{ due }] = await db.sql<[{ due: number }]>`
-      select due::int from cafe24_private.census(now(), ${REFRESH_MARGIN}::interval)`;
+      select coalesce(sum(connections) filter (where verdict = 'due'), 0)::int as due
+      from cafe24_private.census(${runId})`;
 
     const censusMs: number[] = [];
     for (let i = 0; i < 7; i++) {
       const t0 = performance.now();
-      await db.sql`select * from cafe24_private.census(now(), ${REFRESH_MARGIN}::interval)`;
+      await db.sql`select * from cafe24_private.census(${runId})`;
       censusMs.push(performance.now() - t0);
     }
 
     const oneMall = `scan${String(every * 5).padStart(7, "0")}`;
+    const oneMallRunId = await startBenchRun(db.sql, oneMall);
     const censusOneMallMs: number[] = [];
     const countClaimableOneMallMs: number[] = [];
     for (let i = 0; i < 7; i++) {
       let t0 = performance.now();
-      await db.sql`
-        select * from cafe24_private.census(now(), ${REFRESH_MARGIN}::interval, false, ${oneMall})`;
+      await db.sql`select * from cafe24_private.census(${oneMallRunId})`;
       censusOneMallMs.push(performance.now() - t0);
       t0 = performance.now();
-      await db.sql`
-        select cafe24_private.count_claimable(${REFRESH_MARGIN}::interval, now(), false, ${oneMall})`;
+      await db.sql`select cafe24_private.count_claimable(${oneMallRunId})`;
       countClaimableOneMallMs.push(performance.now() - t0);
     }
 
@@ -132,7 +149,7 @@ export async function measureScan(
     for (let i = 0; i < 5; i++) {
       await inRolledBackTransaction(db.sql, async (tx) => {
         const t0 = performance.now();
-        const [row] = await claimCall(tx, due + 10);
+        const [row] = await claimCall(tx, runId, due + 10);
         batchClaimMs.push(performance.now() - t0);
         batchClaimed = (row as unknown as { n: number }).n;
       });
@@ -143,7 +160,7 @@ export async function measureScan(
     const singleStart = performance.now();
     for (let i = 0; i <= due + 1; i++) {
       const t0 = performance.now();
-      const [row] = await claimCall(db.sql, 1);
+      const [row] = await claimCall(db.sql, runId, 1);
       singles.push(performance.now() - t0);
       if ((row as unknown as { n: number }).n === 0) break;
     }
@@ -162,7 +179,7 @@ export async function measureScan(
       const t0 = performance.now();
       await Promise.all(Array.from({ length: concurrency }, async () => {
         for (let i = 0; i <= due + 1; i++) {
-          const [row] = await claimCall(pool, 1);
+          const [row] = await claimCall(pool, runId, 1);
           if ((row as unknown as { n: number }).n === 0) return;
         }
       }));
@@ -173,15 +190,10 @@ export async function measureScan(
     await releaseClaims(db);
 
     const explain = (limit: number) =>
-      inRolledBackTransaction(db.sql, async (tx) => {
-        const plan = await tx.unsafe<{ "QUERY PLAN": string }[]>(
-          `explain (analyze, buffers, costs off) ${candidateQuery(limit)}`,
-        );
-        return plan.map((line) => line["QUERY PLAN"]).join("\n");
-      });
+      inRolledBackTransaction(db.sql, (tx) => explainCandidates(tx, runId, limit));
     const explainSingle = await explain(1);
     const explainBatch = await explain(due + 10);
-    const nestedPlan = await planInsideTheFunction(db);
+    const nestedPlan = await planInsideTheFunction(db, runId);
 
     // The migration gives connections fillfactor = 80 (room on each page for HOT lease updates);
     // rows bulk-inserted before a rewrite still sit on full pages. VACUUM FULL gives every page
@@ -193,14 +205,14 @@ export async function measureScan(
     for (let i = 0; i < 5; i++) {
       await inRolledBackTransaction(db.sql, async (tx) => {
         const t0 = performance.now();
-        await claimCall(tx, due + 10);
+        await claimCall(tx, runId, due + 10);
         fillfactor80BatchClaimMs.push(performance.now() - t0);
       });
     }
     const fillfactor80Singles: number[] = [];
     for (let i = 0; i <= due + 1; i++) {
       const t0 = performance.now();
-      const [row] = await claimCall(db.sql, 1);
+      const [row] = await claimCall(db.sql, runId, 1);
       fillfactor80Singles.push(performance.now() - t0);
       if ((row as unknown as { n: number }).n === 0) break;
     }
@@ -233,7 +245,7 @@ export async function measureScan(
 
 /** The plan PostgreSQL really used for the EXECUTE inside claim_due_connections, via
  * auto_explain with nested statements, sent to this client as LOG messages. */
-async function planInsideTheFunction(db: TestDatabase): Promise<string> {
+async function planInsideTheFunction(db: TestDatabase, runId: string): Promise<string> {
   const messages: string[] = [];
   const client = (await import("postgres")).default(db.dbUrl, {
     prepare: false,
@@ -248,7 +260,7 @@ async function planInsideTheFunction(db: TestDatabase): Promise<string> {
       await tx.unsafe(`set local auto_explain.log_analyze = on`);
       await tx.unsafe(`set local auto_explain.log_timing = off`);
       await tx.unsafe(`set local client_min_messages = log`);
-      await claimCall(tx, 1);
+      await claimCall(tx, runId, 1);
     });
   } finally {
     await client.end({ timeout: 5 });

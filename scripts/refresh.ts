@@ -180,6 +180,9 @@ async function main(): Promise<number> {
   }
   const settings = refreshSettings(loaded.config);
   if (concurrency !== null) settings.concurrency = concurrency;
+  // The CPU budget keeps a hosted invocation under its CPU limit; a terminal has none. The
+  // wall-clock budget and the per-run cap still hold.
+  settings.runCpuBudgetMs = Number.POSITIVE_INFINITY;
 
   const tty = Deno.stderr.isTerminal();
   const progress = new Progress(tty);

@@ -734,10 +734,10 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
     assert.deepEqual(await tokensOf(bob), bobBefore);
     assert.equal(sandbox.counters().byMall.shopbob!.refreshRequests, bobRequests);
 
-    const [run] = await db.sql<{ trigger: string; filters: Record<string, unknown> }[]>`
-      select trigger, filters from cafe24_private.refresh_runs order by started_at desc limit 1`;
+    const [run] = await db.sql<{ trigger: string; user_id: string }[]>`
+      select trigger, user_id from cafe24_private.refresh_runs order by started_at desc limit 1`;
     assert.equal(run!.trigger, "user");
-    assert.equal(run!.filters.user_id, alice);
+    assert.equal(run!.user_id, alice);
 
     // Naming Bob's mall does not widen Alice's scope; a `trigger` of her own is ignored. (Her
     // refresh a moment ago would make this one 429 RATE_LIMITED: forget it.)

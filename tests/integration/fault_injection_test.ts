@@ -156,6 +156,8 @@ Deno.test("fault injection: nothing is lost or refreshed twice under faults, kil
       CAFE24_REFRESH_CONCURRENCY: "4",
       CAFE24_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
       CAFE24_MAX_CONNECTIONS_PER_RUN: "5000",
+      // Runs as long as their work, so that the kill and the restart land in the middle of one.
+      CAFE24_RUN_CPU_BUDGET_MS: "600000",
     },
     sandbox: { seed: SEED, commitOnClientAbort: true },
   });

@@ -1,18 +1,35 @@
 /**
  * The invariants that keep malls connected, each provoked on purpose against real parts:
  * overlapping runs, a reconnect during a refresh, malformed answers, host time zones, a lost
- * answer, large batches and broken rows. The sandbox's counters prove what Cafe24 saw.
+ * answer, large batches, broken rows and a worker told it is about to be stopped. The sandbox's
+ * counters prove what Cafe24 saw.
  */
 import assert from "node:assert/strict";
+import postgres from "postgres";
 import { cafe24Entry, connectionState, connectMall, startRefreshStack } from "../support/stack.ts";
 import type { MalformedVariant } from "../../local/cafe24_sandbox.ts";
 import { waitFor } from "../support/wait.ts";
+import {
+  loadConfig,
+  REFRESH_CONFIG_REQUIRED,
+  refreshSettings,
+} from "../../supabase/functions/_shared/platform/config.ts";
+import { beginRefreshRun } from "../../supabase/functions/_shared/refresh/run.ts";
+import {
+  createRefreshStore,
+  type RefreshStore,
+} from "../../supabase/functions/_shared/refresh/store.ts";
 
 const HOUR_MS = 60 * 60 * 1000;
 
 Deno.test("refresh invariants", async (t) => {
+  // Runs as long as their work: the steps below count on one run reaching every due connection.
   const stack = await startRefreshStack({
-    env: { CAFE24_REFRESH_CONCURRENCY: "16", CAFE24_MAX_CONNECTIONS_PER_RUN: "5000" },
+    env: {
+      CAFE24_REFRESH_CONCURRENCY: "16",
+      CAFE24_MAX_CONNECTIONS_PER_RUN: "5000",
+      CAFE24_RUN_CPU_BUDGET_MS: "600000",
+    },
     sandbox: { commitOnClientAbort: true },
   });
   const { db, sandbox } = stack;
@@ -259,6 +276,90 @@ Deno.test("refresh invariants", async (t) => {
         select count(*)::int as n from cafe24_private.connections where lease_expires_at > now()`;
         assert.equal(row!.n, 0);
         await capped.stop();
+      },
+    );
+
+    // The hosted runtime sends beforeunload before it stops a worker; the local functions server
+    // has no such notice to give. So this run works in the test process, against the same
+    // PostgreSQL and the sandbox over HTTP, and the test sends the notice as the runtime would:
+    // while the database's answer to a settle (which claimed the next connection) is on its way.
+    await t.step(
+      "told the worker will stop, a run sends nothing more and frees what it claimed since",
+      async () => {
+        const owner = crypto.randomUUID();
+        const overdue = (hours: number) => new Date(Date.now() - hours * HOUR_MS).toISOString();
+        // Claimed most overdue first: the slow and the fast one by the two workers, then the
+        // third by the fast one's settle.
+        const slow = await connectMall(stack, "shopunloadslow", {
+          userId: owner,
+          expiresAt: overdue(3),
+        });
+        const fast = await connectMall(stack, "shopunloadfast", {
+          userId: owner,
+          expiresAt: overdue(2),
+        });
+        const third = await connectMall(stack, "shopunloadnext", {
+          userId: owner,
+          expiresAt: overdue(1),
+        });
+        sandbox.setFaults("shopunloadslow", { latencyMs: 1_500 });
+        const loaded = loadConfig(
+          { ...stack.env, CAFE24_REFRESH_CONCURRENCY: "2" },
+          REFRESH_CONFIG_REQUIRED,
+        );
+        assert.ok(loaded.ok);
+        const sql = postgres(db.dbUrl, { prepare: false, max: 4, onnotice: () => {} });
+        try {
+          const real = createRefreshStore(sql);
+          let slowAtNotice: Awaited<ReturnType<typeof connectionState>> | null = null;
+          const store: RefreshStore = {
+            ...real,
+            async storeTokens(settle) {
+              const settled = await real.storeTokens(settle);
+              if (settle.connection.id === fast.id) {
+                slowAtNotice = await connectionState(db, slow.id);
+                globalThis.dispatchEvent(
+                  new CustomEvent("beforeunload", { detail: { reason: "WallClockTime" } }),
+                );
+              }
+              return settled;
+            },
+          };
+          const run = await beginRefreshRun(
+            { store, settings: refreshSettings(loaded.config) },
+            { trigger: "cli", mode: "sync", force: false, mallId: null, userId: owner },
+          );
+          const summary = await run.execute();
+          sandbox.clearFaults();
+
+          // The request in flight at the notice kept its lease, and its answer was stored.
+          assert.equal(slowAtNotice!.lease_id, run.runId);
+          assert.notEqual(slowAtNotice!.in_flight_since, null);
+          assert.equal(
+            (await cafe24Entry(db, slow.id)).refresh_token,
+            sandbox.liveRefreshToken("shopunloadslow"),
+          );
+          assert.equal(summary.refreshed, 2);
+          // The connection claimed after the notice: never sent, let go, claimable again.
+          assert.equal(sandbox.counters().byMall.shopunloadnext?.refreshRequests ?? 0, 0);
+          const [freed] = await db.sql`
+            select lease_id, lease_expires_at, in_flight_since, last_claimed_at
+            from cafe24_private.connections where auth_settings_id = ${third.id}`;
+          assert.deepEqual({ ...freed }, {
+            lease_id: null,
+            lease_expires_at: null,
+            in_flight_since: null,
+            last_claimed_at: null,
+          });
+          assert.equal(summary.remaining, 1);
+          assert.equal(summary.skipped_reasons.out_of_time, 1);
+          assert.equal(summary.scanned, summary.refreshed + summary.failed + summary.skipped);
+          const [recorded] = await db.sql<{ status: string }[]>`
+            select status from cafe24_private.refresh_runs where id = ${run.runId}`;
+          assert.equal(recorded!.status, "finished");
+        } finally {
+          await sql.end({ timeout: 5 });
+        }
       },
     );
   } finally {

@@ -79,7 +79,7 @@ async function handle(request: Request): Promise<Response> {
         loaded.config.CAFE24_USER_REFRESH_INTERVAL_S,
       );
       if (!start.allowed) return rateLimitedResponse(start.retryAfterSeconds, cors);
-      const nothing = await summaryIfNothingInScope({ store, settings }, runRequest);
+      const nothing = await summaryIfNothingInScope({ store }, runRequest);
       if (nothing !== null) return jsonResponse(nothing, 200, cors);
     }
     run = await beginRefreshRun({ store, settings }, runRequest);

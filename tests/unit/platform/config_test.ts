@@ -104,6 +104,8 @@ Deno.test("loadConfig() reports an invalid number as CONFIG_INVALID by name, nev
     ["CAFE24_REQUEST_TIMEOUT_MS", "-15000"],
     ["CAFE24_RUN_BUDGET_MS", "Infinity"],
     ["CAFE24_MAX_CONNECTIONS_PER_RUN", "NaN"],
+    ["CAFE24_RUN_CPU_BUDGET_MS", "9"],
+    ["CAFE24_KEEP_ALIVE_WINDOW_S", "1209601"],
   ];
   for (const [name, value] of cases) {
     const result = loadConfig({ ...REFRESH_ENV, [name]: value }, REFRESH_CONFIG_REQUIRED);
@@ -208,9 +210,23 @@ Deno.test("refreshSettings() derives the run settings, with lease = timeout + 60
     concurrency: 8,
     requestTimeoutMs: 15_000,
     runBudgetMs: 100_000,
+    runCpuBudgetMs: 150,
     maxConnectionsPerRun: 500,
     leaseMs: 75_000,
+    policy: "eager",
+    keepAliveWindowMs: 7 * 24 * 60 * 60_000,
   });
+});
+
+Deno.test("refreshSettings() follows a configured policy, keep-alive window and CPU budget", () => {
+  const settings = refreshSettings(refreshConfig({
+    CAFE24_REFRESH_POLICY: "keep_alive",
+    CAFE24_KEEP_ALIVE_WINDOW_S: "30",
+    CAFE24_RUN_CPU_BUDGET_MS: "1000",
+  }));
+  assert.equal(settings.policy, "keep_alive");
+  assert.equal(settings.keepAliveWindowMs, 30_000);
+  assert.equal(settings.runCpuBudgetMs, 1_000);
 });
 
 Deno.test("refreshSettings() follows a configured timeout and margin", () => {
@@ -316,6 +332,9 @@ Deno.test("every variable's rule is written out, for an invalid and for a missin
     ["CAFE24_RUN_BUDGET_MS", "an integer from 1000 to 3600000"],
     ["CAFE24_MAX_CONNECTIONS_PER_RUN", "an integer from 1 to 1000000"],
     ["CAFE24_USER_REFRESH_INTERVAL_S", "an integer from 1 to 3600"],
+    ["CAFE24_RUN_CPU_BUDGET_MS", "an integer from 10 to 3600000"],
+    ["CAFE24_KEEP_ALIVE_WINDOW_S", "an integer from 1 to 1209600"],
+    ["CAFE24_REFRESH_POLICY", "eager or keep_alive"],
   ];
   for (const [name, rule] of ranges) {
     assert.deepEqual(configRules("CONFIG_INVALID", [name]), [`${name} must be ${rule}`]);

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { parseScopeList } from "../cafe24/scopes.ts";
+import { KEEP_ALIVE_WINDOW_MS, REFRESH_POLICIES, type RefreshPolicy } from "../refresh/scope.ts";
 import type { ConfigWarningCode } from "./errors.ts";
 
 /**
@@ -19,6 +20,19 @@ const DEFAULT_API_BASE_URL = "https://{mall_id}.cafe24api.com";
  * guessed or brute-forced secret would need.
  */
 export const SECRET_MIN_LENGTH = 32;
+
+/**
+ * A run stops claiming connections once the function has used this much CPU since the run
+ * started. Supabase gives two figures for a hosted invocation's CPU limit: 2 s on its limits page,
+ * 200 ms in its troubleshooting pages, which also describe a soft limit (the worker is retired)
+ * and a hard one (it is killed). The run keeps under the lower figure: killed mid-request, a worker
+ * loses the answers in flight, and with them possibly the malls' only valid refresh tokens. 150 ms
+ * leaves 50 ms for what a run still spends after its last claim (the requests in flight, at about
+ * 2 ms of CPU each, the summary) and for what an invocation spends before the run starts. At the
+ * measured 1.5-2.1 ms per refresh (bench/RESULTS.md) that is some 70 refreshes per invocation; on
+ * a plan where the 2 s figure holds, 1000 allows about 500.
+ */
+export const RUN_CPU_BUDGET_DEFAULT_MS = 150;
 
 const integer = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback)
@@ -71,6 +85,16 @@ const EnvSchema = z.object({
   CAFE24_REQUEST_TIMEOUT_MS: integer(15_000, 1_000, 60_000),
   /** Stop claiming new connections after this long; hosted functions stop at 150 s. */
   CAFE24_RUN_BUDGET_MS: integer(100_000, 1_000, 3_600_000),
+  /** Stop claiming new connections after this much CPU time (see RUN_CPU_BUDGET_DEFAULT_MS). */
+  CAFE24_RUN_CPU_BUDGET_MS: integer(RUN_CPU_BUDGET_DEFAULT_MS, 10, 3_600_000),
+  /** eager: keep every access token fresh; keep_alive: keep refresh tokens alive (scope.ts). */
+  CAFE24_REFRESH_POLICY: z.enum(REFRESH_POLICIES).default("eager").describe("eager or keep_alive"),
+  /**
+   * keep_alive refreshes a connection once its refresh token expires within this many seconds
+   * (default KEEP_ALIVE_WINDOW_MS, a week). It must stay well above the time between runs; short
+   * values are for tests that compress time.
+   */
+  CAFE24_KEEP_ALIVE_WINDOW_S: integer(KEEP_ALIVE_WINDOW_MS / 1000, 1, 14 * 24 * 60 * 60),
   /**
    * At most this many connections per run; the rest is reported as `remaining`. Measured at
    * 1.5-2.1 ms of function CPU per refresh (bench/RESULTS.md), 500 keeps a run near half of a
@@ -187,8 +211,11 @@ export interface RefreshSettings {
   concurrency: number;
   requestTimeoutMs: number;
   runBudgetMs: number;
+  runCpuBudgetMs: number;
   maxConnectionsPerRun: number;
   leaseMs: number;
+  policy: RefreshPolicy;
+  keepAliveWindowMs: number;
 }
 
 /**
@@ -215,8 +242,11 @@ export function refreshSettings(
     concurrency: config.CAFE24_REFRESH_CONCURRENCY,
     requestTimeoutMs: config.CAFE24_REQUEST_TIMEOUT_MS,
     runBudgetMs: config.CAFE24_RUN_BUDGET_MS,
+    runCpuBudgetMs: config.CAFE24_RUN_CPU_BUDGET_MS,
     maxConnectionsPerRun: config.CAFE24_MAX_CONNECTIONS_PER_RUN,
     leaseMs: config.CAFE24_REQUEST_TIMEOUT_MS + LEASE_SLACK_MS,
+    policy: config.CAFE24_REFRESH_POLICY,
+    keepAliveWindowMs: config.CAFE24_KEEP_ALIVE_WINDOW_S * 1000,
   };
 }
 

@@ -1,39 +1,33 @@
 import type postgres from "postgres";
+import type { RunScope } from "./scope.ts";
+import { CENSUS_VERDICTS, type CensusVerdict } from "./skip_reasons.ts";
 
 /**
  * The refresher's view of the database: each method is one call to a cafe24_private SQL
  * function (see supabase/migrations), where the state transitions are race-free by construction.
+ * A run is recorded with its scope first (startRun); every later call names the run by its id,
+ * which is also the id of the leases it takes, and the SQL reads the scope from the run's row.
  */
 
 export type RunTrigger = "cron" | "manual" | "user" | "cli";
 export type RunMode = "sync" | "async";
 
-export interface RunScope {
-  asOf: Date;
-  refreshMarginMs: number;
-  force: boolean;
-  mallId: string | null;
-  userId: string | null;
+export interface RunStart {
+  trigger: RunTrigger;
+  mode: RunMode;
+  scope: RunScope;
+  /** How long a claim holds a connection. */
+  leaseMs: number;
 }
 
-export interface Census {
-  scanned: number;
-  no_cafe24: number;
-  missing_keys: number;
-  malformed: number;
-  reconnect_required: number;
-  leased: number;
-  backing_off: number;
-  not_due: number;
-  due: number;
-}
+/** Connections in the run's scope by verdict; `scanned` is their sum. */
+export type Census = { scanned: number } & Record<CensusVerdict, number>;
 
 export interface ClaimedConnection {
   id: string;
   mallId: string;
   refreshToken: string;
   consecutiveFailures: number;
-  dueReason: string;
   answerPossiblyLost: boolean;
 }
 
@@ -52,47 +46,45 @@ export interface FailureRecord {
   nextAttemptAt: Date | null;
 }
 
-/** Claim the next connection in the same round trip as settling the current one. */
-export interface NextClaim {
-  leaseId: string;
-  leaseMs: number;
-  scope: RunScope;
+/** Settling a claimed connection, and whether to claim the run's next one in the same call. */
+interface Settle {
+  runId: string;
+  connection: Pick<ClaimedConnection, "id" | "refreshToken">;
+  claimNext: boolean;
 }
 
 export interface Settled<T> {
   outcome: T;
-  /** The next connection, when a NextClaim was given and one was due. */
+  /** The next connection, when claimNext was asked for and one was due. */
   next: ClaimedConnection | undefined;
 }
 
 export interface RefreshStore {
-  startRun(trigger: RunTrigger, mode: RunMode, filters: Record<string, unknown>): Promise<string>;
+  /** Records a run and its scope; returns the run's id. */
+  startRun(run: RunStart): Promise<string>;
   finishRun(runId: string, status: "finished" | "failed", summary: unknown): Promise<void>;
-  census(scope: RunScope): Promise<Census>;
-  claim(
-    leaseId: string,
-    limit: number,
-    leaseMs: number,
-    scope: RunScope,
-  ): Promise<ClaimedConnection[]>;
-  countClaimable(scope: RunScope): Promise<number>;
-  storeTokens(
-    id: string,
-    usedRefreshToken: string,
-    tokens: Record<string, unknown>,
-    next?: NextClaim | null,
-  ): Promise<Settled<StoreOutcome>>;
-  recordFailure(
-    id: string,
-    leaseId: string,
-    usedRefreshToken: string,
-    failure: FailureRecord,
-    next?: NextClaim | null,
-  ): Promise<Settled<FailureOutcome>>;
-  releaseLeases(leaseId: string, ids: string[]): Promise<number>;
+  census(runId: string): Promise<Census>;
+  /** Connections a mall or user filter covers, before any run is recorded. */
+  countInScope(filter: { mallId: string | null; userId: string | null }): Promise<number>;
+  /** Claims the run's most overdue due connection, if any. */
+  claim(runId: string): Promise<ClaimedConnection | undefined>;
+  /** What the run would still claim. */
+  countClaimable(runId: string): Promise<number>;
+  storeTokens(settle: Settle & { tokens: Record<string, unknown> }): Promise<Settled<StoreOutcome>>;
+  recordFailure(settle: Settle & { failure: FailureRecord }): Promise<Settled<FailureOutcome>>;
+  /** Lets go of connections the run claimed but sent no request for; returns how many. */
+  releaseLeases(runId: string, ids: string[]): Promise<number>;
 }
 
 const interval = (ms: number) => `${Math.round(ms)} milliseconds`;
+
+interface ClaimRow {
+  auth_settings_id: string;
+  mall_id: string;
+  refresh_token: string;
+  consecutive_failures: number;
+  answer_possibly_lost: boolean;
+}
 
 interface SettleRow<T> {
   outcome: T;
@@ -100,31 +92,61 @@ interface SettleRow<T> {
   next_mall_id: string;
   next_refresh_token: string;
   next_consecutive_failures: number;
-  next_due_reason: string;
   next_answer_possibly_lost: boolean;
 }
+
+const claimed = (row: ClaimRow): ClaimedConnection => ({
+  id: row.auth_settings_id,
+  mallId: row.mall_id,
+  refreshToken: row.refresh_token,
+  consecutiveFailures: row.consecutive_failures,
+  answerPossiblyLost: row.answer_possibly_lost,
+});
 
 function settled<T>(row: SettleRow<T>): Settled<T> {
   return {
     outcome: row.outcome,
-    next: row.next_auth_settings_id === null ? undefined : {
-      id: row.next_auth_settings_id,
-      mallId: row.next_mall_id,
-      refreshToken: row.next_refresh_token,
-      consecutiveFailures: row.next_consecutive_failures,
-      dueReason: row.next_due_reason,
-      answerPossiblyLost: row.next_answer_possibly_lost,
-    },
+    next: row.next_auth_settings_id === null ? undefined : claimed({
+      auth_settings_id: row.next_auth_settings_id,
+      mall_id: row.next_mall_id,
+      refresh_token: row.next_refresh_token,
+      consecutive_failures: row.next_consecutive_failures,
+      answer_possibly_lost: row.next_answer_possibly_lost,
+    }),
   };
+}
+
+/** The census rows as counts; a verdict this code does not know means SQL and code disagree. */
+export function censusFromRows(rows: { verdict: string; connections: number | string }[]): Census {
+  const census = Object.fromEntries(
+    [["scanned", 0], ...CENSUS_VERDICTS.map((verdict) => [verdict, 0])],
+  ) as Census;
+  for (const row of rows) {
+    if (!(CENSUS_VERDICTS as readonly string[]).includes(row.verdict)) {
+      throw new Error(`census: unknown verdict ${JSON.stringify(row.verdict)}`);
+    }
+    const count = Number(row.connections);
+    census[row.verdict as CensusVerdict] += count;
+    census.scanned += count;
+  }
+  return census;
 }
 
 export function createRefreshStore(sql: postgres.Sql): RefreshStore {
   return {
-    async startRun(trigger, mode, filters) {
+    async startRun({ trigger, mode, scope, leaseMs }) {
       const [row] = await sql<{ id: string }[]>`
-        select cafe24_private.start_refresh_run(${trigger}, ${mode}, ${
-        sql.json(filters as postgres.JSONValue)
-      }) as id`;
+        select cafe24_private.start_refresh_run(
+          p_trigger => ${trigger},
+          p_mode => ${mode},
+          p_refresh_margin => ${interval(scope.refreshMarginMs)}::interval,
+          p_lease_duration => ${interval(leaseMs)}::interval,
+          p_force => ${scope.force},
+          p_mall_id => ${scope.mallId}::text,
+          p_user_id => ${scope.userId}::uuid,
+          p_policy => ${scope.policy},
+          p_keep_alive_window => ${interval(scope.keepAliveWindowMs)}::interval,
+          p_token_request_window => ${interval(scope.tokenRequestWindowMs)}::interval) as id`;
       return row!.id;
     },
 
@@ -135,75 +157,54 @@ export function createRefreshStore(sql: postgres.Sql): RefreshStore {
       })`;
     },
 
-    async census(scope) {
-      const [row] = await sql<Record<keyof Census, string>[]>`
-        select * from cafe24_private.census(
-          ${scope.asOf}, ${interval(scope.refreshMarginMs)}::interval, ${scope.force},
-          ${scope.mallId}, ${scope.userId}::uuid)`;
-      return Object.fromEntries(
-        Object.entries(row!).map(([key, value]) => [key, Number(value)]),
-      ) as unknown as Census;
+    async census(runId) {
+      return censusFromRows(
+        await sql<{ verdict: string; connections: string }[]>`
+          select verdict, connections from cafe24_private.census(${runId})`,
+      );
     },
 
-    async claim(leaseId, limit, leaseMs, scope) {
-      const rows = await sql<{
-        auth_settings_id: string;
-        mall_id: string;
-        refresh_token: string;
-        consecutive_failures: number;
-        due_reason: string;
-        answer_possibly_lost: boolean;
-      }[]>`
-        select * from cafe24_private.claim_due_connections(
-          ${leaseId}, ${limit}, ${interval(leaseMs)}::interval,
-          ${interval(scope.refreshMarginMs)}::interval, ${scope.asOf}, ${scope.force},
-          ${scope.mallId}, ${scope.userId}::uuid)`;
-      return rows.map((row) => ({
-        id: row.auth_settings_id,
-        mallId: row.mall_id,
-        refreshToken: row.refresh_token,
-        consecutiveFailures: row.consecutive_failures,
-        dueReason: row.due_reason,
-        answerPossiblyLost: row.answer_possibly_lost,
-      }));
-    },
-
-    async countClaimable(scope) {
+    async countInScope({ mallId, userId }) {
       const [row] = await sql<{ count: string }[]>`
-        select cafe24_private.count_claimable(
-          ${interval(scope.refreshMarginMs)}::interval, ${scope.asOf}, ${scope.force},
-          ${scope.mallId}, ${scope.userId}::uuid) as count`;
+        select cafe24_private.count_in_scope(${mallId}::text, ${userId}::uuid) as count`;
       return Number(row!.count);
     },
 
-    async storeTokens(id, usedRefreshToken, tokens, next = null) {
+    async claim(runId) {
+      const [row] = await sql<ClaimRow[]>`
+        select * from cafe24_private.claim_due_connections(${runId}, 1)`;
+      return row === undefined ? undefined : claimed(row);
+    },
+
+    async countClaimable(runId) {
+      const [row] = await sql<{ count: string }[]>`
+        select cafe24_private.count_claimable(${runId}) as count`;
+      return Number(row!.count);
+    },
+
+    async storeTokens({ runId, connection, tokens, claimNext }) {
       const [row] = await sql<SettleRow<StoreOutcome>[]>`
-        select * from cafe24_private.store_refreshed_tokens_and_claim(
-          ${id}, ${usedRefreshToken}, ${sql.json(tokens as postgres.JSONValue)},
-          ${next !== null}, ${next?.leaseId ?? null}::uuid,
-          ${interval(next?.leaseMs ?? 0)}::interval,
-          ${interval(next?.scope.refreshMarginMs ?? 0)}::interval,
-          ${next?.scope.asOf ?? null}::timestamptz, ${next?.scope.force ?? false},
-          ${next?.scope.mallId ?? null}, ${next?.scope.userId ?? null}::uuid)`;
+        select * from cafe24_private.store_refreshed_tokens(
+          ${runId}, ${connection.id}, ${connection.refreshToken},
+          ${sql.json(tokens as postgres.JSONValue)}, ${claimNext})`;
       return settled(row!);
     },
 
-    async recordFailure(id, leaseId, usedRefreshToken, failure, next = null) {
+    async recordFailure({ runId, connection, failure, claimNext }) {
       const [row] = await sql<SettleRow<FailureOutcome>[]>`
-        select * from cafe24_private.record_refresh_failure_and_claim(
-          ${id}, ${leaseId}, ${usedRefreshToken}, ${failure.code}, ${failure.message},
-          ${failure.permanent}, ${failure.outcomeUnknown}, ${failure.nextAttemptAt},
-          ${next !== null}, ${interval(next?.leaseMs ?? 0)}::interval,
-          ${interval(next?.scope.refreshMarginMs ?? 0)}::interval,
-          ${next?.scope.asOf ?? null}::timestamptz, ${next?.scope.force ?? false},
-          ${next?.scope.mallId ?? null}, ${next?.scope.userId ?? null}::uuid)`;
+        select * from cafe24_private.record_refresh_failure(
+          ${runId}, ${connection.id}, ${connection.refreshToken},
+          row(${failure.code}::text, ${failure.message}::text, ${failure.permanent}::boolean,
+            ${failure.outcomeUnknown}::boolean,
+            ${failure.nextAttemptAt}::timestamptz)::cafe24_private.refresh_failure,
+          ${claimNext})`;
       return settled(row!);
     },
 
-    async releaseLeases(leaseId, ids) {
+    async releaseLeases(runId, ids) {
       if (ids.length === 0) return 0;
       const [row] = await sql<{ released: number }[]>`
-        select cafe24_private.release_leases(${leaseId}, ${ids}::uuid[]) as released`;
+        select cafe24_private.release_leases(${runId}, ${ids}::uuid[]) as released`;
       return row!.released;
     },
   };

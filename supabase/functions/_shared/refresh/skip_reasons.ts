@@ -1,0 +1,54 @@
+/**
+ * Why a connection in a run's scope was not refreshed: the keys of the summary's
+ * `skipped_reasons`, in the order the summary lists them.
+ *
+ * Most are decided in SQL, by the rules of cafe24_private.refresh_rules() (migration
+ * …_cafe24_claim.sql): a connection is skipped for the first rule it fails. The others are decided
+ * while a run works (RUN_SKIP_REASONS); every other reason here is a rule's.
+ * tests/integration/refresh_rules_test.ts fails when the rules name a reason this list does not,
+ * or the other way round.
+ */
+export const SKIP_REASONS = [
+  "no_cafe24",
+  "missing_keys",
+  "malformed",
+  "not_due",
+  "leased",
+  "backing_off",
+  "reconnect_required",
+  "out_of_time",
+  "run_limit",
+  "already_rotated",
+  "superseded",
+] as const;
+export type SkipReason = (typeof SKIP_REASONS)[number];
+
+/**
+ * Decided while a run works: it stopped before reaching a due connection (`out_of_time`: its wall
+ * clock or CPU budget was spent, or the runtime announced it would stop the worker; `run_limit`:
+ * its cap), or the connection's token changed under it (`already_rotated`, `superseded`).
+ */
+export const RUN_SKIP_REASONS = [
+  "out_of_time",
+  "run_limit",
+  "already_rotated",
+  "superseded",
+] as const satisfies readonly SkipReason[];
+export type RunSkipReason = (typeof RUN_SKIP_REASONS)[number];
+
+/** The reasons the census counts, i.e. the rules' reasons. */
+export type CensusSkipReason = Exclude<SkipReason, RunSkipReason>;
+export const CENSUS_SKIP_REASONS: readonly CensusSkipReason[] = SKIP_REASONS.filter(
+  (reason): reason is CensusSkipReason => !(RUN_SKIP_REASONS as readonly string[]).includes(reason),
+);
+
+/** The census reasons that mean the row has no mall_id and refresh_token to refresh with. */
+export const NOT_ELIGIBLE_REASONS = [
+  "no_cafe24",
+  "missing_keys",
+  "malformed",
+] as const satisfies readonly CensusSkipReason[];
+
+/** A census verdict: a skip reason, or `due` (the connection is to be refreshed now). */
+export type CensusVerdict = CensusSkipReason | "due";
+export const CENSUS_VERDICTS: readonly CensusVerdict[] = [...CENSUS_SKIP_REASONS, "due"];

@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import {
+  ACCESS_TOKEN_LIFETIME_MS,
+  KEEP_ALIVE_WINDOW_MS,
+  runScope,
+  type ScopeRequest,
+  TOKEN_REQUEST_RECENT_MS,
+  USER_FORCE_MIN_TOKEN_AGE_MS,
+} from "../../../supabase/functions/_shared/refresh/scope.ts";
+import { SETTINGS } from "./fakes.ts";
+
+const MARGIN_MS = 30 * 60_000;
+const NOW = Date.parse("2026-12-01T00:00:00Z");
+
+const request = (changes: Partial<ScopeRequest>): ScopeRequest => ({
+  trigger: "cron",
+  force: false,
+  mallId: null,
+  userId: null,
+  ...changes,
+});
+
+Deno.test("the policy's windows: a week before a refresh token expires, a day after a token request", () => {
+  assert.equal(KEEP_ALIVE_WINDOW_MS, 7 * 24 * 60 * 60_000);
+  assert.equal(TOKEN_REQUEST_RECENT_MS, 24 * 60 * 60_000);
+});
+
+Deno.test("runScope(): the configured policy and window govern unforced runs", () => {
+  for (const policy of ["eager", "keep_alive"] as const) {
+    for (const trigger of ["cron", "manual", "user", "cli"] as const) {
+      const scope = runScope(request({ trigger }), {
+        ...SETTINGS,
+        policy,
+        keepAliveWindowMs: 60_000,
+      });
+      assert.equal(scope.policy, policy, `${policy} ${trigger}`);
+      assert.equal(scope.keepAliveWindowMs, 60_000);
+      assert.equal(scope.tokenRequestWindowMs, TOKEN_REQUEST_RECENT_MS);
+    }
+  }
+});
+
+Deno.test("runScope(): a forced run is eager whatever the policy (it asks for fresh tokens)", () => {
+  for (const trigger of ["cron", "manual", "user", "cli"] as const) {
+    const scope = runScope(request({ trigger, force: true, userId: "u" }), {
+      ...SETTINGS,
+      policy: "keep_alive",
+    });
+    assert.equal(scope.policy, "eager", trigger);
+  }
+});
+
+Deno.test("runScope(): a user's force refreshes only tokens at least 5 minutes old", () => {
+  assert.equal(USER_FORCE_MIN_TOKEN_AGE_MS, 5 * 60_000);
+  assert.equal(ACCESS_TOKEN_LIFETIME_MS, 2 * 60 * 60_000);
+  const scope = runScope(request({ trigger: "user", force: true, userId: "u" }), SETTINGS);
+  assert.equal(scope.force, false, "not the unconditional force of cron and admins");
+  assert.equal(scope.refreshMarginMs, 115 * 60_000);
+  // Under that margin a token is due when it expires within 1 h 55 min of now: a 2-hour token
+  // issued 5 minutes ago or earlier. One issued 4 minutes ago is not.
+  const issuedAgo = (ms: number) => NOW - ms + ACCESS_TOKEN_LIFETIME_MS;
+  const due = (expiresAtMs: number) => expiresAtMs <= NOW + scope.refreshMarginMs;
+  assert.ok(due(issuedAgo(5 * 60_000)));
+  assert.ok(due(issuedAgo(60 * 60_000)));
+  assert.ok(!due(issuedAgo(4 * 60_000)));
+  assert.ok(!due(issuedAgo(0)));
+});
+
+Deno.test("runScope(): cron, admin and CLI force is unconditional; no force keeps the margin", () => {
+  for (const trigger of ["cron", "manual", "cli"] as const) {
+    const scope = runScope(request({ trigger, force: true }), SETTINGS);
+    assert.equal(scope.force, true, trigger);
+    assert.equal(scope.refreshMarginMs, MARGIN_MS, trigger);
+  }
+  // The CLI's --user is an admin acting for a user: not limited either.
+  const cli = runScope(request({ trigger: "cli", force: true, userId: "u" }), SETTINGS);
+  assert.equal(cli.force, true);
+  const unforced = runScope(request({ trigger: "user", userId: "u", mallId: "shopone" }), SETTINGS);
+  assert.deepEqual(unforced, {
+    refreshMarginMs: MARGIN_MS,
+    force: false,
+    mallId: "shopone",
+    userId: "u",
+    policy: "eager",
+    keepAliveWindowMs: SETTINGS.keepAliveWindowMs,
+    tokenRequestWindowMs: TOKEN_REQUEST_RECENT_MS,
+  });
+});
+
+Deno.test("runScope(): a configured margin wider than the user's force window is kept", () => {
+  const wide = runScope(request({ trigger: "user", force: true, userId: "u" }), {
+    ...SETTINGS,
+    refreshMarginMs: 118 * 60_000,
+  });
+  assert.equal(wide.refreshMarginMs, 118 * 60_000);
+});
