@@ -324,7 +324,13 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
       );
       assert.ok(output.some((line) => /✗ demodead\s+CAFE24_INVALID_GRANT$/.test(line)));
       assert.ok(output.some((line) => /→ the mall's owner must connect it again/.test(line)));
-      assert.ok(output.some((line) => /demodead\s+reconnect_required/.test(line)));
+      // The status table follows the run line.
+      await waitFor(
+        "the status table",
+        () => output.some((line) => /demodead\s+reconnect_required/.test(line)) ? true : null,
+        10_000,
+        output,
+      );
       assert.ok(output.some((line) => line.includes(`curl -sS -X POST`)));
       // The live screen (the banner may show long paths of a --data-dir like this test's).
       const live = output.slice(output.indexOf("Connections"));
@@ -342,9 +348,24 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
         );
         assert.equal(authorize.status, 200);
         const { url } = await authorize.json() as { url: string };
-        // The sandbox approves at once and sends the browser on to cafe24-callback.
-        const callback = await fetch(url);
-        await callback.body?.cancel();
+        // The sandbox approves at once and sends the browser on to cafe24-callback, which parks
+        // the pair and sends it back to the app's page with a handle; the page completes with the
+        // owner's session.
+        const location = async (from: string) => {
+          const response = await fetch(from, { redirect: "manual" });
+          await response.body?.cancel();
+          assert.equal(response.status, 302, from);
+          return response.headers.get("location")!;
+        };
+        const back = new URL(await location(await location(url)));
+        const handle = new URLSearchParams(back.hash.slice(1)).get("handle");
+        assert.ok(handle, back.href);
+        const completed = await fetch(`${info.supabase_url}/functions/v1/cafe24-callback`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${user.jwt}`, "content-type": "application/json" },
+          body: JSON.stringify({ handle }),
+        });
+        assert.equal(completed.status, 200, await completed.text());
         assert.equal((await cafe24("demodead")).status, "active");
         const from = output.length;
         await waitFor(

@@ -212,13 +212,10 @@ Deno.test("cafe24-webhook", async (t) => {
         (await cafe24Entry(db, alive)).refresh_token,
         sandbox.liveRefreshToken("whstale"),
       );
-      const [run] = await db.sql<{ trigger: string; filters: Record<string, unknown> }[]>`
-        select trigger, filters from cafe24_private.refresh_runs
-        where filters ->> 'mall_id' = 'whstale'`;
-      assert.deepEqual({ ...run }, {
-        trigger: "manual",
-        filters: { force: true, mall_id: "whstale" },
-      });
+      const [run] = await db.sql<{ trigger: string; force: boolean; mall_id: string }[]>`
+        select trigger, force, mall_id from cafe24_private.refresh_runs
+        where mall_id = 'whstale'`;
+      assert.deepEqual({ ...run }, { trigger: "manual", force: true, mall_id: "whstale" });
 
       const gone = await stale("whstalegone");
       sandbox.addMall("whstalegone", { shopsStatus: 403 });
