@@ -182,6 +182,62 @@ Deno.test("cafe24-token", async (t) => {
       },
     );
 
+    await t.step(
+      "a scheduled run holding the lease is waited for, and its new pair is the answer",
+      async () => {
+        const held = await seed("tkcron", 60_000);
+        const [run] = await db.sql<{ id: string }[]>`
+          select cafe24_private.start_refresh_run(p_trigger => 'cron', p_mode => 'async',
+            p_refresh_margin => interval '30 minutes', p_lease_duration => interval '75 seconds',
+            p_mall_id => 'tkcron') as id`;
+        const [claimed] = await db.sql<{ refresh_token: string }[]>`
+          select * from cafe24_private.claim_due_connections(${run!.id}, 1)`;
+        const pending = token({ mall_id: "tkcron" });
+        // The caller has read the row (and noted the request): it now waits on the lease.
+        await waitFor("the request to be noted", async () => {
+          const [row] = await db.sql<{ token_requested_at: Date | null }[]>`
+            select token_requested_at from cafe24_private.connections
+            where auth_settings_id = ${held.id}`;
+          return row!.token_requested_at !== null;
+        });
+        // The scheduled run's answer arrives: a new pair, stored by the run that holds the lease.
+        const next = sandbox.issueTokens("tkcron");
+        await db.sql`
+          select * from cafe24_private.store_refreshed_tokens(${run!.id}, ${held.id},
+            ${claimed!.refresh_token}, ${
+          db.sql.json({
+            access_token: next.accessToken,
+            refresh_token: next.refreshToken,
+            expires_at: iso(2 * HOUR_MS),
+          })
+        })`;
+        const answer = await pending;
+        assert.equal(answer.status, 200);
+        assert.equal(answer.body.access_token, next.accessToken);
+        assert.equal(refreshRequests("tkcron"), 0, "the caller sent nothing itself");
+      },
+    );
+
+    await t.step("a lease whose holder died is waited out, then refreshed once", async () => {
+      const held = await seed("tkdied", 60_000);
+      // A claim whose worker died mid-request: its lease runs out in a second and a half.
+      await db.sql`
+        update cafe24_private.connections
+        set lease_id = gen_random_uuid(), lease_expires_at = now() + interval '1.5 seconds',
+          in_flight_since = now(), last_claimed_at = now()
+        where auth_settings_id = ${held.id}`;
+      const [lease] = await db.sql<{ lease_expires_at: Date }[]>`
+        select lease_expires_at from cafe24_private.connections
+        where auth_settings_id = ${held.id}`;
+      const answer = await token({ mall_id: "tkdied" });
+      assert.equal(answer.status, 200);
+      assert.equal(answer.body.access_token, liveAccessToken("tkdied"));
+      assert.notEqual(answer.body.access_token, held.accessToken);
+      assert.equal(refreshRequests("tkdied"), 1);
+      const [log] = sandbox.refreshLog().filter((entry) => entry.mallId === "tkdied");
+      assert.ok(log!.receivedAtMs >= lease!.lease_expires_at.getTime() - 50, "not before it ended");
+    });
+
     await t.step("only the project's secret API key is accepted", async () => {
       await seed("tkkeys", HOUR_MS);
       const quiet = await stack!.startFunctions();
@@ -411,6 +467,23 @@ Deno.test("cafe24-token", async (t) => {
           .length,
         0,
       );
+
+      // A token run's margin is the validity its caller asked for: a token refreshed meanwhile
+      // (here: valid for an hour) is not due, so a late caller never refreshes it again.
+      const fresh = await seed("tkleasec", HOUR_MS);
+      const runC = await start("tkleasec");
+      const verdict = async (run: string, id: string) =>
+        (await db.sql<{ verdict: string }[]>`
+          select verdict from cafe24_private.claim_connection(${run}, ${id})`)[0]!.verdict;
+      assert.equal(await verdict(runC, fresh.id), "not_due");
+      await db.sql`
+        update cafe24_private.connections
+        set next_attempt_at = now() + interval '1 minute', due_at = '-infinity'
+        where auth_settings_id = ${fresh.id}`;
+      assert.equal(await verdict(await start("tkleasec"), fresh.id), "backing_off");
+      const [untouched] = await db.sql<{ lease_id: string | null }[]>`
+        select lease_id from cafe24_private.connections where auth_settings_id = ${fresh.id}`;
+      assert.equal(untouched!.lease_id, null, "no lease unless due");
     });
 
     await t.step("no token ever appears in the functions' logs", async () => {
