@@ -399,6 +399,28 @@ export const MESSAGES = {
   ),
   LEASE_LOST: both("갱신이 도중에 중단되었습니다.", "A refresh was interrupted.", RETRIED),
 
+  // The app's server code asking for a token (cafe24-token)
+  RECONNECT_REQUIRED: both(
+    "이 쇼핑몰의 연결을 사용할 수 없습니다.",
+    "This mall's connection cannot be used.",
+    RECONNECT,
+  ),
+  MALL_ID_AMBIGUOUS: both(
+    "이 쇼핑몰 ID로 연결된 항목이 여러 개 있습니다.",
+    "Several connections hold this mall ID.",
+    OPERATOR,
+  ),
+  TOKEN_UNAVAILABLE: both(
+    "카페24 접근 토큰을 지금 받을 수 없습니다.",
+    "No Cafe24 access token can be had right now.",
+    TRY_AGAIN,
+  ),
+  REFRESH_IN_PROGRESS: both(
+    "토큰 갱신이 아직 진행 중입니다.",
+    "A token refresh is still in progress.",
+    TRY_AGAIN,
+  ),
+
   // The status table: why a connection was disconnected (last_error_code)
   CONNECTION_TAKEN_OVER: {
     ko: "다른 계정이 이 쇼핑몰을 연결하여 이 계정의 연결이 해제되었습니다.",

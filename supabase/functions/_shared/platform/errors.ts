@@ -77,6 +77,19 @@ export const REQUEST_ERRORS = {
     message:
       "This connection was started by another account; it was cancelled. Start again while signed in as yourself",
   },
+  // cafe24-token: handing a connection's access token to the app's server code.
+  RECONNECT_REQUIRED: {
+    status: 409,
+    message: "The connection has no usable tokens until the mall's owner connects it again",
+  },
+  MALL_ID_AMBIGUOUS: {
+    status: 409,
+    message: "Several active connections hold this mall_id; name one by auth_settings_id",
+  },
+  TOKEN_UNAVAILABLE: {
+    status: 503,
+    message: "No access token valid long enough: its refresh failed (see reason); try again later",
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type RequestErrorCode = keyof typeof REQUEST_ERRORS;
@@ -146,6 +159,18 @@ export const REFRESH_FAILURES = {
 } as const satisfies Record<string, { permanent: boolean; message: string }>;
 
 export type RefreshFailureCode = keyof typeof REFRESH_FAILURES;
+
+/**
+ * Why cafe24-token has no token valid long enough (`reason`, `refresh_failed`) when no refresh
+ * failed; otherwise those carry the REFRESH_FAILURES code of the failed refresh.
+ */
+export const TOKEN_WAIT_FAILURES = {
+  REFRESH_IN_PROGRESS: {
+    message: "Another refresh of this connection was still running when the wait for it ended",
+  },
+} as const satisfies Record<string, { message: string }>;
+
+export type TokenWaitFailureCode = keyof typeof TOKEN_WAIT_FAILURES;
 
 /**
  * Why cafe24-disconnect could not revoke a connection's pair at Cafe24 (`revoke_error` in its

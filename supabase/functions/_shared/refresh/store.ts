@@ -9,7 +9,8 @@ import { CENSUS_VERDICTS, type CensusVerdict } from "./skip_reasons.ts";
  * which is also the id of the leases it takes, and the SQL reads the scope from the run's row.
  */
 
-export type RunTrigger = "cron" | "manual" | "user" | "cli";
+/** `token`: a run cafe24-token starts to refresh the one connection whose token it hands out. */
+export type RunTrigger = "cron" | "manual" | "user" | "cli" | "token";
 export type RunMode = "sync" | "async";
 
 export interface RunStart {

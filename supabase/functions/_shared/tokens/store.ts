@@ -1,0 +1,105 @@
+import type postgres from "postgres";
+import { type ClaimedConnection, createRefreshStore, type RefreshStore } from "../refresh/store.ts";
+import type { TokenRow } from "./decide.ts";
+
+/**
+ * A token request's view of the database: reading the connection it names, noting the request,
+ * and claiming that one connection for a run. The refresh itself (start and finish the run, store
+ * the pair or record the failure) goes through the refresher's own store.
+ */
+export interface TokenStore {
+  refresh: RefreshStore;
+  /** token_connections: by id, or a mall's rows (usable ones first, at most two). */
+  read(target: { authSettingsId: string | null; mallId: string | null }): Promise<TokenRow[]>;
+  /** The app asked for this connection's token (keep_alive keeps it fresh for a while). */
+  noteRequest(authSettingsId: string): Promise<void>;
+  /**
+   * claim_connection: the run's verdict on the connection, and the connection when it was due
+   * and is now leased to the run; null when there is no such connection.
+   */
+  claim(runId: string, authSettingsId: string): Promise<Claim | null>;
+}
+
+export interface Claim {
+  /** A CENSUS_VERDICTS value: 'due', or why the run may not refresh the connection now. */
+  verdict: string;
+  connection: ClaimedConnection | null;
+}
+
+interface Row {
+  auth_settings_id: string;
+  mall_id: string | null;
+  row_state: string;
+  status: string;
+  access_token: string | null;
+  access_expires_at: Date | null;
+  shop_no: unknown;
+  scopes: unknown;
+  lease_expires_at: Date | null;
+  next_attempt_at: Date | null;
+  last_error_code: string | null;
+  db_now: Date;
+}
+
+interface ClaimRow {
+  verdict: string;
+  auth_settings_id: string | null;
+  mall_id: string;
+  refresh_token: string;
+  consecutive_failures: number;
+  answer_possibly_lost: boolean;
+}
+
+const stores = new WeakMap<postgres.Sql, TokenStore>();
+
+/** One store per client, so that every caller in a process shares its in-flight refreshes. */
+export function createTokenStore(sql: postgres.Sql): TokenStore {
+  let store = stores.get(sql);
+  if (store === undefined) {
+    store = {
+      refresh: createRefreshStore(sql),
+
+      async read({ authSettingsId, mallId }) {
+        const rows = await sql<Row[]>`
+          select * from cafe24_private.token_connections(
+            ${authSettingsId}::uuid, ${mallId}::text)`;
+        return rows.map((row) => ({
+          authSettingsId: row.auth_settings_id,
+          mallId: row.mall_id,
+          rowState: row.row_state,
+          status: row.status,
+          accessToken: row.access_token,
+          accessExpiresAt: row.access_expires_at,
+          shopNo: row.shop_no,
+          scopes: row.scopes,
+          leaseExpiresAt: row.lease_expires_at,
+          nextAttemptAt: row.next_attempt_at,
+          lastErrorCode: row.last_error_code,
+          dbNow: row.db_now,
+        }));
+      },
+
+      async noteRequest(authSettingsId) {
+        await sql`select cafe24_private.note_token_request(${authSettingsId}::uuid)`;
+      },
+
+      async claim(runId, authSettingsId) {
+        const [row] = await sql<ClaimRow[]>`
+          select * from cafe24_private.claim_connection(${runId}::uuid, ${authSettingsId}::uuid)`;
+        if (row === undefined) return null;
+        return {
+          verdict: row.verdict,
+          connection: row.auth_settings_id === null ? null : {
+            id: row.auth_settings_id,
+            mallId: row.mall_id,
+            refreshToken: row.refresh_token,
+            consecutiveFailures: row.consecutive_failures,
+            answerPossiblyLost: row.answer_possibly_lost,
+          },
+        };
+      },
+    };
+    stores.set(sql, store);
+  }
+  return store;
+}

@@ -1,0 +1,75 @@
+/**
+ * cafe24-token: a connection's access token for the app's trusted server code.
+ *   GET or POST /functions/v1/cafe24-token   mall_id=… or auth_settings_id=…, min_valid_s=300
+ * → 200 {"access_token","expires_at","mall_id","shop_no","scopes"} valid for at least
+ * min_valid_s seconds (refreshed first when needed; `refresh_failed` when that failed and the
+ * stored token is still valid). Errors: see getCafe24AccessToken.
+ *
+ * Only the project's secret API key is accepted (`apikey` or Bearer; see
+ * _shared/platform/api_keys.ts): never CRON_SECRET, never a user's session. verify_jwt is off in
+ * config.toml because an sb_secret_… key is not a JWT; this code is the only gate.
+ */
+import { presentsSecretApiKey } from "../_shared/platform/api_keys.ts";
+import {
+  loadConfig,
+  REFRESH_CONFIG_REQUIRED,
+  refreshSettings,
+} from "../_shared/platform/config.ts";
+import { database } from "../_shared/platform/db.ts";
+import { RequestError } from "../_shared/platform/errors.ts";
+import {
+  bearerToken,
+  configErrorResponse,
+  errorResponse,
+  jsonResponse,
+  openRequest,
+  requestErrorResponse,
+  requestParameters,
+} from "../_shared/platform/http.ts";
+import { countUnauthenticated, logEvent } from "../_shared/platform/log.ts";
+import { getCafe24AccessToken } from "../_shared/tokens/get_token.ts";
+import { parseTokenRequest } from "../_shared/tokens/request.ts";
+
+const FUNCTION = "cafe24-token";
+
+async function handle(request: Request): Promise<Response> {
+  const env = Deno.env.toObject();
+  const { cors, early } = openRequest(request, env, ["GET", "POST"]);
+  if (early !== null) return early;
+  // Every answer may carry a token or say something about one: no cache keeps it.
+  const headers = { ...cors, "Cache-Control": "no-store" };
+
+  const loaded = loadConfig(env, REFRESH_CONFIG_REQUIRED);
+  if (!loaded.ok) return configErrorResponse(FUNCTION, loaded.code, loaded.names, headers);
+  const config = loaded.config;
+
+  if (!presentsSecretApiKey(request, config)) {
+    const presented = request.headers.get("apikey") !== null || bearerToken(request) !== null;
+    countUnauthenticated(FUNCTION, presented ? "wrong_api_key" : "no_credentials");
+    return errorResponse("UNAUTHORIZED", {}, headers);
+  }
+
+  try {
+    const { authSettingsId, mallId, minValidS } = parseTokenRequest(
+      await requestParameters(request),
+    );
+    const token = await getCafe24AccessToken(
+      database(config.SUPABASE_DB_URL),
+      {
+        ...(authSettingsId === null ? {} : { authSettingsId }),
+        ...(mallId === null ? {} : { mallId }),
+        minValidS,
+      },
+      refreshSettings(config),
+    );
+    return jsonResponse(token, 200, headers);
+  } catch (error) {
+    if (error instanceof RequestError) return requestErrorResponse(error, headers);
+    logEvent("error", "cafe24_token_crashed", {
+      error: error instanceof Error ? error.name : "unknown",
+    });
+    return errorResponse("INTERNAL_ERROR", {}, headers);
+  }
+}
+
+export default { fetch: handle } satisfies Deno.ServeDefaultExport;
