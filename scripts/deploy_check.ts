@@ -87,7 +87,7 @@ function commonProbe(name: string, probe: Probe): Verdict | null {
   if (probe.status === 401 && code !== "UNAUTHORIZED") {
     return fail(
       `${name} was refused by the platform before its code ran (verify_jwt is on)`,
-      "deploy with this project's supabase/config.toml (verify_jwt = false for all three)",
+      "deploy with this project's supabase/config.toml (verify_jwt = false for every function)",
     );
   }
   return null;
@@ -137,6 +137,19 @@ export function authorizeWithoutUser(probe: Probe): Verdict {
   if (probe.status === 401) return pass("deployed, refuses calls without a user token");
   return fail(
     `cafe24-authorize answered ${probe.status} ${errorCode(probe.body)}`,
+    "see the function's logs",
+  );
+}
+
+/** A function that must refuse a call without its credential with this project's own 401. */
+export function refusesWithoutCredential(name: string, probe: Probe): Verdict {
+  const common = commonProbe(name, probe);
+  if (common !== null) return common;
+  if (probe.status === 401 && errorCode(probe.body) === "UNAUTHORIZED") {
+    return pass("deployed, refuses calls without credentials");
+  }
+  return fail(
+    `${name} answered ${probe.status} ${errorCode(probe.body)}`,
     "see the function's logs",
   );
 }
@@ -449,6 +462,21 @@ async function main(): Promise<number> {
       "cafe24-callback",
       async () => callbackWithoutState(await probe(fn("cafe24-callback"))),
     );
+    // The other functions, each called without its credential: our own 401 proves it is deployed,
+    // configured and not behind the platform's JWT check.
+    for (
+      const [name, method] of [
+        ["cafe24-connections", "GET"],
+        ["cafe24-token", "GET"],
+        ["cafe24-disconnect", "POST"],
+        ["cafe24-events", "POST"],
+      ] as const
+    ) {
+      await check(
+        name,
+        async () => refusesWithoutCredential(name, await probe(fn(name), { method })),
+      );
+    }
     await check("refresh with secret", async () =>
       refreshWithSecret(
         await probe(`${fn("cafe24-refresh")}?mall_id=${DRY_RUN_MALL}&trigger=manual`, {
