@@ -310,6 +310,16 @@ export const MESSAGES = {
   ),
 
   // Connecting: completing with the handle
+  SCOPE_NOT_REQUESTED: both(
+    "Cafe24가 앱이 요청하지 않은 권한을 부여했습니다(Cafe24 링크가 바뀌었나요?). 아무것도 저장하지 않았습니다.",
+    "Cafe24 granted permissions the app did not ask for (was the Cafe24 link changed?). Nothing was kept.",
+    START_AGAIN,
+  ),
+  TOO_MANY_PENDING_CONNECTIONS: both(
+    "완료를 기다리는 연결이 너무 많습니다. 10분 후 만료되면 다시 시도해 주세요.",
+    "Too many connections are waiting to be completed. Try again once they expire (10 minutes).",
+    START_AGAIN,
+  ),
   HANDLE_INVALID: both(
     "이 연결 결과는 알 수 없거나, 이미 사용되었거나, 만료되었습니다.",
     "This connection result is unknown, already used or expired.",

@@ -127,6 +127,11 @@ async function badInputSteps(
   const seeded = new Set<string>();
   /** Handles of the pending connections the completion rows were given: all still parked. */
   const handles: string[] = [];
+  // Every completion row parks a live pending connection of Alice's and leaves it parked, far more
+  // than one user may hold at once (max_pending_connections, tested in custody_test.ts).
+  await db.sql`
+    create or replace function cafe24_private.max_pending_connections()
+    returns integer language sql immutable set search_path = '' as $$ select 1000 $$`;
   /** Every answer a row got: checked for secrets at the end. */
   const seen: Seen[] = [];
 

@@ -33,6 +33,8 @@ Deno.test("custody of a connection", async (t) => {
         "firstshop",
         "secondshop",
         "diesshop",
+        "widenshop",
+        "pendshop",
       ]
     ) {
       sandbox.addMall(mall);
@@ -265,12 +267,77 @@ Deno.test("custody of a connection", async (t) => {
     );
 
     await t.step(
+      "a scope added to the Cafe24 link by hand is refused and its pair revoked",
+      async () => {
+        const started = await web.get(
+          `${stack.functions.url}/cafe24-authorize?mall_id=widenshop&mode=json`,
+          { headers: { authorization: `Bearer ${await jwt(alice)}` } },
+        );
+        const url = new URL(JSON.parse(started.body).url);
+        url.searchParams.set("scope", `${url.searchParams.get("scope")},mall.write_order`);
+        const atCafe24 = await web.get(url);
+        assert.equal(atCafe24.status, 302, atCafe24.body);
+        const revokedBefore = revokes();
+        const { query, fragment } = await web.callback(new URL(atCafe24.location!));
+        assert.equal(query.get("reason"), "SCOPE_NOT_REQUESTED");
+        assert.equal(fragment.get("handle"), null);
+        assert.equal(revokes(), revokedBefore + 1);
+        assert.equal(sandbox.liveRefreshToken("widenshop"), undefined);
+        const parked = await db.sql`
+        select 1 from cafe24_private.pending_connections where mall_id = 'widenshop'`;
+        assert.equal(parked.length, 0);
+      },
+    );
+
+    await t.step("one user parks at most 5 pending connections; the next is revoked", async () => {
+      const gina = uuid();
+      for (let i = 0; i < 5; i++) await web.startConnection(await jwt(gina), "pendshop");
+      const revokedBefore = revokes();
+      const { query } = await web.callback(
+        await web.authorizeAtCafe24(await jwt(gina), "pendshop"),
+      );
+      assert.equal(query.get("reason"), "TOO_MANY_PENDING_CONNECTIONS");
+      assert.equal(revokes(), revokedBefore + 1);
+      const [row] = await db.sql<{ n: number }[]>`
+        select count(*)::int as n from cafe24_private.pending_connections where user_id = ${gina}`;
+      assert.equal(row!.n, 5);
+    });
+
+    await t.step("one user's authorize calls at once never deadlock", async () => {
+      const token = await jwt(uuid());
+      const answers = await Promise.all(
+        Array.from(
+          { length: 40 },
+          () =>
+            fetch(`${stack.functions.url}/cafe24-authorize?mall_id=scopeshop&mode=json`, {
+              headers: { authorization: `Bearer ${token}` },
+            }).then(async (response) => {
+              await response.body?.cancel();
+              return response.status;
+            }),
+        ),
+      );
+      assert.deepEqual(answers.filter((status) => status !== 200), []);
+    });
+
+    await t.step(
       "no browser role reads a token: authenticated sees only its own rows",
       async () => {
         // Another provider's token must go too.
         await db.sql`
         update public.auth_settings
-        set providers = providers || '{"other": {"api_token": "secret-x", "refresh_token": "r-x", "region": "kr"}}'::jsonb
+        set providers = providers || ${
+          db.sql.json({
+            other: { api_token: "secret-x", refresh_token: "r-x", region: "kr" },
+            google: {
+              oauth: { refresh_token: "g-r" },
+              tokens: [{ access_token: "g-a" }],
+              lang: "ko",
+            },
+            keyed: { apiKey: "k-1", private_key: "k-2", client_cert: "k-3", plan: "pro" },
+            slack_token: "xoxb-bare",
+          })
+        }::jsonb
         where id = ${aliceRow}`;
         await assert.rejects(
           asUser(db, alice, (sql) => sql`select providers from public.auth_settings`),
@@ -299,6 +366,12 @@ Deno.test("custody of a connection", async (t) => {
         );
         assert.equal(safe.length, 1);
         assert.deepEqual(safe[0]!.providers.other, { region: "kr" });
+        assert.deepEqual(safe[0]!.providers.google, { lang: "ko" });
+        assert.deepEqual(safe[0]!.providers.keyed, { plan: "pro" });
+        assert.equal(safe[0]!.providers.slack_token, undefined);
+        for (const secret of ["secret-x", "r-x", "g-r", "g-a", "k-1", "k-2", "k-3", "xoxb-bare"]) {
+          assert.ok(!JSON.stringify(safe).includes(secret), secret);
+        }
         assert.equal(safe[0]!.providers.cafe24.mall_id, "aliceshop");
         const bobsView = await asUser(
           db,

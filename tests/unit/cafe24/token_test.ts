@@ -80,6 +80,7 @@ Deno.test("processTokenResponse() turns Cafe24's 200 into a TokenSet of UTC inst
       refreshTokenExpiresAt: "2021-03-15T03:00:00.000Z",
       scopes: ["mall.read_order", "mall.read_product", "mall.read_store"],
       shopNo: "1",
+      mallId: "yourmall",
     } satisfies TokenSet,
   );
 });
@@ -460,6 +461,7 @@ Deno.test("storedTokenFields() stores the pair, expiries and scopes under Cafe24
       refreshTokenExpiresAt: "2021-03-15T03:00:00.000Z",
       scopes: ["mall.read_store"],
       shopNo: "1",
+      mallId: "yourmall",
     }),
     {
       access_token: "at",
@@ -479,6 +481,7 @@ Deno.test("storedTokenFields() omits an unknown refresh expiry and unknown scope
     refreshTokenExpiresAt: null,
     scopes: null,
     shopNo: null,
+    mallId: null,
   });
   assert.deepEqual(fields, {
     access_token: "at",

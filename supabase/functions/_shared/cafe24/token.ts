@@ -22,6 +22,8 @@ export interface TokenSet {
   refreshTokenExpiresAt: string | null;
   scopes: string[] | null;
   shopNo: string | null;
+  /** The mall Cafe24 says the pair is for, when it says so. */
+  mallId: string | null;
 }
 
 export class TokenRequestError extends Error {
@@ -118,6 +120,7 @@ const TokenBody = z.object({
   issued_at: z.string().optional(),
   scopes: z.array(z.string()).optional(),
   shop_no: z.union([z.string(), z.number()]).optional(),
+  mall_id: z.string().optional(),
 });
 
 const OAuthErrorBody = z.object({
@@ -213,6 +216,7 @@ function parseTokenBody(text: string, receivedAtMs: number): TokenSet {
         : new Date(bound(refreshExpiresAt)).toISOString(),
       scopes: body.data.scopes ?? null,
       shopNo: body.data.shop_no === undefined ? null : String(body.data.shop_no),
+      mallId: body.data.mall_id ?? null,
     };
   } catch (error) {
     if (error instanceof SyntaxError) throw malformed("200 with an unreadable timestamp");

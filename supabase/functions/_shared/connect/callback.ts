@@ -77,19 +77,18 @@ export async function finishAuthorization(
   const { settings } = deps;
 
   const check = await verifyState(settings.stateSecret, parameters.state, now());
-  if (!check.ok) return failed(check.code, null);
+  if (!check.ok) return replayable(check.code);
   const state = check.state;
   if (parameters.mallId !== null && parameters.mallId !== state.mallId) {
-    return failed("STATE_MALL_MISMATCH", state);
+    return replayable("STATE_MALL_MISMATCH");
   }
   if (parameters.error !== null) {
-    return failed(parameters.error === "access_denied" ? "ACCESS_DENIED" : "AUTHORIZATION_FAILED", {
-      ...state,
-      detail: /^[a-z_]{1,64}$/.test(parameters.error) ? parameters.error : "(unreadable)",
-    });
+    return replayable(
+      parameters.error === "access_denied" ? "ACCESS_DENIED" : "AUTHORIZATION_FAILED",
+    );
   }
   if (parameters.code === null || parameters.code.length > MAX_CODE_LENGTH) {
-    return failed("MISSING_CODE", state);
+    return replayable("MISSING_CODE");
   }
 
   // From here on the state is spent, whatever happens next: its code is about to be used.
@@ -105,7 +104,7 @@ export async function finishAuthorization(
       : consumed === "mismatch"
       ? "STATE_INVALID"
       : "STATE_REPLAYED";
-    return failed(reason, { ...state, detail: consumed });
+    return replayable(reason);
   }
 
   // The code dies one minute after it was issued: exchange it before anything else.
@@ -132,21 +131,27 @@ export async function finishAuthorization(
     throw error;
   }
 
+  // What Cafe24 issued must be what was asked for: this mall, and no scope beyond the signed
+  // request (a scope added to the Cafe24 URL by hand would otherwise widen the app's reach).
+  const refusal = tokens.mallId !== null && tokens.mallId !== state.mallId
+    ? "STATE_MALL_MISMATCH"
+    : tokens.scopes !== null && tokens.scopes.some((scope) => !state.scopes.includes(scope))
+    ? "SCOPE_NOT_REQUESTED"
+    : null;
+  if (refusal !== null) return await refused(refusal, deps, state, tokens);
+
   const handle = newHandle();
   const hash = await handleHash(handle);
   const parked = await withRetries(
     () => deps.store.recordPending(hash, state, storedTokenFields(tokens)),
     STORE_RETRIES,
-  ).then(() => true, () => false);
-  if (!parked) {
+  ).catch(() => "failed" as const);
+  if (parked === "over_limit") {
+    return await refused("TOO_MANY_PENDING_CONNECTIONS", deps, state, tokens);
+  }
+  if (parked === "failed") {
     // The pair cannot be parked: revoke it rather than leave a live pair nobody holds.
-    const revoked = await revokePair(revokeOptions(deps, state.mallId), storedTokenFields(tokens));
-    logEvent("error", "cafe24_connect_store_failed", {
-      user_id: state.userId,
-      mall_id: state.mallId,
-      revoke: revoked,
-    });
-    return failed("CONNECTION_STORE_FAILED", state);
+    return await refused("CONNECTION_STORE_FAILED", deps, state, tokens);
   }
   logEvent("info", "cafe24_connect_pending", { user_id: state.userId, mall_id: state.mallId });
   return { ok: true, mallId: state.mallId, handle };
@@ -183,16 +188,31 @@ function exchangeFailure(code: RefreshFailureCode): RequestErrorCode {
   }
 }
 
+/** Ends an attempt whose pair Cafe24 already issued: the pair is revoked, never left live. */
+async function refused(
+  reason: RequestErrorCode,
+  deps: ConnectDeps,
+  state: OAuthState,
+  tokens: TokenSet,
+): Promise<CallbackOutcome> {
+  const revoke = await revokePair(revokeOptions(deps, state.mallId), storedTokenFields(tokens));
+  return failed(reason, { ...state, detail: `pair revoke: ${revoke}` });
+}
+
+/**
+ * An attempt that ends before its state is used up. Anyone holding a state URL, even one used or
+ * expired long ago, can send it again and again, so these are counted, not logged one line each.
+ */
+function replayable(reason: RequestErrorCode): CallbackOutcome {
+  countUnauthenticated("cafe24-callback", reason);
+  return { ok: false, reason };
+}
+
+/** An attempt that ends after its state was used up: at most one per state, logged. */
 function failed(
   reason: RequestErrorCode,
   context: (OAuthState & { detail?: string }) | null,
 ): CallbackOutcome {
-  // A state that fails its signature or shape check can come from anyone: counted, not logged
-  // one line each.
-  if (context === null && reason === "STATE_INVALID") {
-    countUnauthenticated("cafe24-callback", reason);
-    return { ok: false, reason };
-  }
   logEvent("warn", "cafe24_connect_failed", {
     reason,
     ...(context === null ? {} : {

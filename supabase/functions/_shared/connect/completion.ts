@@ -76,15 +76,6 @@ export async function completeConnection(
       revoke: revokes[index],
     });
   }
-  const granted = Array.isArray(completion.tokens.scopes) ? completion.tokens.scopes : null;
-  if (granted !== null && granted.some((scope) => !completion.requestedScopes.includes(scope))) {
-    logEvent("warn", "cafe24_connect_scopes_differ", {
-      mall_id: mallId,
-      requested: completion.requestedScopes,
-      granted,
-    });
-  }
-
   const accessToken = completion.tokens.access_token;
   const warning = typeof accessToken === "string"
     ? await lookUpShops(deps, mallId, authSettingsId, accessToken)

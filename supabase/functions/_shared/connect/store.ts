@@ -35,12 +35,15 @@ export interface ConnectStore {
   recordState(state: OAuthState): Promise<void>;
   /** Deletes the nonce and says whether it was open and bound to this user and mall. */
   consumeState(state: OAuthState): Promise<ConsumeOutcome>;
-  /** Parks a fresh pair until the user who started the attempt completes it. */
+  /**
+   * Parks a fresh pair until the user who started the attempt completes it; `over_limit` when the
+   * user already has max_pending_connections() waiting (nothing is stored then).
+   */
   recordPending(
     handleHash: Uint8Array,
     state: OAuthState,
     tokens: Record<string, unknown>,
-  ): Promise<void>;
+  ): Promise<"recorded" | "over_limit">;
   /** Uses a pending connection up for `userId`; see complete_pending_connection. */
   completePending(handleHash: Uint8Array, userId: string, connectedAt: Date): Promise<Completion>;
   /** Removes up to `limit` pending connections nobody completed, returning their pairs. */
@@ -73,10 +76,18 @@ export function createConnectStore(sql: postgres.Sql): ConnectStore {
     },
 
     async recordPending(handleHash, state, tokens) {
-      await sql`
-        select cafe24_private.record_pending_connection(
-          ${handleHash}, ${state.userId}::uuid, ${state.mallId}, ${state.scopes}::text[],
-          ${sql.json(tokens as postgres.JSONValue)})`;
+      try {
+        await sql`
+          select cafe24_private.record_pending_connection(
+            ${handleHash}, ${state.userId}::uuid, ${state.mallId}, ${state.scopes}::text[],
+            ${sql.json(tokens as postgres.JSONValue)})`;
+        return "recorded";
+      } catch (error) {
+        if ((error as { hint?: unknown }).hint === "TOO_MANY_PENDING_CONNECTIONS") {
+          return "over_limit";
+        }
+        throw error;
+      }
     },
 
     async completePending(handleHash, userId, connectedAt) {

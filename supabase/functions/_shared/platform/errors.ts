@@ -67,6 +67,16 @@ export const REQUEST_ERRORS = {
     status: 500,
     message: "Cafe24 issued tokens but they could not be saved; connect again",
   },
+  SCOPE_NOT_REQUESTED: {
+    status: 400,
+    message:
+      "Cafe24 granted scopes the app did not ask for (was the Cafe24 link changed?); nothing was kept: start again from the app",
+  },
+  TOO_MANY_PENDING_CONNECTIONS: {
+    status: 429,
+    message:
+      "Too many connections are waiting to be completed; complete or let them expire (10 minutes), then start again",
+  },
   // cafe24-callback POST: completing a pending connection with the user's session.
   HANDLE_INVALID: {
     status: 400,
