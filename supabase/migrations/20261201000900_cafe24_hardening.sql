@@ -132,3 +132,69 @@ create index if not exists pending_connections_user_id_idx
   on cafe24_private.pending_connections (user_id);
 
 revoke all on function cafe24_private.max_pending_connections() from public, anon, authenticated;
+
+-- ---------------------------------------------------------------------------------------------
+-- Expired pending connections: removed only once their pair is revoked. Taking them deleted the
+-- rows before the revocation, so a revoke refused by Cafe24 (429 under a flood) left a live pair
+-- that nobody held. Now a sweep leases each row for a while and the function settles it: revoked
+-- (or, after max_pending_revoke_attempts(), given up on and logged) → deleted; otherwise it comes
+-- back at a later sweep.
+-- ---------------------------------------------------------------------------------------------
+alter table cafe24_private.pending_connections
+  add column if not exists revoke_attempts integer not null default 0,
+  add column if not exists next_revoke_at timestamptz;
+
+create or replace function cafe24_private.max_pending_revoke_attempts()
+returns integer
+language sql
+immutable
+set search_path = ''
+as $$ select 6 $$;
+
+drop function if exists cafe24_private.take_expired_pending_connections(integer);
+
+-- Leases up to p_limit expired pending connections for revocation: each is held for 2, 4, 8, …
+-- minutes by attempt, so a sweep that dies leaves it for a later one.
+create function cafe24_private.take_expired_pending_connections(p_limit integer)
+returns table (handle_hash bytea, mall_id text, tokens jsonb, revoke_attempts integer)
+language sql
+set search_path = ''
+as $$
+  update cafe24_private.pending_connections p
+  set revoke_attempts = p.revoke_attempts + 1,
+      next_revoke_at = now() + interval '2 minutes' * power(2, p.revoke_attempts)
+  where p.handle_hash in (
+    select e.handle_hash from cafe24_private.pending_connections e
+    where e.expires_at <= now() and (e.next_revoke_at is null or e.next_revoke_at <= now())
+    order by e.expires_at
+    limit greatest(p_limit, 0)
+    for update skip locked
+  )
+  returning p.handle_hash, p.mall_id, p.tokens, p.revoke_attempts
+$$;
+
+-- The outcome of one revocation: revoked, or out of attempts → the row goes; otherwise it stays
+-- for the next sweep. Returns whether the row was removed.
+create or replace function cafe24_private.settle_expired_pending_connection(
+  p_handle_hash bytea,
+  p_revoked boolean
+)
+returns boolean
+language sql
+set search_path = ''
+as $$
+  with gone as (
+    delete from cafe24_private.pending_connections p
+    where p.handle_hash = p_handle_hash
+      and p.expires_at <= now()
+      and (p_revoked or p.revoke_attempts >= cafe24_private.max_pending_revoke_attempts())
+    returning 1
+  )
+  select exists (select 1 from gone)
+$$;
+
+revoke all on function cafe24_private.max_pending_revoke_attempts() from public, anon, authenticated;
+revoke all on function cafe24_private.take_expired_pending_connections(integer)
+  from public, anon, authenticated;
+revoke all on function cafe24_private.settle_expired_pending_connection(bytea, boolean)
+  from public, anon, authenticated;

@@ -35,6 +35,7 @@ Deno.test("custody of a connection", async (t) => {
         "diesshop",
         "widenshop",
         "pendshop",
+        "floodshop",
       ]
     ) {
       sandbox.addMall(mall);
@@ -201,6 +202,38 @@ Deno.test("custody of a connection", async (t) => {
         assert.deepEqual(late, { status: 400, body: { error: "HANDLE_INVALID" } });
       },
     );
+
+    await t.step("a revoke Cafe24 refuses leaves the pending row for a later sweep", async () => {
+      await web.startConnection(await jwt(uuid()), "floodshop");
+      const live = sandbox.liveRefreshToken("floodshop");
+      assert.ok(live);
+      // Someone spends the mall's rate limit at the revoke endpoint.
+      for (let i = 0; i < 45; i++) {
+        const response = await fetch(`${sandbox.url}/floodshop/api/v2/oauth/revoke`, {
+          method: "POST",
+        });
+        await response.body?.cancel();
+      }
+      await db.sql`
+        update cafe24_private.pending_connections
+        set expires_at = now() - interval '1 second' where mall_id = 'floodshop'`;
+      assert.equal((await stack.refresh({ trigger: "cron" })).status, 200);
+      const [kept] = await db.sql<{ revoke_attempts: number }[]>`
+        select revoke_attempts from cafe24_private.pending_connections where mall_id = 'floodshop'`;
+      assert.equal(kept?.revoke_attempts, 1, "refused by Cafe24 (429): kept for later");
+      assert.equal(sandbox.liveRefreshToken("floodshop"), live);
+
+      // The bucket drains; the row's wait is over; the next sweep revokes and removes it.
+      sandbox.clock.advance(60_000);
+      await db.sql`
+        update cafe24_private.pending_connections
+        set next_revoke_at = now() - interval '1 second' where mall_id = 'floodshop'`;
+      assert.equal((await stack.refresh({ trigger: "cron" })).status, 200);
+      const left = await db.sql`
+        select 1 from cafe24_private.pending_connections where mall_id = 'floodshop'`;
+      assert.equal(left.length, 0);
+      assert.equal(sandbox.liveRefreshToken("floodshop"), undefined);
+    });
 
     await t.step(
       "connecting another mall on the same row revokes the pair it replaces",

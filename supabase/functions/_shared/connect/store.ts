@@ -31,6 +31,14 @@ export type Completion =
     replaced: (StoredPair & { mall_id?: unknown }) | null;
   };
 
+export interface ExpiredPending {
+  handleHash: Uint8Array;
+  mallId: string;
+  tokens: StoredPair;
+  /** This one included. */
+  revokeAttempts: number;
+}
+
 export interface ConnectStore {
   recordState(state: OAuthState): Promise<void>;
   /** Deletes the nonce and says whether it was open and bound to this user and mall. */
@@ -46,8 +54,10 @@ export interface ConnectStore {
   ): Promise<"recorded" | "over_limit">;
   /** Uses a pending connection up for `userId`; see complete_pending_connection. */
   completePending(handleHash: Uint8Array, userId: string, connectedAt: Date): Promise<Completion>;
-  /** Removes up to `limit` pending connections nobody completed, returning their pairs. */
-  takeExpiredPending(limit: number): Promise<{ mallId: string; tokens: StoredPair }[]>;
+  /** Leases up to `limit` pending connections nobody completed, for revocation. */
+  takeExpiredPending(limit: number): Promise<ExpiredPending[]>;
+  /** Removes a leased one once revoked (or out of attempts); true when it went. */
+  settleExpiredPending(handleHash: Uint8Array, revoked: boolean): Promise<boolean>;
   storeShops(authSettingsId: string, mallId: string, shops: ShopSummary[]): Promise<WriteOutcome>;
   recordWarning(
     authSettingsId: string,
@@ -118,9 +128,22 @@ export function createConnectStore(sql: postgres.Sql): ConnectStore {
     },
 
     async takeExpiredPending(limit) {
-      const rows = await sql<{ mall_id: string; tokens: StoredPair }[]>`
-        select mall_id, tokens from cafe24_private.take_expired_pending_connections(${limit})`;
-      return rows.map((row) => ({ mallId: row.mall_id, tokens: row.tokens }));
+      const rows = await sql<
+        { handle_hash: Uint8Array; mall_id: string; tokens: StoredPair; revoke_attempts: number }[]
+      >`select * from cafe24_private.take_expired_pending_connections(${limit})`;
+      return rows.map((row) => ({
+        handleHash: row.handle_hash,
+        mallId: row.mall_id,
+        tokens: row.tokens,
+        revokeAttempts: row.revoke_attempts,
+      }));
+    },
+
+    async settleExpiredPending(handleHash, revoked) {
+      const [row] = await sql<{ removed: boolean }[]>`
+        select cafe24_private.settle_expired_pending_connection(${handleHash}, ${revoked})
+          as removed`;
+      return row?.removed === true;
     },
 
     async storeShops(authSettingsId, mallId, shops) {

@@ -1,28 +1,41 @@
 import { revokePair } from "../cafe24/revoke.ts";
 import { logEvent } from "../platform/log.ts";
 import { type RevokeDeps, revokeOptions } from "./callback.ts";
-import type { ConnectStore } from "./store.ts";
+import type { ConnectStore, ExpiredPending } from "./store.ts";
 
 /** Pending connections handled per sweep; the cron tick comes back for the rest. */
 export const EXPIRED_PENDING_PER_SWEEP = 50;
 
 /**
- * Removes pending connections that nobody completed within their 10 minutes and revokes their
- * pairs at Cafe24, so an abandoned or hijacked attempt leaves no live credential behind. Runs in
- * a function (never in SQL through pg_net, which would carry the client secret in its queue).
+ * Revokes the pairs of pending connections that nobody completed within their 10 minutes, then
+ * removes them, so an abandoned or hijacked attempt leaves no live credential behind. A row is
+ * removed only once Cafe24 confirmed the revocation (or after its last attempt); a refused one
+ * stays for a later sweep. One mall's rows go one at a time and stop at its first refusal, so a
+ * flood at one mall does not spend its rate limit in one burst. Runs in a function (never in SQL
+ * through pg_net, which would carry the client secret in its queue).
  */
 export async function revokeExpiredPendingConnections(
-  deps: RevokeDeps & { store: Pick<ConnectStore, "takeExpiredPending"> },
-): Promise<number> {
+  deps: RevokeDeps & { store: Pick<ConnectStore, "takeExpiredPending" | "settleExpiredPending"> },
+): Promise<{ taken: number; removed: number }> {
   const expired = await deps.store.takeExpiredPending(EXPIRED_PENDING_PER_SWEEP);
-  const outcomes = await Promise.all(
-    expired.map(({ mallId, tokens }) => revokePair(revokeOptions(deps, mallId), tokens)),
+  const byMall = Map.groupBy(expired, (pending) => pending.mallId);
+  const removed = await Promise.all(
+    [...byMall.values()].map((pendings) => revokeMallInTurn(deps, pendings)),
   );
-  if (expired.length > 0) {
-    logEvent("info", "cafe24_pending_connections_expired", {
-      count: expired.length,
-      revoked: outcomes.filter((outcome) => outcome === "revoked").length,
-    });
+  const result = { taken: expired.length, removed: removed.reduce((a, b) => a + b, 0) };
+  if (expired.length > 0) logEvent("info", "cafe24_pending_connections_expired", result);
+  return result;
+}
+
+async function revokeMallInTurn(
+  deps: Parameters<typeof revokeExpiredPendingConnections>[0],
+  pendings: ExpiredPending[],
+): Promise<number> {
+  let removed = 0;
+  for (const pending of pendings) {
+    const outcome = await revokePair(revokeOptions(deps, pending.mallId), pending.tokens);
+    if (await deps.store.settleExpiredPending(pending.handleHash, outcome === "revoked")) removed++;
+    if (outcome !== "revoked") break;
   }
-  return expired.length;
+  return removed;
 }
