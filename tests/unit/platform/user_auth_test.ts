@@ -18,6 +18,20 @@ Deno.test("verifyUserJwt() accepts a valid user token and returns its sub", asyn
   }
 });
 
+Deno.test("verifyUserJwt() refuses an anonymous session", async () => {
+  const auth = await startTestAuth();
+  try {
+    const settings = { supabaseUrl: auth.url, apiKey: auth.anonKey };
+    const sub = crypto.randomUUID();
+    const anonymous = await auth.mint({ sub, extraClaims: { is_anonymous: true } });
+    assert.equal(await verifyUserJwt(anonymous, settings), null);
+    const signedUp = await auth.mint({ sub, extraClaims: { is_anonymous: false } });
+    assert.deepEqual(await verifyUserJwt(signedUp, settings), { id: sub });
+  } finally {
+    await auth.close();
+  }
+});
+
 Deno.test("verifyUserJwt() does not refetch the JWKS for every token with an unknown kid", async () => {
   const auth = await startTestAuth();
   try {

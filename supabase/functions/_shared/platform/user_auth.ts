@@ -56,11 +56,14 @@ export async function verifyUserJwt(
     return null;
   }
 
-  const { sub, role, aud } = claims;
+  const { sub, role, aud, is_anonymous: anonymous } = claims;
   const audiences = Array.isArray(aud) ? aud : [aud];
+  // An anonymous Supabase session (role authenticated, is_anonymous true) is a throwaway account:
+  // every per-user bound here (open states, pending connections, the refresh throttle) would be
+  // per throwaway, and a mall connected by one would belong to nobody who can sign in again.
   if (
     role !== "authenticated" || !audiences.includes("authenticated") ||
-    typeof sub !== "string" || !UUID.test(sub)
+    typeof sub !== "string" || !UUID.test(sub) || anonymous === true
   ) {
     return null;
   }
