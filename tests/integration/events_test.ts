@@ -21,10 +21,8 @@ import {
 import { recordTokensSeen } from "../support/tokens_seen.ts";
 import { startWebhookReceiver } from "../support/webhook_receiver.ts";
 import { startNetDeliverer } from "../../local/supabase/pg_net_deliverer.ts";
-import {
-  EVENT_HEADERS,
-  verifyEventSignature,
-} from "../../supabase/functions/_shared/events/signature.ts";
+import { verifySignedBody } from "../../supabase/functions/_shared/platform/signature.ts";
+import { EVENT_HEADERS } from "../../supabase/functions/_shared/events/headers.ts";
 
 const WEBHOOK_SECRET = "test-events-webhook-secret-0123456789abcdef";
 const MALL = "evshop";
@@ -246,7 +244,7 @@ Deno.test("connection events", async (t) => {
         const now = Math.floor(Date.now() / 1000);
         for (const d of receiver.deliveries) {
           assert.equal(d.headers.get("content-type"), "application/json");
-          const signed = verifyEventSignature(
+          const signed = verifySignedBody(
             WEBHOOK_SECRET,
             {
               timestamp: d.headers.get(EVENT_HEADERS.timestamp),
@@ -257,7 +255,7 @@ Deno.test("connection events", async (t) => {
           );
           assert.ok(signed, `event ${d.eventId} carries a valid signature`);
           assert.equal(
-            verifyEventSignature(
+            verifySignedBody(
               "another-secret-of-sufficient-length!!",
               {
                 timestamp: d.headers.get(EVENT_HEADERS.timestamp),

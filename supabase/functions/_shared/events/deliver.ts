@@ -1,7 +1,8 @@
 import type { EventWebhookSettings } from "../platform/config.ts";
 import { logEvent } from "../platform/log.ts";
 import { deliveryRetryDelayMs, isAccepted } from "./policy.ts";
-import { EVENT_HEADERS, signEvent } from "./signature.ts";
+import { EVENT_HEADERS } from "./headers.ts";
+import { signBody } from "../platform/signature.ts";
 import type { ClaimedEvent, EventStore } from "./store.ts";
 
 /**
@@ -75,7 +76,7 @@ async function deliverOne(deps: DeliveryDeps, leaseId: string, item: ClaimedEven
         "User-Agent": "cafe24-connector-events/1",
         [EVENT_HEADERS.id]: String(event.id),
         [EVENT_HEADERS.timestamp]: String(timestamp),
-        [EVENT_HEADERS.signature]: signEvent(deps.webhook.secret, timestamp, body),
+        [EVENT_HEADERS.signature]: signBody(deps.webhook.secret, timestamp, body),
       },
       body,
       signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),

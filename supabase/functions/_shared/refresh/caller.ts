@@ -7,13 +7,20 @@ import {
 import { RequestError } from "../platform/errors.ts";
 import { countUnauthenticated, logEvent } from "../platform/log.ts";
 import { secretsMatch } from "../platform/secrets.ts";
-import { bearerToken } from "../platform/http.ts";
+import { bearerToken, readBodyText } from "../platform/http.ts";
+import { verifySignedBody } from "../platform/signature.ts";
 import { looksLikeJwt, verifyUserJwt } from "../platform/user_auth.ts";
 
 /**
- * Who is calling cafe24-refresh. Two kinds of caller, told apart here and nowhere else:
- *   - the scheduler (or an operator): CRON_SECRET in `x-cron-secret` or as the bearer token;
- *     every connection is in scope;
+ * Who is calling cafe24-refresh (and cafe24-events). Two kinds of caller, told apart here and
+ * nowhere else:
+ *   - the scheduler: a request signed with CRON_SECRET (`x-cron-timestamp`, `x-cron-signature`:
+ *     HMAC-SHA256 over `<timestamp>.<body>`, see platform/signature.ts), so that pg_net's queue,
+ *     which other database roles can read, never holds the secret itself. A signed call carries no
+ *     query string (it would not be signed), and a replay within the 5-minute window repeats the
+ *     very same request: a scheduled run, which the leases make harmless;
+ *   - an operator: CRON_SECRET itself in `x-cron-secret` or as the bearer token;
+ *   - either way every connection is in scope;
  *   - a signed-in user of the app ("refresh now" on the settings page): their Supabase access
  *     token as the bearer token; only their own connections are in scope.
  * Everything else is UNAUTHORIZED, counted for the periodic `unauthenticated_requests` line
@@ -42,6 +49,25 @@ export async function identifyRefreshCaller(
     countUnauthenticated(FUNCTION, reason);
     return new RequestError("UNAUTHORIZED");
   };
+
+  const signature = request.headers.get("x-cron-signature");
+  if (signature !== null) {
+    if (new URL(request.url).search !== "") throw unauthorized("signed_call_with_query");
+    let body: string;
+    try {
+      body = await readBodyText(request.clone());
+    } catch {
+      throw unauthorized("unreadable_signed_body");
+    }
+    const signed = verifySignedBody(
+      cronSecret,
+      { timestamp: request.headers.get("x-cron-timestamp"), signature },
+      body,
+      Math.floor(Date.now() / 1000),
+    );
+    if (signed) return { kind: "secret" };
+    throw unauthorized("bad_cron_signature");
+  }
 
   // A caller that names the secret header means the secret: no second guess as a user.
   const secretHeader = request.headers.get("x-cron-secret");
