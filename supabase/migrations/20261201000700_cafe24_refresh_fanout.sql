@@ -68,7 +68,11 @@ begin
     return format('%s seconds', p_tick_seconds);
   elsif p_tick_seconds = 60 then
     return '* * * * *';
-  elsif p_tick_seconds % 60 = 0 and 60 % (p_tick_seconds / 60) = 0 then
+  elsif p_tick_seconds = 3600 then
+    return '0 * * * *';
+  elsif p_tick_seconds between 120 and 1800 and p_tick_seconds % 60 = 0
+    and 60 % (p_tick_seconds / 60) = 0
+  then
     return format('*/%s * * * *', p_tick_seconds / 60);
   end if;
   raise exception 'tick_seconds must be 1 to 59, or a number of minutes that divides an hour (60, 120, 180, 240, 300, 360, 600, 720, 900, 1200, 1800, 3600); got %', p_tick_seconds
@@ -556,7 +560,7 @@ $$;
 -- there is room (eager), and sends that many connections' worth of cafe24-refresh invocations
 -- (call_project_function: Vault, the URL checks, pg_net). Each request's body carries the tick
 -- and max_connections; nothing is sent when nothing is due. Returns the tick's id
--- (cafe24_private.refresh_ticks says what it did).
+-- (cafe24_private.refresh_ticks says what it did and why).
 create or replace function cafe24_private.invoke_cafe24_refresh()
 returns bigint
 language plpgsql
@@ -615,10 +619,8 @@ begin
   )
   returning id into v_tick_id;
 
-  if v_split.invocations = 0 then
-    return v_tick_id;
-  end if;
-
+  -- Called on idle ticks too (with no request to send), so that a missing secret or a bad
+  -- project URL is reported every tick, not only once something is due.
   select * into v_call from cafe24_private.call_project_function(
     'cafe24-refresh',
     jsonb_build_object('trigger', 'cron', 'tick', v_tick_id,
@@ -627,7 +629,11 @@ begin
   update cafe24_private.refresh_ticks t
   set invocations = coalesce(cardinality(v_call.request_ids), 0),
       request_ids = v_call.request_ids,
-      outcome = case when v_call.refusal is null then 'sent' else 'refused' end,
+      outcome = case
+        when v_call.refusal is not null then 'refused'
+        when v_split.invocations = 0 then 'nothing_due'
+        else 'sent'
+      end,
       reason = v_call.refusal
   where t.id = v_tick_id;
   return v_tick_id;
