@@ -8,7 +8,8 @@
 -- first due time for the same reason.
 --
 --   malls kept fresh ≈ max_parallel_invocations × per_invocation_cap × (refresh interval / tick)
---   e.g. 15 × 75 × (90 min / 1 min) ≈ 100,000 under the eager policy
+--   15 × 40 × (90 min / 20 s) = 162,000 under the eager policy with Supabase's pg_cron (1.5 and
+--   later: 20-second ticks); 15 × 40 × (90 min / 1 min) = 54,000 where pg_cron only does minutes
 --
 -- Everything an operator sets is in one row (refresh_schedule_settings), changed with one call
 -- (set_refresh_schedule); every tick is recorded (refresh_ticks) with what it counted, what it
@@ -22,15 +23,18 @@ create table if not exists cafe24_private.refresh_schedule_settings (
   id boolean primary key default true check (id),
   -- Connections one invocation refreshes at most (sent as max_connections; the function's own
   -- CAFE24_MAX_CONNECTIONS_PER_RUN bounds it too). Small enough that an invocation's CPU stays
-  -- well under the hosted limit (bench/SCALE.md measures it).
-  per_invocation_cap integer not null default 75 check (per_invocation_cap between 1 and 1000),
+  -- under the run's 150 ms budget, and so under the hosted 200 ms, at the 2.5-3 ms a refresh
+  -- costs (bench/SCALE.md measures it): the budget then rarely has to stop a run.
+  per_invocation_cap integer not null default 40 check (per_invocation_cap between 1 and 1000),
   -- Invocations one tick starts at most. Each opens CAFE24_REFRESH_POOL_SIZE database
   -- connections, so this × the pool size is what the refresher may hold at once (15 × 1: a
-  -- quarter of the smallest compute size's 60 direct connections).
+  -- quarter of the smallest compute size's 60 direct connections, 7.5 % of its 200 pooler
+  -- clients).
   max_parallel_invocations integer not null default 15
     check (max_parallel_invocations between 1 and 200),
-  -- Seconds between ticks: the pg_cron job's schedule (60 = every minute; under 60 needs
-  -- pg_cron 1.5, which Supabase ships).
+  -- Seconds between ticks: the pg_cron job's schedule. 20 where pg_cron takes seconds (1.5 and
+  -- later, as Supabase ships it), else 60 (set when the row is first written, below): shorter
+  -- ticks start fewer invocations at a time for the same fleet.
   tick_seconds integer not null default 60 check (tick_seconds between 1 and 3600),
   -- Early refreshes (eager policy only): at most this share of a tick's spare capacity ...
   early_share_percent integer not null default 50 check (early_share_percent between 0 and 100),
@@ -52,8 +56,24 @@ create table if not exists cafe24_private.refresh_schedule_settings (
 comment on table cafe24_private.refresh_schedule_settings is
   'The refresh schedule''s settings (one row). Change them with cafe24_private.set_refresh_schedule(…).';
 
+-- Whether this database's pg_cron takes 'N seconds' schedules (1.5 and later).
+create or replace function cafe24_private.pg_cron_takes_seconds()
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce((
+    select string_to_array(regexp_replace(extversion, '[^0-9.].*$', ''), '.')::integer[]
+      >= array[1, 5]
+    from pg_extension where extname = 'pg_cron'
+  ), false)
+$$;
+
 -- Re-applying the migrations keeps what an operator set.
-insert into cafe24_private.refresh_schedule_settings (id) values (true) on conflict (id) do nothing;
+insert into cafe24_private.refresh_schedule_settings (id, tick_seconds)
+values (true, case when cafe24_private.pg_cron_takes_seconds() then 20 else 60 end)
+on conflict (id) do nothing;
 
 -- The pg_cron schedule for a tick of p_tick_seconds: whole minutes that divide an hour as a cron
 -- expression, shorter ticks as pg_cron's 'N seconds' (pg_cron 1.5 and later).
@@ -90,20 +110,15 @@ as $$
 declare
   v_schedule text := cafe24_private.refresh_cron_schedule(
     (select s.tick_seconds from cafe24_private.refresh_schedule_settings s));
-  v_version integer[];
 begin
   if not exists (select 1 from pg_extension where extname = 'pg_cron') then
     raise notice 'pg_cron is not installed: cafe24-refresh is not scheduled';
     return null;
   end if;
-  if v_schedule like '% seconds' then
-    select string_to_array(regexp_replace(extversion, '[^0-9.].*$', ''), '.')::integer[]
-    into v_version from pg_extension where extname = 'pg_cron';
-    if v_version < array[1, 5] then
-      raise exception 'a tick under 60 seconds needs pg_cron 1.5 or later (this database has %)',
-        array_to_string(v_version, '.')
-        using errcode = '22023';
-    end if;
+  if v_schedule like '% seconds' and not cafe24_private.pg_cron_takes_seconds() then
+    raise exception 'a tick under 60 seconds needs pg_cron 1.5 or later (this database has %)',
+      (select extversion from pg_extension where extname = 'pg_cron')
+      using errcode = '22023';
   end if;
   perform cron.schedule('cafe24-refresh', v_schedule,
     'select cafe24_private.invoke_cafe24_refresh()');
@@ -783,6 +798,7 @@ grant select on table cafe24_private.refresh_schedule_settings to service_role;
 grant select on table cafe24_private.refresh_ticks to service_role;
 
 revoke all on function cafe24_private.refresh_cron_schedule(integer) from public, anon, authenticated;
+revoke all on function cafe24_private.pg_cron_takes_seconds() from public, anon, authenticated;
 revoke all on function cafe24_private.schedule_refresh_job() from public, anon, authenticated;
 revoke all on function cafe24_private.set_refresh_schedule(
   integer, integer, integer, integer, interval, interval, interval

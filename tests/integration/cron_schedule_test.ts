@@ -161,9 +161,12 @@ Deno.test("pg_cron schedule", async (t) => {
       "settings: one call changes them and the schedule; re-applying every migration keeps them",
       async () => {
         const [defaults] = await db.sql`select * from cafe24_private.refresh_schedule_settings`;
-        assert.equal(defaults!.per_invocation_cap, 75);
+        assert.equal(defaults!.per_invocation_cap, 40);
         assert.equal(defaults!.max_parallel_invocations, 15);
-        assert.equal(defaults!.tick_seconds, 60);
+        // 20 seconds where pg_cron takes seconds (Supabase's), a minute here (pg_cron 1.4).
+        const [{ seconds }] = await db.sql<[{ seconds: boolean }]>`
+          select cafe24_private.pg_cron_takes_seconds() as seconds`;
+        assert.equal(defaults!.tick_seconds, seconds ? 20 : 60);
 
         const [changed] = await setSchedule(
           "per_invocation_cap => 7, max_parallel_invocations => 3, tick_seconds => 120, " +
@@ -205,7 +208,7 @@ Deno.test("pg_cron schedule", async (t) => {
         assert.deepEqual(await schedule(), { schedule: "*/2 * * * *", active: false });
 
         await setSchedule(
-          "per_invocation_cap => 75, max_parallel_invocations => 15, tick_seconds => 60, " +
+          "per_invocation_cap => 40, max_parallel_invocations => 15, tick_seconds => 60, " +
             "early_window => '45 minutes'",
         );
         assert.deepEqual(await schedule(), { schedule: "* * * * *", active: false });
@@ -489,7 +492,7 @@ Deno.test("pg_cron schedule", async (t) => {
         );
         await db.sql`delete from cafe24_private.refresh_runs where policy = 'keep_alive'`;
         await setSchedule(
-          "per_invocation_cap => 75, max_parallel_invocations => 15, early_share_percent => 50, " +
+          "per_invocation_cap => 40, max_parallel_invocations => 15, early_share_percent => 50, " +
             "early_window => '45 minutes', early_min_token_age => '30 minutes'",
         );
         assert.equal(sandbox.counters().refreshSuccesses, 1);
