@@ -7,6 +7,7 @@
  *   npm run bench                         # N = 1,000 and 10,000, L = 50 ± 10 ms, C = 16
  *   npm run bench -- --tls                # the same over HTTPS (what bench/RESULTS.md shows)
  *   npm run bench -- --sizes 1000 --concurrency 8,16 --out /tmp/results.md
+ *   npm run bench -- --scale              # the schedule at fleet scale (bench/scale/main.ts)
  *   (or: deno run --allow-all bench/refresh_bench.ts [flags])
  *
  * Flags: --sizes 1000,10000  --latency-ms 50  --jitter-ms 10  --concurrency 16 (or a list)
@@ -42,6 +43,11 @@ import { measureScan, type ScanMeasurement } from "./scenario_scan.ts";
 import { deriveCap, fmt, int, renderReport, type Report } from "./report.ts";
 
 async function main(): Promise<void> {
+  // `npm run bench -- --scale`: the scale benchmark (bench/scale/main.ts), with its own flags.
+  if (Deno.args.includes("--scale")) {
+    const { scaleMain } = await import("./scale/main.ts");
+    return await scaleMain(Deno.args.filter((arg) => arg !== "--scale"));
+  }
   if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
     const doc = /\/\*\*([\s\S]*?)\*\//.exec(await Deno.readTextFile(new URL(import.meta.url)));
     console.log((doc?.[1] ?? "").replace(/^ \* ?/gm, "").trim());

@@ -51,7 +51,7 @@ async function handle(request: Request): Promise<Response> {
 
   const loaded = loadConfig(env, REFRESH_CONFIG_REQUIRED);
   if (!loaded.ok) return configErrorResponse(FUNCTION, loaded.code, loaded.names, cors);
-  const settings = refreshSettings(loaded.config);
+  const configured = refreshSettings(loaded.config);
 
   let options;
   try {
@@ -61,7 +61,13 @@ async function handle(request: Request): Promise<Response> {
     throw error;
   }
 
-  const sql = database(loaded.config.SUPABASE_DB_URL, settings.concurrency + 2);
+  // The schedule's cap (max_connections) applies within the function's own.
+  const settings = options.maxConnections === null ? configured : {
+    ...configured,
+    maxConnectionsPerRun: Math.min(configured.maxConnectionsPerRun, options.maxConnections),
+  };
+
+  const sql = database(loaded.config.SUPABASE_DB_URL, settings.poolSize);
   const store = createRefreshStore(sql);
   const runRequest: RunRequest = {
     trigger: options.trigger,
@@ -69,6 +75,7 @@ async function handle(request: Request): Promise<Response> {
     force: options.force,
     mallId: options.mallId,
     userId: caller.kind === "user" ? caller.userId : null,
+    tickId: options.tickId,
     warnings: configWarnings(loaded.config),
   };
   let run;

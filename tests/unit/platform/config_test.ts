@@ -215,6 +215,7 @@ Deno.test("refreshSettings() derives the run settings, with lease = timeout + 60
     leaseMs: 75_000,
     policy: "eager",
     keepAliveWindowMs: 7 * 24 * 60 * 60_000,
+    poolSize: 1,
   });
 });
 

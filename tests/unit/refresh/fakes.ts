@@ -33,6 +33,7 @@ export const SETTINGS: RefreshSettings = {
   leaseMs: 75_000,
   policy: "eager",
   keepAliveWindowMs: 7 * 24 * 60 * 60_000,
+  poolSize: 1,
 };
 
 export class FakeClock implements RunClock {

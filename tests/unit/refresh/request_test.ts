@@ -24,7 +24,44 @@ Deno.test("parseRefreshRequest() defaults to every mall, not forced, manual, syn
     force: false,
     trigger: "manual",
     respondAsync: false,
+    maxConnections: null,
+    tickId: null,
   });
+});
+
+Deno.test("parseRefreshRequest() takes the schedule's max_connections and tick as integers", () => {
+  const parsed = parseRefreshRequest(
+    request("respond-async"),
+    { trigger: "cron", tick: 42, max_connections: 75 },
+    "secret",
+  );
+  assert.equal(parsed.maxConnections, 75);
+  assert.equal(parsed.tickId, 42);
+  // From a query string they arrive as digits.
+  const fromQuery = parseRefreshRequest(request(), { max_connections: "3", tick: "9" }, "secret");
+  assert.deepEqual([fromQuery.maxConnections, fromQuery.tickId], [3, 9]);
+});
+
+Deno.test("parseRefreshRequest() refuses max_connections and tick that are not positive integers", () => {
+  for (const value of [0, -1, 1.5, "", "7x", "0x10", true, null, [], 2_000_000]) {
+    const error = requestErrorOf(() =>
+      parseRefreshRequest(request(), { max_connections: value }, "secret")
+    );
+    assert.equal(error.code, "INVALID_REQUEST", JSON.stringify(value));
+    assert.deepEqual(error.details, {
+      detail: "max_connections must be an integer from 1 to 1000000",
+    });
+  }
+  const error = requestErrorOf(() => parseRefreshRequest(request(), { tick: "-3" }, "secret"));
+  assert.match(String(error.details?.detail), /^tick must be an integer from 1 to/);
+});
+
+Deno.test("parseRefreshRequest() refuses max_connections and tick from a signed-in user", () => {
+  for (const name of ["max_connections", "tick"]) {
+    const error = requestErrorOf(() => parseRefreshRequest(request(), { [name]: 5 }, "user"));
+    assert.equal(error.code, "INVALID_REQUEST");
+    assert.deepEqual(error.details, { detail: `${name} is for the scheduler only` });
+  }
 });
 
 Deno.test("parseRefreshRequest() accepts a valid mall_id", () => {

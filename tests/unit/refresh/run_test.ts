@@ -131,6 +131,7 @@ runTest("the scope is recorded with the run, and later calls name only the run",
       policy: "eager",
       keepAliveWindowMs: SETTINGS.keepAliveWindowMs,
       tokenRequestWindowMs: 24 * 60 * 60_000,
+      tickId: null,
     },
     leaseMs: SETTINGS.leaseMs,
   });

@@ -84,7 +84,16 @@ Deno.test("runScope(): cron, admin and CLI force is unconditional; no force keep
     policy: "eager",
     keepAliveWindowMs: SETTINGS.keepAliveWindowMs,
     tokenRequestWindowMs: TOKEN_REQUEST_RECENT_MS,
+    tickId: null,
   });
+});
+
+Deno.test("runScope(): only a scheduled run belongs to the tick that sent it", () => {
+  assert.equal(runScope(request({ trigger: "cron", tickId: 7 }), SETTINGS).tickId, 7);
+  assert.equal(runScope(request({ trigger: "cron" }), SETTINGS).tickId, null);
+  for (const trigger of ["manual", "cli", "user"] as const) {
+    assert.equal(runScope(request({ trigger, tickId: 7 }), SETTINGS).tickId, null, trigger);
+  }
 });
 
 Deno.test("runScope(): a configured margin wider than the user's force window is kept", () => {

@@ -34,6 +34,15 @@ export const SECRET_MIN_LENGTH = 32;
  */
 export const RUN_CPU_BUDGET_DEFAULT_MS = 150;
 
+/**
+ * A run's database calls (one per refresh: store the pair and claim the next connection) take a
+ * few milliseconds against the tens to hundreds of a token request, so one connection serves the
+ * run's CAFE24_REFRESH_CONCURRENCY workers: bench/SCALE.md measured the same refreshes per second
+ * with 1, 2 and 3 connections at 8 workers. One per invocation keeps the schedule's 15 parallel
+ * invocations at 15 connections, a quarter of the smallest compute size's direct connections.
+ */
+export const REFRESH_POOL_SIZE_DEFAULT = 1;
+
 const integer = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback)
     .describe(`an integer from ${min} to ${max}`);
@@ -81,6 +90,12 @@ const EnvSchema = z.object({
   CAFE24_REFRESH_MARGIN_SECONDS: integer(30 * 60, 60, 90 * 60),
   /** Token requests in flight at once within one run. */
   CAFE24_REFRESH_CONCURRENCY: integer(8, 1, 64),
+  /**
+   * Database connections one cafe24-refresh invocation opens (see REFRESH_POOL_SIZE_DEFAULT).
+   * The schedule starts up to max_parallel_invocations invocations at once, each with its own
+   * pool: their product is what the refresher may hold of the database's connections.
+   */
+  CAFE24_REFRESH_POOL_SIZE: integer(REFRESH_POOL_SIZE_DEFAULT, 1, 64),
   /** Abort a token request after this long. The lease outlives it by LEASE_SLACK_MS. */
   CAFE24_REQUEST_TIMEOUT_MS: integer(15_000, 1_000, 60_000),
   /** Stop claiming new connections after this long; hosted functions stop at 150 s. */
@@ -216,6 +231,8 @@ export interface RefreshSettings {
   leaseMs: number;
   policy: RefreshPolicy;
   keepAliveWindowMs: number;
+  /** Database connections of one invocation's pool. */
+  poolSize: number;
 }
 
 /**
@@ -247,6 +264,7 @@ export function refreshSettings(
     leaseMs: config.CAFE24_REQUEST_TIMEOUT_MS + LEASE_SLACK_MS,
     policy: config.CAFE24_REFRESH_POLICY,
     keepAliveWindowMs: config.CAFE24_KEEP_ALIVE_WINDOW_S * 1000,
+    poolSize: config.CAFE24_REFRESH_POOL_SIZE,
   };
 }
 

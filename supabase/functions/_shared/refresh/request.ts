@@ -8,13 +8,19 @@ export interface RefreshRequestOptions {
   force: boolean;
   trigger: RunTrigger;
   respondAsync: boolean;
+  /** At most this many connections (the schedule's per-invocation cap); null: the config's. */
+  maxConnections: number | null;
+  /** The schedule tick that sent this request (cafe24_private.refresh_ticks). */
+  tickId: number | null;
 }
 
 const SECRET_CALLER_TRIGGERS = new Set<RunTrigger>(["cron", "manual", "cli"]);
 
 /**
  * `mall_id` (one mall only), `force` (refresh even if not due) and, for secret callers, the
- * `trigger` recorded in the run history. `Prefer: respond-async` asks for 202 at once.
+ * `trigger` recorded in the run history, `max_connections` (a cap below the function's own) and
+ * `tick` (the schedule tick that sent the request: pg_cron's job sends both). `Prefer:
+ * respond-async` asks for 202 at once.
  */
 export function parseRefreshRequest(
   request: Request,
@@ -39,7 +45,33 @@ export function parseRefreshRequest(
     force,
     trigger,
     respondAsync: /(^|[\s,;])respond-async($|[\s,;])/i.test(prefer),
+    maxConnections: secretOnly(parameters, "max_connections", caller, MAX_CONNECTIONS_LIMIT),
+    tickId: secretOnly(parameters, "tick", caller, Number.MAX_SAFE_INTEGER),
   };
+}
+
+/** The schedule never asks for more; the function's own cap bounds it again. */
+const MAX_CONNECTIONS_LIMIT = 1_000_000;
+
+/** A positive integer (a number or its decimal digits) only the scheduler may send. */
+function secretOnly(
+  parameters: Record<string, unknown>,
+  name: string,
+  caller: "secret" | "user",
+  max: number,
+): number | null {
+  const value = parameters[name];
+  if (value === undefined) return null;
+  if (caller !== "secret") {
+    throw new RequestError("INVALID_REQUEST", { detail: `${name} is for the scheduler only` });
+  }
+  const n = typeof value === "string" && /^[0-9]{1,16}$/.test(value) ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1 || n > max) {
+    throw new RequestError("INVALID_REQUEST", {
+      detail: `${name} must be an integer from 1 to ${max}`,
+    });
+  }
+  return n;
 }
 
 function parseBoolean(value: unknown, name: string): boolean {

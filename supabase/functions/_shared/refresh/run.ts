@@ -132,6 +132,15 @@ class RunLimits {
   }
 }
 
+/**
+ * The CPU the process spent during the run, for the run's log line (how close a run came to the
+ * CPU limit); nothing where the runtime does not say. A process serving several runs at once
+ * counts all of them.
+ */
+function cpuSpent(atStart: number | null, atEnd: number | null): { cpu_ms?: number } {
+  return atStart === null || atEnd === null ? {} : { cpu_ms: Math.round(atEnd - atStart) };
+}
+
 /** The runtime's reason from a beforeunload event, when it is a plain word. */
 function unloadReason(event: Event): string {
   const detail: unknown = (event as CustomEvent<unknown>).detail;
@@ -150,6 +159,7 @@ async function executeRun(
   const { settings, store } = deps;
   const retrying = <T>(call: () => Promise<T>) => withDatabaseRetries(call, clock.sleep);
   const startedAt = clock.now();
+  const cpuAtStart = clock.cpuMs();
   const warnings = request.warnings ?? [];
   const tally = new RunTally(runId, warnings);
   const limits = new RunLimits(settings, clock);
@@ -208,6 +218,9 @@ async function executeRun(
       skipped: summary.skipped,
       remaining: summary.remaining,
       duration_ms: summary.duration_ms,
+      ...cpuSpent(cpuAtStart, clock.cpuMs()),
+      max_connections: settings.maxConnectionsPerRun,
+      ...(request.tickId == null ? {} : { tick_id: request.tickId }),
       ...(limits.interruptedBy === null ? {} : { interrupted_by: limits.interruptedBy }),
     });
     return summary;

@@ -55,6 +55,12 @@ export interface RunScope {
   policy: RefreshPolicy;
   keepAliveWindowMs: number;
   tokenRequestWindowMs: number;
+  /**
+   * The schedule tick that started the run. A scheduled run of a tick also refreshes what comes
+   * due before the next tick, and the early refreshes the tick granted (the SQL reads both from
+   * the tick when the run starts).
+   */
+  tickId: number | null;
 }
 
 export interface ScopeRequest {
@@ -62,6 +68,7 @@ export interface ScopeRequest {
   force: boolean;
   mallId: string | null;
   userId: string | null;
+  tickId?: number | null;
 }
 
 /**
@@ -90,5 +97,6 @@ export function runScope(
     policy: request.force ? "eager" : settings.policy,
     keepAliveWindowMs: settings.keepAliveWindowMs,
     tokenRequestWindowMs: TOKEN_REQUEST_RECENT_MS,
+    tickId: request.trigger === "cron" ? request.tickId ?? null : null,
   };
 }

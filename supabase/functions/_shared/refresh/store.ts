@@ -147,7 +147,8 @@ export function createRefreshStore(sql: postgres.Sql): RefreshStore {
           p_user_id => ${scope.userId}::uuid,
           p_policy => ${scope.policy},
           p_keep_alive_window => ${interval(scope.keepAliveWindowMs)}::interval,
-          p_token_request_window => ${interval(scope.tokenRequestWindowMs)}::interval) as id`;
+          p_token_request_window => ${interval(scope.tokenRequestWindowMs)}::interval,
+          p_tick_id => ${scope.tickId}::bigint) as id`;
       return row!.id;
     },
 
