@@ -151,11 +151,12 @@ immutable
 set search_path = ''
 as $$ select 6 $$;
 
+-- Replaced by lease_expired_pending_connections below (which keeps the rows).
 drop function if exists cafe24_private.take_expired_pending_connections(integer);
 
 -- Leases up to p_limit expired pending connections for revocation: each is held for 2, 4, 8, …
 -- minutes by attempt, so a sweep that dies leaves it for a later one.
-create function cafe24_private.take_expired_pending_connections(p_limit integer)
+create or replace function cafe24_private.lease_expired_pending_connections(p_limit integer)
 returns table (handle_hash bytea, mall_id text, tokens jsonb, revoke_attempts integer)
 language sql
 set search_path = ''
@@ -194,7 +195,7 @@ as $$
 $$;
 
 revoke all on function cafe24_private.max_pending_revoke_attempts() from public, anon, authenticated;
-revoke all on function cafe24_private.take_expired_pending_connections(integer)
+revoke all on function cafe24_private.lease_expired_pending_connections(integer)
   from public, anon, authenticated;
 revoke all on function cafe24_private.settle_expired_pending_connection(bytea, boolean)
   from public, anon, authenticated;

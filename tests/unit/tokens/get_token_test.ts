@@ -194,6 +194,7 @@ quietTest("callers in one process asking at once share one refresh", async () =>
       policy: "eager",
       keepAliveWindowMs: SETTINGS.keepAliveWindowMs,
       tokenRequestWindowMs: undefined,
+      tickId: null,
     },
   );
   const finished = h.store.refresh.finished[0]!;

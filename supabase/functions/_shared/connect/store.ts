@@ -130,7 +130,7 @@ export function createConnectStore(sql: postgres.Sql): ConnectStore {
     async takeExpiredPending(limit) {
       const rows = await sql<
         { handle_hash: Uint8Array; mall_id: string; tokens: StoredPair; revoke_attempts: number }[]
-      >`select * from cafe24_private.take_expired_pending_connections(${limit})`;
+      >`select * from cafe24_private.lease_expired_pending_connections(${limit})`;
       return rows.map((row) => ({
         handleHash: row.handle_hash,
         mallId: row.mall_id,
