@@ -12,6 +12,7 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
+import { signBody } from "../../supabase/functions/_shared/platform/signature.ts";
 import {
   cafe24Entry,
   connectMall,
@@ -315,7 +316,7 @@ Deno.test("pg_cron schedule", async (t) => {
           db.sql.begin(async (tx) => {
             await tx`create role cafe24_job_owner nologin`;
             // All the call is given, except the decrypt function itself.
-            await tx`grant usage on schema vault, cafe24_private to cafe24_job_owner`;
+            await tx`grant usage on schema vault, cafe24_private, extensions to cafe24_job_owner`;
             await tx`grant select on vault.decrypted_secrets to cafe24_job_owner`;
             await tx`grant select, insert, delete on cafe24_private.project_calls,
               cafe24_private.project_url_refusals to cafe24_job_owner`;
@@ -547,12 +548,38 @@ Deno.test("pg_cron schedule", async (t) => {
       },
     );
 
+    await t.step("a queued call holds a signature, never the cron secret", async () => {
+      const queued = await db.sql.begin(async (tx) => {
+        const [{ ids }] = await tx<[{ ids: string[] }]>`
+          select (cafe24_private.call_project_function(
+            'cafe24-refresh', '{"trigger": "cron"}'::jsonb, 1)).request_ids as ids`;
+        const rows = await tx<{ headers: Record<string, string>; body: string }[]>`
+          select headers, convert_from(body, 'UTF8') as body from net.http_request_queue
+          where id = any(${ids}::bigint[])`;
+        throw new RolledBack(rows);
+      }).catch((e) => {
+        if (e instanceof RolledBack) {
+          return e.value as { headers: Record<string, string>; body: string }[];
+        }
+        throw e;
+      });
+      assert.equal(queued.length, 1);
+      const [{ headers, body }] = queued as [{ headers: Record<string, string>; body: string }];
+      assert.ok(!JSON.stringify(headers).includes(CRON_SECRET), "the secret is not in the queue");
+      const at = Number(headers["x-cron-timestamp"]);
+      assert.equal(headers["x-cron-signature"], signBody(CRON_SECRET, at, body));
+    });
+
     await t.step(
       "a project URL that redirects: one call goes out, then nothing until the URL changes",
       async () => {
-        const trapped: { method: string; secret: string | null }[] = [];
+        const trapped: { method: string; secret: string | null; signed: boolean }[] = [];
         const trap = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
-          trapped.push({ method: req.method, secret: req.headers.get("x-cron-secret") });
+          trapped.push({
+            method: req.method,
+            secret: req.headers.get("x-cron-secret"),
+            signed: req.headers.get("x-cron-signature")?.startsWith("v1=") ?? false,
+          });
           return Response.json({ ok: true });
         });
         const trapUrl = `http://127.0.0.1:${(trap.addr as Deno.NetAddr).port}`;
@@ -571,8 +598,9 @@ Deno.test("pg_cron schedule", async (t) => {
           const first = await tick(db.dbUrl, db.sql);
           assert.deepEqual([first.tick.outcome, first.tick.invocations], ["sent", 1]);
           await deliverer.drain();
-          // What pg_net does with a redirect: the POST became a GET carrying the secret.
-          assert.deepEqual(trapped, [{ method: "GET", secret: CRON_SECRET }]);
+          // What pg_net does with a redirect: the POST became a GET carrying every header again.
+          // The call is signed, so what reached the other address is a signature, not the secret.
+          assert.deepEqual(trapped, [{ method: "GET", secret: null, signed: true }]);
 
           const before = await requestCounts(db.sql);
           const refused = await tick(db.dbUrl, db.sql);
