@@ -489,21 +489,17 @@ async function main(): Promise<number> {
       // The schedule's own path: the Vault secrets, pg_net, the function, the database. Without
       // `Prefer: respond-async`, so the answer carries the run's summary.
       await check("cron path (dry run)", async () => {
-        const [queued] = await sql<{ id: string | null }[]>`
-          select net.http_post(
-            url := rtrim(s.url, '/') || '/functions/v1/cafe24-refresh',
-            body := jsonb_build_object('trigger', 'manual', 'mall_id', ${DRY_RUN_MALL}::text),
-            headers := jsonb_build_object('Content-Type', 'application/json',
-              'x-cron-secret', s.secret),
-            timeout_milliseconds := 20000)::text as id
-          from (select
-            (select decrypted_secret from vault.decrypted_secrets
-              where name = 'cafe24_project_url') as url,
-            (select decrypted_secret from vault.decrypted_secrets
-              where name = 'cafe24_cron_secret') as secret) s
-          where s.url is not null and s.secret is not null`;
-        if (queued?.id == null) {
-          return fail("not tried: a Vault secret is missing", "see the Vault checks above");
+        // The job's own way out: the same SQL function, URL checks and signed headers.
+        const [call] = await sql<{ ids: string[] | null; refusal: string | null }[]>`
+          select c.request_ids::text[] as ids, c.refusal
+          from cafe24_private.call_project_function('cafe24-refresh',
+            jsonb_build_object('trigger', 'manual', 'mall_id', ${DRY_RUN_MALL}::text), 1) c`;
+        const queued = { id: call?.ids?.[0] ?? null };
+        if (call?.refusal) {
+          return fail(`not sent: ${call.refusal}`, "fix what it names, then run this check again");
+        }
+        if (queued.id === null) {
+          return fail("not tried: nothing was queued", "see the Vault checks above");
         }
         const deadline = Date.now() + 45_000;
         while (Date.now() < deadline) {
@@ -527,6 +523,11 @@ async function main(): Promise<number> {
             try {
               body = JSON.parse(response.content ?? "");
             } catch { /* not JSON */ }
+            if (response.status_code === 202) {
+              return pass(
+                "Vault → pg_net → cafe24-refresh: accepted (202), signed by the database",
+              );
+            }
             const verdict = refreshWithSecret({ status: response.status_code, body });
             if (response.status_code === 401) {
               return fail(
