@@ -151,6 +151,7 @@ Deno.test("pg_cron schedule", async (t) => {
         ["cafe24-events", "* * * * *"],
         ["cafe24-oauth-states-cleanup", "41 * * * *"],
         ["cafe24-refresh", "* * * * *"],
+        ["cafe24-trim-events", "23 3 * * *"],
         ["cafe24-trim-histories", "17 3 * * *"],
       ]);
       assert.equal(jobs.find((j) => j.jobname === "cafe24-refresh")!.command, JOB_COMMAND);

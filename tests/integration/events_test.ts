@@ -383,6 +383,29 @@ Deno.test("connection events", async (t) => {
       await makeDue(Number(quietEvent!.id));
     });
 
+    await t.step("events are kept 90 days; nothing else deletes them", async () => {
+      const [old] = await db.sql<{ id: string }[]>`
+        insert into cafe24_private.connection_events (auth_settings_id, type, code, occurred_at)
+        values (gen_random_uuid(), 'disconnected', 'DISCONNECTED_BY_USER', now() - interval '91 days')
+        returning id`;
+      const [recent] = await db.sql<{ id: string }[]>`
+        insert into cafe24_private.connection_events (auth_settings_id, type, occurred_at)
+        values (gen_random_uuid(), 'connected', now() - interval '89 days')
+        returning id`;
+      for (const { id } of [old!, recent!]) {
+        await assert.rejects(
+          db.sql`delete from cafe24_private.connection_events where id = ${id}`,
+          /append-only/,
+        );
+      }
+      const [{ trimmed }] = await db.sql<[{ trimmed: number }]>`
+        select cafe24_private.trim_connection_events() as trimmed`;
+      assert.ok(trimmed >= 1);
+      const left = await db.sql<{ id: string }[]>`
+        select id from cafe24_private.connection_events where id in (${old!.id}, ${recent!.id})`;
+      assert.deepEqual(left.map((row) => row.id), [recent!.id]);
+    });
+
     await t.step("the cron job wakes the function only when an event is due", async () => {
       const [job] = await db.sql<{ schedule: string; command: string }[]>`
         select schedule, command from cron.job where jobname = 'cafe24-events'`;
