@@ -790,6 +790,8 @@ async function main(): Promise<number> {
           redirectUri: env.get("CAFE24_REDIRECT_URI")!,
           seed: 1,
           quiet: true,
+          // As at Cafe24, the mall's operator approves (or denies) on a page of Cafe24's own.
+          consentPage: true,
         });
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);

@@ -322,15 +322,21 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
         5_000,
         output,
       );
-      assert.ok(output.some((line) => /✗ demodead\s+CAFE24_INVALID_GRANT$/.test(line)));
-      assert.ok(output.some((line) => /→ the mall's owner must connect it again/.test(line)));
-      // The status table follows the run line.
-      await waitFor(
-        "the status table",
-        () => output.some((line) => /demodead\s+reconnect_required/.test(line)) ? true : null,
-        10_000,
-        output,
-      );
+      // The failure, its advice and the status table follow the run line as it prints them.
+      for (
+        const [what, pattern] of [
+          ["the failed mall", /✗ demodead\s+CAFE24_INVALID_GRANT$/],
+          ["what to do about it", /→ the mall's owner must connect it again/],
+          ["the status table", /demodead\s+reconnect_required/],
+        ] as const
+      ) {
+        await waitFor(
+          what,
+          () => output.some((line) => pattern.test(line)) ? true : null,
+          10_000,
+          output,
+        );
+      }
       assert.ok(output.some((line) => line.includes(`curl -sS -X POST`)));
       // The live screen (the banner may show long paths of a --data-dir like this test's).
       const live = output.slice(output.indexOf("Connections"));
@@ -357,7 +363,20 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
           assert.equal(response.status, 302, from);
           return response.headers.get("location")!;
         };
-        const back = new URL(await location(await location(url)));
+        // The sandbox shows its consent page, as Cafe24 does; the operator approves.
+        const consent = await fetch(url);
+        const page = await consent.text();
+        const consentId = /name="consent" value="([^"]+)"/.exec(page)?.[1];
+        assert.ok(consentId, "the consent page carries its request");
+        const approved = await fetch(url, {
+          method: "POST",
+          redirect: "manual",
+          headers: { "content-type": "application/x-www-form-urlencoded" },
+          body: new URLSearchParams({ consent: consentId, decision: "approve" }),
+        });
+        await approved.body?.cancel();
+        assert.equal(approved.status, 302);
+        const back = new URL(await location(approved.headers.get("location")!));
         const handle = new URLSearchParams(back.hash.slice(1)).get("handle");
         assert.ok(handle, back.href);
         const completed = await fetch(`${info.supabase_url}/functions/v1/cafe24-callback`, {
