@@ -18,8 +18,8 @@
  * first wave); (3) the push: more malls connected stage by stage (--push-malls, local fleet sizes),
  * --push-stage-minutes each, with max_parallel_invocations raised to --push-parallel.
  *
- * Flags: --malls 4800  --tick-seconds 20  --compression 20  --minutes 28  --ramp-minutes 6
- *   --push-malls 12000,24000,36000,48000  --push-stage-minutes 4  --push-parallel 150
+ * Flags: --malls 5000  --tick-seconds 20  --compression 20  --minutes 28  --ramp-minutes 6
+ *   --push-malls 12000,24000,36000,48000  --push-stage-minutes 5  --push-parallel 150
  *   --workers 16  --push-workers 24  --latency-ms 50  --jitter-ms 10  --no-tls
  *   --pool-sizes 1,2,3,10  --pool-refreshes 600  --out bench/SCALE.md  --chart bench/scale.svg
  */

@@ -34,13 +34,13 @@ export function parseScaleOptions(args: string[]): ScaleOptions {
   const { values } = parseArgs({
     args,
     options: {
-      "malls": { type: "string", default: "4800" },
+      "malls": { type: "string", default: "5000" },
       "tick-seconds": { type: "string", default: "20" },
       "compression": { type: "string", default: "20" },
       "minutes": { type: "string", default: "28" },
       "ramp-minutes": { type: "string", default: "6" },
       "push-malls": { type: "string", default: "12000,24000,36000,48000" },
-      "push-stage-minutes": { type: "string", default: "4" },
+      "push-stage-minutes": { type: "string", default: "5" },
       "push-parallel": { type: "string", default: "150" },
       "workers": { type: "string", default: "16" },
       "push-workers": { type: "string", default: "24" },

@@ -261,7 +261,12 @@ export function renderScaleReport(r: ScaleReport): string {
     `| sustained refreshes per second (steady state) | ${fmt(f.perSecond, 2)} (${
       int(f.refreshes)
     } in ${fmt(f.seconds / 60, 1)} min) |`,
-    `| equivalent fleet | ${int(f.equivalent)} malls |`,
+    `| equivalent fleet | ${int(f.equivalent)} malls (each local mall refreshed every ${
+      fmt(fleet!.malls / f.perSecond, 0)
+    } s on average, 5,400 s at full scale) |`,
+    `| early refreshes | ${int(f.earlyTotal)} granted, ${
+      pct(f.earlyTotal / Math.max(1, f.refreshes))
+    } of the refreshes |`,
     `| invocations per tick, median / max | ${fmt(f.invocationsPerTick.median, 0)} / ${
       fmt(f.invocationsPerTick.max, 0)
     } (${f.ticks} ticks; bound hit ${f.boundHits} times) |`,
@@ -286,7 +291,6 @@ export function renderScaleReport(r: ScaleReport): string {
     `| backlog (due now) max; oldest overdue max | ${int(f.backlogMax)}; ${
       fmt(f.overdueMaxS, 0)
     } s |`,
-    `| early refreshes granted | ${int(f.earlyTotal)} |`,
     `| waiting for a worker, median / max | ${fmt(f.waitMs.median, 0)} / ${
       fmt(f.waitMs.max, 0)
     } ms |`,
