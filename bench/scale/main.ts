@@ -259,6 +259,30 @@ export async function scaleMain(args: string[]): Promise<void> {
     );
     console.log(`phase 1 done: ${JSON.stringify(phases[0]!.expiries)}`);
 
+    const report = async (partial: string | null) => {
+      const r: ScaleReport = {
+        command,
+        date: new Date(started).toISOString(),
+        machine: { ...machine, postgres: version.split(" on ")[0] ?? version },
+        loadAtEnd: (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" "),
+        options,
+        time,
+        tickNote,
+        tls: tls !== null,
+        pools,
+        phases,
+        t0,
+        totalMs: Date.now() - started,
+        partial,
+      };
+      await Deno.writeTextFile(options.chart, renderChart(r));
+      const text = renderScaleReport(r);
+      await Deno.writeTextFile(options.out, text);
+      return text;
+    };
+    // Written now too, so that a push that breaks something keeps the fleet's figures.
+    if (options.pushMalls.length > 0) await report("the push had not finished yet");
+
     // ---- the push --------------------------------------------------------------------------------
     if (options.pushMalls.length > 0) {
       await db.sql`
@@ -292,24 +316,7 @@ export async function scaleMain(args: string[]): Promise<void> {
       }
     }
     await sampler.stop();
-
-    const report: ScaleReport = {
-      command,
-      date: new Date(started).toISOString(),
-      machine: { ...machine, postgres: version.split(" on ")[0] ?? version },
-      loadAtEnd: (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" "),
-      options,
-      time,
-      tickNote,
-      tls: tls !== null,
-      pools,
-      phases,
-      t0,
-      totalMs: Date.now() - started,
-    };
-    await Deno.writeTextFile(options.chart, renderChart(report));
-    const text = renderScaleReport(report);
-    await Deno.writeTextFile(options.out, text);
+    const text = await report(null);
     console.log(`\n${text}\nwritten to ${options.out} and ${options.chart}`);
   } finally {
     for (const cleanup of cleanups) await cleanup().catch(() => {});

@@ -21,6 +21,8 @@ export interface ScaleReport {
   /** Date.now() of the mass connect. */
   t0: number;
   totalMs: number;
+  /** Why the report is incomplete, when it is. */
+  partial: string | null;
 }
 
 /** The hosted CPU limit the cap must keep under (Supabase's lower figure). */
@@ -188,6 +190,7 @@ export function renderScaleReport(r: ScaleReport): string {
     "Produced by `bench/scale/main.ts`; every figure below comes from that run. Rerun with the " +
       "command shown to reproduce on another machine.",
     "",
+    ...(r.partial === null ? [] : [`**Incomplete: ${r.partial}.**`, ""]),
     `- Date: ${r.date}; ${fmt(r.totalMs / 60_000, 0)} minutes in all`,
     `- Machine: ${cores} cores (${r.machine.cpuModel}), ${r.machine.memoryGiB} GiB, ` +
       `${r.machine.kernel}; shared with other work: load average ${r.machine.loadAverage} at the ` +

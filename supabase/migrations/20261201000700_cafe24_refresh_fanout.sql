@@ -126,7 +126,8 @@ begin
 end
 $$;
 
--- Changes any of the settings (the others stay) and reschedules the job; returns the row.
+-- Changes any of the settings (the others stay), reschedules the job when the tick changes, and
+-- returns the row.
 --   select * from cafe24_private.set_refresh_schedule(max_parallel_invocations => 30);
 create or replace function cafe24_private.set_refresh_schedule(
   per_invocation_cap integer default null,
@@ -159,7 +160,9 @@ begin
     updated_at = now()
   where s.id
   returning s.* into v_row;
-  perform cafe24_private.schedule_refresh_job();
+  if set_refresh_schedule.tick_seconds is not null then
+    perform cafe24_private.schedule_refresh_job();
+  end if;
   return v_row;
 end
 $$;

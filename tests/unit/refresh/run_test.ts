@@ -402,3 +402,27 @@ runTest(
     assert.equal((await run(again)).refreshed, 2);
   },
 );
+
+runTest(
+  "the run's log line says how much CPU it spent, its cap and the tick that started it",
+  async (logs) => {
+    const h = harness(new FakeStore(malls(3)), {
+      settings: { maxConnectionsPerRun: 40 },
+      cost: { wallMs: 10, cpuMs: 5 },
+    });
+    await run(h, { tickId: 12 });
+    const line = logs.find((e) => e.event === "cafe24_refresh_run")!;
+    assert.equal(line.cpu_ms, 15, "three refreshes at 5 ms each");
+    assert.equal(line.max_connections, 40);
+    assert.equal(line.tick_id, 12);
+
+    // Where the runtime reports no CPU, and for runs no tick started, neither is said.
+    logs.length = 0;
+    const blind = harness(new FakeStore(malls(1)));
+    blind.clock.cpu = null;
+    await run(blind, { trigger: "manual" });
+    const quiet = logs.find((e) => e.event === "cafe24_refresh_run")!;
+    assert.ok(!("cpu_ms" in quiet));
+    assert.ok(!("tick_id" in quiet));
+  },
+);
