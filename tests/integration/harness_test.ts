@@ -475,7 +475,15 @@ Deno.test("test database: stand-ins, pg_cron, vault, pg_net worker, restart, sto
           await deliverer.drain();
           await deliverMarker("/after-rollback");
           assert.deepEqual(received.slice(before).map((r) => r.path), ["/after-rollback"]);
-          assert.equal(await responseCount(), responsesBefore + 1, "only the marker's response");
+          // The deliverer commits a batch's responses once it is answered: wait for the marker's.
+          const responses = await waitFor(
+            "the marker's response row",
+            async () => {
+              const n = await responseCount();
+              return n > responsesBefore ? n : null;
+            },
+          );
+          assert.equal(responses, responsesBefore + 1, "only the marker's response");
         });
 
         await t.step("an open transaction's request is sent only once it commits", async () => {
