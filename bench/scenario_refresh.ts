@@ -5,7 +5,11 @@
  */
 import type { Cafe24Sandbox } from "../local/cafe24_sandbox.ts";
 import type { TestDatabase } from "../local/postgres/database.ts";
-import { type FunctionsServer, startFunctionsServer } from "../local/functions/server.ts";
+import {
+  type FunctionsServer,
+  sandboxFunctionEnv,
+  startFunctionsServer,
+} from "../local/functions/server.ts";
 import {
   cpuMs,
   fullGcs,
@@ -100,11 +104,13 @@ export async function measureRefresh(
   const v8Flags = [Deno.env.get("DENO_V8_FLAGS"), "--trace-gc"]
     .filter((flag) => flag !== undefined && flag !== "").join(",");
   const env: Record<string, string> = {
-    SUPABASE_DB_URL: `postgresql://${FUNCTIONS_ROLE}:${db.password}@127.0.0.1:${db.port}/postgres`,
-    CRON_SECRET,
-    CAFE24_CLIENT_ID: CLIENT_ID,
-    CAFE24_CLIENT_SECRET_KEY: CLIENT_SECRET,
-    CAFE24_API_BASE_URL: sandbox.baseUrlTemplate,
+    ...sandboxFunctionEnv({
+      dbUrl: `postgresql://${FUNCTIONS_ROLE}:${db.password}@127.0.0.1:${db.port}/postgres`,
+      sandbox,
+      clientId: CLIENT_ID,
+      clientSecret: CLIENT_SECRET,
+      cronSecret: CRON_SECRET,
+    }),
     CAFE24_REFRESH_CONCURRENCY: String(concurrency),
     CAFE24_RUN_BUDGET_MS: String(MEASUREMENT_DEADLINE_MS),
     // Neither may the CPU budget: the per-refresh CPU measured here is what sets the budgets.

@@ -7,6 +7,8 @@
  *   npm test -- tests/unit  # extra arguments go to `deno test`
  */
 
+import { pathExists } from "../local/files.ts";
+
 const deno = Deno.execPath();
 const root = new URL("../", import.meta.url);
 
@@ -26,17 +28,8 @@ const typeChecked = [
   "scripts/",
   "local/",
   "tests/",
-  ...(await exists("bench") ? ["bench/"] : []),
+  ...(await pathExists(new URL("bench", root)) ? ["bench/"] : []),
 ];
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(new URL(path, root));
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const staticChecks = [
   await run("format", ["fmt", "--check"]),

@@ -24,7 +24,9 @@
  *   --pool-sizes 1,2,3,10  --pool-refreshes 600  --out bench/SCALE.md  --chart bench/scale.svg
  */
 import { startCafe24Sandbox } from "../../local/cafe24_sandbox.ts";
+import { sandboxFunctionEnv } from "../../local/functions/server.ts";
 import { startTestDatabase, type TestDatabase } from "../../local/postgres/database.ts";
+import { readRefreshTicks, type RefreshTick } from "../../local/postgres/refresh_ticks.ts";
 import { startNetDeliverer } from "../../local/supabase/pg_net_deliverer.ts";
 import { describeMachine, readClockTicks } from "../measure.ts";
 import { CLIENT_ID, CLIENT_SECRET, CRON_SECRET, makeTlsMaterial } from "../setup.ts";
@@ -36,19 +38,6 @@ import { type Sample, startSampler } from "./sampler.ts";
 import { type InvocationRecord, startWorkerPool } from "./workers.ts";
 
 const SAMPLE_INTERVAL_MS = 5_000;
-
-export interface TickRow {
-  ticked_at: Date;
-  due: number;
-  even_share: number | null;
-  early: number;
-  requested: number;
-  invocations: number;
-  per_invocation: number | null;
-  bound_hit: boolean;
-  outcome: string;
-  runs_started: number;
-}
 
 export interface Phase {
   name: string;
@@ -63,7 +52,7 @@ export interface Phase {
   steadyFrom: number;
   end: number;
   samples: Sample[];
-  ticks: TickRow[];
+  ticks: RefreshTick[];
   invocations: InvocationRecord[];
   otherRequests: number;
   /** Refreshes per wall-clock minute (epoch minute → count), from the sandbox's log. */
@@ -137,11 +126,13 @@ export async function scaleMain(args: string[]): Promise<void> {
     ...(tls === null ? {} : { tls: { cert: tls.cert, key: tls.key } }),
   });
   const env: Record<string, string> = {
-    SUPABASE_DB_URL: db.dbUrl,
-    CRON_SECRET,
-    CAFE24_CLIENT_ID: CLIENT_ID,
-    CAFE24_CLIENT_SECRET_KEY: CLIENT_SECRET,
-    CAFE24_API_BASE_URL: sandbox.baseUrlTemplate,
+    ...sandboxFunctionEnv({
+      dbUrl: db.dbUrl,
+      sandbox,
+      clientId: CLIENT_ID,
+      clientSecret: CLIENT_SECRET,
+      cronSecret: CRON_SECRET,
+    }),
     CAFE24_REFRESH_MARGIN_SECONDS: String(time.refreshMarginS),
     ...(tls === null ? {} : { DENO_CERT: tls.caFile }),
   };
@@ -203,12 +194,10 @@ export async function scaleMain(args: string[]): Promise<void> {
     ): Promise<Phase> => {
       await sampler.take();
       const within = (at: number) => at >= phase.start && at < phase.end;
-      const ticks = await db.sql<TickRow[]>`
-        select ticked_at, due::int, even_share::int, early::int, requested::int, invocations,
-          per_invocation, bound_hit, outcome, runs_started
-        from cafe24_private.refresh_ticks
-        where ticked_at >= ${new Date(phase.start)} and ticked_at < ${new Date(phase.end)}
-        order by ticked_at`;
+      const ticks = await readRefreshTicks(
+        db.sql,
+        db.sql`where ticked_at >= ${new Date(phase.start)} and ticked_at < ${new Date(phase.end)}`,
+      );
       const perMinute = new Map<number, number>();
       for (const entry of sandbox.refreshLog()) {
         if (entry.outcome !== "issued" || !within(entry.settledAtMs)) continue;

@@ -31,3 +31,23 @@ export async function startFunctionsServer(env: Record<string, string>): Promise
     kill: () => child.kill(),
   };
 }
+
+/** Who the functions talk to: the database, the Cafe24 sandbox as the app, and the scheduler. */
+export interface SandboxWiring {
+  dbUrl: string;
+  sandbox: { baseUrlTemplate: string };
+  clientId: string;
+  clientSecret: string;
+  cronSecret: string;
+}
+
+/** The settings every function needs to run against a local database and the Cafe24 sandbox. */
+export function sandboxFunctionEnv(wiring: SandboxWiring): Record<string, string> {
+  return {
+    SUPABASE_DB_URL: wiring.dbUrl,
+    CRON_SECRET: wiring.cronSecret,
+    CAFE24_CLIENT_ID: wiring.clientId,
+    CAFE24_CLIENT_SECRET_KEY: wiring.clientSecret,
+    CAFE24_API_BASE_URL: wiring.sandbox.baseUrlTemplate,
+  };
+}

@@ -18,6 +18,7 @@
  */
 
 import { childrenOf, processAlive } from "../processes.ts";
+import { pathExists } from "../files.ts";
 
 export interface PostgresClusterOptions {
   /** Data directory. Default: `data/` inside a fresh temp dir, removed on stop. */
@@ -87,16 +88,6 @@ function dirname(path: string): string {
 
 function absolute(path: string): string {
   return path.startsWith("/") ? path : join(Deno.cwd(), path);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 async function isExecutable(path: string): Promise<boolean> {
@@ -180,8 +171,8 @@ async function shippedLibraries(
 ): Promise<string[]> {
   const shipped: string[] = [];
   for (const name of names) {
-    const control = await exists(join(sharedir, "extension", `${name}.control`));
-    const library = pkglibdir === null || (await exists(join(pkglibdir, `${name}.so`)));
+    const control = await pathExists(join(sharedir, "extension", `${name}.control`));
+    const library = pkglibdir === null || (await pathExists(join(pkglibdir, `${name}.so`)));
     if (control && library) shipped.push(name);
   }
   return shipped;
@@ -197,7 +188,7 @@ async function vaultKeySettings(
   chown: (path: string) => Promise<void>,
 ): Promise<string[]> {
   const script = join(dataDir, VAULT_KEY_SCRIPT);
-  if (!(await exists(script))) {
+  if (!(await pathExists(script))) {
     const key = Array.from(
       crypto.getRandomValues(new Uint8Array(32)),
       (b) => b.toString(16).padStart(2, "0"),
@@ -250,9 +241,11 @@ async function locatePostgres(): Promise<PgInstall> {
   }
   let found = false;
   for (const c of candidates) {
-    if (await exists(c)) found = true;
+    if (await pathExists(c)) found = true;
   }
-  if (found && pkglibdir !== null && !(await exists(join(pkglibdir, "pg_cron.so")))) found = false;
+  if (found && pkglibdir !== null && !(await pathExists(join(pkglibdir, "pg_cron.so")))) {
+    found = false;
+  }
   if (!found) {
     throw new Error(
       `pg_cron is not installed for this PostgreSQL (looked for ${candidates.join(", ")}` +
@@ -387,14 +380,14 @@ export async function startPostgresCluster(
       socketDir = base;
     } else {
       dataDir = absolute(options.dataDir);
-      const initialized = await exists(join(dataDir, "PG_VERSION"));
+      const initialized = await pathExists(join(dataDir, "PG_VERSION"));
       if (initialized && !keep) {
         throw new Error(
           `${dataDir} already holds a PostgreSQL cluster. Pass keep: true to reuse it, or ` +
             `remove it first.`,
         );
       }
-      if (!(await exists(dataDir))) {
+      if (!(await pathExists(dataDir))) {
         await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
         if (!keep) owned.push(dataDir);
       }
@@ -409,7 +402,7 @@ export async function startPostgresCluster(
         socketDir = parent;
       } else {
         socketDir = `${dataDir}.sock`;
-        if (!(await exists(socketDir))) {
+        if (!(await pathExists(socketDir))) {
           await Deno.mkdir(socketDir, { mode: 0o700 });
           if (!keep) owned.push(socketDir);
         }
@@ -418,7 +411,7 @@ export async function startPostgresCluster(
     }
     if (user.uid !== null) {
       // initdb would fail with a less helpful message.
-      const probeDir = (await exists(dataDir)) ? dataDir : dirname(dataDir);
+      const probeDir = (await pathExists(dataDir)) ? dataDir : dirname(dataDir);
       const probe = await run("runuser", ["-u", RUN_AS, "--", "test", "-w", probeDir]);
       if (probe.code !== 0) {
         throw new Error(
@@ -436,7 +429,7 @@ export async function startPostgresCluster(
     }
 
     const passwordFile = join(dataDir, PASSWORD_FILE);
-    if (!(await exists(join(dataDir, "PG_VERSION")))) {
+    if (!(await pathExists(join(dataDir, "PG_VERSION")))) {
       password = randomPassword();
       // initdb wants an empty data dir, so its password file waits next to the socket, which the
       // cluster's OS user can read.
@@ -463,7 +456,7 @@ export async function startPostgresCluster(
         throw new Error(`initdb failed (exit ${init.code}):\n${init.stderr}\n${init.stdout}`);
       }
       await writePrivate(passwordFile, password + "\n");
-    } else if (await exists(passwordFile)) {
+    } else if (await pathExists(passwordFile)) {
       password = (await Deno.readTextFile(passwordFile)).trim();
     } else {
       // A kept cluster from before passwords (it trusted every local connection): give it one,

@@ -8,6 +8,7 @@
 
 import { pgBindirOverride } from "../postgres/cluster.ts";
 import { PROJECT_ROOT } from "./stack_info.ts";
+import { pathExists } from "../files.ts";
 
 export const INSTALL_FIX = "scripts/install-prerequisites";
 
@@ -25,15 +26,6 @@ async function isExecutable(path: string): Promise<boolean> {
   try {
     const info = await Deno.stat(path);
     return info.isFile && info.mode !== null && (info.mode & 0o111) !== 0;
-  } catch {
-    return false;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
   } catch {
     return false;
   }
@@ -68,8 +60,8 @@ export async function checkMachine(): Promise<Preflight> {
     `${sharedir}/extension/pg_cron.control`,
     `${DEFAULT_SHAREDIR}/extension/pg_cron.control`,
   ];
-  const hasControl = (await exists(control[0]!)) || (await exists(control[1]!));
-  if (!hasControl || !(await exists(`${pkglibdir}/pg_cron.so`))) {
+  const hasControl = (await pathExists(control[0]!)) || (await pathExists(control[1]!));
+  if (!hasControl || !(await pathExists(`${pkglibdir}/pg_cron.so`))) {
     problems.push(`pg_cron for PostgreSQL 15 missing (${control[0]}, ${pkglibdir}/pg_cron.so)`);
   }
   if (Deno.uid() === 0 && missing.length === 0) {
@@ -87,7 +79,7 @@ export async function checkMachine(): Promise<Preflight> {
 }
 
 export async function isDebian(): Promise<boolean> {
-  return await exists("/etc/debian_version") && await exists("/usr/bin/apt-get");
+  return await pathExists("/etc/debian_version") && await pathExists("/usr/bin/apt-get");
 }
 
 /** The system packages, as the README's install step installs them (npm ci already ran). */

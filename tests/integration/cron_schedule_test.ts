@@ -23,6 +23,7 @@ import {
 import { startNetDeliverer } from "../../local/supabase/pg_net_deliverer.ts";
 import { installedSupabaseLibraries, startPostgresCluster } from "../../local/postgres/cluster.ts";
 import { applyMigrations, applyStandIns } from "../../local/postgres/database.ts";
+import { readRefreshTicks, type RefreshTick } from "../../local/postgres/refresh_ticks.ts";
 import { startGateway } from "../../local/functions/gateway.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -36,22 +37,6 @@ class RolledBack extends Error {
   }
 }
 
-interface Tick {
-  id: string;
-  policy: string;
-  due: number;
-  even_share: number | null;
-  early: number;
-  requested: number;
-  invocations: number;
-  per_invocation: number | null;
-  bound_hit: boolean;
-  outcome: string;
-  reason: string | null;
-  request_ids: string[] | null;
-  runs_started: number;
-}
-
 interface TickRun {
   id: string;
   status: string;
@@ -60,7 +45,10 @@ interface TickRun {
 }
 
 /** Runs the job's command on its own connection; returns the tick and the notices raised. */
-async function tick(dbUrl: string, sql: postgres.Sql): Promise<{ tick: Tick; notices: string[] }> {
+async function tick(
+  dbUrl: string,
+  sql: postgres.Sql,
+): Promise<{ tick: RefreshTick; notices: string[] }> {
   const notices: string[] = [];
   const client = postgres(dbUrl, {
     prepare: false,
@@ -74,10 +62,7 @@ async function tick(dbUrl: string, sql: postgres.Sql): Promise<{ tick: Tick; not
   } finally {
     await client.end();
   }
-  const [row] = await sql<Tick[]>`
-    select id::text, policy, due::int, even_share::int, early::int, requested::int, invocations,
-      per_invocation, bound_hit, outcome, reason, request_ids::text[], runs_started
-    from cafe24_private.refresh_ticks where id = ${id}::bigint`;
+  const [row] = await readRefreshTicks(sql, sql`where id = ${id}::bigint`);
   assert.ok(row, `tick ${id} is recorded`);
   return { tick: row, notices };
 }

@@ -19,6 +19,7 @@ import {
 } from "../../local/postgres/cluster.ts";
 import { childrenOf, processAlive } from "../../local/processes.ts";
 import { waitFor } from "../support/wait.ts";
+import { pathExists } from "../../local/files.ts";
 
 const MIGRATIONS_DIR = new URL("../../supabase/migrations/", import.meta.url);
 
@@ -38,16 +39,6 @@ async function one<T>(query: Promise<readonly T[]>): Promise<T> {
 
 function errorCode(e: unknown): string | undefined {
   return typeof e === "object" && e !== null && "code" in e ? String(e.code) : undefined;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 async function migrationFiles(): Promise<string[]> {
@@ -92,7 +83,7 @@ Deno.test("a kept data dir survives stop and is reused", async () => {
     } finally {
       await first.stop();
     }
-    assert.ok(await exists(`${dataDir}/PG_VERSION`), "keep: the data dir stays after stop");
+    assert.ok(await pathExists(`${dataDir}/PG_VERSION`), "keep: the data dir stays after stop");
 
     await assert.rejects(startPostgresCluster({ dataDir }), /keep: true/);
 
@@ -102,7 +93,7 @@ Deno.test("a kept data dir survives stop and is reused", async () => {
     } finally {
       await second.stop();
     }
-    assert.ok(await exists(`${dataDir}/PG_VERSION`));
+    assert.ok(await pathExists(`${dataDir}/PG_VERSION`));
   } finally {
     await Deno.remove(base, { recursive: true });
   }
@@ -593,8 +584,8 @@ Deno.test("test database: stand-ins, pg_cron, vault, pg_net worker, restart, sto
 
       await db.stop();
 
-      assert.equal(await exists(db.dataDir), false);
-      assert.equal(await exists(tempDir), false);
+      assert.equal(await pathExists(db.dataDir), false);
+      assert.equal(await pathExists(tempDir), false);
       assert.deepEqual(processes.filter(processAlive), []);
       // pg_ctl refuses root, like initdb: ask as the cluster's OS user. 3 = not running, 4 = no
       // data directory.

@@ -98,6 +98,8 @@ Deno.test("refresh invariants", async (t) => {
         assert.equal(summary.skipped_reasons.superseded, 1);
         assert.equal((await cafe24Entry(db, id)).refresh_token, "owner-reconnected");
         assert.equal((await connectionState(db, id)).lease_id, null);
+        // The pair Cafe24 issued to the superseded refresh was revoked, not left alive.
+        assert.deepEqual(sandbox.livePairs("shopcas"), []);
       },
     );
 

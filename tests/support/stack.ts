@@ -9,7 +9,11 @@ import {
   startCafe24Sandbox,
 } from "../../local/cafe24_sandbox.ts";
 import { startTestDatabase, type TestDatabase } from "../../local/postgres/database.ts";
-import { type FunctionsServer, startFunctionsServer } from "../../local/functions/server.ts";
+import {
+  type FunctionsServer,
+  sandboxFunctionEnv,
+  startFunctionsServer,
+} from "../../local/functions/server.ts";
 
 export const CLIENT_ID = "test-client-id";
 export const CLIENT_SECRET = "test-client-secret-0123456789";
@@ -79,11 +83,13 @@ export async function startRefreshStack(options: StackOptions = {}): Promise<Ref
     });
     cleanups.push(() => sandbox.close());
     const env: Record<string, string> = {
-      SUPABASE_DB_URL: db.dbUrl,
-      CRON_SECRET,
-      CAFE24_CLIENT_ID: CLIENT_ID,
-      CAFE24_CLIENT_SECRET_KEY: CLIENT_SECRET,
-      CAFE24_API_BASE_URL: sandbox.baseUrlTemplate,
+      ...sandboxFunctionEnv({
+        dbUrl: db.dbUrl,
+        sandbox,
+        clientId: CLIENT_ID,
+        clientSecret: CLIENT_SECRET,
+        cronSecret: CRON_SECRET,
+      }),
       CAFE24_REQUEST_TIMEOUT_MS: "3000",
       ...options.env,
     };

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { parseEnvFile } from "../../local/stack/env_file.ts";
+import { pathExists } from "../../local/files.ts";
 
 const root = new URL("../../", import.meta.url);
 const read = (path: string) => Deno.readTextFile(new URL(path, root));
@@ -17,10 +18,6 @@ async function docs(): Promise<Map<string, string>> {
     }
   }
   return files;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(new URL(path, root)).then(() => true, () => false);
 }
 
 async function configNames(): Promise<string[]> {
@@ -58,7 +55,7 @@ Deno.test("the README and docs/ point only at files that are in the repository",
     for (const [, target] of text.matchAll(/\]\(([^)#\s]+)(#[^)]*)?\)/g)) {
       if (/^[a-z]+:/.test(target!)) continue;
       const path = new URL(target!, new URL(dir, root)).pathname.slice(root.pathname.length);
-      if (!(await exists(path))) missing.push(`${file}: ${target}`);
+      if (!(await pathExists(new URL(path, root)))) missing.push(`${file}: ${target}`);
     }
     // Paths in code spans that name a file of this repository.
     for (
@@ -66,7 +63,7 @@ Deno.test("the README and docs/ point only at files that are in the repository",
     ) {
       const clean = path!.replace(/\/$/, "");
       if (clean.includes("<") || /\.env\.production$/.test(clean)) continue; // made by the user
-      if (!(await exists(clean))) missing.push(`${file}: ${clean}`);
+      if (!(await pathExists(new URL(clean, root)))) missing.push(`${file}: ${clean}`);
     }
     if (/shared\/docs|\.\.\/shared/.test(text)) missing.push(`${file}: refers to shared/`);
   }

@@ -8,44 +8,33 @@
  * that every answer, 401 included, carries CORS headers and the project's error body.
  */
 import { parseAuthorizeRequest, startAuthorization } from "../_shared/connect/authorize.ts";
-import {
-  AUTHORIZE_CONFIG_REQUIRED,
-  loadConfig,
-  userAuthSettings,
-} from "../_shared/platform/config.ts";
 import { createConnectStore } from "../_shared/connect/store.ts";
+import { AUTHORIZE_CONFIG_REQUIRED } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
+import { openConfiguredRequest, requireSignedInUser } from "../_shared/platform/handler.ts";
 import {
-  configErrorResponse,
   errorResponse,
   jsonResponse,
-  openRequest,
   redirectResponse,
   requestErrorResponse,
   requestParameters,
 } from "../_shared/platform/http.ts";
-import { countUnauthenticated, logEvent } from "../_shared/platform/log.ts";
-import { authenticateRequest } from "../_shared/platform/user_auth.ts";
+import { logEvent } from "../_shared/platform/log.ts";
 
 const FUNCTION = "cafe24-authorize";
 
 async function handle(request: Request): Promise<Response> {
-  const env = Deno.env.toObject();
-  const { cors, early } = openRequest(request, env, ["GET", "POST"]);
-  if (early !== null) return early;
-
-  const loaded = loadConfig(env, AUTHORIZE_CONFIG_REQUIRED);
-  if (!loaded.ok) return configErrorResponse(FUNCTION, loaded.code, loaded.names, cors);
-  const auth = userAuthSettings(loaded.config);
-  if ("missing" in auth) return configErrorResponse(FUNCTION, "CONFIG_MISSING", auth.missing, cors);
-  const config = loaded.config;
-
-  const user = await authenticateRequest(request, auth);
-  if (user === null) {
-    countUnauthenticated(FUNCTION, "invalid_jwt");
-    return errorResponse("UNAUTHORIZED", {}, cors);
-  }
+  const opened = openConfiguredRequest(
+    request,
+    FUNCTION,
+    ["GET", "POST"],
+    AUTHORIZE_CONFIG_REQUIRED,
+  );
+  if (opened instanceof Response) return opened;
+  const { config, headers } = opened;
+  const user = await requireSignedInUser(request, config, FUNCTION, headers);
+  if (user instanceof Response) return user;
 
   let url: URL;
   try {
@@ -67,13 +56,13 @@ async function handle(request: Request): Promise<Response> {
       parsed,
     );
     logEvent("info", "cafe24_authorize_started", { user_id: user.id, mall_id: parsed.mallId });
-    if (parsed.mode === "redirect") return redirectResponse(url, cors);
+    if (parsed.mode === "redirect") return redirectResponse(url, headers);
   } catch (error) {
-    if (error instanceof RequestError) return requestErrorResponse(error, cors);
+    if (error instanceof RequestError) return requestErrorResponse(error, headers);
     logEvent("error", "cafe24_authorize_failed", { user_id: user.id });
-    return errorResponse("DATABASE_UNAVAILABLE", {}, cors);
+    return errorResponse("DATABASE_UNAVAILABLE", {}, headers);
   }
-  return jsonResponse({ url: url.href }, 200, { ...cors, "Cache-Control": "no-store" });
+  return jsonResponse({ url: url.href }, 200, { ...headers, "Cache-Control": "no-store" });
 }
 
 export default { fetch: handle } satisfies Deno.ServeDefaultExport;

@@ -16,14 +16,10 @@ import {
 import { completeConnection } from "../_shared/connect/completion.ts";
 import { connectResponse } from "../_shared/connect/response.ts";
 import { createConnectStore } from "../_shared/connect/store.ts";
-import {
-  CALLBACK_CONFIG_REQUIRED,
-  type Config,
-  loadConfig,
-  userAuthSettings,
-} from "../_shared/platform/config.ts";
+import { CALLBACK_CONFIG_REQUIRED, type Config, loadConfig } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
+import { requireSignedInUser } from "../_shared/platform/handler.ts";
 import {
   configErrorResponse,
   errorResponse,
@@ -33,7 +29,6 @@ import {
   requestParameters,
 } from "../_shared/platform/http.ts";
 import { logEvent } from "../_shared/platform/log.ts";
-import { authenticateRequest } from "../_shared/platform/user_auth.ts";
 
 const FUNCTION = "cafe24-callback";
 
@@ -92,10 +87,8 @@ async function complete(
   config: Config<(typeof CALLBACK_CONFIG_REQUIRED)[number]>,
   cors: Record<string, string>,
 ): Promise<Response> {
-  const auth = userAuthSettings(config);
-  if ("missing" in auth) return configErrorResponse(FUNCTION, "CONFIG_MISSING", auth.missing, cors);
-  const user = await authenticateRequest(request, auth);
-  if (user === null) return errorResponse("UNAUTHORIZED", {}, cors);
+  const user = await requireSignedInUser(request, config, FUNCTION, cors);
+  if (user instanceof Response) return user;
   try {
     // The handle travels in the body only: a query string ends up in access logs.
     if (new URL(request.url).searchParams.has("handle")) {

@@ -13,53 +13,35 @@
  * verify_jwt is off in config.toml for the same reason as cafe24-authorize: every answer, 401
  * included, carries CORS headers and this project's error body.
  */
-import {
-  loadConfig,
-  USER_AUTH_CONFIG_REQUIRED,
-  userAuthSettings,
-} from "../_shared/platform/config.ts";
+import { USER_AUTH_CONFIG_REQUIRED } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
-import {
-  bearerToken,
-  configErrorResponse,
-  errorResponse,
-  jsonResponse,
-  openRequest,
-} from "../_shared/platform/http.ts";
-import { countUnauthenticated, logEvent } from "../_shared/platform/log.ts";
-import { verifyUserJwt } from "../_shared/platform/user_auth.ts";
+import { openConfiguredRequest, requireSignedInUser } from "../_shared/platform/handler.ts";
+import { bearerToken, errorResponse, jsonResponse } from "../_shared/platform/http.ts";
+import { logEvent } from "../_shared/platform/log.ts";
 import { jwtClaimsJson, readConnectionsAsUser } from "./read.ts";
 
 const FUNCTION = "cafe24-connections";
 const REQUIRED = [...USER_AUTH_CONFIG_REQUIRED, "SUPABASE_DB_URL"] as const;
 
 async function handle(request: Request): Promise<Response> {
-  const env = Deno.env.toObject();
-  const { cors, early } = openRequest(request, env, ["GET"]);
-  if (early !== null) return early;
-
-  const loaded = loadConfig(env, REQUIRED);
-  if (!loaded.ok) return configErrorResponse(FUNCTION, loaded.code, loaded.names, cors);
-  const auth = userAuthSettings(loaded.config);
-  if ("missing" in auth) return configErrorResponse(FUNCTION, "CONFIG_MISSING", auth.missing, cors);
-
-  const jwt = bearerToken(request);
-  const user = jwt === null ? null : await verifyUserJwt(jwt, auth);
-  if (jwt === null || user === null) {
-    countUnauthenticated(FUNCTION, "invalid_jwt");
-    return errorResponse("UNAUTHORIZED", {}, cors);
-  }
+  const opened = openConfiguredRequest(request, FUNCTION, ["GET"], REQUIRED, {
+    "Cache-Control": "no-store",
+  });
+  if (opened instanceof Response) return opened;
+  const { config, headers } = opened;
+  const user = await requireSignedInUser(request, config, FUNCTION, headers);
+  if (user instanceof Response) return user;
 
   try {
-    // The payload of a token verifyUserJwt has just accepted: the claims PostgREST would set.
+    // The payload of the token requireSignedInUser has just accepted: the claims PostgREST would set.
     const connections = await readConnectionsAsUser(
-      database(loaded.config.SUPABASE_DB_URL),
-      jwtClaimsJson(jwt),
+      database(config.SUPABASE_DB_URL),
+      jwtClaimsJson(bearerToken(request)!),
     );
-    return jsonResponse({ connections }, 200, { ...cors, "Cache-Control": "no-store" });
+    return jsonResponse({ connections }, 200, headers);
   } catch {
     logEvent("error", "cafe24_connections_read_failed", { user_id: user.id });
-    return errorResponse("DATABASE_UNAVAILABLE", {}, cors);
+    return errorResponse("DATABASE_UNAVAILABLE", {}, headers);
   }
 }
 

@@ -23,37 +23,33 @@ import {
   DISCONNECT_CONFIG_REQUIRED,
   loadConfig,
   USER_AUTH_CONFIG_REQUIRED,
-  userAuthSettings,
 } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
+import { openConfiguredRequest, requireSignedInUser } from "../_shared/platform/handler.ts";
 import {
   bearerToken,
   configErrorResponse,
   errorResponse,
   jsonResponse,
-  openRequest,
   requestErrorResponse,
   requestParameters,
 } from "../_shared/platform/http.ts";
 import { logEvent } from "../_shared/platform/log.ts";
-
-import { looksLikeJwt, verifyUserJwt } from "../_shared/platform/user_auth.ts";
+import { looksLikeJwt } from "../_shared/platform/user_auth.ts";
 
 const FUNCTION = "cafe24-disconnect";
 
 type DisconnectConfig = Config<(typeof DISCONNECT_CONFIG_REQUIRED)[number]>;
 
 async function handle(request: Request): Promise<Response> {
-  const env = Deno.env.toObject();
-  const { cors, early } = openRequest(request, env, ["POST"]);
-  if (early !== null) return early;
+  const opened = openConfiguredRequest(request, FUNCTION, ["POST"], DISCONNECT_CONFIG_REQUIRED, {
+    "Cache-Control": "no-store",
+  });
+  if (opened instanceof Response) return opened;
+  const { env, config, headers } = opened;
 
-  const loaded = loadConfig(env, DISCONNECT_CONFIG_REQUIRED);
-  if (!loaded.ok) return configErrorResponse(FUNCTION, loaded.code, loaded.names, cors);
-  const config = loaded.config;
-
-  const caller = await identifyCaller(request, env, config, cors);
+  const caller = await identifyCaller(request, env, config, headers);
   if (caller instanceof Response) return caller;
 
   try {
@@ -71,11 +67,11 @@ async function handle(request: Request): Promise<Response> {
       caller,
       target,
     );
-    return jsonResponse(answer, 200, { ...cors, "Cache-Control": "no-store" });
+    return jsonResponse(answer, 200, headers);
   } catch (error) {
-    if (error instanceof RequestError) return requestErrorResponse(error, cors);
+    if (error instanceof RequestError) return requestErrorResponse(error, headers);
     logEvent("error", "cafe24_disconnect_crashed", {});
-    return errorResponse("INTERNAL_ERROR", {}, cors);
+    return errorResponse("INTERNAL_ERROR", {}, headers);
   }
 }
 
@@ -84,19 +80,15 @@ async function identifyCaller(
   request: Request,
   env: Record<string, string | undefined>,
   config: DisconnectConfig,
-  cors: Record<string, string>,
+  headers: Record<string, string>,
 ): Promise<DisconnectCaller | Response> {
   if (presentsSecretApiKey(request, config)) return { kind: "app" };
   const bearer = bearerToken(request);
-  if (bearer === null || !looksLikeJwt(bearer)) return errorResponse("UNAUTHORIZED", {}, cors);
+  if (bearer === null || !looksLikeJwt(bearer)) return errorResponse("UNAUTHORIZED", {}, headers);
   const loaded = loadConfig(env, USER_AUTH_CONFIG_REQUIRED);
-  if (!loaded.ok) return configErrorResponse(FUNCTION, loaded.code, loaded.names, cors);
-  const auth = userAuthSettings(loaded.config);
-  if ("missing" in auth) return configErrorResponse(FUNCTION, "CONFIG_MISSING", auth.missing, cors);
-  const user = await verifyUserJwt(bearer, auth);
-  return user === null
-    ? errorResponse("UNAUTHORIZED", {}, cors)
-    : { kind: "user", userId: user.id };
+  if (!loaded.ok) return configErrorResponse(FUNCTION, loaded.code, loaded.names, headers);
+  const user = await requireSignedInUser(request, loaded.config, FUNCTION, headers);
+  return user instanceof Response ? user : { kind: "user", userId: user.id };
 }
 
 export default { fetch: handle } satisfies Deno.ServeDefaultExport;

@@ -22,6 +22,7 @@ import {
   errorResponse,
   jsonResponse,
   openRequest,
+  prefersRespondAsync,
   requestErrorResponse,
 } from "../_shared/platform/http.ts";
 import { logEvent } from "../_shared/platform/log.ts";
@@ -69,7 +70,7 @@ async function handle(request: Request): Promise<Response> {
     });
     throw error;
   });
-  if (/(^|[\s,;])respond-async($|[\s,;])/i.test(request.headers.get("prefer") ?? "")) {
+  if (prefersRespondAsync(request)) {
     continueAfterResponse(pass);
     return jsonResponse({ started: true }, 202, cors);
   }

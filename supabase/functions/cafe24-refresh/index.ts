@@ -10,6 +10,7 @@ import {
   REFRESH_CONFIG_REQUIRED,
   refreshSettings,
 } from "../_shared/platform/config.ts";
+import { continueAfterResponse } from "../_shared/platform/background.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
 import {
@@ -104,8 +105,7 @@ async function handle(request: Request): Promise<Response> {
 
   if (options.respondAsync) {
     // The run goes on after the 202; on Supabase, waitUntil keeps the worker alive for it.
-    const work = run.execute().catch(() => {}).then(sweep);
-    globalThis.EdgeRuntime?.waitUntil(work);
+    continueAfterResponse(run.execute().catch(() => {}).then(sweep));
     return jsonResponse({ run_id: run.runId }, 202, cors);
   }
   try {
@@ -115,11 +115,6 @@ async function handle(request: Request): Promise<Response> {
   } catch {
     return errorResponse("REFRESH_RUN_FAILED", { run_id: run.runId }, cors);
   }
-}
-
-declare global {
-  // Supabase's Edge Runtime global; absent under plain Deno.
-  var EdgeRuntime: { waitUntil(promise: Promise<unknown>): void } | undefined;
 }
 
 export default { fetch: handle } satisfies Deno.ServeDefaultExport;

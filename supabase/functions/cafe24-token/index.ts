@@ -10,19 +10,14 @@
  * config.toml because an sb_secret_… key is not a JWT; this code is the only gate.
  */
 import { presentsSecretApiKey } from "../_shared/platform/api_keys.ts";
-import {
-  loadConfig,
-  REFRESH_CONFIG_REQUIRED,
-  refreshSettings,
-} from "../_shared/platform/config.ts";
+import { REFRESH_CONFIG_REQUIRED, refreshSettings } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
+import { openConfiguredRequest } from "../_shared/platform/handler.ts";
 import {
   bearerToken,
-  configErrorResponse,
   errorResponse,
   jsonResponse,
-  openRequest,
   requestErrorResponse,
   requestParameters,
 } from "../_shared/platform/http.ts";
@@ -33,15 +28,18 @@ import { parseTokenRequest } from "../_shared/tokens/request.ts";
 const FUNCTION = "cafe24-token";
 
 async function handle(request: Request): Promise<Response> {
-  const env = Deno.env.toObject();
-  const { cors, early } = openRequest(request, env, ["GET", "POST"]);
-  if (early !== null) return early;
   // Every answer may carry a token or say something about one: no cache keeps it.
-  const headers = { ...cors, "Cache-Control": "no-store" };
-
-  const loaded = loadConfig(env, REFRESH_CONFIG_REQUIRED);
-  if (!loaded.ok) return configErrorResponse(FUNCTION, loaded.code, loaded.names, headers);
-  const config = loaded.config;
+  const opened = openConfiguredRequest(
+    request,
+    FUNCTION,
+    ["GET", "POST"],
+    REFRESH_CONFIG_REQUIRED,
+    {
+      "Cache-Control": "no-store",
+    },
+  );
+  if (opened instanceof Response) return opened;
+  const { config, headers } = opened;
 
   if (!presentsSecretApiKey(request, config)) {
     const presented = request.headers.get("apikey") !== null || bearerToken(request) !== null;

@@ -164,6 +164,11 @@ export async function readBodyText(
   return new TextDecoder().decode(bytes);
 }
 
+/** True when the caller sent `Prefer: respond-async` (RFC 7240): answer 202, work on after. */
+export function prefersRespondAsync(request: Request): boolean {
+  return /(^|[\s,;])respond-async($|[\s,;])/i.test(request.headers.get("prefer") ?? "");
+}
+
 /** The token of an `Authorization: Bearer <token>` header, or null. */
 export function bearerToken(request: Request): string | null {
   const header = request.headers.get("authorization");

@@ -1,4 +1,5 @@
 import { RequestError } from "../platform/errors.ts";
+import { prefersRespondAsync } from "../platform/http.ts";
 import { isValidMallId } from "../cafe24/mall_id.ts";
 import type { RunTrigger } from "./store.ts";
 
@@ -39,12 +40,11 @@ export function parseRefreshRequest(
     }
     trigger = parameters.trigger as RunTrigger;
   }
-  const prefer = request.headers.get("prefer") ?? "";
   return {
     mallId: mallId ?? null,
     force,
     trigger,
-    respondAsync: /(^|[\s,;])respond-async($|[\s,;])/i.test(prefer),
+    respondAsync: prefersRespondAsync(request),
     maxConnections: secretOnly(parameters, "max_connections", caller, MAX_CONNECTIONS_LIMIT),
     tickId: secretOnly(parameters, "tick", caller, Number.MAX_SAFE_INTEGER),
   };

@@ -8,6 +8,7 @@ import {
   type TokenSet,
 } from "../cafe24/token.ts";
 import { isValidMallId } from "../cafe24/mall_id.ts";
+import { revokePair } from "../cafe24/revoke.ts";
 import { logEvent } from "../platform/log.ts";
 import type { RunClock } from "./clock.ts";
 import { decideAfterFailure } from "./policy.ts";
@@ -105,9 +106,39 @@ export async function refreshConnection(
     });
     return { claimAsked: claimNext, next: undefined, databaseFailed: true };
   }
-  if (stored.outcome === "stored") ctx.tally.refreshed++;
-  else ctx.tally.skip("superseded");
+  if (stored.outcome === "stored") {
+    ctx.tally.refreshed++;
+  } else {
+    ctx.tally.skip("superseded");
+    await revokeDiscardedPair(ctx, connection, tokens);
+  }
   return { claimAsked: claimNext, next: stored.next, databaseFailed: false };
+}
+
+/**
+ * The row changed while Cafe24 answered (the mall was disconnected or reconnected), so the pair it
+ * just issued was not stored and nobody will ever use it: revoke it at once rather than leave a
+ * working refresh token alive at Cafe24 for 14 days. Best effort; the outcome is logged.
+ */
+async function revokeDiscardedPair(
+  ctx: StepContext,
+  connection: ClaimedConnection,
+  tokens: TokenSet,
+): Promise<void> {
+  const { settings } = ctx;
+  const outcome = await revokePair({
+    apiBaseUrl: settings.apiBaseUrl,
+    mallId: connection.mallId,
+    credentials: { clientId: settings.clientId, clientSecret: settings.clientSecret },
+    timeoutMs: settings.requestTimeoutMs,
+    ...(ctx.fetch === undefined ? {} : { fetch: ctx.fetch }),
+  }, storedTokenFields(tokens)).catch(() => "unreachable" as const);
+  logEvent(outcome === "revoked" ? "info" : "warn", "cafe24_discarded_pair_revoked", {
+    run_id: ctx.runId,
+    connection_id: connection.id,
+    mall_id: connection.mallId,
+    outcome,
+  });
 }
 
 interface FailedRequest {
