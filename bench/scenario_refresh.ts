@@ -20,8 +20,7 @@ import {
 } from "./measure.ts";
 import type { BenchOptions } from "./options.ts";
 import {
-  CLIENT_ID,
-  CLIENT_SECRET,
+  BENCH_APP,
   CONFIG_DEFAULT_MAX_PER_RUN,
   CRON_SECRET,
   FUNCTIONS_ROLE,
@@ -104,13 +103,11 @@ export async function measureRefresh(
   const v8Flags = [Deno.env.get("DENO_V8_FLAGS"), "--trace-gc"]
     .filter((flag) => flag !== undefined && flag !== "").join(",");
   const env: Record<string, string> = {
-    ...sandboxFunctionEnv({
-      dbUrl: `postgresql://${FUNCTIONS_ROLE}:${db.password}@127.0.0.1:${db.port}/postgres`,
+    ...sandboxFunctionEnv(
+      `postgresql://${FUNCTIONS_ROLE}:${db.password}@127.0.0.1:${db.port}/postgres`,
       sandbox,
-      clientId: CLIENT_ID,
-      clientSecret: CLIENT_SECRET,
-      cronSecret: CRON_SECRET,
-    }),
+      BENCH_APP,
+    ),
     CAFE24_REFRESH_CONCURRENCY: String(concurrency),
     CAFE24_RUN_BUDGET_MS: String(MEASUREMENT_DEADLINE_MS),
     // Neither may the CPU budget: the per-refresh CPU measured here is what sets the budgets.

@@ -11,6 +11,11 @@ import type { BenchOptions } from "./options.ts";
 export const CLIENT_ID = "bench-client-id";
 export const CLIENT_SECRET = "bench-client-secret-0123456789";
 export const CRON_SECRET = "bench-cron-secret-abcdefghijklmnop";
+export const BENCH_APP = {
+  clientId: CLIENT_ID,
+  clientSecret: CLIENT_SECRET,
+  cronSecret: CRON_SECRET,
+};
 /** The functions' own database role: pg_stat_statements counts its statements apart. */
 export const FUNCTIONS_ROLE = "bench_functions";
 /** The default per-run cap in supabase/functions/_shared/platform/config.ts, for comparison. */

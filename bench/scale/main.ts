@@ -29,7 +29,7 @@ import { startTestDatabase, type TestDatabase } from "../../local/postgres/datab
 import { readRefreshTicks, type RefreshTick } from "../../local/postgres/refresh_ticks.ts";
 import { startNetDeliverer } from "../../local/supabase/pg_net_deliverer.ts";
 import { describeMachine, readClockTicks } from "../measure.ts";
-import { CLIENT_ID, CLIENT_SECRET, CRON_SECRET, makeTlsMaterial } from "../setup.ts";
+import { BENCH_APP, CLIENT_ID, CLIENT_SECRET, CRON_SECRET, makeTlsMaterial } from "../setup.ts";
 import { compressed, countExpiries, type Expiries, massConnect, watchExpiries } from "./fleet.ts";
 import { parseScaleOptions } from "./options.ts";
 import { measurePools, type PoolMeasurement } from "./pool.ts";
@@ -126,13 +126,7 @@ export async function scaleMain(args: string[]): Promise<void> {
     ...(tls === null ? {} : { tls: { cert: tls.cert, key: tls.key } }),
   });
   const env: Record<string, string> = {
-    ...sandboxFunctionEnv({
-      dbUrl: db.dbUrl,
-      sandbox,
-      clientId: CLIENT_ID,
-      clientSecret: CLIENT_SECRET,
-      cronSecret: CRON_SECRET,
-    }),
+    ...sandboxFunctionEnv(db.dbUrl, sandbox, BENCH_APP),
     CAFE24_REFRESH_MARGIN_SECONDS: String(time.refreshMarginS),
     ...(tls === null ? {} : { DENO_CERT: tls.caFile }),
   };

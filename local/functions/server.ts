@@ -32,22 +32,24 @@ export async function startFunctionsServer(env: Record<string, string>): Promise
   };
 }
 
-/** Who the functions talk to: the database, the Cafe24 sandbox as the app, and the scheduler. */
-export interface SandboxWiring {
-  dbUrl: string;
-  sandbox: { baseUrlTemplate: string };
+/** The app's credentials at the Cafe24 sandbox, and the scheduler's secret. */
+export interface SandboxApp {
   clientId: string;
   clientSecret: string;
   cronSecret: string;
 }
 
 /** The settings every function needs to run against a local database and the Cafe24 sandbox. */
-export function sandboxFunctionEnv(wiring: SandboxWiring): Record<string, string> {
+export function sandboxFunctionEnv(
+  dbUrl: string,
+  sandbox: { baseUrlTemplate: string },
+  app: SandboxApp,
+): Record<string, string> {
   return {
-    SUPABASE_DB_URL: wiring.dbUrl,
-    CRON_SECRET: wiring.cronSecret,
-    CAFE24_CLIENT_ID: wiring.clientId,
-    CAFE24_CLIENT_SECRET_KEY: wiring.clientSecret,
-    CAFE24_API_BASE_URL: wiring.sandbox.baseUrlTemplate,
+    SUPABASE_DB_URL: dbUrl,
+    CRON_SECRET: app.cronSecret,
+    CAFE24_CLIENT_ID: app.clientId,
+    CAFE24_CLIENT_SECRET_KEY: app.clientSecret,
+    CAFE24_API_BASE_URL: sandbox.baseUrlTemplate,
   };
 }

@@ -18,6 +18,7 @@ import {
 export const CLIENT_ID = "test-client-id";
 export const CLIENT_SECRET = "test-client-secret-0123456789";
 export const CRON_SECRET = "test-cron-secret-abcdefghijklmnop";
+const TEST_APP = { clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, cronSecret: CRON_SECRET };
 
 /**
  * The connect flow's settings in tests. Cafe24 only redirects to a registered HTTPS URL, so the
@@ -83,13 +84,7 @@ export async function startRefreshStack(options: StackOptions = {}): Promise<Ref
     });
     cleanups.push(() => sandbox.close());
     const env: Record<string, string> = {
-      ...sandboxFunctionEnv({
-        dbUrl: db.dbUrl,
-        sandbox,
-        clientId: CLIENT_ID,
-        clientSecret: CLIENT_SECRET,
-        cronSecret: CRON_SECRET,
-      }),
+      ...sandboxFunctionEnv(db.dbUrl, sandbox, TEST_APP),
       CAFE24_REQUEST_TIMEOUT_MS: "3000",
       ...options.env,
     };
