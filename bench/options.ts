@@ -38,15 +38,8 @@ export function parseOptions(args: string[]): BenchOptions {
       "out": { type: "string", default: "bench/RESULTS.md" },
     },
   });
-  const number = (name: string, value: string, min: number, max: number) => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n < min || n > max) {
-      throw new RangeError(`--${name} must be a number from ${min} to ${max}, got "${value}"`);
-    }
-    return n;
-  };
-  const list = (name: string, value: string, min: number, max: number) =>
-    value.split(",").map((v) => Math.round(number(name, v.trim(), min, max)));
+  const number = numberOption;
+  const list = listOption;
   return {
     sizes: list("sizes", values.sizes, 1, 1_000_000),
     latencyMs: number("latency-ms", values["latency-ms"], 0, 10_000),
@@ -63,4 +56,20 @@ export function parseOptions(args: string[]): BenchOptions {
     repeat: Math.round(number("repeat", values.repeat, 1, 20)),
     out: values.out,
   };
+}
+
+/** A numeric flag's value, or a RangeError naming the flag and its range. */
+export function numberOption(name: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new RangeError(`--${name} must be a number from ${min} to ${max}, got "${value}"`);
+  }
+  return n;
+}
+
+/** A comma-separated list of whole numbers (empty: none), each checked like numberOption. */
+export function listOption(name: string, value: string, min: number, max: number): number[] {
+  return value === ""
+    ? []
+    : value.split(",").map((v) => Math.round(numberOption(name, v.trim(), min, max)));
 }

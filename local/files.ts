@@ -13,3 +13,13 @@ export async function pathExists(path: string | URL): Promise<boolean> {
     throw error;
   }
 }
+
+/** Whether `path` is a regular file someone may execute; false when it cannot be read at all. */
+export async function isExecutable(path: string): Promise<boolean> {
+  try {
+    const info = await Deno.stat(path);
+    return info.isFile && info.mode !== null && (info.mode & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}

@@ -1,5 +1,6 @@
 /** The scale benchmark's flags (documented in bench/scale/main.ts). */
 import { parseArgs } from "node:util";
+import { listOption, numberOption } from "../options.ts";
 
 export interface ScaleOptions {
   /** Malls connected at once at the start (the local fleet). */
@@ -53,15 +54,8 @@ export function parseScaleOptions(args: string[]): ScaleOptions {
       "chart": { type: "string", default: "bench/scale.svg" },
     },
   });
-  const number = (name: string, value: string, min: number, max: number) => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n < min || n > max) {
-      throw new RangeError(`--${name} must be a number from ${min} to ${max}, got "${value}"`);
-    }
-    return n;
-  };
-  const list = (name: string, value: string, min: number, max: number) =>
-    value === "" ? [] : value.split(",").map((v) => Math.round(number(name, v.trim(), min, max)));
+  const number = numberOption;
+  const list = listOption;
   return {
     malls: Math.round(number("malls", values.malls, 1, 1_000_000)),
     compression: number("compression", values.compression, 1, 120),

@@ -18,7 +18,7 @@
  */
 
 import { childrenOf, processAlive } from "../processes.ts";
-import { pathExists } from "../files.ts";
+import { isExecutable, pathExists } from "../files.ts";
 
 export interface PostgresClusterOptions {
   /** Data directory. Default: `data/` inside a fresh temp dir, removed on stop. */
@@ -88,15 +88,6 @@ function dirname(path: string): string {
 
 function absolute(path: string): string {
   return path.startsWith("/") ? path : join(Deno.cwd(), path);
-}
-
-async function isExecutable(path: string): Promise<boolean> {
-  try {
-    const info = await Deno.stat(path);
-    return info.isFile && info.mode !== null && (info.mode & 0o111) !== 0;
-  } catch {
-    return false;
-  }
 }
 
 /** Runs a command with the parent's environment (it carries certificate settings etc.). `input`

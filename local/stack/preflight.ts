@@ -8,7 +8,7 @@
 
 import { pgBindirOverride } from "../postgres/cluster.ts";
 import { PROJECT_ROOT } from "./stack_info.ts";
-import { pathExists } from "../files.ts";
+import { isExecutable, pathExists } from "../files.ts";
 
 export const INSTALL_FIX = "scripts/install-prerequisites";
 
@@ -20,15 +20,6 @@ export interface Preflight {
   ok: boolean;
   /** One line per missing piece. */
   problems: string[];
-}
-
-async function isExecutable(path: string): Promise<boolean> {
-  try {
-    const info = await Deno.stat(path);
-    return info.isFile && info.mode !== null && (info.mode & 0o111) !== 0;
-  } catch {
-    return false;
-  }
 }
 
 async function pgConfig(bin: string, flag: string): Promise<string | null> {
