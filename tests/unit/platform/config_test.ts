@@ -9,8 +9,8 @@ import {
   loadConfig,
   REFRESH_CONFIG_REQUIRED,
   refreshSettings,
-  SECRET_MIN_LENGTH,
 } from "../../../supabase/functions/_shared/platform/config.ts";
+import { SECRET_MIN_LENGTH } from "../../../supabase/functions/_shared/platform/secrets.ts";
 import { CONFIG_WARNINGS } from "../../../supabase/functions/_shared/platform/errors.ts";
 
 type RefreshName = (typeof REFRESH_CONFIG_REQUIRED)[number];

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { parseScopeList } from "../cafe24/scopes.ts";
 import { KEEP_ALIVE_WINDOW_MS, REFRESH_POLICIES, type RefreshPolicy } from "../refresh/scope.ts";
 import type { ConfigWarningCode } from "./errors.ts";
+import { SECRET_MIN_LENGTH } from "./secrets.ts";
 
 /**
  * Every environment variable the functions read, in one schema. Each function names the ones it
@@ -13,13 +14,6 @@ import type { ConfigWarningCode } from "./errors.ts";
  * fix without being shown the value.
  */
 const DEFAULT_API_BASE_URL = "https://{mall_id}.cafe24api.com";
-
-/**
- * The shortest secret accepted for signing OAuth states, and recommended for CRON_SECRET:
- * 32 characters of `openssl rand -base64 32` (44 characters) carry far more than the 128 bits a
- * guessed or brute-forced secret would need.
- */
-export const SECRET_MIN_LENGTH = 32;
 
 /**
  * A run stops claiming connections once the function has used this much CPU since the run

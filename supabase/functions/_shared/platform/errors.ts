@@ -3,7 +3,7 @@
  * tests switch on them. Messages are ours, short, and never carry a token, a secret or an
  * upstream body.
  */
-import { SECRET_MIN_LENGTH } from "./config.ts";
+import { SECRET_MIN_LENGTH } from "./secrets.ts";
 
 /** Errors a function answers a request with, and the HTTP status of each. */
 export const REQUEST_ERRORS = {

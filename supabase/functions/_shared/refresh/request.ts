@@ -1,7 +1,7 @@
 import { RequestError } from "../platform/errors.ts";
 import { prefersRespondAsync } from "../platform/http.ts";
 import { isValidMallId } from "../cafe24/mall_id.ts";
-import type { RunTrigger } from "./store.ts";
+import type { RunTrigger } from "./scope.ts";
 
 /** What a caller of cafe24-refresh asked for, validated. */
 export interface RefreshRequestOptions {

@@ -1,5 +1,3 @@
-import type { RefreshSettings } from "../platform/config.ts";
-import type { RunTrigger } from "./store.ts";
 
 /**
  * What a run covers, decided once when it starts and recorded with it (refresh_runs): every
@@ -63,6 +61,16 @@ export interface RunScope {
   tickId: number | null;
 }
 
+/** Who started a run. `token`: cafe24-token, refreshing the one connection whose token it hands out. */
+export type RunTrigger = "cron" | "manual" | "user" | "cli" | "token";
+
+/** The settings a scope is decided from (a subset of the refresh run's settings). */
+export interface ScopeSettings {
+  refreshMarginMs: number;
+  policy: RefreshPolicy;
+  keepAliveWindowMs: number;
+}
+
 export interface ScopeRequest {
   trigger: RunTrigger;
   force: boolean;
@@ -84,7 +92,7 @@ export interface ScopeRequest {
  */
 export function runScope(
   request: ScopeRequest,
-  settings: Pick<RefreshSettings, "refreshMarginMs" | "policy" | "keepAliveWindowMs">,
+  settings: ScopeSettings,
 ): RunScope {
   const userForce = request.force && request.trigger === "user";
   return {

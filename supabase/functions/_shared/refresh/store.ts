@@ -1,5 +1,5 @@
 import type postgres from "postgres";
-import type { RunScope } from "./scope.ts";
+import type { RunScope, RunTrigger } from "./scope.ts";
 import { CENSUS_VERDICTS, type CensusVerdict } from "./skip_reasons.ts";
 
 /**
@@ -9,8 +9,6 @@ import { CENSUS_VERDICTS, type CensusVerdict } from "./skip_reasons.ts";
  * which is also the id of the leases it takes, and the SQL reads the scope from the run's row.
  */
 
-/** `token`: a run cafe24-token starts to refresh the one connection whose token it hands out. */
-export type RunTrigger = "cron" | "manual" | "user" | "cli" | "token";
 export type RunMode = "sync" | "async";
 
 export interface RunStart {
