@@ -9,10 +9,9 @@
  */
 import { parseAuthorizeRequest, startAuthorization } from "../_shared/connect/authorize.ts";
 import { createConnectStore } from "../_shared/connect/store.ts";
-import { AUTHORIZE_CONFIG_REQUIRED } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
-import { openConfiguredRequest, requireSignedInUser } from "../_shared/platform/handler.ts";
+import { enter } from "../_shared/platform/handler.ts";
 import {
   errorResponse,
   jsonResponse,
@@ -25,16 +24,10 @@ import { logEvent } from "../_shared/platform/log.ts";
 const FUNCTION = "cafe24-authorize";
 
 async function handle(request: Request): Promise<Response> {
-  const opened = openConfiguredRequest(
-    request,
-    FUNCTION,
-    ["GET", "POST"],
-    AUTHORIZE_CONFIG_REQUIRED,
-  );
-  if (opened instanceof Response) return opened;
-  const { config, headers } = opened;
-  const user = await requireSignedInUser(request, config, FUNCTION, headers);
-  if (user instanceof Response) return user;
+  const entered = await enter(request, FUNCTION, { callers: { GET: ["user"], POST: ["user"] } });
+  if (entered instanceof Response) return entered;
+  const { config, headers, caller } = entered;
+  const user = { id: caller.userId };
 
   let url: URL;
   try {

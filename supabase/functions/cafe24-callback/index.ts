@@ -16,15 +16,13 @@ import {
 import { completeConnection } from "../_shared/connect/completion.ts";
 import { connectResponse } from "../_shared/connect/response.ts";
 import { createConnectStore } from "../_shared/connect/store.ts";
-import { CALLBACK_CONFIG_REQUIRED, type Config, loadConfig } from "../_shared/platform/config.ts";
+import { CALLBACK_CONFIG_REQUIRED, type Config, configRules } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
-import { requireSignedInUser } from "../_shared/platform/handler.ts";
+import { enter } from "../_shared/platform/handler.ts";
 import {
-  configErrorResponse,
   errorResponse,
   jsonResponse,
-  openRequest,
   requestErrorResponse,
   requestParameters,
 } from "../_shared/platform/http.ts";
@@ -48,31 +46,31 @@ function connectDeps(config: Config<(typeof CALLBACK_CONFIG_REQUIRED)[number]>):
 }
 
 async function handle(request: Request): Promise<Response> {
-  const env = Deno.env.toObject();
-  const { cors, early } = openRequest(request, env, ["GET", "POST"]);
-  if (early !== null) return early;
-
-  const loaded = loadConfig(env, CALLBACK_CONFIG_REQUIRED);
-  if (request.method === "POST") {
-    if (!loaded.ok) return configErrorResponse(FUNCTION, loaded.code, loaded.names, cors);
-    return await complete(request, loaded.config, cors);
-  }
-
-  const returnUrl = URL.canParse(env.CAFE24_APP_RETURN_URL ?? "")
-    ? env.CAFE24_APP_RETURN_URL!
+  const returnUrl = URL.canParse(Deno.env.get("CAFE24_APP_RETURN_URL") ?? "")
+    ? Deno.env.get("CAFE24_APP_RETURN_URL")!
     : null;
-  if (!loaded.ok) {
-    logEvent("error", "config_missing", {
-      function: FUNCTION,
-      names: loaded.names,
-      rules: loaded.rules,
-    });
-    return connectResponse({ ok: false, reason: loaded.code }, returnUrl, cors);
-  }
+  const entered = await enter(request, FUNCTION, {
+    callers: { GET: ["anyone"], POST: ["user"] },
+    // Cafe24 sends the browser here: a configuration error sends it back to the app, which
+    // shows it (`?cafe24=error&reason=CONFIG_…`); the completion answers JSON like every call.
+    configError: (code, names, headers) => {
+      if (request.method !== "GET") return null;
+      logEvent("error", "config_missing", {
+        function: FUNCTION,
+        names,
+        rules: configRules(code, names),
+      });
+      return connectResponse({ ok: false, reason: code }, returnUrl, headers);
+    },
+  });
+  if (entered instanceof Response) return entered;
+  const { config, caller, headers: cors } = entered;
+  if (caller.kind === "user") return await complete(request, caller.userId, config, cors);
+
   let outcome: CallbackOutcome;
   try {
     outcome = await finishAuthorization(
-      connectDeps(loaded.config),
+      connectDeps(config),
       callbackParameters(new URL(request.url)),
     );
   } catch {
@@ -84,18 +82,17 @@ async function handle(request: Request): Promise<Response> {
 
 async function complete(
   request: Request,
+  userId: string,
   config: Config<(typeof CALLBACK_CONFIG_REQUIRED)[number]>,
   cors: Record<string, string>,
 ): Promise<Response> {
-  const user = await requireSignedInUser(request, config, FUNCTION, cors);
-  if (user instanceof Response) return user;
   try {
     // The handle travels in the body only: a query string ends up in access logs.
     if (new URL(request.url).searchParams.has("handle")) {
       throw new RequestError("INVALID_REQUEST", { detail: "send the handle in a JSON body" });
     }
     const { handle } = await requestParameters(request);
-    const connected = await completeConnection(connectDeps(config), user.id, handle);
+    const connected = await completeConnection(connectDeps(config), userId, handle);
     return jsonResponse(
       {
         connected: true,
@@ -108,7 +105,7 @@ async function complete(
     );
   } catch (error) {
     if (error instanceof RequestError) return requestErrorResponse(error, cors);
-    logEvent("error", "cafe24_connect_crashed", { user_id: user.id });
+    logEvent("error", "cafe24_connect_crashed", { user_id: userId });
     return errorResponse("INTERNAL_ERROR", {}, cors);
   }
 }

@@ -13,24 +13,21 @@
  * verify_jwt is off in config.toml for the same reason as cafe24-authorize: every answer, 401
  * included, carries CORS headers and this project's error body.
  */
-import { USER_AUTH_CONFIG_REQUIRED } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
-import { openConfiguredRequest, requireSignedInUser } from "../_shared/platform/handler.ts";
+import { enter } from "../_shared/platform/handler.ts";
 import { bearerToken, errorResponse, jsonResponse } from "../_shared/platform/http.ts";
 import { logEvent } from "../_shared/platform/log.ts";
 import { jwtClaimsJson, readConnectionsAsUser } from "./read.ts";
 
 const FUNCTION = "cafe24-connections";
-const REQUIRED = [...USER_AUTH_CONFIG_REQUIRED, "SUPABASE_DB_URL"] as const;
 
 async function handle(request: Request): Promise<Response> {
-  const opened = openConfiguredRequest(request, FUNCTION, ["GET"], REQUIRED, {
-    "Cache-Control": "no-store",
+  const entered = await enter(request, FUNCTION, {
+    callers: { GET: ["user"] },
+    headers: { "Cache-Control": "no-store" },
   });
-  if (opened instanceof Response) return opened;
-  const { config, headers } = opened;
-  const user = await requireSignedInUser(request, config, FUNCTION, headers);
-  if (user instanceof Response) return user;
+  if (entered instanceof Response) return entered;
+  const { config, headers, caller: user } = entered;
 
   try {
     // The payload of the token requireSignedInUser has just accepted: the claims PostgREST would set.
@@ -40,7 +37,7 @@ async function handle(request: Request): Promise<Response> {
     );
     return jsonResponse({ connections }, 200, headers);
   } catch {
-    logEvent("error", "cafe24_connections_read_failed", { user_id: user.id });
+    logEvent("error", "cafe24_connections_read_failed", { user_id: user.userId });
     return errorResponse("DATABASE_UNAVAILABLE", {}, headers);
   }
 }

@@ -11,46 +11,28 @@
  * verify_jwt is off in config.toml: the secret key is not always a JWT, and every answer, 401
  * included, carries CORS headers and this project's error body.
  */
-import {
-  disconnect,
-  type DisconnectCaller,
-  parseDisconnectRequest,
-} from "../_shared/connect/disconnect.ts";
+import { disconnect, parseDisconnectRequest } from "../_shared/connect/disconnect.ts";
 import { createLifecycleStore } from "../_shared/connect/lifecycle_store.ts";
-import { presentsSecretApiKey } from "../_shared/platform/api_keys.ts";
-import {
-  type Config,
-  DISCONNECT_CONFIG_REQUIRED,
-  loadConfig,
-  USER_AUTH_CONFIG_REQUIRED,
-} from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
-import { openConfiguredRequest, requireSignedInUser } from "../_shared/platform/handler.ts";
+import { enter } from "../_shared/platform/handler.ts";
 import {
-  bearerToken,
-  configErrorResponse,
   errorResponse,
   jsonResponse,
   requestErrorResponse,
   requestParameters,
 } from "../_shared/platform/http.ts";
 import { logEvent } from "../_shared/platform/log.ts";
-import { looksLikeJwt } from "../_shared/platform/user_auth.ts";
 
 const FUNCTION = "cafe24-disconnect";
 
-type DisconnectConfig = Config<(typeof DISCONNECT_CONFIG_REQUIRED)[number]>;
-
 async function handle(request: Request): Promise<Response> {
-  const opened = openConfiguredRequest(request, FUNCTION, ["POST"], DISCONNECT_CONFIG_REQUIRED, {
-    "Cache-Control": "no-store",
+  const entered = await enter(request, FUNCTION, {
+    callers: { POST: ["app", "user"] },
+    headers: { "Cache-Control": "no-store" },
   });
-  if (opened instanceof Response) return opened;
-  const { env, config, headers } = opened;
-
-  const caller = await identifyCaller(request, env, config, headers);
-  if (caller instanceof Response) return caller;
+  if (entered instanceof Response) return entered;
+  const { config, headers, caller } = entered;
 
   try {
     const target = parseDisconnectRequest(await requestParameters(request));
@@ -73,22 +55,6 @@ async function handle(request: Request): Promise<Response> {
     logEvent("error", "cafe24_disconnect_crashed", {});
     return errorResponse("INTERNAL_ERROR", {}, headers);
   }
-}
-
-/** The app's secret key, else a signed-in user; a 401 (or config error) response otherwise. */
-async function identifyCaller(
-  request: Request,
-  env: Record<string, string | undefined>,
-  config: DisconnectConfig,
-  headers: Record<string, string>,
-): Promise<DisconnectCaller | Response> {
-  if (presentsSecretApiKey(request, config)) return { kind: "app" };
-  const bearer = bearerToken(request);
-  if (bearer === null || !looksLikeJwt(bearer)) return errorResponse("UNAUTHORIZED", {}, headers);
-  const loaded = loadConfig(env, USER_AUTH_CONFIG_REQUIRED);
-  if (!loaded.ok) return configErrorResponse(FUNCTION, loaded.code, loaded.names, headers);
-  const user = await requireSignedInUser(request, loaded.config, FUNCTION, headers);
-  return user instanceof Response ? user : { kind: "user", userId: user.id };
 }
 
 export default { fetch: handle } satisfies Deno.ServeDefaultExport;

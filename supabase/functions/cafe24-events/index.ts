@@ -10,23 +10,16 @@
 import { deliverEvents } from "../_shared/events/deliver.ts";
 import { createEventStore } from "../_shared/events/store.ts";
 import { continueAfterResponse } from "../_shared/platform/background.ts";
-import {
-  EVENTS_CONFIG_REQUIRED,
-  eventWebhookSettings,
-  loadConfig,
-} from "../_shared/platform/config.ts";
+import { eventWebhookSettings } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
-import { RequestError } from "../_shared/platform/errors.ts";
+import { enter } from "../_shared/platform/handler.ts";
 import {
   configErrorResponse,
   errorResponse,
   jsonResponse,
-  openRequest,
   prefersRespondAsync,
-  requestErrorResponse,
 } from "../_shared/platform/http.ts";
 import { logEvent } from "../_shared/platform/log.ts";
-import { identifyRefreshCaller } from "../_shared/refresh/caller.ts";
 
 const FUNCTION = "cafe24-events";
 
@@ -34,26 +27,15 @@ const FUNCTION = "cafe24-events";
 const UNCONFIGURED_DEFERRAL_MS = 60 * 60_000;
 
 async function handle(request: Request): Promise<Response> {
-  const env = Deno.env.toObject();
-  const { cors, early } = openRequest(request, env, ["POST"]);
-  if (early !== null) return early;
-
-  // The scheduler's credential, exactly as cafe24-refresh checks it; a user has no business here.
-  try {
-    const caller = await identifyRefreshCaller(request, env);
-    if (caller.kind !== "secret") return errorResponse("UNAUTHORIZED", {}, cors);
-  } catch (error) {
-    if (error instanceof RequestError) return requestErrorResponse(error, cors);
-    throw error;
-  }
-
-  const loaded = loadConfig(env, EVENTS_CONFIG_REQUIRED);
-  if (!loaded.ok) return configErrorResponse(FUNCTION, loaded.code, loaded.names, cors);
-  const webhook = eventWebhookSettings(loaded.config);
+  // The scheduler's credential, as cafe24-refresh checks it; a user has no business here.
+  const entered = await enter(request, FUNCTION, { callers: { POST: ["secret"] } });
+  if (entered instanceof Response) return entered;
+  const { config, headers: cors } = entered;
+  const webhook = eventWebhookSettings(config);
   if (webhook !== null && "missing" in webhook) {
     return configErrorResponse(FUNCTION, "CONFIG_MISSING", webhook.missing, cors);
   }
-  const store = createEventStore(database(loaded.config.SUPABASE_DB_URL));
+  const store = createEventStore(database(config.SUPABASE_DB_URL));
 
   if (webhook === null) {
     try {

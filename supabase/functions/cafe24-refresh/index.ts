@@ -4,26 +4,19 @@
  * their own access token ("refresh now"), who only reach their own connections. verify_jwt is off
  * in config.toml (the cron secret is not a JWT), so this code is the only gate and fails closed.
  */
-import {
-  configWarnings,
-  loadConfig,
-  REFRESH_CONFIG_REQUIRED,
-  refreshSettings,
-} from "../_shared/platform/config.ts";
+import { configWarnings, refreshSettings } from "../_shared/platform/config.ts";
 import { continueAfterResponse } from "../_shared/platform/background.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
+import { enter } from "../_shared/platform/handler.ts";
 import {
-  configErrorResponse,
   errorResponse,
   jsonResponse,
-  openRequest,
   rateLimitedResponse,
   requestErrorResponse,
   requestParameters,
 } from "../_shared/platform/http.ts";
 import { logEvent } from "../_shared/platform/log.ts";
-import { identifyRefreshCaller } from "../_shared/refresh/caller.ts";
 import { parseRefreshRequest } from "../_shared/refresh/request.ts";
 import {
   beginRefreshRun,
@@ -38,21 +31,12 @@ import { createUserRefreshThrottle } from "../_shared/refresh/throttle.ts";
 const FUNCTION = "cafe24-refresh";
 
 async function handle(request: Request): Promise<Response> {
-  const env = Deno.env.toObject();
-  const { cors, early } = openRequest(request, env, ["GET", "POST"]);
-  if (early !== null) return early;
-
-  let caller;
-  try {
-    caller = await identifyRefreshCaller(request, env);
-  } catch (error) {
-    if (error instanceof RequestError) return requestErrorResponse(error, cors);
-    throw error;
-  }
-
-  const loaded = loadConfig(env, REFRESH_CONFIG_REQUIRED);
-  if (!loaded.ok) return configErrorResponse(FUNCTION, loaded.code, loaded.names, cors);
-  const configured = refreshSettings(loaded.config);
+  const entered = await enter(request, FUNCTION, {
+    callers: { GET: ["secret", "user"], POST: ["secret", "user"] },
+  });
+  if (entered instanceof Response) return entered;
+  const { config, caller, headers: cors } = entered;
+  const configured = refreshSettings(config);
 
   let options;
   try {
@@ -68,7 +52,7 @@ async function handle(request: Request): Promise<Response> {
     maxConnectionsPerRun: Math.min(configured.maxConnectionsPerRun, options.maxConnections),
   };
 
-  const sql = database(loaded.config.SUPABASE_DB_URL, settings.poolSize);
+  const sql = database(config.SUPABASE_DB_URL, settings.poolSize);
   const store = createRefreshStore(sql);
   const runRequest: RunRequest = {
     trigger: options.trigger,
@@ -77,14 +61,14 @@ async function handle(request: Request): Promise<Response> {
     mallId: options.mallId,
     userId: caller.kind === "user" ? caller.userId : null,
     tickId: options.tickId,
-    warnings: configWarnings(loaded.config),
+    warnings: configWarnings(config),
   };
   let run;
   try {
     if (caller.kind === "user") {
       const start = await createUserRefreshThrottle(sql).tryStart(
         caller.userId,
-        loaded.config.CAFE24_USER_REFRESH_INTERVAL_S,
+        config.CAFE24_USER_REFRESH_INTERVAL_S,
       );
       if (!start.allowed) return rateLimitedResponse(start.retryAfterSeconds, cors);
       const nothing = await summaryIfNothingInScope({ store }, runRequest);

@@ -9,19 +9,17 @@
  * _shared/platform/api_keys.ts): never CRON_SECRET, never a user's session. verify_jwt is off in
  * config.toml because an sb_secret_… key is not a JWT; this code is the only gate.
  */
-import { presentsSecretApiKey } from "../_shared/platform/api_keys.ts";
-import { REFRESH_CONFIG_REQUIRED, refreshSettings } from "../_shared/platform/config.ts";
+import { refreshSettings } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
-import { openConfiguredRequest } from "../_shared/platform/handler.ts";
+import { enter } from "../_shared/platform/handler.ts";
 import {
-  bearerToken,
   errorResponse,
   jsonResponse,
   requestErrorResponse,
   requestParameters,
 } from "../_shared/platform/http.ts";
-import { countUnauthenticated, logEvent } from "../_shared/platform/log.ts";
+import { logEvent } from "../_shared/platform/log.ts";
 import { getCafe24AccessToken } from "../_shared/tokens/get_token.ts";
 import { parseTokenRequest } from "../_shared/tokens/request.ts";
 
@@ -29,23 +27,12 @@ const FUNCTION = "cafe24-token";
 
 async function handle(request: Request): Promise<Response> {
   // Every answer may carry a token or say something about one: no cache keeps it.
-  const opened = openConfiguredRequest(
-    request,
-    FUNCTION,
-    ["GET", "POST"],
-    REFRESH_CONFIG_REQUIRED,
-    {
-      "Cache-Control": "no-store",
-    },
-  );
-  if (opened instanceof Response) return opened;
-  const { config, headers } = opened;
-
-  if (!presentsSecretApiKey(request, config)) {
-    const presented = request.headers.get("apikey") !== null || bearerToken(request) !== null;
-    countUnauthenticated(FUNCTION, presented ? "wrong_api_key" : "no_credentials");
-    return errorResponse("UNAUTHORIZED", {}, headers);
-  }
+  const entered = await enter(request, FUNCTION, {
+    callers: { GET: ["app"], POST: ["app"] },
+    headers: { "Cache-Control": "no-store" },
+  });
+  if (entered instanceof Response) return entered;
+  const { config, headers } = entered;
 
   try {
     const { authSettingsId, mallId, minValidS } = parseTokenRequest(

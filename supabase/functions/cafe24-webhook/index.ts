@@ -17,18 +17,13 @@ import { createLifecycleStore } from "../_shared/connect/lifecycle_store.ts";
 import { continueAfterResponse } from "../_shared/platform/background.ts";
 import {
   type Config,
-  loadConfig,
   REFRESH_CONFIG_REQUIRED,
   refreshSettings,
 } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
-import {
-  jsonResponse,
-  openRequest,
-  readBodyText,
-  requestErrorResponse,
-} from "../_shared/platform/http.ts";
+import { enter } from "../_shared/platform/handler.ts";
+import { jsonResponse, readBodyText, requestErrorResponse } from "../_shared/platform/http.ts";
 import { logEvent } from "../_shared/platform/log.ts";
 import { beginRefreshRun } from "../_shared/refresh/run.ts";
 import { createRefreshStore } from "../_shared/refresh/store.ts";
@@ -38,10 +33,18 @@ const FUNCTION = "cafe24-webhook";
 type WebhookConfig = Config<(typeof REFRESH_CONFIG_REQUIRED)[number]>;
 
 async function handle(request: Request): Promise<Response> {
-  const env = Deno.env.toObject();
-  const { cors, early } = openRequest(request, env, ["POST"]);
-  if (early !== null) return early;
-  const received = () => jsonResponse({ received: true }, 200, cors);
+  const received = (headers: Record<string, string>) =>
+    jsonResponse({ received: true }, 200, headers);
+  const entered = await enter(request, FUNCTION, {
+    callers: { POST: ["anyone"] },
+    // A notice is answered the same whatever the configuration: it tells a sender nothing.
+    configError: (_code, names, headers) => {
+      logEvent("error", "config_missing", { function: FUNCTION, names });
+      return received(headers);
+    },
+  });
+  if (entered instanceof Response) return entered;
+  const { config, headers: cors } = entered;
 
   let body: string;
   try {
@@ -51,16 +54,11 @@ async function handle(request: Request): Promise<Response> {
     if (error instanceof RequestError && error.code === "BODY_TOO_LARGE") {
       return requestErrorResponse(error, cors);
     }
-    return received();
+    return received(cors);
   }
-  const loaded = loadConfig(env, REFRESH_CONFIG_REQUIRED);
-  if (!loaded.ok) {
-    logEvent("error", "config_missing", { function: FUNCTION, names: loaded.names });
-    return received();
-  }
-  const notice = parseAppNotice(body, loaded.config.CAFE24_CLIENT_ID);
-  if (notice !== null) continueAfterResponse(verify(loaded.config, notice));
-  return received();
+  const notice = parseAppNotice(body, config.CAFE24_CLIENT_ID);
+  if (notice !== null) continueAfterResponse(verify(config, notice));
+  return received(cors);
 }
 
 async function verify(config: WebhookConfig, notice: AppNotice): Promise<void> {

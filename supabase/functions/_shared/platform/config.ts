@@ -135,6 +135,9 @@ const EnvSchema = z.object({
 export type Env = z.infer<typeof EnvSchema>;
 export type EnvName = keyof Env;
 
+/** Every variable the functions read. */
+export const ENV_NAMES = Object.keys(EnvSchema.shape) as EnvName[];
+
 export type Config<K extends EnvName> = Env & { [P in K]-?: NonNullable<Env[P]> };
 
 export type ConfigResult<K extends EnvName> =
@@ -167,19 +170,30 @@ export function configRules(
  * Parses the environment (a plain object, so tests pass their own). Empty strings count as
  * unset. Returns the names that are missing, or invalid, with the rule each breaks; never their
  * values.
+ *
+ * `uses` names the variables the calling function reads (FUNCTION_SETTINGS): only those can make
+ * it refuse. Any other variable that is set with an invalid value counts as unset (its default
+ * applies), so a setting of one function never stops another: a connect-flow secret of the wrong
+ * length must not stop the refreshes that keep every mall's grant alive. Without `uses`, every
+ * variable counts (for tools that check a whole configuration).
  */
 export function loadConfig<K extends EnvName>(
   env: Record<string, string | undefined>,
   required: readonly K[],
+  uses?: readonly EnvName[],
 ): ConfigResult<K> {
-  const present = Object.fromEntries(
-    Object.entries(env).filter(([name, value]) =>
-      name in EnvSchema.shape && value !== "" && value !== undefined
-    ),
-  );
-  const parsed = EnvSchema.safeParse(present);
-  if (!parsed.success) {
-    const names = [...new Set(parsed.error.issues.map((issue) => String(issue.path[0])))].sort();
+  const counted = uses === undefined ? null : new Set<string>([...uses, ...required]);
+  const shape = EnvSchema.shape as Record<string, z.ZodType>;
+  const present: Record<string, string> = {};
+  const invalid: string[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    const rule = shape[name];
+    if (rule === undefined || value === "" || value === undefined) continue;
+    if (rule.safeParse(value).success) present[name] = value;
+    else if (counted === null || counted.has(name)) invalid.push(name);
+  }
+  if (invalid.length > 0) {
+    const names = [...new Set(invalid)].sort();
     return {
       ok: false,
       code: "CONFIG_INVALID",
@@ -187,7 +201,8 @@ export function loadConfig<K extends EnvName>(
       rules: configRules("CONFIG_INVALID", names),
     };
   }
-  const missing = [...required.filter((name) => parsed.data[name] === undefined)].sort();
+  const parsed = EnvSchema.parse(present);
+  const missing = [...required.filter((name) => parsed[name] === undefined)].sort();
   if (missing.length > 0) {
     return {
       ok: false,
@@ -196,7 +211,7 @@ export function loadConfig<K extends EnvName>(
       rules: configRules("CONFIG_MISSING", missing),
     };
   }
-  return { ok: true, config: parsed.data as Config<K> };
+  return { ok: true, config: parsed as Config<K> };
 }
 
 /**
@@ -349,3 +364,110 @@ export function eventWebhookSettings(
   }
   return { url: config.CAFE24_EVENTS_WEBHOOK_URL, secret: config.CAFE24_EVENTS_WEBHOOK_SECRET };
 }
+
+/** What verifying a caller's credential reads: a user's JWT, the secret API key, CRON_SECRET. */
+const USER_AUTH_VARIABLES = [
+  "SUPABASE_URL",
+  "SUPABASE_ANON_KEY",
+  "SUPABASE_PUBLISHABLE_KEYS",
+] as const satisfies readonly EnvName[];
+const SECRET_KEY_VARIABLES = [
+  "SUPABASE_SECRET_KEYS",
+  "SUPABASE_SERVICE_ROLE_KEY",
+  "CAFE24_ACCEPT_SERVICE_ROLE_KEY",
+  "CRON_SECRET",
+] as const satisfies readonly EnvName[];
+const SCHEDULER_VARIABLES = ["CRON_SECRET"] as const satisfies readonly EnvName[];
+
+/** What calling Cafe24 as the app reads (token, revoke and shop requests). */
+const CAFE24_APP_VARIABLES = [
+  "CAFE24_API_BASE_URL",
+  "CAFE24_CLIENT_ID",
+  "CAFE24_CLIENT_SECRET_KEY",
+  "CAFE24_REQUEST_TIMEOUT_MS",
+  "CAFE24_API_VERSION",
+] as const satisfies readonly EnvName[];
+
+/** What refreshSettings reads: a refresh run's settings. */
+const REFRESH_VARIABLES = [
+  ...CAFE24_APP_VARIABLES,
+  "SUPABASE_DB_URL",
+  "CAFE24_REFRESH_MARGIN_SECONDS",
+  "CAFE24_REFRESH_CONCURRENCY",
+  "CAFE24_REFRESH_POOL_SIZE",
+  "CAFE24_RUN_BUDGET_MS",
+  "CAFE24_RUN_CPU_BUDGET_MS",
+  "CAFE24_REFRESH_POLICY",
+  "CAFE24_KEEP_ALIVE_WINDOW_S",
+  "CAFE24_MAX_CONNECTIONS_PER_RUN",
+] as const satisfies readonly EnvName[];
+
+/**
+ * Each function's settings: the variables it cannot work without (`required`) and every variable
+ * it reads (`uses`, the required ones included). A function refuses (CONFIG_MISSING or
+ * CONFIG_INVALID) only on its own variables; see loadConfig.
+ */
+export const FUNCTION_SETTINGS = {
+  "cafe24-authorize": {
+    required: AUTHORIZE_CONFIG_REQUIRED,
+    uses: [
+      ...AUTHORIZE_CONFIG_REQUIRED,
+      ...USER_AUTH_VARIABLES,
+      "CAFE24_API_BASE_URL",
+      "CORS_ALLOWED_ORIGINS",
+    ],
+  },
+  "cafe24-callback": {
+    required: CALLBACK_CONFIG_REQUIRED,
+    uses: [
+      ...CALLBACK_CONFIG_REQUIRED,
+      ...USER_AUTH_VARIABLES,
+      ...CAFE24_APP_VARIABLES,
+      "CORS_ALLOWED_ORIGINS",
+    ],
+  },
+  "cafe24-connections": {
+    required: [...USER_AUTH_CONFIG_REQUIRED, "SUPABASE_DB_URL"],
+    uses: [...USER_AUTH_VARIABLES, "SUPABASE_DB_URL", "CORS_ALLOWED_ORIGINS"],
+  },
+  "cafe24-disconnect": {
+    required: DISCONNECT_CONFIG_REQUIRED,
+    uses: [
+      ...DISCONNECT_CONFIG_REQUIRED,
+      ...CAFE24_APP_VARIABLES,
+      ...USER_AUTH_VARIABLES,
+      ...SECRET_KEY_VARIABLES,
+      "CORS_ALLOWED_ORIGINS",
+    ],
+  },
+  "cafe24-events": {
+    required: EVENTS_CONFIG_REQUIRED,
+    uses: [
+      ...EVENTS_CONFIG_REQUIRED,
+      ...SCHEDULER_VARIABLES,
+      "CAFE24_EVENTS_WEBHOOK_URL",
+      "CAFE24_EVENTS_WEBHOOK_SECRET",
+      "CORS_ALLOWED_ORIGINS",
+    ],
+  },
+  "cafe24-refresh": {
+    required: REFRESH_CONFIG_REQUIRED,
+    uses: [
+      ...REFRESH_VARIABLES,
+      ...SCHEDULER_VARIABLES,
+      ...USER_AUTH_VARIABLES,
+      "CAFE24_USER_REFRESH_INTERVAL_S",
+      "CORS_ALLOWED_ORIGINS",
+    ],
+  },
+  "cafe24-token": {
+    required: REFRESH_CONFIG_REQUIRED,
+    uses: [...REFRESH_VARIABLES, ...SECRET_KEY_VARIABLES, "CORS_ALLOWED_ORIGINS"],
+  },
+  "cafe24-webhook": {
+    required: REFRESH_CONFIG_REQUIRED,
+    uses: [...REFRESH_VARIABLES, "CORS_ALLOWED_ORIGINS"],
+  },
+} as const satisfies Record<string, { required: readonly EnvName[]; uses: readonly EnvName[] }>;
+
+export type FunctionName = keyof typeof FUNCTION_SETTINGS;

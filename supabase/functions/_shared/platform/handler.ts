@@ -1,60 +1,88 @@
 /**
- * The steps every function's handler takes before its own work, each defined once: open the
- * request (CORS, method, body size), load the configuration it needs, and, for the functions a
- * signed-in user calls, verify that user. Each returns either what the handler goes on with or
- * the response that already ends the request.
+ * Every function's front door, defined once: open the request (CORS, method, body size), know
+ * the caller, then load the function's own configuration. The order is the point:
+ *   - the caller is known before any configuration error is answered, so nobody but a caller
+ *     with a credential learns how a function is configured (only what authentication itself
+ *     needs is checked first: CRON_SECRET for the scheduler, SUPABASE_URL and a public key for
+ *     users);
+ *   - only the variables the function uses (FUNCTION_SETTINGS) can make it refuse, so a setting
+ *     of one function never stops another.
+ * Returns what the handler goes on with, or the response that already ends the request.
  */
-import { type Config, type EnvName, loadConfig, userAuthSettings } from "./config.ts";
-import { configErrorResponse, errorResponse, openRequest } from "./http.ts";
-import { countUnauthenticated } from "./log.ts";
-import { type AuthenticatedUser, authenticateRequest } from "./user_auth.ts";
+import { type Caller, type CallerKind, identifyCaller } from "./caller.ts";
+import { type Config, FUNCTION_SETTINGS, type FunctionName, loadConfig } from "./config.ts";
+import { RequestError } from "./errors.ts";
+import { configErrorResponse, openRequest, requestErrorResponse } from "./http.ts";
 
-export interface OpenedRequest<K extends EnvName> {
+type Required<F extends FunctionName> = (typeof FUNCTION_SETTINGS)[F]["required"][number];
+
+/** A caller without a credential, where a method is open to all. */
+export type Anyone = { kind: "anyone" };
+
+export interface FrontDoor<K extends CallerKind | "anyone"> {
+  /**
+   * The methods answered, each with the callers it accepts. `anyone` opens a method to all (its
+   * own gate comes later, e.g. the callback's signed state).
+   */
+  callers: Readonly<Record<string, readonly K[]>>;
+  /** The handler's own headers (e.g. Cache-Control), sent with every answer. */
+  headers?: Record<string, string>;
+  /**
+   * How a configuration error is answered; by default 500 with the names and their rules. The
+   * callback's GET sends the browser back to the app instead.
+   */
+  configError?: (
+    code: "CONFIG_MISSING" | "CONFIG_INVALID",
+    names: string[],
+    headers: Record<string, string>,
+  ) => Response | null;
+}
+
+export interface Entered<F extends FunctionName, K extends CallerKind | "anyone"> {
   env: Record<string, string | undefined>;
-  config: Config<K>;
-  /** CORS headers plus the handler's own (e.g. Cache-Control): sent with every answer. */
+  config: Config<Required<F>>;
+  caller: Extract<Caller | Anyone, { kind: K }>;
+  /** CORS headers plus the handler's own: sent with every answer. */
   headers: Record<string, string>;
 }
 
-/**
- * `openRequest`, then `loadConfig(required)`: a preflight, a refused method or body, or a missing
- * or invalid setting (500 naming it, logged) ends the request here.
- */
-export function openConfiguredRequest<K extends EnvName>(
+export async function enter<F extends FunctionName, K extends CallerKind | "anyone">(
   request: Request,
-  functionName: string,
-  methods: readonly string[],
-  required: readonly K[],
-  extraHeaders: Record<string, string> = {},
-): OpenedRequest<K> | Response {
+  functionName: F,
+  door: FrontDoor<K>,
+): Promise<Entered<F, K> | Response> {
   const env = Deno.env.toObject();
-  const { cors, early } = openRequest(request, env, methods);
+  const { cors, early } = openRequest(request, env, Object.keys(door.callers));
   if (early !== null) return early;
-  const headers = { ...cors, ...extraHeaders };
-  const loaded = loadConfig(env, required);
-  if (!loaded.ok) return configErrorResponse(functionName, loaded.code, loaded.names, headers);
-  return { env, config: loaded.config, headers };
-}
+  const headers = { ...cors, ...door.headers };
 
-/**
- * The user behind `Authorization: Bearer <access token>`; otherwise 401 UNAUTHORIZED (counted,
- * never logged one by one: a flood of bad tokens must not flood the log), or 500 when the
- * project's publishable key is not configured.
- */
-export async function requireSignedInUser(
-  request: Request,
-  config: Config<"SUPABASE_URL">,
-  functionName: string,
-  headers: Record<string, string>,
-): Promise<AuthenticatedUser | Response> {
-  const auth = userAuthSettings(config);
-  if ("missing" in auth) {
-    return configErrorResponse(functionName, "CONFIG_MISSING", auth.missing, headers);
+  const accepts = door.callers[request.method] ?? [];
+  let caller: Caller | Anyone = { kind: "anyone" };
+  if (!accepts.includes("anyone" as K)) {
+    try {
+      caller = await identifyCaller(
+        request,
+        env,
+        functionName,
+        accepts.filter((kind): kind is K & CallerKind => kind !== "anyone"),
+      );
+    } catch (error) {
+      if (error instanceof RequestError) return requestErrorResponse(error, headers);
+      throw error;
+    }
   }
-  const user = await authenticateRequest(request, auth);
-  if (user === null) {
-    countUnauthenticated(functionName, "invalid_jwt");
-    return errorResponse("UNAUTHORIZED", {}, headers);
+
+  const settings = FUNCTION_SETTINGS[functionName];
+  const loaded = loadConfig<Required<F>>(env, settings.required, settings.uses);
+  if (!loaded.ok) {
+    return door.configError?.(loaded.code, loaded.names, headers) ??
+      configErrorResponse(functionName, loaded.code, loaded.names, headers);
   }
-  return user;
+  // identifyCaller returns only the kinds it was given.
+  return {
+    env,
+    config: loaded.config,
+    caller: caller as Extract<Caller | Anyone, { kind: K }>,
+    headers,
+  };
 }

@@ -1,4 +1,3 @@
-
 /**
  * What a run covers, decided once when it starts and recorded with it (refresh_runs): every
  * claim, count and settle of the run reads it from there. Which connections are due under a scope

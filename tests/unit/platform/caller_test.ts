@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { identifyRefreshCaller } from "../../../supabase/functions/_shared/refresh/caller.ts";
+import { identifyCaller } from "../../../supabase/functions/_shared/platform/caller.ts";
 import { requestParameters } from "../../../supabase/functions/_shared/platform/http.ts";
 import { RequestError } from "../../../supabase/functions/_shared/platform/errors.ts";
 import { signBody } from "../../../supabase/functions/_shared/platform/signature.ts";
@@ -7,6 +7,9 @@ import { signBody } from "../../../supabase/functions/_shared/platform/signature
 const SECRET = "cron-secret-of-at-least-32-characters!";
 const ENV = { CRON_SECRET: SECRET };
 const URL_ = "https://ref.supabase.co/functions/v1/cafe24-refresh";
+/** cafe24-refresh's callers: the scheduler (or an operator with CRON_SECRET) and users. */
+const identifyRefreshCaller = (request: Request, env: Record<string, string>) =>
+  identifyCaller(request, env, "cafe24-refresh", ["secret", "user"]);
 const BODY = '{"trigger": "cron", "max_connections": 60}';
 
 function signed(
@@ -26,7 +29,7 @@ function signed(
 }
 
 async function refused(request: Request): Promise<string> {
-  const error = await identifyRefreshCaller(request, ENV).then(() => null, (e) => e);
+  const error = await identifyRefreshCaller(request, ENV).then(() => null, (e: unknown) => e);
   assert.ok(error instanceof RequestError, "refused");
   return error.code;
 }
@@ -56,4 +59,29 @@ Deno.test("identifyRefreshCaller() still takes CRON_SECRET itself from an operat
   assert.deepEqual(await identifyRefreshCaller(request, ENV), { kind: "secret" });
   const wrong = new Request(URL_, { method: "POST", headers: { "x-cron-secret": "nope" } });
   assert.equal(await refused(wrong), "UNAUTHORIZED");
+});
+
+Deno.test("identifyCaller() takes only the kinds a function accepts", async () => {
+  const apiKey = "sb_secret_0123456789abcdefghijklmnop";
+  const env = { ...ENV, SUPABASE_SECRET_KEYS: JSON.stringify({ default: apiKey }) };
+  const withKey = () => new Request(URL_, { method: "POST", headers: { apikey: apiKey } });
+  assert.deepEqual(await identifyCaller(withKey(), env, "cafe24-token", ["app"]), { kind: "app" });
+  const refused = await identifyCaller(withKey(), env, "cafe24-refresh", ["secret", "user"])
+    .then(() => null, (e: unknown) => e);
+  assert.ok(refused instanceof RequestError && refused.code === "UNAUTHORIZED");
+  // CRON_SECRET is no secret API key, even where both are accepted.
+  const cron = new Request(URL_, { method: "POST", headers: { apikey: SECRET } });
+  const notKey = await identifyCaller(cron, env, "cafe24-token", ["app"])
+    .then(() => null, (e: unknown) => e);
+  assert.ok(notKey instanceof RequestError && notKey.code === "UNAUTHORIZED");
+});
+
+Deno.test("identifyCaller() needs CRON_SECRET only where the scheduler is a caller", async () => {
+  const request = new Request(URL_, { method: "POST", headers: { "x-cron-secret": SECRET } });
+  const unset = await identifyCaller(request, {}, "cafe24-events", ["secret"])
+    .then(() => null, (e: unknown) => e);
+  assert.ok(unset instanceof RequestError && unset.code === "CRON_SECRET_NOT_CONFIGURED");
+  const keyOnly = await identifyCaller(request, {}, "cafe24-token", ["app"])
+    .then(() => null, (e: unknown) => e);
+  assert.ok(keyOnly instanceof RequestError && keyOnly.code === "UNAUTHORIZED");
 });
