@@ -112,8 +112,16 @@ export function refreshWithoutSecret(probe: Probe): Verdict {
 export function refreshWithSecret(probe: Probe): Verdict {
   const common = commonProbe("cafe24-refresh", probe);
   if (common !== null) return common;
-  const body = probe.body as { run_id?: unknown; scanned?: unknown } | null;
+  const body = probe.body as { run_id?: unknown; scanned?: unknown; warnings?: unknown } | null;
   if (probe.status === 200 && typeof body?.run_id === "string") {
+    const warnings = Array.isArray(body.warnings) ? body.warnings.map(String) : [];
+    if (warnings.length > 0) {
+      // The runs go on (a warning never stops them), so the check passes, saying what to fix.
+      return pass(
+        `CRON_SECRET accepted; a run reached the database; WARNINGS ${warnings.join(", ")}: ` +
+          "see the run's summary and the functions' log line config_value_ignored",
+      );
+    }
     return pass(`CRON_SECRET accepted; a run reached the database (scanned ${body.scanned})`);
   }
   if (probe.status === 401) {

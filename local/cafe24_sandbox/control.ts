@@ -78,6 +78,8 @@ function settingsChanges(body: Record<string, unknown>): Partial<SandboxSettings
   if (revokesOlder !== undefined) changes.newGrantRevokesOlderPairs = revokesOlder;
   const answer = field<SandboxSettings["appDeletedRefresh"]>(body, "app_deleted_refresh", isString);
   if (answer !== undefined) changes.appDeletedRefresh = answer;
+  const withRead = field<boolean>(body, "write_scope_grants_read", isBoolean);
+  if (withRead !== undefined) changes.writeScopeGrantsRead = withRead;
   return changes;
 }
 
@@ -86,6 +88,7 @@ function settingsJson(settings: SandboxSettings): Record<string, unknown> {
     consent_page: settings.consentPage,
     new_grant_revokes_older_pairs: settings.newGrantRevokesOlderPairs,
     app_deleted_refresh: settings.appDeletedRefresh,
+    write_scope_grants_read: settings.writeScopeGrantsRead,
   };
 }
 

@@ -71,6 +71,7 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
     consentPage: false,
     newGrantRevokesOlderPairs: true,
     appDeletedRefresh: "invalid_grant",
+    writeScopeGrantsRead: false,
     ...checkSettings(options),
   };
   const state = new SandboxState(

@@ -403,7 +403,14 @@ export class SandboxState {
     entry.used = true;
     // Completing an authorization is how an owner installs a deleted app again.
     mall.config.appDeleted = false;
-    return { ok: true, pair: this.grant(mall, entry.scopes) };
+    const granted = this.settings.writeScopeGrantsRead
+      ? [
+        ...new Set(
+          entry.scopes.flatMap((scope) => [scope, scope.replace(/^mall\.write_/, "mall.read_")]),
+        ),
+      ]
+      : entry.scopes;
+    return { ok: true, pair: this.grant(mall, granted) };
   }
 
   createConsent(mall: Mall, pending: Omit<PendingConsent, "issuedMs">): string {

@@ -87,6 +87,11 @@ export interface SandboxSettings {
   newGrantRevokesOlderPairs: boolean;
   /** Default `invalid_grant`. */
   appDeletedRefresh: AppDeletedRefresh;
+  /**
+   * Whether a grant that includes `mall.write_X` also lists `mall.read_X` in its `scopes`
+   * (unconfirmed: Cafe24's answers are not documented for it). Default false: the scopes asked for.
+   */
+  writeScopeGrantsRead: boolean;
 }
 
 export interface Cafe24SandboxOptions extends Partial<SandboxSettings> {

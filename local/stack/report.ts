@@ -6,7 +6,10 @@
  */
 import type postgres from "postgres";
 import { RUN_SUMMARY_KEYS, SKIP_REASONS } from "../../supabase/functions/_shared/refresh/run.ts";
-import type { RefreshFailureCode } from "../../supabase/functions/_shared/platform/errors.ts";
+import {
+  CONFIG_WARNINGS,
+  type RefreshFailureCode,
+} from "../../supabase/functions/_shared/platform/errors.ts";
 
 /** The width every line is kept within. */
 export const SCREEN_WIDTH = 80;
@@ -246,6 +249,7 @@ export interface RunSummaryLike {
   duration_ms?: number;
   failures?: { id: string; reason: string }[];
   skipped_reasons?: Record<string, number>;
+  warnings?: string[];
 }
 
 function runHead(run: RunRow, at: Date, p: Paint): string {
@@ -308,7 +312,16 @@ export function runFinishedLines(
       `${INDENT}… ${failed - (s.failures?.length ?? 0)} more failures (see the run's summary)`,
     );
   }
+  for (const warning of s.warnings ?? []) {
+    lines.push(...wrapText(`${p.yellow("!")} ${warning}: ${warningAdvice(warning)}`, INDENT));
+  }
   return lines;
+}
+
+/** What a run's configuration warning asks the operator to do (errors.ts says it once). */
+function warningAdvice(code: string): string {
+  return (CONFIG_WARNINGS as Record<string, { message: string } | undefined>)[code]?.message ??
+    "see the functions' log";
 }
 
 /** One pg_net response that was not a success, as net._http_response records it. */

@@ -786,17 +786,27 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
     },
   );
 
-  await t.step("refresh without CRON_SECRET is 500 for user callers too", async () => {
-    const noSecret = await stack.startFunctions({ CRON_SECRET: "" });
-    const response = await fetch(`${noSecret.url}/cafe24-refresh`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${aliceJwt}` },
-    });
-    assert.equal(response.status, 500);
-    assert.deepEqual(await response.json(), { error: "CRON_SECRET_NOT_CONFIGURED" });
-    await noSecret.stop();
-    outputs.push(noSecret.output);
-  });
+  await t.step(
+    "refresh without CRON_SECRET still serves user callers; the scheduler gets 500",
+    async () => {
+      const noSecret = await stack.startFunctions({ CRON_SECRET: "" });
+      const response = await fetch(`${noSecret.url}/cafe24-refresh`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${aliceJwt}` },
+      });
+      assert.notEqual(response.status, 500, "an unset CRON_SECRET stops the scheduler, not users");
+      assert.notEqual(response.status, 401);
+      await response.body?.cancel();
+      const scheduler = await fetch(`${noSecret.url}/cafe24-refresh`, {
+        method: "POST",
+        headers: { "x-cron-secret": "anything" },
+      });
+      assert.equal(scheduler.status, 500);
+      assert.deepEqual(await scheduler.json(), { error: "CRON_SECRET_NOT_CONFIGURED" });
+      await noSecret.stop();
+      outputs.push(noSecret.output);
+    },
+  );
 
   await t.step("all three functions answer CORS preflights and label their answers", async () => {
     const origin = "https://app.test";

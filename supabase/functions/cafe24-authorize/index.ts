@@ -19,7 +19,7 @@ import {
   requestErrorResponse,
   requestParameters,
 } from "../_shared/platform/http.ts";
-import { logEvent } from "../_shared/platform/log.ts";
+import { countAuthorizeStarted, logEvent } from "../_shared/platform/log.ts";
 
 const FUNCTION = "cafe24-authorize";
 
@@ -48,7 +48,7 @@ async function handle(request: Request): Promise<Response> {
       user.id,
       parsed,
     );
-    logEvent("info", "cafe24_authorize_started", { user_id: user.id, mall_id: parsed.mallId });
+    countAuthorizeStarted(parsed.mode);
     if (parsed.mode === "redirect") return redirectResponse(url, headers);
   } catch (error) {
     if (error instanceof RequestError) return requestErrorResponse(error, headers);

@@ -35,7 +35,7 @@ async function handle(request: Request): Promise<Response> {
     callers: { GET: ["secret", "user"], POST: ["secret", "user"] },
   });
   if (entered instanceof Response) return entered;
-  const { config, caller, headers: cors } = entered;
+  const { config, caller, headers: cors, ignored } = entered;
   const configured = refreshSettings(config);
 
   let options;
@@ -61,7 +61,7 @@ async function handle(request: Request): Promise<Response> {
     mallId: options.mallId,
     userId: caller.kind === "user" ? caller.userId : null,
     tickId: options.tickId,
-    warnings: configWarnings(config),
+    warnings: configWarnings(config, ignored),
   };
   let run;
   try {

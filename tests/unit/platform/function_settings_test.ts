@@ -63,40 +63,49 @@ const VALID: Record<string, string> = {
 
 const FUNCTIONS = Object.keys(FUNCTION_SETTINGS) as FunctionName[];
 
-function refusing(env: Record<string, string>, code: "CONFIG_INVALID" | "CONFIG_MISSING") {
+function refusing(
+  env: Record<string, string>,
+  code: "CONFIG_INVALID" | "CONFIG_MISSING" | "IGNORED",
+  variable?: string,
+) {
   return FUNCTIONS.filter((name) => {
-    const { required, uses } = FUNCTION_SETTINGS[name];
-    const loaded = loadConfig(env, required, uses);
+    const settings: {
+      required: readonly EnvName[];
+      uses: readonly EnvName[];
+      tolerates?: readonly EnvName[];
+    } = FUNCTION_SETTINGS[name];
+    const loaded = loadConfig(env, settings.required, settings.uses, settings.tolerates);
+    if (code === "IGNORED") return loaded.ok && loaded.ignored.includes(variable!);
     return !loaded.ok && loaded.code === code;
   });
 }
 
-/** variable → [functions refusing it invalid, functions refusing it unset], as measured. */
-function measured(): Map<string, [string, string]> {
-  const table = new Map<string, [string, string]>();
+/** variable → [functions refusing it invalid, refusing it unset, ignoring it invalid]. */
+function measured(): Map<string, string[]> {
+  const table = new Map<string, string[]>();
   for (const name of ENV_NAMES) {
     const invalid = INVALID[name];
-    const whenInvalid = invalid === undefined
-      ? []
-      : refusing({ ...VALID, [name]: invalid }, "CONFIG_INVALID");
+    const withInvalid = { ...VALID, [name]: invalid ?? "" };
+    const whenInvalid = invalid === undefined ? [] : refusing(withInvalid, "CONFIG_INVALID");
+    const ignoring = invalid === undefined ? [] : refusing(withInvalid, "IGNORED", name);
     const { [name]: _, ...unset } = VALID;
     const whenUnset = refusing(unset, "CONFIG_MISSING");
     const list = (names: string[]) =>
       names.length === 0 ? "—" : names.map((n) => n.replace("cafe24-", "")).join(", ");
-    table.set(name, [list(whenInvalid), list(whenUnset)]);
+    table.set(name, [list(whenInvalid), list(whenUnset), list(ignoring)]);
   }
   return table;
 }
 
-/** The docs' table: `| \`NAME\` | invalid | unset |` rows under the heading. */
-async function documented(): Promise<Map<string, [string, string]>> {
+/** The docs' table: `| \`NAME\` | invalid | unset | ignored |` rows under the heading. */
+async function documented(): Promise<Map<string, string[]>> {
   const text = await Deno.readTextFile(new URL("../../../docs/configuration.md", import.meta.url));
   const section = text.split("## Which function refuses")[1]?.split("\n## ")[0];
   assert.ok(section !== undefined, "docs/configuration.md has a 'Which function refuses' section");
-  const table = new Map<string, [string, string]>();
+  const table = new Map<string, string[]>();
   for (const line of section.split("\n")) {
-    const cells = /^\|\s*`(\w+)`\s*\|([^|]*)\|([^|]*)\|/.exec(line);
-    if (cells) table.set(cells[1]!, [cells[2]!.trim(), cells[3]!.trim()]);
+    const cells = /^\|\s*`(\w+)`\s*\|([^|]*)\|([^|]*)\|([^|]*)\|/.exec(line);
+    if (cells) table.set(cells[1]!, cells.slice(2, 5).map((cell) => cell.trim()));
   }
   return table;
 }
@@ -118,14 +127,27 @@ Deno.test("a connect-flow setting never stops the refreshes: a 29-character stat
   );
 });
 
+Deno.test("the refresh's tuning falls back to its default with a warning, never refuses", () => {
+  const { required, uses, tolerates } = FUNCTION_SETTINGS["cafe24-refresh"];
+  const loaded = loadConfig(
+    { ...VALID, CAFE24_REFRESH_CONCURRENCY: "lots", CAFE24_REFRESH_POLICY: "sometimes" },
+    required,
+    uses,
+    tolerates,
+  );
+  assert.ok(loaded.ok);
+  assert.equal(loaded.config.CAFE24_REFRESH_CONCURRENCY, 8);
+  assert.equal(loaded.config.CAFE24_REFRESH_POLICY, "eager");
+  assert.deepEqual(loaded.ignored, ["CAFE24_REFRESH_CONCURRENCY", "CAFE24_REFRESH_POLICY"]);
+});
+
 Deno.test("docs/configuration.md lists which functions refuse on each variable", async () => {
   const docs = await documented();
   const actual = measured();
-  const expected = [...actual].map(([name, [invalid, unset]]) =>
-    `| \`${name}\` | ${invalid} | ${unset} |`
-  );
+  const row = ([name, cells]: [string, string[]]) => `| \`${name}\` | ${cells.join(" | ")} |`;
+  const expected = [...actual].map(row);
   assert.deepEqual(
-    [...docs].map(([name, [invalid, unset]]) => `| \`${name}\` | ${invalid} | ${unset} |`),
+    [...docs].map(row),
     expected,
     `the table should read:\n${expected.join("\n")}`,
   );

@@ -22,3 +22,20 @@ export function isScopeList(value: unknown): value is string[] {
   return Array.isArray(value) && value.length <= MAX_SCOPES &&
     value.every((scope) => typeof scope === "string" && CAFE24_SCOPE_PATTERN.test(scope));
 }
+
+/**
+ * The scopes Cafe24 granted beyond `requested`, which make a connection refused. Cafe24 may list
+ * `mall.read_X` beside a requested `mall.write_X` (unconfirmed); that grants less than the owner
+ * approved, so it is accepted. Anything else not requested (e.g. a scope added to the Cafe24 URL
+ * by hand) is returned.
+ */
+export function scopesNotRequested(
+  granted: readonly string[],
+  requested: readonly string[],
+): string[] {
+  return granted.filter((scope) =>
+    !requested.includes(scope) &&
+    !(scope.startsWith("mall.read_") &&
+      requested.includes(scope.replace(/^mall\.read_/, "mall.write_")))
+  );
+}

@@ -1,3 +1,4 @@
+import { scopesNotRequested } from "../cafe24/scopes.ts";
 import {
   processTokenResponse,
   sendAuthorizationCodeRequest,
@@ -135,7 +136,7 @@ export async function finishAuthorization(
   // request (a scope added to the Cafe24 URL by hand would otherwise widen the app's reach).
   const refusal = tokens.mallId !== null && tokens.mallId !== state.mallId
     ? "STATE_MALL_MISMATCH"
-    : tokens.scopes !== null && tokens.scopes.some((scope) => !state.scopes.includes(scope))
+    : tokens.scopes !== null && scopesNotRequested(tokens.scopes, state.scopes).length > 0
     ? "SCOPE_NOT_REQUESTED"
     : null;
   if (refusal !== null) return await refused(refusal, deps, state, tokens);

@@ -43,7 +43,11 @@ export async function identifyCaller(
     countUnauthenticated(functionName, reason);
     return new RequestError("UNAUTHORIZED");
   };
-  const cronSecret = accepts.includes("secret") ? requireCronSecret(env, functionName) : null;
+  const cronSecret = !accepts.includes("secret")
+    ? null
+    : isUserCall(request, accepts)
+    ? cronSecretIfSet(env)
+    : requireCronSecret(env, functionName);
 
   if (cronSecret !== null) {
     const signature = request.headers.get("x-cron-signature");
@@ -115,6 +119,22 @@ export async function identifyCaller(
   const user = await verifyUserJwt(bearer, auth);
   if (user === null) throw unauthorized("invalid_jwt");
   return { kind: "user", userId: user.id };
+}
+
+/**
+ * A signed-in user's call, where users are callers: a JWT as the bearer token and none of the
+ * scheduler's headers. It needs no CRON_SECRET: an unset one stops the scheduler, not the users.
+ */
+function isUserCall(request: Request, accepts: readonly CallerKind[]): boolean {
+  if (!accepts.includes("user")) return false;
+  if (request.headers.has("x-cron-signature") || request.headers.has("x-cron-secret")) return false;
+  const bearer = bearerToken(request);
+  return bearer !== null && looksLikeJwt(bearer);
+}
+
+function cronSecretIfSet(env: Record<string, string | undefined>): string | null {
+  const loaded = loadConfig(env, ["CRON_SECRET"], ["CRON_SECRET"]);
+  return loaded.ok ? loaded.config.CRON_SECRET : null;
 }
 
 function requireCronSecret(

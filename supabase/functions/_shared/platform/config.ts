@@ -141,7 +141,12 @@ export const ENV_NAMES = Object.keys(EnvSchema.shape) as EnvName[];
 export type Config<K extends EnvName> = Env & { [P in K]-?: NonNullable<Env[P]> };
 
 export type ConfigResult<K extends EnvName> =
-  | { ok: true; config: Config<K> }
+  | {
+    ok: true;
+    config: Config<K>;
+    /** Tolerated variables whose invalid value was set aside for the default (see loadConfig). */
+    ignored: string[];
+  }
   | {
     ok: false;
     code: "CONFIG_MISSING" | "CONFIG_INVALID";
@@ -176,20 +181,26 @@ export function configRules(
  * applies), so a setting of one function never stops another: a connect-flow secret of the wrong
  * length must not stop the refreshes that keep every mall's grant alive. Without `uses`, every
  * variable counts (for tools that check a whole configuration).
+ *
+ * `tolerates` names used variables whose invalid value falls back to the default instead of
+ * refusing, reported in `ignored`: the refresh's tuning, which must never cost a mall its grant.
  */
 export function loadConfig<K extends EnvName>(
   env: Record<string, string | undefined>,
   required: readonly K[],
   uses?: readonly EnvName[],
+  tolerates: readonly EnvName[] = [],
 ): ConfigResult<K> {
   const counted = uses === undefined ? null : new Set<string>([...uses, ...required]);
   const shape = EnvSchema.shape as Record<string, z.ZodType>;
   const present: Record<string, string> = {};
   const invalid: string[] = [];
+  const ignored: string[] = [];
   for (const [name, value] of Object.entries(env)) {
     const rule = shape[name];
     if (rule === undefined || value === "" || value === undefined) continue;
     if (rule.safeParse(value).success) present[name] = value;
+    else if ((tolerates as readonly string[]).includes(name)) ignored.push(name);
     else if (counted === null || counted.has(name)) invalid.push(name);
   }
   if (invalid.length > 0) {
@@ -211,15 +222,16 @@ export function loadConfig<K extends EnvName>(
       rules: configRules("CONFIG_MISSING", missing),
     };
   }
-  return { ok: true, config: parsed as Config<K> };
+  return { ok: true, config: parsed as Config<K>, ignored: ignored.sort() };
 }
 
 /**
  * Settings that work but should be changed, reported with every run instead of refused. Codes
  * and messages are in CONFIG_WARNINGS (errors.ts).
  */
-export function configWarnings(config: Env): ConfigWarningCode[] {
+export function configWarnings(config: Env, ignored: readonly string[] = []): ConfigWarningCode[] {
   const warnings: ConfigWarningCode[] = [];
+  if (ignored.length > 0) warnings.push("CONFIG_VALUE_IGNORED");
   if (config.CRON_SECRET !== undefined && config.CRON_SECRET.length < SECRET_MIN_LENGTH) {
     warnings.push("CRON_SECRET_WEAK");
   }
@@ -388,10 +400,15 @@ const CAFE24_APP_VARIABLES = [
   "CAFE24_API_VERSION",
 ] as const satisfies readonly EnvName[];
 
-/** What refreshSettings reads: a refresh run's settings. */
-const REFRESH_VARIABLES = [
-  ...CAFE24_APP_VARIABLES,
-  "SUPABASE_DB_URL",
+/**
+ * What refreshSettings reads: a refresh run's settings. Apart from the database and the app's
+ * credentials (REFRESH_CONFIG_REQUIRED), an invalid one falls back to its default with a warning
+ * wherever a refresh runs: nothing but Cafe24's own answer may stop the refreshes.
+ */
+const REFRESH_TUNING = [
+  "CAFE24_API_BASE_URL",
+  "CAFE24_API_VERSION",
+  "CAFE24_REQUEST_TIMEOUT_MS",
   "CAFE24_REFRESH_MARGIN_SECONDS",
   "CAFE24_REFRESH_CONCURRENCY",
   "CAFE24_REFRESH_POOL_SIZE",
@@ -401,10 +418,12 @@ const REFRESH_VARIABLES = [
   "CAFE24_KEEP_ALIVE_WINDOW_S",
   "CAFE24_MAX_CONNECTIONS_PER_RUN",
 ] as const satisfies readonly EnvName[];
+const REFRESH_VARIABLES = [...REFRESH_TUNING, ...REFRESH_CONFIG_REQUIRED] as const;
 
 /**
  * Each function's settings: the variables it cannot work without (`required`) and every variable
- * it reads (`uses`, the required ones included). A function refuses (CONFIG_MISSING or
+ * it reads (`uses`, the required ones included). What verifying a user reads is checked when a
+ * user calls (caller.ts), so it stops no scheduled refresh. A function refuses (CONFIG_MISSING or
  * CONFIG_INVALID) only on its own variables; see loadConfig.
  */
 export const FUNCTION_SETTINGS = {
@@ -435,7 +454,6 @@ export const FUNCTION_SETTINGS = {
     uses: [
       ...DISCONNECT_CONFIG_REQUIRED,
       ...CAFE24_APP_VARIABLES,
-      ...USER_AUTH_VARIABLES,
       ...SECRET_KEY_VARIABLES,
       "CORS_ALLOWED_ORIGINS",
     ],
@@ -452,22 +470,27 @@ export const FUNCTION_SETTINGS = {
   },
   "cafe24-refresh": {
     required: REFRESH_CONFIG_REQUIRED,
+    tolerates: [...REFRESH_TUNING, "CAFE24_USER_REFRESH_INTERVAL_S"],
     uses: [
       ...REFRESH_VARIABLES,
       ...SCHEDULER_VARIABLES,
-      ...USER_AUTH_VARIABLES,
       "CAFE24_USER_REFRESH_INTERVAL_S",
       "CORS_ALLOWED_ORIGINS",
     ],
   },
   "cafe24-token": {
     required: REFRESH_CONFIG_REQUIRED,
+    tolerates: REFRESH_TUNING,
     uses: [...REFRESH_VARIABLES, ...SECRET_KEY_VARIABLES, "CORS_ALLOWED_ORIGINS"],
   },
   "cafe24-webhook": {
     required: REFRESH_CONFIG_REQUIRED,
+    tolerates: REFRESH_TUNING,
     uses: [...REFRESH_VARIABLES, "CORS_ALLOWED_ORIGINS"],
   },
-} as const satisfies Record<string, { required: readonly EnvName[]; uses: readonly EnvName[] }>;
+} as const satisfies Record<
+  string,
+  { required: readonly EnvName[]; uses: readonly EnvName[]; tolerates?: readonly EnvName[] }
+>;
 
 export type FunctionName = keyof typeof FUNCTION_SETTINGS;

@@ -122,6 +122,10 @@ export const CONFIG_WARNINGS = {
     message:
       `CRON_SECRET is shorter than ${SECRET_MIN_LENGTH} characters; set a longer one (openssl rand -base64 32) in the functions' secrets and in the Vault secret cafe24_cron_secret`,
   },
+  CONFIG_VALUE_IGNORED: {
+    message:
+      "A setting has an invalid value and its default is used instead; the functions' log line config_value_ignored names it and its rule",
+  },
 } as const satisfies Record<string, { message: string }>;
 
 export type ConfigWarningCode = keyof typeof CONFIG_WARNINGS;

@@ -10,9 +10,17 @@
  * Returns what the handler goes on with, or the response that already ends the request.
  */
 import { type Caller, type CallerKind, identifyCaller } from "./caller.ts";
-import { type Config, FUNCTION_SETTINGS, type FunctionName, loadConfig } from "./config.ts";
+import {
+  type Config,
+  configRules,
+  type EnvName,
+  FUNCTION_SETTINGS,
+  type FunctionName,
+  loadConfig,
+} from "./config.ts";
 import { RequestError } from "./errors.ts";
 import { configErrorResponse, openRequest, requestErrorResponse } from "./http.ts";
+import { logEvent } from "./log.ts";
 
 type Required<F extends FunctionName> = (typeof FUNCTION_SETTINGS)[F]["required"][number];
 
@@ -42,6 +50,8 @@ export interface Entered<F extends FunctionName, K extends CallerKind | "anyone"
   env: Record<string, string | undefined>;
   config: Config<Required<F>>;
   caller: Extract<Caller | Anyone, { kind: K }>;
+  /** Tolerated variables whose invalid value gave way to the default (logged; a run warns). */
+  ignored: string[];
   /** CORS headers plus the handler's own: sent with every answer. */
   headers: Record<string, string>;
 }
@@ -72,17 +82,29 @@ export async function enter<F extends FunctionName, K extends CallerKind | "anyo
     }
   }
 
-  const settings = FUNCTION_SETTINGS[functionName];
-  const loaded = loadConfig<Required<F>>(env, settings.required, settings.uses);
+  const settings: {
+    required: readonly Required<F>[];
+    uses: readonly EnvName[];
+    tolerates?: readonly EnvName[];
+  } = FUNCTION_SETTINGS[functionName];
+  const loaded = loadConfig<Required<F>>(env, settings.required, settings.uses, settings.tolerates);
   if (!loaded.ok) {
     return door.configError?.(loaded.code, loaded.names, headers) ??
       configErrorResponse(functionName, loaded.code, loaded.names, headers);
   }
-  // identifyCaller returns only the kinds it was given.
+  if (loaded.ignored.length > 0) {
+    logEvent("warn", "config_value_ignored", {
+      function: functionName,
+      names: loaded.ignored,
+      rules: configRules("CONFIG_INVALID", loaded.ignored),
+    });
+  }
   return {
     env,
     config: loaded.config,
+    // identifyCaller returns only the kinds it was given.
     caller: caller as Extract<Caller | Anyone, { kind: K }>,
     headers,
+    ignored: loaded.ignored,
   };
 }

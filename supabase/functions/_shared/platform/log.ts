@@ -130,9 +130,25 @@ function unrefTimer(flush: () => void, ms: number): () => void {
 
 const unauthenticated = createUnauthenticatedCounter();
 
+/**
+ * Signed-in users start connections as often as they like: counted the same way, as at most one
+ * `cafe24_authorize_started` line per interval, so that no caller decides how much is logged.
+ */
+const authorizeStarts = createUnauthenticatedCounter({
+  emit: (fields) => logEvent("info", "cafe24_authorize_started", fields),
+});
+
 // A worker being shut down reports what it counted and had not reported yet. Best effort: the
 // Edge Runtime does not promise to run this on every shutdown.
-globalThis.addEventListener?.("beforeunload", () => unauthenticated.flush());
+globalThis.addEventListener?.("beforeunload", () => {
+  unauthenticated.flush();
+  authorizeStarts.flush();
+});
+
+/** Counts one connection attempt cafe24-authorize started, for its periodic line. */
+export function countAuthorizeStarted(mode: string): void {
+  authorizeStarts.count("cafe24-authorize", mode);
+}
 
 /**
  * Counts one request that failed authentication in `functionName`, for the periodic
