@@ -41,7 +41,7 @@ function resolveOptions(options: Cafe24SandboxOptions): ResolvedOptions {
 /** Validates settings that may arrive as JSON through the control endpoints. */
 function checkSettings(settings: Partial<SandboxSettings>): Partial<SandboxSettings> {
   const checked: Partial<SandboxSettings> = {};
-  for (const key of ["consentPage", "newGrantRevokesOlderPairs"] as const) {
+  for (const key of ["consentPage", "newGrantRevokesOlderPairs", "writeScopeGrantsRead"] as const) {
     const value = settings[key];
     if (value === undefined) continue;
     if (typeof value !== "boolean") throw new Error(`${key} must be a boolean`);
