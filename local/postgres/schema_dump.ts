@@ -98,13 +98,15 @@ const TYPE_ORDER = [
 ];
 
 export function compareObjects(a: DumpObject, b: DumpObject): number {
+  // By code point, not by locale: the same order on every machine.
+  const text = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
   const schema = (o: DumpObject) => (o.schema === "-" ? "" : o.schema);
   const rank = (o: DumpObject) => {
     const i = TYPE_ORDER.indexOf(o.type);
     return i < 0 ? TYPE_ORDER.length : i;
   };
-  return schema(a).localeCompare(schema(b)) || rank(a) - rank(b) ||
-    a.type.localeCompare(b.type) || a.key.localeCompare(b.key);
+  return text(schema(a), schema(b)) || rank(a) - rank(b) || text(a.type, b.type) ||
+    text(a.key, b.key);
 }
 
 export interface DumpDifference {
