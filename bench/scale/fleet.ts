@@ -28,7 +28,8 @@ export interface Compressed {
   firstDueSpread: string;
 }
 
-/** The schedule's defaults (migration …_cafe24_refresh_fanout.sql), divided by the factor. */
+/** The schedule's defaults (cafe24_private.refresh_schedule_settings, in
+ * supabase/schemas/50_schedule_and_project_calls.sql), divided by the factor. */
 export function compressed(factor: number): Compressed {
   const seconds = (realSeconds: number) => `${Math.round(realSeconds / factor)} seconds`;
   return {

@@ -201,6 +201,15 @@ export async function installedSupabaseLibraries(): Promise<string[]> {
   return (await locatePostgres()).supabaseLibraries;
 }
 
+/** A program of the PostgreSQL installation the clusters run (e.g. `pg_dump`), from the same
+ * `bin/` directory as their server: PG_BINDIR, else pg_config's, else Debian's PostgreSQL 15. */
+export async function postgresBinary(name: string): Promise<string> {
+  const { bindir } = await locatePostgres();
+  const path = join(bindir, name);
+  if (!(await isExecutable(path))) throw new Error(`${name} not found in ${bindir}`);
+  return path;
+}
+
 async function locatePostgres(): Promise<PgInstall> {
   const override = pgBindirOverride();
   let bindir: string;

@@ -6,6 +6,9 @@
  *
  *   const db = await startTestDatabase();
  *   try { … db.sql`…` … } finally { await db.stop(); }
+ *
+ * With `schemaFiles`, the schema comes from those files (supabase/schemas' text, see
+ * readSchemaFiles) instead of the migrations: what the schema equivalence test compares.
  */
 import postgres from "postgres";
 import {
@@ -15,8 +18,17 @@ import {
 } from "./cluster.ts";
 import { PROJECT_ROOT } from "../stack/stack_info.ts";
 
-/** The cluster's options, handed to it as they are. */
-export type TestDatabaseOptions = PostgresClusterOptions;
+/** The cluster's options, handed to it as they are, and where the schema comes from. */
+export interface TestDatabaseOptions extends PostgresClusterOptions {
+  /** Apply these files in order instead of supabase/migrations. */
+  schemaFiles?: SchemaFile[];
+}
+
+/** One SQL file of supabase/schemas (or a changed copy of one): its name and its text. */
+export interface SchemaFile {
+  name: string;
+  text: string;
+}
 
 export interface TestDatabase extends PostgresCluster {
   /** prepare: false, max 10 connections, notices silenced. Ended by stop(). */
@@ -24,13 +36,16 @@ export interface TestDatabase extends PostgresCluster {
 }
 
 const STAND_INS = new URL("../supabase/stand_ins.sql", import.meta.url);
+const SCHEMAS = new URL("../../supabase/schemas/", import.meta.url);
 
 export async function startTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
-  const cluster = await startPostgresCluster(options);
+  const { schemaFiles, ...clusterOptions } = options;
+  const cluster = await startPostgresCluster(clusterOptions);
   const sql = postgres(cluster.dbUrl, { prepare: false, max: 10, onnotice: () => {} });
   try {
     await applyStandIns(sql);
-    await applyMigrations(cluster.dbUrl);
+    if (schemaFiles === undefined) await applyMigrations(cluster.dbUrl);
+    else await applySchemaFiles(sql, schemaFiles);
   } catch (e) {
     await sql.end({ timeout: 5 }).catch(() => {});
     await cluster.stop().catch(() => {});
@@ -65,6 +80,31 @@ export async function startTestDatabase(options: TestDatabaseOptions = {}): Prom
 export async function applyStandIns(sql: postgres.Sql): Promise<void> {
   const text = await Deno.readTextFile(STAND_INS);
   await sql.unsafe(text).simple();
+}
+
+/** supabase/schemas/*.sql, in the order they apply (by name). */
+export async function readSchemaFiles(): Promise<SchemaFile[]> {
+  const files: SchemaFile[] = [];
+  for await (const entry of Deno.readDir(SCHEMAS)) {
+    if (entry.isFile && entry.name.endsWith(".sql")) {
+      files.push({ name: entry.name, text: await Deno.readTextFile(new URL(entry.name, SCHEMAS)) });
+    }
+  }
+  return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** Runs each file in order with the simple query protocol (one transaction per file), function
+ * bodies checked as they are created. Throws with the name of the file that failed. */
+export async function applySchemaFiles(sql: postgres.Sql, files: SchemaFile[]): Promise<void> {
+  for (const file of files) {
+    try {
+      await sql.unsafe(file.text).simple();
+    } catch (e) {
+      throw new Error(`supabase/schemas/${file.name}: ${e instanceof Error ? e.message : e}`, {
+        cause: e,
+      });
+    }
+  }
 }
 
 /** Which of Supabase's extensions a database runs for real (true) rather than as stand-ins: what

@@ -1,8 +1,8 @@
 /**
- * The schedule's decisions, as the SQL makes them (migration …_cafe24_refresh_fanout.sql): how a
- * tick splits what is due into invocations, how many early refreshes it may add, which project
- * URLs it sends to, and which pg_cron schedule a tick length becomes. Pure functions, case by
- * case, against real PostgreSQL; cron_schedule_test.ts drives them end to end.
+ * The schedule's decisions, as the SQL makes them (supabase/schemas/50_schedule_and_project_calls.sql):
+ * how a tick splits what is due into invocations, how many early refreshes it may add, which
+ * project URLs it sends to, and which pg_cron schedule a tick length becomes. Pure functions, case
+ * by case, against real PostgreSQL; cron_schedule_test.ts drives them end to end.
  */
 import assert from "node:assert/strict";
 import { startTestDatabase } from "../../local/postgres/database.ts";

@@ -61,7 +61,7 @@ Deno.test("every baseline migration is unchanged: changes go into a new migratio
     [],
     `${problems.join("; ")}. Databases have applied these migrations and will not apply them ` +
       "again: restore them and add a new migration (supabase/migrations/<timestamp>_<name>.sql, " +
-      "after the last one) with the change.",
+      "after the last one) with the change, made in its supabase/schemas file too.",
   );
 });
 

@@ -24,7 +24,8 @@ const CODES = [
   ...Object.keys(REFRESH_FAILURES),
   ...Object.values(DISCONNECT_REASONS),
   APP_UNINSTALLED,
-  // Written by complete_pending_connection (custody migration) on the account that lost the mall.
+  // Written by complete_pending_connection (60_connect_and_custody.sql) on the account that lost
+  // the mall.
   "CONNECTION_TAKEN_OVER",
 ];
 

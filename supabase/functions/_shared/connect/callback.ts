@@ -19,8 +19,9 @@ import { type OAuthState, verifyState } from "./state.ts";
  * cafe24-callback's first step (GET, Cafe24's redirect). In order: the state (signature, expiry,
  * mall), Cafe24's own error, the code, the nonce (used up atomically), the code exchange, and
  * parking the pair as a pending connection under a fresh handle. Nothing is attached to an
- * account here: the browser that arrives may not be the one that started the attempt (see the
- * custody migration); the app completes with the user's session (completion.ts).
+ * account here: the browser that arrives may not be the one that started the attempt (see
+ * supabase/schemas/60_connect_and_custody.sql); the app completes with the user's session
+ * (completion.ts).
  * Every check that can fail before the exchange fails before anything is written or sent.
  */
 

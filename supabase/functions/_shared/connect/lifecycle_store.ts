@@ -4,7 +4,7 @@ import type { StoredPair } from "./store.ts";
 /**
  * Ending connections: disconnecting on request (cafe24-disconnect) and verifying a mall after
  * Cafe24's app-uninstalled notice (cafe24-webhook). Each method is one call to a cafe24_private
- * SQL function (the events migration) or one read.
+ * SQL function (supabase/schemas/70_events.sql) or one read.
  */
 
 export type DisconnectLookup =

@@ -10,7 +10,8 @@ import { secretsMatch } from "../platform/secrets.ts";
  * label and the payload text, so the state cannot be altered or minted without the secret.
  *
  * A signature cannot make a state single-use: the nonce is also recorded in the database by
- * cafe24-authorize and deleted by the callback that uses it (see the connect migration).
+ * cafe24-authorize and deleted by the callback that uses it (cafe24_private.oauth_states, in
+ * supabase/schemas/60_connect_and_custody.sql).
  */
 
 export const STATE_TTL_MS = 10 * 60 * 1000;

@@ -4,7 +4,7 @@ import type { OAuthState } from "./state.ts";
 
 /**
  * The connect flow's view of the database: each method is one call to a cafe24_private SQL
- * function (the connect and custody migrations).
+ * function (supabase/schemas/60_connect_and_custody.sql).
  */
 
 export type ConsumeOutcome = "consumed" | "unknown" | "mismatch" | "expired";

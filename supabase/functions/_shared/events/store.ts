@@ -2,7 +2,7 @@ import type postgres from "postgres";
 
 /**
  * The outbox as cafe24-events sees it: each method is one call to a cafe24_private SQL function
- * (the events migration).
+ * (supabase/schemas/70_events.sql).
  */
 
 /** One event as the webhook receives it. Ids and codes only: never a token. */

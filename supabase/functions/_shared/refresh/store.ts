@@ -4,7 +4,8 @@ import { CENSUS_VERDICTS, type CensusVerdict } from "./skip_reasons.ts";
 
 /**
  * The refresher's view of the database: each method is one call to a cafe24_private SQL
- * function (see supabase/migrations), where the state transitions are race-free by construction.
+ * function (supabase/schemas/30_refresh_rules_and_claim.sql and 40_runs_and_settle.sql), where
+ * the state transitions are race-free by construction.
  * A run is recorded with its scope first (startRun); every later call names the run by its id,
  * which is also the id of the leases it takes, and the SQL reads the scope from the run's row.
  */

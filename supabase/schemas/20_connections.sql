@@ -1,0 +1,250 @@
+-- Connections: the refresh state of every public.auth_settings row, kept in step with its
+-- providers.cafe24 by a trigger.
+--
+-- Why the care: Cafe24 rotates the refresh token on every refresh and the old one dies at once.
+-- Two workers refreshing one mall, or a new pair that is not written, disconnects the mall until
+-- its owner logs in again. So: a lease per connection (the claim, 30_refresh_rules_and_claim.sql),
+-- a compare-and-swap on the refresh token that was used and failures that never touch the tokens
+-- (the settle, 40_runs_and_settle.sql), and one row per run (refresh_runs, also there).
+
+-- One row per auth_settings row, kept in step by a trigger. It mirrors what the refresher needs
+-- from providers.cafe24 in plain, indexable columns, so finding due connections reads an index
+-- instead of parsing every row's JSON. Every claim and store rewrites a row without touching an
+-- indexed column; the free space fillfactor leaves on each page lets those updates stay on the
+-- page (HOT) instead of adding index entries each time.
+create table cafe24_private.connections (
+  auth_settings_id uuid primary key references public.auth_settings (id) on delete cascade,
+  user_id uuid,
+  mall_id text,
+  -- What the row holds: ok | no_cafe24 | missing_keys | malformed. Only 'ok' rows are refreshed.
+  row_state text not null check (row_state in ('ok', 'no_cafe24', 'missing_keys', 'malformed')),
+  -- active: refreshed on schedule; reconnect_required: Cafe24 refused the refresh token, the owner
+  -- must connect again; disconnected: the tokens were removed on purpose (the owner disconnected,
+  -- or another account connected the same mall). last_error_code says which.
+  status text not null default 'active'
+    check (status in ('active', 'reconnect_required', 'disconnected')),
+  access_expires_at timestamptz,
+  refresh_expires_at timestamptz,
+  -- When a refresh becomes necessary, before the refresh margin: the earlier of the access token's
+  -- expiry and 3 days before the refresh token's; -infinity when the expiry is unknown.
+  due_at timestamptz not null default '-infinity',
+  -- The lease: the run refreshing this connection (its refresh_runs.id) and until when.
+  lease_id uuid,
+  lease_expires_at timestamptz,
+  -- Set when a refresh request is about to be sent, cleared when its outcome is known. Still set
+  -- at the next claim means the earlier attempt died (crash, kill) without an answer.
+  in_flight_since timestamptz,
+  -- The last claim. A run claims only rows not claimed since it started, so a forced run
+  -- refreshes each connection once instead of going round again.
+  last_claimed_at timestamptz,
+  -- An earlier attempt whose answer never arrived (crash, timeout, 5xx, malformed 200): Cafe24 may
+  -- have rotated the token then. If the token is later rejected, that is why.
+  answer_possibly_lost_at timestamptz,
+  consecutive_failures integer not null default 0,
+  next_attempt_at timestamptz,
+  last_error_code text,
+  last_error_message text,
+  last_error_at timestamptz,
+  last_refreshed_at timestamptz,
+  updated_at timestamptz not null default now(),
+  -- When the app last asked for this connection's access token (note_token_request). The
+  -- keep_alive refresh policy keeps such connections' access tokens fresh for a while after.
+  token_requested_at timestamptz
+) with (fillfactor = 80);
+
+comment on table cafe24_private.connections is
+  'Refresh state per public.auth_settings row (maintained by trigger). Only the cafe24_private functions change it.';
+
+-- The claim walks this index from the most overdue connection; only refreshable rows are in it.
+create index connections_due_idx on cafe24_private.connections (due_at)
+  where row_state = 'ok' and status = 'active';
+create index connections_mall_id_idx on cafe24_private.connections (mall_id);
+create index connections_user_id_idx on cafe24_private.connections (user_id);
+
+-- ---------------------------------------------------------------------------------------------
+-- Reading providers.cafe24
+-- ---------------------------------------------------------------------------------------------
+
+-- Classifies a providers document for the refresher. Non-string or empty keys are not repaired
+-- or guessed at: the row is skipped and counted, and its tokens are left exactly as they are.
+create or replace function cafe24_private.classify_providers(p_providers jsonb)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select case
+    when jsonb_typeof(p_providers) is distinct from 'object' then 'malformed'
+    when coalesce(jsonb_typeof(p_providers -> 'cafe24'), 'null') = 'null' then 'no_cafe24'
+    when jsonb_typeof(p_providers -> 'cafe24') <> 'object' then 'malformed'
+    when jsonb_typeof(p_providers -> 'cafe24' -> 'mall_id') not in ('string', 'null')
+      or jsonb_typeof(p_providers -> 'cafe24' -> 'refresh_token') not in ('string', 'null')
+      then 'malformed'
+    when coalesce(p_providers -> 'cafe24' ->> 'mall_id', '') = ''
+      or coalesce(p_providers -> 'cafe24' ->> 'refresh_token', '') = ''
+      then 'missing_keys'
+    else 'ok'
+  end
+$$;
+
+-- Reads an instant this project wrote (ISO-8601 with an explicit offset). Anything else,
+-- including offset-less Korea-time strings as Cafe24 writes them, is "unknown", which makes the
+-- connection due: one refresh later it carries a well-formed instant.
+create or replace function cafe24_private.parse_instant(p_value jsonb)
+returns timestamptz
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if jsonb_typeof(p_value) is distinct from 'string'
+    or (p_value #>> '{}') !~ '^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)$'
+  then
+    return null;
+  end if;
+  return (p_value #>> '{}')::timestamptz;
+exception when others then
+  return null;
+end
+$$;
+
+-- When a connection becomes due (connections.due_at): the earlier of the access token's expiry
+-- and 3 days before the refresh token's; -infinity (due at once) when the access expiry is
+-- unknown.
+create or replace function cafe24_private.refresh_due_at(
+  p_access_expires_at timestamptz,
+  p_refresh_expires_at timestamptz
+)
+returns timestamptz
+language sql
+stable
+set search_path = ''
+as $$
+  select case
+    when p_access_expires_at is null then '-infinity'::timestamptz
+    else least(p_access_expires_at, p_refresh_expires_at - interval '3 days')
+  end
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Keeping connections in step with auth_settings
+-- ---------------------------------------------------------------------------------------------
+
+-- Whoever writes providers (a refresh, the OAuth callback, the app, an operator in Studio), the
+-- refresh state follows. A new refresh token or mall means a new connection: its failures,
+-- backoff, reconnect_required status and lease belong to the old one and are cleared.
+create or replace function cafe24_private.sync_connection()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_row_state text := cafe24_private.classify_providers(new.providers);
+  v_entry jsonb := case when v_row_state in ('ok', 'missing_keys') then new.providers -> 'cafe24' end;
+  v_old_entry jsonb;
+  v_access_expires_at timestamptz := cafe24_private.parse_instant(v_entry -> 'expires_at');
+  v_refresh_expires_at timestamptz :=
+    cafe24_private.parse_instant(v_entry -> 'refresh_token_expires_at');
+  v_new_credentials boolean;
+begin
+  if tg_op = 'UPDATE' and jsonb_typeof(old.providers) = 'object' then
+    v_old_entry := old.providers -> 'cafe24';
+  end if;
+  v_new_credentials := tg_op = 'INSERT'
+    or (v_old_entry -> 'refresh_token') is distinct from (v_entry -> 'refresh_token')
+    or (v_old_entry -> 'mall_id') is distinct from (v_entry -> 'mall_id');
+
+  insert into cafe24_private.connections as c (
+    auth_settings_id, user_id, mall_id, row_state,
+    access_expires_at, refresh_expires_at, due_at
+  ) values (
+    new.id, new.user_id, v_entry ->> 'mall_id', v_row_state,
+    v_access_expires_at, v_refresh_expires_at,
+    cafe24_private.refresh_due_at(v_access_expires_at, v_refresh_expires_at)
+  )
+  on conflict (auth_settings_id) do update set
+    user_id = excluded.user_id,
+    mall_id = excluded.mall_id,
+    row_state = excluded.row_state,
+    access_expires_at = excluded.access_expires_at,
+    refresh_expires_at = excluded.refresh_expires_at,
+    due_at = excluded.due_at,
+    status = case when v_new_credentials then 'active' else c.status end,
+    consecutive_failures = case when v_new_credentials then 0 else c.consecutive_failures end,
+    next_attempt_at = case when v_new_credentials then null else c.next_attempt_at end,
+    lease_id = case when v_new_credentials then null else c.lease_id end,
+    lease_expires_at = case when v_new_credentials then null else c.lease_expires_at end,
+    in_flight_since = case when v_new_credentials then null else c.in_flight_since end,
+    answer_possibly_lost_at =
+      case when v_new_credentials then null else c.answer_possibly_lost_at end,
+    last_error_code = case when v_new_credentials then null else c.last_error_code end,
+    last_error_message = case when v_new_credentials then null else c.last_error_message end,
+    last_error_at = case when v_new_credentials then null else c.last_error_at end,
+    updated_at = now();
+  return null;
+end
+$$;
+
+create trigger sync_cafe24_connection
+  after insert or update of providers, user_id on public.auth_settings
+  for each row execute function cafe24_private.sync_connection();
+
+-- ---------------------------------------------------------------------------------------------
+-- Token requests from the app
+-- ---------------------------------------------------------------------------------------------
+
+-- The app asked for this connection's access token (a function handing tokens to the app calls
+-- this with each request). Under the keep_alive refresh policy, a connection asked for recently
+-- is kept fresh as under eager; the others are refreshed only to keep their refresh token alive.
+-- A busy app asks many times a minute: within a minute of the last note nothing is written, so
+-- the row is not rewritten on every request (a minute is nothing against the policy's 24 hours).
+create or replace function cafe24_private.note_token_request(p_auth_settings_id uuid)
+returns void
+language sql
+set search_path = ''
+as $$
+  update cafe24_private.connections
+  set token_requested_at = now()
+  where auth_settings_id = p_auth_settings_id
+    and (token_requested_at is null or token_requested_at < now() - interval '1 minute')
+$$;
+
+-- One row per connection, for Studio, psql and the local dashboard.
+create or replace view cafe24_private.connection_status as
+select
+  c.auth_settings_id,
+  c.mall_id,
+  s.user_id,
+  s.org_id,
+  c.row_state,
+  c.status,
+  c.access_expires_at,
+  c.refresh_expires_at,
+  c.last_refreshed_at,
+  c.last_error_code,
+  c.last_error_message,
+  c.last_error_at,
+  c.consecutive_failures,
+  c.next_attempt_at,
+  c.lease_expires_at > now() as refreshing_now,
+  c.answer_possibly_lost_at,
+  c.token_requested_at
+from cafe24_private.connections c
+join public.auth_settings s on s.id = c.auth_settings_id;
+
+-- ---------------------------------------------------------------------------------------------
+-- Privileges: service_role reads; only the functions' owner writes and calls.
+-- ---------------------------------------------------------------------------------------------
+
+revoke all on table cafe24_private.connections, cafe24_private.connection_status
+  from public, anon, authenticated;
+grant select on table cafe24_private.connections, cafe24_private.connection_status
+  to service_role;
+
+revoke all on function cafe24_private.classify_providers(jsonb) from public, anon, authenticated;
+revoke all on function cafe24_private.parse_instant(jsonb) from public, anon, authenticated;
+revoke all on function cafe24_private.refresh_due_at(timestamptz, timestamptz)
+  from public, anon, authenticated;
+revoke all on function cafe24_private.sync_connection() from public, anon, authenticated;
+revoke all on function cafe24_private.note_token_request(uuid) from public, anon, authenticated;
