@@ -65,8 +65,13 @@ export const APP_DELETED_REFRESH_ANSWERS: readonly AppDeletedRefresh[] = [
   "issued",
 ];
 
-/** The Admin API's 403 message once the app is deleted from the shop. */
-export const APP_DELETED_MESSAGE = "[Not Authorized] This app has been deleted or disabled.";
+/**
+ * The Admin API's 403 message once the app is deleted from the shop. Cafe24's real wording is not
+ * captured yet; its guide describes the case in Korean ("쇼핑몰에서 해당 앱이 삭제된 경우"), so the
+ * sandbox says it in Korean and English, and classifyAppAccess recognises either.
+ */
+export const APP_DELETED_MESSAGE =
+  "[Not Authorized] 쇼핑몰에서 해당 앱이 삭제되었습니다. This app has been deleted from the shop.";
 /** The Admin API's 403 message when the token lacks the scope the call needs. */
 export const INSUFFICIENT_SCOPE_MESSAGE = "Insufficient scope: mall.read_store is required";
 
