@@ -33,6 +33,7 @@ import { LocalEnv, randomSecret, REAL_CAFE24_BASE_URL } from "../local/stack/loc
 import { type FunctionsProcess, spawnFunctions } from "../local/functions/process.ts";
 import { type Gateway, startGateway } from "../local/functions/gateway.ts";
 import { startLocalSettingsPage } from "../local/settings_page/local_stack.ts";
+import { newControlToken } from "../local/local_access.ts";
 import {
   checkMachine,
   confirm,
@@ -725,6 +726,9 @@ async function main(): Promise<number> {
     );
     env.fallback("CRON_SECRET", randomSecret(), { generated: true });
     env.fallback("CAFE24_OAUTH_STATE_SECRET", randomSecret(), { generated: true });
+    // What hands out sessions and live tokens (the settings page's sign-in, the sandbox's control
+    // API) wants this start's token, which only stack.json (mode 0600) holds.
+    const controlToken = newControlToken();
 
     // ---- PostgreSQL: kept between runs, so fsync stays on (fast: false) ------------------------
     checkpoint();
@@ -787,6 +791,7 @@ async function main(): Promise<number> {
           clientSecret: SANDBOX_CLIENT_SECRET,
           hostname: HOST,
           port: opts.ports.sandbox,
+          controlToken,
           redirectUri: env.get("CAFE24_REDIRECT_URI")!,
           seed: 1,
           quiet: true,
@@ -884,6 +889,7 @@ async function main(): Promise<number> {
       cafe24_api_base_url: env.get("CAFE24_API_BASE_URL")!,
       sandbox_url: sandbox?.url ?? null,
       cron_secret: env.get("CRON_SECRET")!,
+      control_token: controlToken,
       local_user: { email: user.email, jwt: user.jwt, expires_at: user.expiresAt },
       try: commands.lines,
       pids: { start: Deno.pid, functions: functions.pid, postgres: session.postgresPid },

@@ -97,6 +97,18 @@ export interface SandboxSettings {
 export interface Cafe24SandboxOptions extends Partial<SandboxSettings> {
   hostname?: string;
   port?: number;
+  /**
+   * What the /__sandbox control API wants as `Authorization: Bearer …`: it hands out live tokens.
+   * Default: a fresh random one, read back from `controlToken`.
+   */
+  controlToken?: string;
+  /**
+   * `Host` values answered besides `127.0.0.1:<port>` and `localhost:<port>` (and the host it
+   * was told to listen on), e.g. `host.docker.internal:54329` for functions in Docker. Anything
+   * else gets 421: a web page that points its own hostname at this machine (DNS rebinding) gets
+   * no answer it can read.
+   */
+  allowedHosts?: string[];
   clientId: string;
   clientSecret: string;
   /** When unset, any redirect_uri is accepted at authorize (it must still match at exchange). */
@@ -325,6 +337,8 @@ export interface SandboxCounters {
 export interface Cafe24Sandbox {
   url: string;
   baseUrlTemplate: string;
+  /** The control API's token (`Authorization: Bearer …` on /__sandbox/*). */
+  controlToken: string;
   clock: SandboxClock;
   addMall(mallId: string, options?: MallOptions): void;
   /**

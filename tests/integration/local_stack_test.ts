@@ -230,8 +230,12 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
       assert.ok(row, `no demo row for ${mallId}`);
       return row;
     };
+    // The sandbox's control API wants this start's token, which only stack.json holds.
+    const control = { authorization: `Bearer ${info.control_token}` };
     const live = async (mallId: string) => {
-      const response = await fetch(`${info.sandbox_url}/__sandbox/malls/${mallId}/live`);
+      const response = await fetch(`${info.sandbox_url}/__sandbox/malls/${mallId}/live`, {
+        headers: control,
+      });
       assert.equal(response.status, 200);
       return ((await response.json()) as { refresh_token: string | null }).refresh_token;
     };
@@ -428,6 +432,7 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
       async () => {
         const revoked = await fetch(`${info.sandbox_url}/__sandbox/malls/demo20min/revoke`, {
           method: "POST",
+          headers: control,
         });
         assert.equal(revoked.status, 200);
         await revoked.body?.cancel();

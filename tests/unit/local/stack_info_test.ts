@@ -16,6 +16,7 @@ const INFO: StackInfo = {
   cafe24_api_base_url: "http://127.0.0.1:54329/{mall_id}",
   sandbox_url: "http://127.0.0.1:54329",
   cron_secret: "secret",
+  control_token: "control-token",
   local_user: null,
   try: ["npm run refresh -- --mall demo10min --force"],
   pids: { start: 1, functions: 2, postgres: 3 },
