@@ -29,6 +29,11 @@ export function allowedHosts(port: number, extra: readonly string[] = []): Set<s
   ]);
 }
 
+/** `hostname:port` as a `Host` header names it (an IPv6 address in brackets). */
+export function hostHeader(hostname: string, port: number): string {
+  return `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+}
+
 /** The request's `Host`, as the client sent it (HTTP/2 has none: then the URL's authority). */
 function requestHost(request: Request): string {
   return (request.headers.get("host") ?? new URL(request.url).host).toLowerCase();

@@ -417,6 +417,7 @@ interface Session {
   functions: FunctionsProcess;
   postgresPid: number | null;
   auth: LocalAuth;
+  /** The page with the control token in its fragment: the link that lets a browser sign in. */
   settingsPageUrl: string;
   /** Names whose value came from .env or the shell rather than from this stack. */
   fromUser: Set<string>;
@@ -622,6 +623,21 @@ function functionsOutput(log: Deno.FsFile): (line: string) => void {
   };
 }
 
+/**
+ * The gateway answers only its loopback names, and the host of a CAFE24_REDIRECT_URI of your own
+ * (the real Cafe24 only redirects to HTTPS: a tunnel to this gateway, which passes its own name
+ * on as Host).
+ */
+function redirectHosts(redirectUri: string | undefined): string[] {
+  if (redirectUri === undefined) return [];
+  try {
+    const url = new URL(redirectUri);
+    return url.hostname === HOST || url.hostname === "localhost" ? [] : [url.host];
+  } catch {
+    return []; // loadConfig names the bad value
+  }
+}
+
 /** A pgpass file for psql: the password stays off command lines and out of the banner. */
 async function writePgpass(path: string, dbUrl: string): Promise<void> {
   const url = new URL(dbUrl);
@@ -764,6 +780,7 @@ async function main(): Promise<number> {
       port: opts.ports.functions,
       functionsOrigin: () => functionsOrigin,
       jwks: () => jwks,
+      extraHosts: redirectHosts(env.get("CAFE24_REDIRECT_URI")),
     });
     cleanups.push({ name: "the gateway", run: () => gateway.close() });
     const projectUrl = gateway.url;
@@ -828,6 +845,7 @@ async function main(): Promise<number> {
       auth,
       demo,
       scopes: env.get("CAFE24_SCOPES") ?? "",
+      controlToken,
     });
     cleanups.push({ name: "the settings page", run: () => page.close() });
     env.fallback("CAFE24_APP_RETURN_URL", page.url);
@@ -873,7 +891,7 @@ async function main(): Promise<number> {
       functions,
       postgresPid: await postmasterPid(pgDir),
       auth,
-      settingsPageUrl: page.url,
+      settingsPageUrl: page.launchUrl,
       fromUser,
       readyMs: Date.now() - startedAt,
     };
@@ -890,6 +908,7 @@ async function main(): Promise<number> {
       sandbox_url: sandbox?.url ?? null,
       cron_secret: env.get("CRON_SECRET")!,
       control_token: controlToken,
+      settings_page_url: page.launchUrl,
       local_user: { email: user.email, jwt: user.jwt, expires_at: user.expiresAt },
       try: commands.lines,
       pids: { start: Deno.pid, functions: functions.pid, postgres: session.postgresPid },

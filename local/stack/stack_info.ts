@@ -34,10 +34,16 @@ export interface StackInfo {
   cron_secret: string;
   /**
    * This start's own token, new at every start: the sandbox's /__sandbox control API wants it as
-   * `Authorization: Bearer …` (it hands out live tokens). Readable only through this file (0600):
-   * another local process or a web page cannot use what it cannot read.
+   * `Authorization: Bearer …` (it hands out live tokens), and the settings page's sign-in wants it
+   * (through `settings_page_url`). Readable only through this file (0600): another local process
+   * or a web page cannot use what it cannot read.
    */
   control_token: string;
+  /**
+   * The settings page with the control token in its fragment (`#key=…`): open it in a browser to
+   * sign in there; the page trades the token for a cookie and removes it from the address bar.
+   */
+  settings_page_url: string;
   /** A user of the local Auth stand-in and a token for it, for the connect flow. */
   local_user: { email: string; jwt: string; expires_at: string } | null;
   /** The commands the banner suggested; they work while this stack runs. */

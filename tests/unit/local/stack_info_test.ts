@@ -17,6 +17,7 @@ const INFO: StackInfo = {
   sandbox_url: "http://127.0.0.1:54329",
   cron_secret: "secret",
   control_token: "control-token",
+  settings_page_url: "http://127.0.0.1:54330/#key=control-token",
   local_user: null,
   try: ["npm run refresh -- --mall demo10min --force"],
   pids: { start: 1, functions: 2, postgres: 3 },
