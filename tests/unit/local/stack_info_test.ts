@@ -35,3 +35,17 @@ Deno.test("writeStackInfo() writes the stack file readable by its owner only, ev
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the stack file, which holds the control token, stays 0600 whatever the umask", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "stack-info-" });
+  const previous = Deno.umask(0);
+  try {
+    await writeStackInfo(dir, INFO);
+    assert.equal((await Deno.stat(stackInfoPath(dir))).mode! & 0o777, 0o600);
+    const text = await Deno.readTextFile(stackInfoPath(dir));
+    assert.ok(text.includes(INFO.control_token), "the token is there for local tools to read");
+  } finally {
+    Deno.umask(previous);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
