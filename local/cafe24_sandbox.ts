@@ -8,7 +8,13 @@
 //     --client-secret Y [--redirect-uri U] [--seed N] [--latency-ms N] [--jitter-ms N] \
 //     [--hostname H] [--invalid-grant-status N] [--tls-cert F --tls-key F] [--quiet]
 //     [--consent-page] [--independent-grants] [--app-deleted-refresh invalid_grant|forbidden|issued]
+//     [--allowed-host HOST:PORT ...]
 // prints one line, `cafe24-sandbox listening on <url>`, and runs until SIGINT/SIGTERM.
+// It answers only Host 127.0.0.1:<port> or localhost:<port>, plus each --allowed-host (e.g.
+// host.docker.internal:8787 for functions in Docker). The /__sandbox control API wants
+// `Authorization: Bearer $CAFE24_SANDBOX_CONTROL_TOKEN` (from the environment, never a flag, which
+// any user could read in the process list; needs --allow-env=CAFE24_SANDBOX_CONTROL_TOKEN);
+// without it the control API accepts no token at all.
 
 import { parseArgs } from "node:util";
 import { startCafe24Sandbox } from "./cafe24_sandbox/server.ts";
@@ -51,6 +57,16 @@ export type {
   ServerErrorStatus,
 } from "./cafe24_sandbox/types.ts";
 
+const CONTROL_TOKEN_VARIABLE = "CAFE24_SANDBOX_CONTROL_TOKEN";
+
+/** The control token from the environment, when the process may read it and it is set. */
+function controlTokenFromEnv(): string | undefined {
+  const permission = Deno.permissions.querySync({ name: "env", variable: CONTROL_TOKEN_VARIABLE });
+  if (permission.state !== "granted") return undefined;
+  const value = Deno.env.get(CONTROL_TOKEN_VARIABLE);
+  return value === undefined || value === "" ? undefined : value;
+}
+
 function numberFlag(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
@@ -77,6 +93,7 @@ async function main(): Promise<void> {
       "consent-page": { type: "boolean" },
       "independent-grants": { type: "boolean" },
       "app-deleted-refresh": { type: "string" },
+      "allowed-host": { type: "string", multiple: true },
     },
   });
   const clientId = values["client-id"];
@@ -97,6 +114,9 @@ async function main(): Promise<void> {
     if (value !== undefined) options[key as keyof typeof numeric] = value;
   }
   if (values.hostname !== undefined) options.hostname = values.hostname;
+  if (values["allowed-host"] !== undefined) options.allowedHosts = values["allowed-host"];
+  const controlToken = controlTokenFromEnv();
+  if (controlToken !== undefined) options.controlToken = controlToken;
   if (values["redirect-uri"] !== undefined) options.redirectUri = values["redirect-uri"];
   if (values.quiet) options.quiet = true;
   if (values["consent-page"]) options.consentPage = true;
@@ -126,8 +146,17 @@ async function main(): Promise<void> {
     };
   }
 
-  const sandbox = await startCafe24Sandbox(options);
+  let sandbox;
+  try {
+    sandbox = await startCafe24Sandbox(options);
+  } catch (error) {
+    console.error(`cafe24-sandbox: ${error instanceof Error ? error.message : error}`);
+    Deno.exit(2);
+  }
   console.log(`cafe24-sandbox listening on ${sandbox.url}`);
+  if (controlToken === undefined && !options.quiet) {
+    console.error(`cafe24-sandbox: no ${CONTROL_TOKEN_VARIABLE}, so the control API is closed`);
+  }
   const stop = async () => {
     await sandbox.close();
     Deno.exit(0);

@@ -6,6 +6,8 @@
  *   → each function answering → a refresh with CRON_SECRET → the cron path (Vault → pg_net →
  *   cafe24-refresh), as a dry run for a mall that does not exist, so no token is touched
  *
+ * A warning (!) names a setting that works but should be changed; it does not fail the check.
+ *
  * Reads SUPABASE_URL (or SUPABASE_PROJECT_REF), SUPABASE_DB_URL (the session pooler's URL),
  * CRON_SECRET and optionally SUPABASE_ANON_KEY from the environment, then the env file
  * (default supabase/functions/.env.production). `--local` checks the running `npm start`
@@ -14,6 +16,7 @@
  */
 import { parseArgs } from "node:util";
 import postgres from "postgres";
+import { z } from "zod";
 import { secretsMatch } from "../supabase/functions/_shared/platform/secrets.ts";
 import { readEnvFile } from "../local/stack/env_file.ts";
 import { colourWanted, paint } from "../local/stack/report.ts";
@@ -36,7 +39,9 @@ Checks a deployed project piece by piece and says what to fix.
   -h, --help        this text
 
 Settings: SUPABASE_URL (or SUPABASE_PROJECT_REF), SUPABASE_DB_URL (session pooler URL),
-CRON_SECRET, and SUPABASE_ANON_KEY if the JWKS needs an API key.`;
+CRON_SECRET, and SUPABASE_ANON_KEY if the JWKS needs an API key. With SUPABASE_SECRET_KEYS
+set, it warns while the legacy service_role key is still accepted
+(CAFE24_ACCEPT_SERVICE_ROLE_KEY, default true).`;
 
 /** A mall id no project has connected: the dry runs touch nothing. */
 export const DRY_RUN_MALL = "deploycheck";
@@ -46,12 +51,15 @@ const MIGRATIONS = new URL("../supabase/migrations/", import.meta.url);
 export interface Verdict {
   ok: boolean;
   detail: string;
-  /** What to do, when not ok. */
+  /** What to do, when not ok or a warning. */
   fix?: string;
+  /** Works, but should be changed: shown with its fix, not counted as a failure. */
+  warning?: boolean;
 }
 
 const pass = (detail: string): Verdict => ({ ok: true, detail });
 const fail = (detail: string, fix: string): Verdict => ({ ok: false, detail, fix });
+const warn = (detail: string, fix: string): Verdict => ({ ok: true, warning: true, detail, fix });
 
 export interface Probe {
   status: number;
@@ -191,6 +199,34 @@ export function jwksVerdict(probe: Probe): Verdict {
   );
 }
 
+/** The functions' reading of CAFE24_ACCEPT_SERVICE_ROLE_KEY (config.ts: a zod stringbool). */
+const ACCEPT_SERVICE_ROLE_KEY = z.stringbool().default(true);
+
+/**
+ * The legacy service_role key next to the project's secret keys. cafe24-token and
+ * cafe24-disconnect accept it while CAFE24_ACCEPT_SERVICE_ROLE_KEY is true, the default, so once
+ * the project has secret keys (SUPABASE_SECRET_KEYS) a leaked legacy key still opens them, though
+ * no caller needs it any more. null when SUPABASE_SECRET_KEYS is not set here: nothing to compare.
+ */
+export function legacyKeyVerdict(env: Record<string, string | undefined>): Verdict | null {
+  if ((env.SUPABASE_SECRET_KEYS ?? "").trim() === "") return null;
+  const raw = env.CAFE24_ACCEPT_SERVICE_ROLE_KEY;
+  const accept = ACCEPT_SERVICE_ROLE_KEY.safeParse(raw === "" ? undefined : raw);
+  if (!accept.success) {
+    return fail(
+      "CAFE24_ACCEPT_SERVICE_ROLE_KEY is neither true nor false",
+      `set it to false (or true): ${SECRETS_FIX}`,
+    );
+  }
+  if (!accept.data) return pass("only the keys of SUPABASE_SECRET_KEYS are accepted");
+  return warn(
+    "SUPABASE_SECRET_KEYS is set, yet the legacy service_role key is still accepted " +
+      "(CAFE24_ACCEPT_SERVICE_ROLE_KEY is true, the default)",
+    "once every caller of cafe24-token and cafe24-disconnect sends an sb_secret_… key, set " +
+      `CAFE24_ACCEPT_SERVICE_ROLE_KEY=false: ${SECRETS_FIX}`,
+  );
+}
+
 /** Local migration versions all recorded in supabase_migrations.schema_migrations. */
 export function migrationsVerdict(local: string[], applied: string[]): Verdict {
   const missing = local.filter((version) => !applied.includes(version));
@@ -238,6 +274,8 @@ interface Settings {
   dbUrl: string;
   cronSecret: string;
   apiKey: string | null;
+  /** The variables as read (environment over env file); none for --local. */
+  env: Record<string, string>;
   source: string;
 }
 
@@ -255,6 +293,7 @@ async function loadSettings(
       dbUrl: stack.db_url,
       cronSecret: stack.cron_secret,
       apiKey: null,
+      env: {},
       source: `the local stack (${dataDir}/stack.json)`,
     };
   }
@@ -278,6 +317,7 @@ async function loadSettings(
     dbUrl: get("SUPABASE_DB_URL")!,
     cronSecret: get("CRON_SECRET")!,
     apiKey: get("SUPABASE_ANON_KEY"),
+    env,
     source: `the environment and ${envFile}`,
   };
 }
@@ -334,12 +374,13 @@ async function main(): Promise<number> {
   console.log(p.dim(`(settings from ${settings.source})\n`));
 
   let failures = 0;
+  let warnings = 0;
   const report = (name: string, verdict: Verdict) => {
-    console.log(`${verdict.ok ? p.green("✓") : p.red("✗")} ${name.padEnd(22)} ${verdict.detail}`);
-    if (!verdict.ok) {
-      failures++;
-      console.log(`  ${"".padEnd(22)} → ${verdict.fix}`);
-    }
+    const mark = !verdict.ok ? p.red("✗") : verdict.warning ? p.yellow("!") : p.green("✓");
+    console.log(`${mark} ${name.padEnd(22)} ${verdict.detail}`);
+    if (!verdict.ok) failures++;
+    if (verdict.warning) warnings++;
+    if (!verdict.ok || verdict.warning) console.log(`  ${"".padEnd(22)} → ${verdict.fix}`);
   };
   const check = async (name: string, run: () => Promise<Verdict>) => {
     try {
@@ -349,6 +390,9 @@ async function main(): Promise<number> {
     }
   };
   const fn = (name: string) => `${settings.supabaseUrl}/functions/v1/${name}`;
+
+  const legacyKey = legacyKeyVerdict(settings.env);
+  if (legacyKey !== null) report("legacy service key", legacyKey);
 
   const sql = postgres(settings.dbUrl, {
     prepare: false,
@@ -560,11 +604,17 @@ async function main(): Promise<number> {
   }
 
   console.log(
-    failures === 0 ? p.green("\nEverything checked is in place.") : p.red(
-      `\n${failures} check${
-        failures === 1 ? "" : "s"
-      } failed: fix them in order, then run this again.`,
-    ),
+    failures === 0
+      ? p.green(
+        `\nEverything checked is in place${
+          warnings === 0 ? "" : ` (${warnings} warning${warnings === 1 ? "" : "s"} above)`
+        }.`,
+      )
+      : p.red(
+        `\n${failures} check${
+          failures === 1 ? "" : "s"
+        } failed: fix them in order, then run this again.`,
+      ),
   );
   return failures === 0 ? 0 : 1;
 }

@@ -33,6 +33,7 @@ import { LocalEnv, randomSecret, REAL_CAFE24_BASE_URL } from "../local/stack/loc
 import { type FunctionsProcess, spawnFunctions } from "../local/functions/process.ts";
 import { type Gateway, startGateway } from "../local/functions/gateway.ts";
 import { startLocalSettingsPage } from "../local/settings_page/local_stack.ts";
+import { newControlToken } from "../local/local_access.ts";
 import {
   checkMachine,
   confirm,
@@ -416,6 +417,7 @@ interface Session {
   functions: FunctionsProcess;
   postgresPid: number | null;
   auth: LocalAuth;
+  /** The page with the control token in its fragment: the link that lets a browser sign in. */
   settingsPageUrl: string;
   /** Names whose value came from .env or the shell rather than from this stack. */
   fromUser: Set<string>;
@@ -621,6 +623,21 @@ function functionsOutput(log: Deno.FsFile): (line: string) => void {
   };
 }
 
+/**
+ * The gateway answers only its loopback names, and the host of a CAFE24_REDIRECT_URI of your own
+ * (the real Cafe24 only redirects to HTTPS: a tunnel to this gateway, which passes its own name
+ * on as Host).
+ */
+function redirectHosts(redirectUri: string | undefined): string[] {
+  if (redirectUri === undefined) return [];
+  try {
+    const url = new URL(redirectUri);
+    return url.hostname === HOST || url.hostname === "localhost" ? [] : [url.host];
+  } catch {
+    return []; // loadConfig names the bad value
+  }
+}
+
 /** A pgpass file for psql: the password stays off command lines and out of the banner. */
 async function writePgpass(path: string, dbUrl: string): Promise<void> {
   const url = new URL(dbUrl);
@@ -725,6 +742,9 @@ async function main(): Promise<number> {
     );
     env.fallback("CRON_SECRET", randomSecret(), { generated: true });
     env.fallback("CAFE24_OAUTH_STATE_SECRET", randomSecret(), { generated: true });
+    // What hands out sessions and live tokens (the settings page's sign-in, the sandbox's control
+    // API) wants this start's token, which only stack.json (mode 0600) holds.
+    const controlToken = newControlToken();
 
     // ---- PostgreSQL: kept between runs, so fsync stays on (fast: false) ------------------------
     checkpoint();
@@ -760,6 +780,7 @@ async function main(): Promise<number> {
       port: opts.ports.functions,
       functionsOrigin: () => functionsOrigin,
       jwks: () => jwks,
+      extraHosts: redirectHosts(env.get("CAFE24_REDIRECT_URI")),
     });
     cleanups.push({ name: "the gateway", run: () => gateway.close() });
     const projectUrl = gateway.url;
@@ -787,6 +808,7 @@ async function main(): Promise<number> {
           clientSecret: SANDBOX_CLIENT_SECRET,
           hostname: HOST,
           port: opts.ports.sandbox,
+          controlToken,
           redirectUri: env.get("CAFE24_REDIRECT_URI")!,
           seed: 1,
           quiet: true,
@@ -823,6 +845,7 @@ async function main(): Promise<number> {
       auth,
       demo,
       scopes: env.get("CAFE24_SCOPES") ?? "",
+      controlToken,
     });
     cleanups.push({ name: "the settings page", run: () => page.close() });
     env.fallback("CAFE24_APP_RETURN_URL", page.url);
@@ -868,7 +891,7 @@ async function main(): Promise<number> {
       functions,
       postgresPid: await postmasterPid(pgDir),
       auth,
-      settingsPageUrl: page.url,
+      settingsPageUrl: page.launchUrl,
       fromUser,
       readyMs: Date.now() - startedAt,
     };
@@ -884,6 +907,8 @@ async function main(): Promise<number> {
       cafe24_api_base_url: env.get("CAFE24_API_BASE_URL")!,
       sandbox_url: sandbox?.url ?? null,
       cron_secret: env.get("CRON_SECRET")!,
+      control_token: controlToken,
+      settings_page_url: page.launchUrl,
       local_user: { email: user.email, jwt: user.jwt, expires_at: user.expiresAt },
       try: commands.lines,
       pids: { start: Deno.pid, functions: functions.pid, postgres: session.postgresPid },

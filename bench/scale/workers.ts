@@ -11,6 +11,7 @@
  */
 import { type FunctionsProcess, spawnFunctions } from "../../local/functions/process.ts";
 import { cpuMs } from "../measure.ts";
+import { allowedHosts, misdirected } from "../../local/local_access.ts";
 
 /** The fields of a run's `cafe24_refresh_run` log line the bench reads. */
 export interface RunLine {
@@ -221,11 +222,14 @@ export async function startWorkerPool(
   };
 
   const abort = new AbortController();
+  // A local server like the others: only requests addressed to 127.0.0.1 or localhost.
+  let hosts: ReadonlySet<string> = new Set();
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, signal: abort.signal, onListen: () => {} },
-    handler,
+    (request) => misdirected(request, hosts) ?? handler(request),
   );
   const port = (server.addr as Deno.NetAddr).port;
+  hosts = allowedHosts(port);
 
   const grow = async (n: number) => {
     const start = workers.length;

@@ -1,5 +1,6 @@
 // /__sandbox/* JSON control API, for drivers in another process (benchmark, dev stack, tests).
-// Tokens pass through it, so it answers loopback peers only (checked in server.ts).
+// Tokens pass through it, so it answers only loopback peers that send the sandbox's control token
+// as `Authorization: Bearer` (checked in server.ts, after the Host check every request gets).
 //
 //   POST malls {mall_id, …mall options, …lifetimes}   add or change a mall, issue a grant
 //   POST malls/bulk {mall_ids}                          a grant for each

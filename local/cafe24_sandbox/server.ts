@@ -19,6 +19,7 @@ import {
   type SandboxSettings,
 } from "./types.ts";
 import { apiError, createClock, isLoopback, jsonResponse, sleep } from "./util.ts";
+import { allowedHosts, bearerMatches, misdirected, newControlToken } from "../local_access.ts";
 
 const HOUR_MS = 60 * 60 * 1000;
 
@@ -65,6 +66,12 @@ function urlHost(hostname: string): string {
 
 export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe24Sandbox> {
   const resolved = resolveOptions(options);
+  if (options.controlToken !== undefined && options.controlToken.length < 16) {
+    throw new Error("startCafe24Sandbox: controlToken must be at least 16 characters");
+  }
+  const controlToken = options.controlToken ?? newControlToken();
+  /** The Host values answered; set once the port is known. */
+  let hosts: ReadonlySet<string> = new Set();
   const quiet = options.quiet ?? false;
   const clock = createClock();
   const settings: SandboxSettings = {
@@ -117,6 +124,7 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
   const sandbox: Cafe24Sandbox = {
     url: "",
     baseUrlTemplate: "",
+    controlToken,
     clock,
     addMall: (mallId, mallOptions) => void state.addMall(mallId, mallOptions),
     issueTokens: (mallId, issueOptions) => state.issueTokens(mallId, issueOptions),
@@ -153,6 +161,12 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
     if (first === "__sandbox") {
       const peer = (info.remoteAddr as Deno.NetAddr).hostname;
       if (!isLoopback(peer)) return jsonResponse(403, { error: "control API is loopback-only" });
+      if (!bearerMatches(request, controlToken)) {
+        return jsonResponse(401, {
+          error: "the control API wants the sandbox's control token as Authorization: Bearer " +
+            "(the controlToken of startCafe24Sandbox; control_token in npm start's stack.json)",
+        });
+      }
       return await handleControl(sandbox, (id) => state.malls.has(id), request, rest);
     }
     const mall = state.malls.get(first);
@@ -194,7 +208,7 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
   const handler = async (request: Request, info: Deno.ServeHandlerInfo): Promise<Response> => {
     let response: Response;
     try {
-      response = await route(request, info);
+      response = misdirected(request, hosts) ?? await route(request, info);
     } catch (error) {
       log(`handler error: ${error instanceof Error ? error.message : String(error)}`);
       response = apiError(500, "Internal Server Error");
@@ -232,6 +246,7 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
   const addr = server.addr as Deno.NetAddr;
   sandbox.url = `${options.tls ? "https" : "http"}://${urlHost(addr.hostname)}:${addr.port}`;
   sandbox.baseUrlTemplate = `${sandbox.url}/{mall_id}`;
+  hosts = allowedHosts(addr.port, [new URL(sandbox.url).host, ...(options.allowedHosts ?? [])]);
   let closing: Promise<void> | undefined;
   sandbox.close = () => {
     // Aborting first releases hung and delayed handlers, which shutdown would otherwise await.

@@ -65,8 +65,13 @@ export const APP_DELETED_REFRESH_ANSWERS: readonly AppDeletedRefresh[] = [
   "issued",
 ];
 
-/** The Admin API's 403 message once the app is deleted from the shop. */
-export const APP_DELETED_MESSAGE = "[Not Authorized] This app has been deleted or disabled.";
+/**
+ * The Admin API's 403 message once the app is deleted from the shop. Cafe24's real wording is not
+ * captured yet; its guide describes the case in Korean ("쇼핑몰에서 해당 앱이 삭제된 경우"), so the
+ * sandbox says it in Korean and English, and classifyAppAccess recognises either.
+ */
+export const APP_DELETED_MESSAGE =
+  "[Not Authorized] 쇼핑몰에서 해당 앱이 삭제되었습니다. This app has been deleted from the shop.";
 /** The Admin API's 403 message when the token lacks the scope the call needs. */
 export const INSUFFICIENT_SCOPE_MESSAGE = "Insufficient scope: mall.read_store is required";
 
@@ -97,6 +102,18 @@ export interface SandboxSettings {
 export interface Cafe24SandboxOptions extends Partial<SandboxSettings> {
   hostname?: string;
   port?: number;
+  /**
+   * What the /__sandbox control API wants as `Authorization: Bearer …`: it hands out live tokens.
+   * Default: a fresh random one, read back from `controlToken`.
+   */
+  controlToken?: string;
+  /**
+   * `Host` values answered besides `127.0.0.1:<port>` and `localhost:<port>` (and the host it
+   * was told to listen on), e.g. `host.docker.internal:54329` for functions in Docker. Anything
+   * else gets 421: a web page that points its own hostname at this machine (DNS rebinding) gets
+   * no answer it can read.
+   */
+  allowedHosts?: string[];
   clientId: string;
   clientSecret: string;
   /** When unset, any redirect_uri is accepted at authorize (it must still match at exchange). */
@@ -325,6 +342,8 @@ export interface SandboxCounters {
 export interface Cafe24Sandbox {
   url: string;
   baseUrlTemplate: string;
+  /** The control API's token (`Authorization: Bearer …` on /__sandbox/*). */
+  controlToken: string;
   clock: SandboxClock;
   addMall(mallId: string, options?: MallOptions): void;
   /**

@@ -3,8 +3,13 @@
  * http://127.0.0.1:54321: `/functions/v1/*` goes to the functions process, and
  * `/auth/v1/.well-known/jwks.json` answers with the local Auth stand-in's keys, so that one
  * SUPABASE_URL serves both, as on a Supabase project. Nothing else of Auth exists here.
+ *
+ * It answers only requests addressed to it as 127.0.0.1:<port> or localhost:<port> (421
+ * otherwise: see local_access.ts), plus the `extraHosts` a user configured (a tunnel's name for
+ * the real Cafe24's redirect).
  */
 import { JWKS_PATH } from "../supabase/auth_stand_in.ts";
+import { allowedHosts, misdirected } from "../local_access.ts";
 
 export interface Gateway {
   url: string;
@@ -27,9 +32,14 @@ export function startGateway(options: {
   /** Where the functions process listens (known only after the gateway is up). */
   functionsOrigin: () => string;
   jwks: () => unknown;
+  /** `Host` values answered besides the loopback names, e.g. `abc.tunnel.example`. */
+  extraHosts?: string[];
 }): Promise<Gateway> {
   const abort = new AbortController();
+  let hosts: ReadonlySet<string> = new Set();
   const handler = async (request: Request): Promise<Response> => {
+    const refused = misdirected(request, hosts);
+    if (refused !== null) return refused;
     const url = new URL(request.url);
     if (url.pathname.startsWith("/functions/v1/")) {
       const target = new URL(url.pathname + url.search, options.functionsOrigin());
@@ -76,8 +86,10 @@ export function startGateway(options: {
         onListen: () => {},
       }, handler);
       const addr = server.addr as Deno.NetAddr;
+      const url = `http://${options.hostname}:${addr.port}`;
+      hosts = allowedHosts(addr.port, [new URL(url).host, ...(options.extraHosts ?? [])]);
       resolve({
-        url: `http://${options.hostname}:${addr.port}`,
+        url,
         port: addr.port,
         async close() {
           abort.abort();

@@ -4,9 +4,13 @@
  * `npm start`); the functions read their environment from this process.
  *
  *   deno run --allow-all local/functions/serve.ts [--port 54321] [--hostname 127.0.0.1]
+ *
+ * It answers only requests addressed to it as 127.0.0.1:<port> or localhost:<port> (421
+ * otherwise: see local_access.ts); the local gateway and the tests call it so.
  */
 
 import { closeDatabases } from "../../supabase/functions/_shared/platform/db.ts";
+import { allowedHosts, hostHeader, misdirected } from "../local_access.ts";
 
 const FUNCTIONS_DIR = new URL("../../supabase/functions/", import.meta.url);
 
@@ -50,6 +54,8 @@ if (import.meta.main) {
   const port = Number(flag("port") ?? Deno.env.get("FUNCTIONS_PORT") ?? 54321);
   const hostname = flag("hostname") ?? "127.0.0.1";
   const handlers = await loadFunctions();
+  const router = functionsRouter(handlers);
+  let hosts: ReadonlySet<string> = new Set();
   const server = Deno.serve(
     {
       port,
@@ -65,8 +71,10 @@ if (import.meta.main) {
         );
       },
     },
-    functionsRouter(handlers),
+    (request) => misdirected(request, hosts) ?? router(request),
   );
+  const listening = (server.addr as Deno.NetAddr).port;
+  hosts = allowedHosts(listening, [hostHeader(hostname, listening)]);
   const stop = () => server.shutdown();
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);

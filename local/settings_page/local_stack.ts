@@ -29,6 +29,8 @@ export function startLocalSettingsPage(options: {
   demo: DemoConnection[];
   /** CAFE24_SCOPES, comma-separated. */
   scopes: string;
+  /** The stack's control token: the banner's link carries it, sign-in wants it. */
+  controlToken: string;
 }): SettingsPage {
   const owners: DemoUser[] = options.demo
     .filter((d) => d.mallId !== null)
@@ -50,6 +52,7 @@ export function startLocalSettingsPage(options: {
     anonKey: options.anonKey,
     demoUsers: [...owners, NEWCOMER],
     mintAccessToken: (user, ttlSeconds) => options.auth.mintUserToken(user, ttlSeconds),
+    controlToken: options.controlToken,
     defaultMallId: dead?.mallId ?? "",
     scopes: options.scopes.split(",").map((s) => s.trim()).filter((s) => s !== ""),
   });

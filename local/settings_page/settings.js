@@ -32,6 +32,10 @@ function readConfig() {
 //
 // The session is kept in localStorage, as supabase-js keeps it, so it survives the trip to Cafe24
 // and back and is shared by every tab of this page.
+//
+// The local server hands a demo session only to a browser that opened this page from the link
+// `npm start` printed: its fragment carries the stack's token (#key=…), which the page trades at
+// once for an HttpOnly cookie (POST /demo-key) and removes from the address bar.
 
 const SESSION_KEY = "cafe24-settings-demo.session";
 
@@ -53,16 +57,39 @@ async function listDemoUsers() {
   return response.ok ? await response.json() : [];
 }
 
+/** Trades the link's key for the session cookie; the error code when the server refuses it. */
+async function exchangeDemoKey(key) {
+  try {
+    const response = await fetch("./demo-key", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ key }),
+    });
+    if (response.ok) return null;
+    return (await response.json().catch(() => ({}))).error ?? "UNEXPECTED_RESPONSE";
+  } catch {
+    return "NETWORK_ERROR";
+  }
+}
+
+/** `{ session }`, or `{ error }` with a code (DEMO_KEY_REQUIRED: not opened from the link). */
 async function signInAsDemoUser(key) {
-  const response = await fetch("./demo-session", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ user: key }),
-  });
-  if (!response.ok) throw new Error("demo sign-in failed");
+  let response;
+  try {
+    response = await fetch("./demo-session", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ user: key }),
+    });
+  } catch {
+    return { error: "NETWORK_ERROR" };
+  }
+  if (!response.ok) {
+    return { error: (await response.json().catch(() => ({}))).error ?? "UNEXPECTED_RESPONSE" };
+  }
   const session = await response.json();
   localStorage.setItem(SESSION_KEY, JSON.stringify(session));
-  return session;
+  return { session };
 }
 
 function signOut() {
@@ -160,7 +187,7 @@ function readConnections(config, session) {
 // The codes are the functions' stable error codes (supabase/functions/_shared/platform/errors.ts:
 // request errors, the callback's ?reason=, connect warnings, revoke results, refresh failures and
 // why a connection was disconnected) plus three of this page's own (SIGNED_OUT, NETWORK_ERROR,
-// UNEXPECTED_RESPONSE). {name} is filled in from the answer. A code missing here is shown with the
+// UNEXPECTED_RESPONSE) and two of the local sign-in (DEMO_KEY_REQUIRED, DEMO_KEY_INVALID). {name} is filled in from the answer. A code missing here is shown with the
 // generic sentence and the code itself.
 
 const TRY_AGAIN = { ko: "잠시 후 다시 시도해 주세요.", en: "Please try again in a moment." };
@@ -451,6 +478,18 @@ export const MESSAGES = {
 
   // This page's own
   SIGNED_OUT: { ko: "먼저 로그인해 주세요.", en: "Please sign in first." },
+  // The local page's sign-in (POST /demo-key, /demo-session)
+  DEMO_KEY_REQUIRED: {
+    ko:
+      "로그인하려면 npm start가 출력한 링크(.local/stack.json의 settings_page_url)로 이 페이지를 여세요.",
+    en:
+      "To sign in, open this page from the link npm start printed (settings_page_url in .local/stack.json).",
+  },
+  DEMO_KEY_INVALID: {
+    ko:
+      "링크의 키가 지금 실행 중인 npm start의 것이 아닙니다. 그 npm start가 출력한 링크로 다시 여세요.",
+    en: "The link's key is not the running npm start's. Open the link that npm start printed.",
+  },
   NETWORK_ERROR: {
     ko: "서버에 연결할 수 없습니다. 인터넷 연결을 확인한 뒤 다시 시도해 주세요.",
     en: "The server could not be reached. Check your connection and try again.",
@@ -665,6 +704,7 @@ async function start() {
     pending = { handle: fragment.get("handle"), mallId: fragment.get("mall_id") ?? "" };
   }
   const failure = query.get("cafe24") === "error" ? query.get("reason") ?? "" : null;
+  const demoKey = fragment.get("key");
   if (pending !== null || failure !== null || location.hash !== "") {
     query.delete("cafe24");
     query.delete("reason");
@@ -672,6 +712,10 @@ async function start() {
     history.replaceState(history.state, "", `${location.pathname}${search ? `?${search}` : ""}`);
   }
   if (failure !== null) notify("error", describeError(failure));
+  if (demoKey) {
+    const refused = await exchangeDemoKey(demoKey);
+    if (refused !== null) notify("error", describeError(refused));
+  }
 
   const showSession = () => {
     $("sign-in").hidden = session !== null;
@@ -749,7 +793,12 @@ async function start() {
   );
   $("sign-in").addEventListener("submit", async (event) => {
     event.preventDefault();
-    session = await signInAsDemoUser($("demo-user").value);
+    const signedIn = await signInAsDemoUser($("demo-user").value);
+    if (signedIn.error !== undefined) {
+      notify("error", describeError(signedIn.error));
+      return;
+    }
+    session = signedIn.session;
     showSession();
     await finishConnecting();
     await refreshStatus();

@@ -1,8 +1,8 @@
 /**
  * What `npm start` leaves for other local tools (and for you, once the banner has scrolled away)
  * while it runs: `<data dir>/stack.json`, mode 0600, with the URLs (the database's with its
- * password), the cron secret, a user token for the local Auth stand-in, the commands to try and
- * the process ids. `npm run refresh` and `npm run deploy:check -- --local` read it. The sandbox's
+ * password), the cron secret, the stack's control token, a user token for the local Auth
+ * stand-in, the commands to try and the process ids. `npm run refresh` and `npm run deploy:check -- --local` read it. The sandbox's
  * client credentials below are well-known local values, like the local keys of `supabase start`,
  * and work nowhere else.
  */
@@ -32,6 +32,18 @@ export interface StackInfo {
   sandbox_url: string | null;
   /** The functions' CRON_SECRET, also in Vault as cafe24_cron_secret. */
   cron_secret: string;
+  /**
+   * This start's own token, new at every start: the sandbox's /__sandbox control API wants it as
+   * `Authorization: Bearer …` (it hands out live tokens), and the settings page's sign-in wants it
+   * (through `settings_page_url`). Readable only through this file (0600): another local process
+   * or a web page cannot use what it cannot read.
+   */
+  control_token: string;
+  /**
+   * The settings page with the control token in its fragment (`#key=…`): open it in a browser to
+   * sign in there; the page trades the token for a cookie and removes it from the address bar.
+   */
+  settings_page_url: string;
   /** A user of the local Auth stand-in and a token for it, for the connect flow. */
   local_user: { email: string; jwt: string; expires_at: string } | null;
   /** The commands the banner suggested; they work while this stack runs. */

@@ -9,6 +9,7 @@
  * `startAuthStandIn()` serves it on a server of its own, for tests, and records every request.
  */
 import { base64url } from "../../supabase/functions/_shared/platform/base64url.ts";
+import { allowedHosts, misdirected } from "../local_access.ts";
 
 export const JWKS_PATH = "/auth/v1/.well-known/jwks.json";
 
@@ -130,17 +131,25 @@ export interface AuthStandIn extends LocalAuth {
   close(): Promise<void>;
 }
 
-/** The JWKS on a server of its own (127.0.0.1, a free port), answering nothing else. */
+/**
+ * The JWKS on a server of its own (127.0.0.1, a free port), answering nothing else, and only to
+ * requests addressed to 127.0.0.1:<port> or localhost:<port> (421 otherwise: local_access.ts).
+ */
 export async function startAuthStandIn(): Promise<AuthStandIn> {
   const requests: string[] = [];
   let jwks: unknown = { keys: [] };
+  let hosts: ReadonlySet<string> = new Set();
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
     const path = new URL(request.url).pathname;
     requests.push(`${request.method} ${path}`);
+    const refused = misdirected(request, hosts);
+    if (refused !== null) return refused;
     if (request.method === "GET" && path === JWKS_PATH) return Response.json(jwks);
     return Response.json({ code: 404, msg: "not served by the Auth stand-in" }, { status: 404 });
   });
-  const url = `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`;
+  const port = (server.addr as Deno.NetAddr).port;
+  hosts = allowedHosts(port);
+  const url = `http://127.0.0.1:${port}`;
   const auth = await createLocalAuth(url);
   jwks = auth.jwks;
   return { ...auth, url, requests, close: () => server.shutdown() };

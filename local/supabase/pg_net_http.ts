@@ -13,7 +13,7 @@
  * - the body: its bytes up to the first NUL (pg_net hands libcurl a C string);
  * - redirects are followed (a 3xx other than 304 with a Location): 301/302/303 drop the body and
  *   turn POST into GET (DELETE stays DELETE); 307/308 keep method and body; every header line is
- *   sent again — the secret too — except Authorization and Cookie (and a custom Host) once the
+ *   sent again — the cron signature too — except Authorization and Cookie (and a custom Host) once the
  *   scheme, host or port differs from the first request's;
  * - the timeout covers the whole exchange, redirects included, with pg_net's message;
  * - the result: the final status and Content-Type, the FIRST response's headers (names as the

@@ -5,14 +5,21 @@
  * only one the functions allow (CORS_ALLOWED_ORIGINS). The browser really goes page → Cafe24's
  * consent page → cafe24-callback → page, and every wait is on the page (a selector, a response,
  * a URL), never on the clock. Screenshots of each final state: .test-results/screenshots/.
+ * Signing in takes the page's launch link, whose key the page trades for an HttpOnly cookie, and
+ * a page on a hostname rebound to 127.0.0.1 reads nothing from the local servers.
  */
 import assert from "node:assert/strict";
 import type { BrowserContext, Page, Request } from "playwright-core";
 import { startTestAuth } from "../support/auth.ts";
-import { launchChromium, SCREENSHOTS_DIR } from "../support/chromium.ts";
+import { launchChromium, REBOUND_HOSTNAME, SCREENSHOTS_DIR } from "../support/chromium.ts";
 import { CONNECT_SETTINGS, connectStackOptions, startRefreshStack } from "../support/stack.ts";
 import { startGateway } from "../../local/functions/gateway.ts";
-import { type DemoUser, startSettingsPage } from "../../local/settings_page/server.ts";
+import {
+  demoCookieName,
+  type DemoUser,
+  startSettingsPage,
+} from "../../local/settings_page/server.ts";
+import { newControlToken } from "../../local/local_access.ts";
 
 /** Long enough for a cold function, short enough that a broken page fails with its notice. */
 const WAIT_MS = 20_000;
@@ -55,6 +62,7 @@ Deno.test({
         jwks: () => ({ keys: [] }),
       });
       cleanups.push(() => gateway.close());
+      const controlToken = newControlToken();
       const settingsPage = startSettingsPage({
         port: 0,
         supabaseUrl: gateway.url,
@@ -63,6 +71,7 @@ Deno.test({
         mintAccessToken: (u, ttlSeconds) =>
           auth.mint({ sub: u.id, expiresInSeconds: ttlSeconds, extraClaims: { email: u.email } }),
         scopes: CONNECT_SETTINGS.scopes.split(","),
+        controlToken,
       });
       cleanups.push(() => settingsPage.close());
 
@@ -129,9 +138,11 @@ Deno.test({
       const shot = (page: Page, name: string) =>
         page.screenshot({ path: new URL(`${name}.png`, SCREENSHOTS_DIR).pathname, fullPage: true });
 
+      /** Opens the page from its launch link (as from npm start's banner) and signs in. */
       const signIn = async (page: Page, who: DemoUser) => {
-        await page.goto(settingsPage.url);
+        await page.goto(settingsPage.launchUrl);
         await page.waitForSelector("body[data-ready='true']");
+        assert.equal(page.url(), settingsPage.url, "the key is gone from the address bar");
         await page.selectOption("#demo-user", who.key);
         await page.click("#sign-in-button");
         await page.waitForSelector(`body[data-signed-in="${who.id}"]`);
@@ -193,6 +204,87 @@ Deno.test({
       ];
 
       // ---- scenarios ---------------------------------------------------------------------------
+
+      await t.step("sign-in wants the launch link's key, kept in an HttpOnly cookie", async () => {
+        const context = await newContext();
+        const tryToSignIn = async (url: string) => {
+          const page = await openPage(context);
+          await page.goto(url);
+          await page.waitForSelector("body[data-ready='true']");
+          assert.equal(page.url(), settingsPage.url, "no fragment left in the address bar");
+          return page;
+        };
+        const signInAs = async (page: Page, who: DemoUser) => {
+          const answer = page.waitForResponse((r) => new URL(r.url()).pathname === "/demo-session");
+          answer.catch(() => {}); // awaited below unless the form fails first
+          await page.selectOption("#demo-user", who.key);
+          await page.click("#sign-in-button");
+          return await answer;
+        };
+
+        // The page's own address, without the key: no session, and the page says how to get one.
+        const bare = await tryToSignIn(settingsPage.url);
+        assert.equal((await signInAs(bare, users.alice)).status(), 403);
+        assert.match(
+          await expectNotice(bare, "error", "DEMO_KEY_REQUIRED"),
+          /open this page from the link npm start printed/,
+        );
+        assert.equal(await bare.locator("body").getAttribute("data-signed-in"), "");
+        await shot(bare, "0a-sign-in-without-the-key");
+
+        // A key that is not this stack's: refused at once, and still no session.
+        const wrong = await tryToSignIn(`${settingsPage.url}#key=${newControlToken()}`);
+        await expectNotice(wrong, "error", "DEMO_KEY_INVALID");
+        assert.equal((await signInAs(wrong, users.alice)).status(), 403);
+        assert.deepEqual(await context.cookies(), []);
+
+        // The launch link: a cookie no script can read and no other site's request carries.
+        const launched = await tryToSignIn(settingsPage.launchUrl);
+        const [cookie, ...others] = await context.cookies();
+        assert.equal(others.length, 0);
+        assert.equal(cookie?.name, demoCookieName(settingsPage.port));
+        assert.equal(cookie?.httpOnly, true);
+        assert.equal(cookie?.sameSite, "Strict");
+        assert.notEqual(cookie?.value, controlToken, "the cookie is not the stack's token");
+        assert.equal(await launched.evaluate("document.cookie"), "");
+        assert.equal((await signInAs(launched, users.alice)).status(), 200);
+        await launched.waitForSelector(`body[data-signed-in="${users.alice.id}"]`);
+        // Another tab of the same browser, opened on the bare address (signed in as alice, the
+        // session being shared), signs out and in as someone else: the cookie is enough.
+        const again = await tryToSignIn(settingsPage.url);
+        await again.click("#sign-out");
+        assert.equal((await signInAs(again, users.dana)).status(), 200);
+        await again.waitForSelector(`body[data-signed-in="${users.dana.id}"]`);
+        await context.clearCookies();
+      });
+
+      await t.step("a page on a hostname rebound to 127.0.0.1 reads nothing", async () => {
+        const page = await openPage(await newContext());
+        for (
+          const [server, origin, path] of [
+            ["the settings page", settingsPage.url, "/"],
+            ["the gateway", gateway.url, "/auth/v1/.well-known/jwks.json"],
+            ["the Cafe24 sandbox", sandbox.url, "/__sandbox/counters"],
+          ]
+        ) {
+          const rebound = new URL(path!, origin);
+          rebound.hostname = REBOUND_HOSTNAME;
+          const response = await page.goto(rebound.href);
+          assert.equal(response?.status(), 421, `${server} at ${rebound.href}`);
+          const body = JSON.parse(await response!.text());
+          assert.equal(body.error, "MISDIRECTED_REQUEST", server);
+        }
+        // The page's own sign-in, asked from the rebound origin: refused before anything else.
+        const demo = await page.evaluate(async () => {
+          const response = await fetch("/demo-session", {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ user: "alice" }),
+          });
+          return { status: response.status, text: await response.text() };
+        });
+        assert.equal(demo.status, 421, demo.text);
+      });
 
       const alice = await openPage(await newContext());
 

@@ -14,7 +14,10 @@ import {
   type StackInfo,
 } from "../../local/stack/stack_info.ts";
 import { processAlive as alive } from "../../local/processes.ts";
+import { JWKS_PATH } from "../../local/supabase/auth_stand_in.ts";
+import { demoCookieName } from "../../local/settings_page/server.ts";
 import { waitFor as waitForEvent } from "../support/wait.ts";
+import { rawRequest } from "../support/raw_http.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const FIRST_CRON_RUN_TIMEOUT_MS = 80_000; // pg_cron fires on minute boundaries
@@ -230,8 +233,12 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
       assert.ok(row, `no demo row for ${mallId}`);
       return row;
     };
+    // The sandbox's control API wants this start's token, which only stack.json holds.
+    const control = { authorization: `Bearer ${info.control_token}` };
     const live = async (mallId: string) => {
-      const response = await fetch(`${info.sandbox_url}/__sandbox/malls/${mallId}/live`);
+      const response = await fetch(`${info.sandbox_url}/__sandbox/malls/${mallId}/live`, {
+        headers: control,
+      });
       assert.equal(response.status, 200);
       return ((await response.json()) as { refresh_token: string | null }).refresh_token;
     };
@@ -253,6 +260,69 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
         assert.equal(secrets[1]!.value, info.supabase_url);
         assert.ok(secrets[0]!.value.length >= 32, "a generated cron secret");
         assert.equal(secrets[0]!.value, info.cron_secret, "the stack file has the cron secret");
+      },
+    );
+
+    await t.step(
+      "each server answers only its loopback names; sessions and live tokens want the stack's token",
+      async () => {
+        const page = new URL(info.settings_page_url);
+        assert.equal(new URLSearchParams(page.hash.slice(1)).get("key"), info.control_token);
+        assert.ok(
+          stack!.output.some((line) => line.includes(info.settings_page_url)),
+          "the banner prints the settings page's link with its key",
+        );
+        // The functions process's own origin, from its announcement in the log.
+        const log = await Deno.readTextFile(`${dataDir}/functions.log`);
+        const listening = log.split("\n").filter((line) => line.includes('"functions_listening"'))
+          .at(-1);
+        assert.ok(listening, "the functions announced their URL");
+        const functionsOrigin = new URL(JSON.parse(listening).url).origin;
+        for (
+          const [name, url] of [
+            ["the settings page", `${page.origin}/`],
+            ["the gateway", `${info.supabase_url}${JWKS_PATH}`],
+            ["the gateway's functions", `${info.supabase_url}/functions/v1/cafe24-refresh`],
+            ["the functions", `${functionsOrigin}/functions/v1/cafe24-refresh`],
+            ["the sandbox", `${info.sandbox_url}/demonow/api/v2/admin/shops`],
+            ["the sandbox's control API", `${info.sandbox_url}/__sandbox/malls/demonow/live`],
+          ]
+        ) {
+          const port = new URL(url!).port;
+          const headers = { authorization: `Bearer ${info.control_token}` };
+          const rebound = await rawRequest(url!, { host: `rebind.example:${port}`, headers });
+          assert.equal(rebound.status, 421, `${name}: ${rebound.body}`);
+          const local = await rawRequest(url!, { host: `localhost:${port}`, headers });
+          assert.notEqual(local.status, 421, `${name} refused localhost:${port}`);
+        }
+
+        // The sandbox's control API without the token: no live token.
+        const noToken = await fetch(`${info.sandbox_url}/__sandbox/malls/demonow/live`);
+        assert.equal(noToken.status, 401);
+        assert.doesNotMatch(await noToken.text(), /refresh_token/);
+
+        // The settings page's sign-in: the page's Origin, forged by a local process, is not enough.
+        const signIn = (headers: Record<string, string>) =>
+          fetch(`${page.origin}/demo-session`, {
+            method: "POST",
+            headers: { "content-type": "application/json", origin: page.origin, ...headers },
+            body: JSON.stringify({ user: "demodead" }),
+          });
+        const forged = await signIn({});
+        assert.equal(forged.status, 403);
+        assert.deepEqual(await forged.json(), { error: "DEMO_KEY_REQUIRED" });
+        // With the cookie that the link's key buys: a session for the demo mall's owner.
+        const exchanged = await fetch(`${page.origin}/demo-key`, {
+          method: "POST",
+          headers: { "content-type": "application/json", origin: page.origin },
+          body: JSON.stringify({ key: info.control_token }),
+        });
+        assert.equal(exchanged.status, 204);
+        const cookie = (exchanged.headers.get("set-cookie") ?? "").split(";")[0]!;
+        assert.ok(cookie.startsWith(`${demoCookieName(Number(page.port))}=`), cookie);
+        const session = await signIn({ cookie });
+        assert.equal(session.status, 200);
+        assert.equal(typeof (await session.json()).access_token, "string");
       },
     );
 
@@ -428,6 +498,7 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
       async () => {
         const revoked = await fetch(`${info.sandbox_url}/__sandbox/malls/demo20min/revoke`, {
           method: "POST",
+          headers: control,
         });
         assert.equal(revoked.status, 200);
         await revoked.body?.cancel();

@@ -7,6 +7,12 @@ import { type Browser, chromium } from "playwright-core";
 
 export const CHROMIUM_PATH = "/usr/bin/chromium";
 
+/**
+ * A hostname the browser resolves to 127.0.0.1, as a DNS-rebinding attacker's own name would
+ * resolve once rebound: a page on it is another site whose requests reach the local servers.
+ */
+export const REBOUND_HOSTNAME = "rebind.test";
+
 export async function launchChromium(): Promise<Browser> {
   try {
     await Deno.stat(CHROMIUM_PATH);
@@ -20,8 +26,12 @@ export async function launchChromium(): Promise<Browser> {
   return await chromium.launch({
     executablePath: CHROMIUM_PATH,
     headless: true,
-    // Chromium refuses to start its sandbox as root (CI and the development machines run as root).
-    args: Deno.uid() === 0 ? ["--no-sandbox"] : [],
+    args: [
+      // Chromium refuses to start its sandbox as root (CI and the development machines run as
+      // root).
+      ...(Deno.uid() === 0 ? ["--no-sandbox"] : []),
+      `--host-resolver-rules=MAP ${REBOUND_HOSTNAME} 127.0.0.1`,
+    ],
   });
 }
 

@@ -13,13 +13,31 @@ Deno.test("classifyAppAccess(): 2xx installed, 401 unauthorized", () => {
 Deno.test("classifyAppAccess(): a 403 saying the app is gone is a deletion", () => {
   for (
     const message of [
-      "[Not Authorized] This app has been deleted or disabled.",
-      "This app is not installed on the shop or lacks permission.",
+      // Cafe24's guide: "쇼핑몰에서 해당 앱이 삭제된 경우" (the app deleted from the shop).
+      "쇼핑몰에서 해당 앱이 삭제되었습니다.",
+      "[Not Authorized] 앱이 삭제된 쇼핑몰입니다",
+      "[Not Authorized] This app has been deleted from the shop.",
+      "This app is not installed on the shop.",
       "The app was uninstalled by the shop operator",
-      "App usage period expired",
+      "The app was removed from this mall",
     ]
   ) {
     assert.equal(classifyAppAccess(403, apiError(403, message)), "app_deleted", message);
+  }
+});
+
+Deno.test("classifyAppAccess(): words other 403s use are not a deletion", () => {
+  // "expired" and "disabled" also describe tokens, features and accounts: nothing is removed.
+  for (
+    const message of [
+      "App usage period expired",
+      "The access token has expired",
+      "This feature is disabled for the shop",
+      "[Not Authorized] This account has been disabled.",
+      "Forbidden: request blocked",
+    ]
+  ) {
+    assert.equal(classifyAppAccess(403, apiError(403, message)), "unknown", message);
   }
 });
 

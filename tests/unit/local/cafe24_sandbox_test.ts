@@ -11,6 +11,7 @@ import {
   startCafe24Sandbox,
 } from "../../../local/cafe24_sandbox.ts";
 import { waitFor } from "../../support/wait.ts";
+import { rawRequest } from "../../support/raw_http.ts";
 
 const CLIENT_ID = "sandboxclient";
 const CLIENT_SECRET = "sandbox-secret";
@@ -135,16 +136,20 @@ async function authorize(
   };
 }
 
+/** A control API request, with the sandbox's control token unless `token` says otherwise. */
 async function control(
   sb: Cafe24Sandbox,
   method: string,
   path: string,
   body?: unknown,
+  token: string | null = sb.controlToken,
 ): Promise<Answer> {
-  const init: RequestInit = { method };
+  const headers: Record<string, string> = {};
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  const init: RequestInit = { method, headers };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
-    init.headers = { "content-type": "application/json" };
+    headers["content-type"] = "application/json";
   }
   return await answer(await fetch(`${sb.url}/__sandbox/${path}`, init));
 }
@@ -903,6 +908,125 @@ Deno.test("control endpoints drive the sandbox over HTTP", async () => {
   });
 });
 
+Deno.test("control API: without the control token, or with another, nothing is answered", async () => {
+  await withSandbox(async (sb) => {
+    const issued = sb.issueTokens("lockedmall");
+    assert.ok(sb.controlToken.length >= 32, "a fresh random token by default");
+    for (const token of [null, "not-the-control-token", `${sb.controlToken}x`]) {
+      for (
+        const [method, path] of [
+          ["GET", "malls/lockedmall/live"],
+          ["GET", "malls/lockedmall/pairs"],
+          ["POST", "malls"],
+          ["POST", "malls/lockedmall/revoke"],
+          ["GET", "counters"],
+        ] as const
+      ) {
+        const refused = await control(sb, method, path, undefined, token);
+        assert.equal(refused.status, 401, `${method} ${path} with ${token}`);
+        assert.match(refused.json.error, /control token as Authorization: Bearer/);
+        assert.ok(!refused.text.includes(issued.refreshToken), "no live token in the refusal");
+      }
+    }
+    // Nothing changed: the pair is still live and the only one.
+    assert.equal(sb.liveRefreshToken("lockedmall"), issued.refreshToken);
+    assert.equal(sb.livePairs("lockedmall").length, 1);
+    // With the token: answered.
+    const live = await control(sb, "GET", "malls/lockedmall/live");
+    assert.equal(live.status, 200);
+    assert.deepEqual(live.json, { refresh_token: issued.refreshToken });
+    // Lower-case scheme, as HTTP allows.
+    const lower = await answer(
+      await fetch(`${sb.url}/__sandbox/counters`, {
+        headers: { authorization: `bearer ${sb.controlToken}` },
+      }),
+    );
+    assert.equal(lower.status, 200);
+  });
+  // A token given at start is the one it wants.
+  const given = "a-control-token-given-at-start-0123456789";
+  await withSandbox(async (sb) => {
+    assert.equal(sb.controlToken, given);
+    assert.equal((await control(sb, "GET", "counters", undefined, given)).status, 200);
+  }, { controlToken: given });
+  await assert.rejects(
+    async () =>
+      await startCafe24Sandbox({
+        clientId: CLIENT_ID,
+        clientSecret: CLIENT_SECRET,
+        controlToken: "short",
+      }),
+    /controlToken must be at least 16 characters/,
+  );
+});
+
+Deno.test("answers only Host 127.0.0.1:<port> or localhost:<port>: a rebound hostname gets 421", async () => {
+  await withSandbox(async (sb) => {
+    const issued = sb.issueTokens("hostmall");
+    const port = new URL(sb.url).port;
+    const auth = { authorization: `Bearer ${sb.controlToken}` };
+    const live = `${sb.url}/__sandbox/malls/hostmall/live`;
+    const token = `${sb.url}/hostmall/api/v2/oauth/token`;
+    const form = {
+      "content-type": "application/x-www-form-urlencoded",
+      authorization: basic(),
+    };
+    const refreshBody = `grant_type=refresh_token&refresh_token=${issued.refreshToken}`;
+    for (
+      const host of [
+        `rebind.example:${port}`,
+        "rebind.example",
+        `127.0.0.1.rebind.example:${port}`,
+        `localhost:${Number(port) + 1}`,
+        `127.0.0.1:${Number(port) + 1}`,
+        `localhost.:${port}`,
+      ]
+    ) {
+      // Even with the control token: a page that rebound its name must read nothing.
+      const control = await rawRequest(live, { host, headers: auth });
+      assert.equal(control.status, 421, host);
+      assert.equal(JSON.parse(control.body).error, "MISDIRECTED_REQUEST");
+      assert.ok(!control.body.includes(issued.refreshToken));
+      assert.ok(!control.body.includes("rebind"), "the refused name is not echoed");
+      const refreshed = await rawRequest(token, {
+        host,
+        method: "POST",
+        headers: form,
+        body: refreshBody,
+      });
+      assert.equal(refreshed.status, 421, host);
+    }
+    assert.equal(sb.liveRefreshToken("hostmall"), issued.refreshToken, "nothing rotated");
+    assert.equal(sb.counters().requests.token_refresh, 0, "refused before any endpoint");
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `LOCALHOST:${port}`]) {
+      const answered = await rawRequest(live, { host, headers: auth });
+      assert.equal(answered.status, 200, host);
+      assert.equal(JSON.parse(answered.body).refresh_token, issued.refreshToken);
+    }
+    const refreshed = await rawRequest(token, {
+      host: `localhost:${port}`,
+      method: "POST",
+      headers: form,
+      body: refreshBody,
+    });
+    assert.equal(refreshed.status, 200, refreshed.body);
+  });
+  // A host named at start (functions in Docker reach the host as host.docker.internal).
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const fixedPort = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  await withSandbox(async (sb) => {
+    const port = new URL(sb.url).port;
+    assert.equal(port, String(fixedPort));
+    const counters = `${sb.url}/__sandbox/counters`;
+    const headers = { authorization: `Bearer ${sb.controlToken}` };
+    const docker = await rawRequest(counters, { host: `host.docker.internal:${port}`, headers });
+    assert.equal(docker.status, 200);
+    const other = await rawRequest(counters, { host: `other.internal:${port}`, headers });
+    assert.equal(other.status, 421);
+  }, { port: fixedPort, allowedHosts: [`host.docker.internal:${fixedPort}`] });
+});
+
 Deno.test("control endpoints refuse non-loopback peers", {
   ignore: !Deno.networkInterfaces().some((i) =>
     i.family === "IPv4" && !i.address.startsWith("127.")
@@ -913,9 +1037,17 @@ Deno.test("control endpoints refuse non-loopback peers", {
   )!.address;
   await withSandbox(async (sb) => {
     const port = new URL(sb.url).port;
-    const remote = await answer(await fetch(`http://${external}:${port}/__sandbox/counters`));
+    const headers = { authorization: `Bearer ${sb.controlToken}` };
+    // Reached on another address, and naming it: not a name this sandbox answers.
+    const named = await rawRequest(`http://${external}:${port}/__sandbox/counters`, { headers });
+    assert.equal(named.status, 421);
+    // Reached on another address with a loopback Host: the peer is not loopback.
+    const remote = await rawRequest(`http://${external}:${port}/__sandbox/counters`, {
+      host: `127.0.0.1:${port}`,
+      headers,
+    });
     assert.equal(remote.status, 403);
-    const local = await answer(await fetch(`http://127.0.0.1:${port}/__sandbox/counters`));
+    const local = await rawRequest(`http://127.0.0.1:${port}/__sandbox/counters`, { headers });
     assert.equal(local.status, 200);
   }, { hostname: "0.0.0.0" });
 });
@@ -984,11 +1116,14 @@ Deno.test("serves HTTPS when given a certificate", {
 
 Deno.test("standalone: prints its URL, serves, stops on SIGTERM", async () => {
   const script = new URL("../../../local/cafe24_sandbox.ts", import.meta.url).pathname;
+  // The control token comes from the environment: a flag would show in the process list.
+  const controlToken = "standalone-control-token-0123456789";
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "--allow-net",
       "--allow-read",
+      "--allow-env=CAFE24_SANDBOX_CONTROL_TOKEN",
       script,
       "--port",
       "0",
@@ -1008,6 +1143,7 @@ Deno.test("standalone: prints its URL, serves, stops on SIGTERM", async () => {
       "--app-deleted-refresh",
       "forbidden",
     ],
+    env: { CAFE24_SANDBOX_CONTROL_TOKEN: controlToken },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -1027,8 +1163,16 @@ Deno.test("standalone: prints its URL, serves, stops on SIGTERM", async () => {
     }
     const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
     assert.ok(url, `no URL in ${JSON.stringify(out)}`);
+    const auth = { authorization: `Bearer ${controlToken}` };
+    const refused = await fetch(`${url}/__sandbox/malls`, {
+      method: "POST",
+      body: JSON.stringify({ mall_id: "cli" }),
+    });
+    assert.equal(refused.status, 401);
+    await refused.body?.cancel();
     const created = await (await fetch(`${url}/__sandbox/malls`, {
       method: "POST",
+      headers: auth,
       body: JSON.stringify({ mall_id: "cli" }),
     })).json();
     const refreshed = await fetch(`${url}/cli/api/v2/oauth/token`, {
@@ -1041,7 +1185,7 @@ Deno.test("standalone: prints its URL, serves, stops on SIGTERM", async () => {
     });
     assert.equal(refreshed.status, 200);
     await refreshed.body?.cancel();
-    assert.deepEqual(await (await fetch(`${url}/__sandbox/settings`)).json(), {
+    assert.deepEqual(await (await fetch(`${url}/__sandbox/settings`, { headers: auth })).json(), {
       consent_page: true,
       new_grant_revokes_older_pairs: false,
       app_deleted_refresh: "forbidden",

@@ -4,6 +4,7 @@ import {
   callbackWithoutState,
   databaseAdvice,
   jwksVerdict,
+  legacyKeyVerdict,
   migrationsVerdict,
   refreshWithoutSecret,
   refreshWithSecret,
@@ -70,5 +71,35 @@ Deno.test("deploy:check: migrations, Vault values and database hints", () => {
   assert.match(
     databaseAdvice("postgresql://postgres:pw@db.abcdefgh.supabase.co:5432/postgres", "ENETUNREACH"),
     /pooler\.supabase\.com:5432/,
+  );
+});
+
+Deno.test("deploy:check warns while the legacy service_role key is accepted next to secret keys", () => {
+  const keys = '{"default":"sb_secret_example"}';
+  // The default (unset) and an explicit true both still accept the legacy key: a warning, which
+  // does not fail the check, with the setting that ends it.
+  for (const accept of [undefined, "", "true", "1"]) {
+    const env = { SUPABASE_SECRET_KEYS: keys, CAFE24_ACCEPT_SERVICE_ROLE_KEY: accept };
+    const verdict = legacyKeyVerdict(env);
+    assert.equal(verdict?.warning, true, `CAFE24_ACCEPT_SERVICE_ROLE_KEY=${accept}`);
+    assert.equal(verdict?.ok, true);
+    assert.match(verdict!.fix!, /CAFE24_ACCEPT_SERVICE_ROLE_KEY=false/);
+    assert.ok(!JSON.stringify(verdict).includes("sb_secret_example"), "the key is never shown");
+  }
+  const off = legacyKeyVerdict({
+    SUPABASE_SECRET_KEYS: keys,
+    CAFE24_ACCEPT_SERVICE_ROLE_KEY: "false",
+  });
+  assert.deepEqual(off, { ok: true, detail: "only the keys of SUPABASE_SECRET_KEYS are accepted" });
+  const invalid = legacyKeyVerdict({
+    SUPABASE_SECRET_KEYS: keys,
+    CAFE24_ACCEPT_SERVICE_ROLE_KEY: "maybe",
+  });
+  assert.equal(invalid?.ok, false);
+  // Without secret keys there is nothing newer to prefer: no line at all.
+  assert.equal(legacyKeyVerdict({}), null);
+  assert.equal(
+    legacyKeyVerdict({ SUPABASE_SECRET_KEYS: " ", CAFE24_ACCEPT_SERVICE_ROLE_KEY: "true" }),
+    null,
   );
 });

@@ -1,8 +1,11 @@
 /**
  * What an Admin API answer says about the app's access to a mall. Cafe24 answers 403 both when a
- * token lacks a scope and when the app has been deleted from (or disabled in) the shop; only the
- * error message tells them apart. Only a message that says so counts as a deletion: a 403 that
- * names a scope, or says nothing recognisable, proves nothing, and nothing is disconnected for it.
+ * token lacks a scope and when the app has been deleted from the shop; only the error message tells
+ * them apart. Cafe24's guide names the case ("쇼핑몰에서 해당 앱이 삭제된 경우", the app deleted
+ * from the shop) but no captured answer shows its exact message yet, so only a message that plainly
+ * says the app is gone counts: "삭제" (deleted), deleted, not installed, uninstalled or removed.
+ * Words other 403s also use ("expired", "disabled") do not count, and a 403 that names a scope or
+ * says nothing recognisable proves nothing: nothing is disconnected for it.
  *
  * Resource API errors look like {"error":{"code":403,"message":"…","more_info":{}}}.
  */
@@ -10,7 +13,7 @@
 export type AppAccess =
   /** 2xx: the token works, so the app is installed. */
   | "installed"
-  /** 403 saying the app was deleted, disabled, not installed or expired. */
+  /** 403 saying the app was deleted from the shop (삭제, deleted, not installed, uninstalled, removed). */
   | "app_deleted"
   /** 403 about a missing scope: this token cannot tell either way. */
   | "missing_scope"
@@ -20,7 +23,8 @@ export type AppAccess =
   | "unknown";
 
 const SCOPE_MESSAGE = /\bscopes?\b/i;
-const DELETED_MESSAGE = /\b(deleted|disabled|not installed|uninstalled|removed|expired)\b/i;
+// `\b` does not work next to Hangul, so 삭제 is matched on its own.
+const DELETED_MESSAGE = /삭제|\b(deleted|not installed|uninstalled|removed)\b/i;
 
 export function classifyAppAccess(status: number, body: string): AppAccess {
   if (status >= 200 && status < 300) return "installed";
