@@ -3,6 +3,7 @@ import { type RevokeOutcome, revokePair } from "../cafe24/revoke.ts";
 import { RequestError, type RevokeFailureCode } from "../platform/errors.ts";
 import { logEvent } from "../platform/log.ts";
 import type { LifecycleStore } from "./lifecycle_store.ts";
+import { type ConnectionTarget, parseConnectionTarget } from "./target.ts";
 
 /**
  * cafe24-disconnect: ends one connection. The tokens leave the row first (settings stay, status
@@ -16,11 +17,6 @@ export type DisconnectCaller =
   | { kind: "app" }
   /** A signed-in user: only their own rows. */
   | { kind: "user"; userId: string };
-
-export interface DisconnectTarget {
-  authSettingsId: string | null;
-  mallId: string | null;
-}
 
 export interface DisconnectSettings {
   apiBaseUrl: string;
@@ -47,31 +43,16 @@ export const DISCONNECT_REASONS = {
   app: "DISCONNECTED_BY_APP",
 } as const;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Exactly one of `auth_settings_id` (a uuid) and `mall_id`. Throws RequestError. */
-export function parseDisconnectRequest(parameters: Record<string, unknown>): DisconnectTarget {
-  const { auth_settings_id: id, mall_id: mallId } = parameters;
-  if ((id === undefined) === (mallId === undefined)) {
-    throw new RequestError("INVALID_REQUEST", {
-      detail: "give exactly one of auth_settings_id and mall_id",
-    });
-  }
-  if (id !== undefined) {
-    if (typeof id !== "string" || !UUID.test(id)) {
-      throw new RequestError("INVALID_REQUEST", { detail: "auth_settings_id must be a uuid" });
-    }
-    return { authSettingsId: id.toLowerCase(), mallId: null };
-  }
-  if (!isValidMallId(mallId)) throw new RequestError("INVALID_MALL_ID");
-  return { authSettingsId: null, mallId };
+/** cafe24-disconnect's parameters: the connection to end. Throws RequestError. */
+export function parseDisconnectRequest(parameters: Record<string, unknown>): ConnectionTarget {
+  return parseConnectionTarget(parameters);
 }
 
 /** Throws RequestError NOT_FOUND (also for another user's connection) or DATABASE_UNAVAILABLE. */
 export async function disconnect(
   deps: DisconnectDeps,
   caller: DisconnectCaller,
-  target: DisconnectTarget,
+  target: ConnectionTarget,
 ): Promise<Disconnected> {
   let found;
   try {
