@@ -7,6 +7,7 @@
  *   POST {"handle": "…"} with Authorization: Bearer <the user's access token>: the app completes
  *        the connection. Only the user who started it succeeds; see _shared/connect/completion.ts.
  */
+import { cafe24App } from "../_shared/cafe24/app.ts";
 import {
   type CallbackOutcome,
   callbackParameters,
@@ -36,13 +37,9 @@ function connectDeps(config: Config<(typeof CALLBACK_CONFIG_REQUIRED)[number]>):
   return {
     store: createConnectStore(database(config.SUPABASE_DB_URL)),
     settings: {
-      apiBaseUrl: config.CAFE24_API_BASE_URL,
-      clientId: config.CAFE24_CLIENT_ID,
-      clientSecret: config.CAFE24_CLIENT_SECRET_KEY,
+      app: cafe24App(config),
       redirectUri: config.CAFE24_REDIRECT_URI,
       stateSecret: config.CAFE24_OAUTH_STATE_SECRET,
-      apiVersion: config.CAFE24_API_VERSION ?? null,
-      requestTimeoutMs: config.CAFE24_REQUEST_TIMEOUT_MS,
     },
   };
 }

@@ -11,6 +11,7 @@
  * verify_jwt is off in config.toml: the secret key is not always a JWT, and every answer, 401
  * included, carries CORS headers and this project's error body.
  */
+import { cafe24App } from "../_shared/cafe24/app.ts";
 import {
   disconnect,
   type DisconnectCaller,
@@ -57,12 +58,7 @@ async function handle(request: Request): Promise<Response> {
     const answer = await disconnect(
       {
         store: createLifecycleStore(database(config.SUPABASE_DB_URL)),
-        settings: {
-          apiBaseUrl: config.CAFE24_API_BASE_URL,
-          clientId: config.CAFE24_CLIENT_ID,
-          clientSecret: config.CAFE24_CLIENT_SECRET_KEY,
-          requestTimeoutMs: config.CAFE24_REQUEST_TIMEOUT_MS,
-        },
+        settings: { app: cafe24App(config) },
       },
       caller,
       target,

@@ -69,11 +69,7 @@ async function verify(config: WebhookConfig, notice: AppNotice): Promise<void> {
   try {
     await verifyAfterNotice({
       store: createLifecycleStore(sql),
-      settings: {
-        apiBaseUrl: settings.apiBaseUrl,
-        apiVersion: config.CAFE24_API_VERSION ?? null,
-        requestTimeoutMs: settings.requestTimeoutMs,
-      },
+      settings,
       refreshMall: async (mallId) => {
         const run = await beginRefreshRun({ store: createRefreshStore(sql), settings }, {
           trigger: "manual",

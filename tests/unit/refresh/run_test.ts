@@ -67,8 +67,11 @@ function harness(
     endpoint,
     deps: {
       store,
-      settings: { ...SETTINGS, ...options.settings },
-      fetch: endpoint.fetch,
+      settings: {
+        ...SETTINGS,
+        app: { ...SETTINGS.app, fetch: endpoint.fetch },
+        ...options.settings,
+      },
       clock,
       random: () => 0,
     },
@@ -297,7 +300,7 @@ runTest("every summary carries the warnings, and the run logs what to change", a
   const logged = logs.find((line) => line.event === "cafe24_refresh_config_warning");
   assert.equal(logged?.run_id, summary.run_id);
   assert.match((logged?.messages as string[])[0]!, /shorter than 32 characters/);
-  assert.ok(!JSON.stringify(logs).includes(SETTINGS.clientSecret), "no secret in any line");
+  assert.ok(!JSON.stringify(logs).includes(SETTINGS.app.clientSecret), "no secret in any line");
 });
 
 runTest(

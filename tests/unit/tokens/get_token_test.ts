@@ -125,8 +125,7 @@ function harness(expiresInMs: number, answer?: Parameters<typeof tokenEndpoint>[
   const endpoint = tokenEndpoint(clock, answer);
   const deps: TokenDeps = {
     store,
-    settings: SETTINGS,
-    fetch: endpoint.fetch,
+    settings: { ...SETTINGS, app: { ...SETTINGS.app, fetch: endpoint.fetch } },
     clock,
     random: () => 0,
   };

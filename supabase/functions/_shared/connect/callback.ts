@@ -1,3 +1,4 @@
+import type { Cafe24App } from "../cafe24/app.ts";
 import {
   processTokenResponse,
   sendAuthorizationCodeRequest,
@@ -32,19 +33,14 @@ export interface CallbackParameters {
 }
 
 export interface ConnectSettings {
-  apiBaseUrl: string;
-  clientId: string;
-  clientSecret: string;
+  app: Cafe24App;
   redirectUri: string;
   stateSecret: string;
-  apiVersion: string | null;
-  requestTimeoutMs: number;
 }
 
 export interface ConnectDeps {
   store: ConnectStore;
   settings: ConnectSettings;
-  fetch?: typeof fetch;
   now?: () => number;
 }
 
@@ -110,14 +106,10 @@ export async function finishAuthorization(
   // The code dies one minute after it was issued: exchange it before anything else.
   let tokens: TokenSet;
   try {
-    const response = await sendAuthorizationCodeRequest({
-      apiBaseUrl: settings.apiBaseUrl,
+    const response = await sendAuthorizationCodeRequest(settings.app, {
       mallId: state.mallId,
-      credentials: { clientId: settings.clientId, clientSecret: settings.clientSecret },
       code: parameters.code,
       redirectUri: settings.redirectUri,
-      timeoutMs: settings.requestTimeoutMs,
-      ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
     });
     tokens = await processTokenResponse(response, now());
   } catch (error) {
@@ -157,23 +149,6 @@ export async function finishAuthorization(
   return { ok: true, mallId: state.mallId, handle };
 }
 
-/** What revoking at Cafe24 needs from the connect settings. */
-export type RevokeDeps = {
-  settings: Pick<ConnectSettings, "apiBaseUrl" | "clientId" | "clientSecret" | "requestTimeoutMs">;
-  fetch?: typeof fetch;
-};
-
-export function revokeOptions(deps: RevokeDeps, mallId: string) {
-  const { settings } = deps;
-  return {
-    apiBaseUrl: settings.apiBaseUrl,
-    mallId,
-    credentials: { clientId: settings.clientId, clientSecret: settings.clientSecret },
-    timeoutMs: settings.requestTimeoutMs,
-    ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
-  };
-}
-
 function exchangeFailure(code: RefreshFailureCode): RequestErrorCode {
   switch (code) {
     case "CAFE24_MALFORMED_RESPONSE":
@@ -195,7 +170,11 @@ async function refused(
   state: OAuthState,
   tokens: TokenSet,
 ): Promise<CallbackOutcome> {
-  const revoke = await revokePair(revokeOptions(deps, state.mallId), storedTokenFields(tokens));
+  const revoke = await revokePair(
+    deps.settings.app,
+    state.mallId,
+    storedTokenFields(tokens),
+  );
   return failed(reason, { ...state, detail: `pair revoke: ${revoke}` });
 }
 

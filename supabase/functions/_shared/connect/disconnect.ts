@@ -1,3 +1,4 @@
+import type { Cafe24App } from "../cafe24/app.ts";
 import { isValidMallId } from "../cafe24/mall_id.ts";
 import { type RevokeOutcome, revokePair } from "../cafe24/revoke.ts";
 import { RequestError, type RevokeFailureCode } from "../platform/errors.ts";
@@ -18,17 +19,9 @@ export type DisconnectCaller =
   /** A signed-in user: only their own rows. */
   | { kind: "user"; userId: string };
 
-export interface DisconnectSettings {
-  apiBaseUrl: string;
-  clientId: string;
-  clientSecret: string;
-  requestTimeoutMs: number;
-}
-
 export interface DisconnectDeps {
   store: LifecycleStore;
-  settings: DisconnectSettings;
-  fetch?: typeof fetch;
+  settings: { app: Cafe24App };
 }
 
 export interface Disconnected {
@@ -91,14 +84,7 @@ async function revokeRemovedPair(
 ): Promise<RevokeOutcome> {
   // Without a valid mall id there is no Cafe24 host to send the pair to.
   if (!isValidMallId(mallId)) return "rejected";
-  const { settings } = deps;
-  return await revokePair({
-    apiBaseUrl: settings.apiBaseUrl,
-    mallId,
-    credentials: { clientId: settings.clientId, clientSecret: settings.clientSecret },
-    timeoutMs: settings.requestTimeoutMs,
-    ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
-  }, pair);
+  return await revokePair(deps.settings.app, mallId, pair);
 }
 
 function revokeFailure(outcome: RevokeOutcome | null): RevokeFailureCode {

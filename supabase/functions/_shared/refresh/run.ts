@@ -39,7 +39,6 @@ export interface RunRequest extends ScopeRequest {
 export interface RefreshDeps {
   store: RefreshStore;
   settings: RefreshSettings;
-  fetch?: typeof fetch;
   random?: () => number;
   /** The system clock where not given (tests pass their own). */
   clock?: Partial<RunClock>;
@@ -190,7 +189,6 @@ async function executeRun(
         tally,
         clock,
         random: deps.random ?? Math.random,
-        ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
       },
       limits,
       concurrency: settings.concurrency,

@@ -26,11 +26,10 @@ import type { RunTally } from "./summary.ts";
 export interface StepContext {
   runId: string;
   store: RefreshStore;
-  settings: Pick<RefreshSettings, "apiBaseUrl" | "clientId" | "clientSecret" | "requestTimeoutMs">;
+  settings: Pick<RefreshSettings, "app">;
   tally: RunTally;
   clock: RunClock;
   random: () => number;
-  fetch?: typeof fetch;
 }
 
 export interface StepResult {
@@ -61,13 +60,9 @@ export async function refreshConnection(
     if (!isValidMallId(connection.mallId)) {
       throw new TokenRequestError("INVALID_MALL_ID", "no request was sent");
     }
-    const response = await sendRefreshTokenRequest({
-      apiBaseUrl: settings.apiBaseUrl,
+    const response = await sendRefreshTokenRequest(settings.app, {
       mallId: connection.mallId,
-      credentials: { clientId: settings.clientId, clientSecret: settings.clientSecret },
       refreshToken: connection.refreshToken,
-      timeoutMs: settings.requestTimeoutMs,
-      ...(ctx.fetch === undefined ? {} : { fetch: ctx.fetch }),
     });
     tokens = await processTokenResponse(response, clock.now());
   } catch (error) {
@@ -125,14 +120,8 @@ async function revokeDiscardedPair(
   connection: ClaimedConnection,
   tokens: TokenSet,
 ): Promise<void> {
-  const { settings } = ctx;
-  const outcome = await revokePair({
-    apiBaseUrl: settings.apiBaseUrl,
-    mallId: connection.mallId,
-    credentials: { clientId: settings.clientId, clientSecret: settings.clientSecret },
-    timeoutMs: settings.requestTimeoutMs,
-    ...(ctx.fetch === undefined ? {} : { fetch: ctx.fetch }),
-  }, storedTokenFields(tokens)).catch(() => "unreachable" as const);
+  const outcome = await revokePair(ctx.settings.app, connection.mallId, storedTokenFields(tokens))
+    .catch(() => "unreachable" as const);
   logEvent(outcome === "revoked" ? "info" : "warn", "cafe24_discarded_pair_revoked", {
     run_id: ctx.runId,
     connection_id: connection.id,

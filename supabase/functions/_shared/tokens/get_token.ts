@@ -51,15 +51,11 @@ export async function getCafe24AccessToken(
 }
 
 /** What a token request needs of the refresh settings (refreshSettings(config) has it all). */
-export type TokenSettings = Pick<
-  RefreshSettings,
-  "apiBaseUrl" | "clientId" | "clientSecret" | "requestTimeoutMs" | "leaseMs" | "keepAliveWindowMs"
->;
+export type TokenSettings = Pick<RefreshSettings, "app" | "leaseMs" | "keepAliveWindowMs">;
 
 export interface TokenDeps {
   store: TokenStore;
   settings: TokenSettings;
-  fetch?: typeof fetch;
   random?: () => number;
   /** The system clock where not given (tests pass their own). */
   clock?: Partial<RunClock>;
@@ -228,7 +224,6 @@ async function refreshOnce(
           tally,
           clock,
           random: deps.random ?? Math.random,
-          ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
         },
         claim.connection,
         () => false,
