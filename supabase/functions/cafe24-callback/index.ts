@@ -20,6 +20,7 @@ import { createConnectStore } from "../_shared/connect/store.ts";
 import { CALLBACK_CONFIG_REQUIRED, type Config, loadConfig } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
+import { reportFailure } from "../_shared/platform/failure.ts";
 import { requireSignedInUser } from "../_shared/platform/handler.ts";
 import {
   configErrorResponse,
@@ -72,9 +73,8 @@ async function handle(request: Request): Promise<Response> {
       connectDeps(loaded.config),
       callbackParameters(new URL(request.url)),
     );
-  } catch {
-    logEvent("error", "cafe24_connect_crashed", {});
-    outcome = { ok: false, reason: "INTERNAL_ERROR" };
+  } catch (error) {
+    outcome = { ok: false, reason: reportFailure("cafe24_connect_crashed", error) };
   }
   return connectResponse(outcome, returnUrl, cors);
 }
@@ -105,8 +105,10 @@ async function complete(
     );
   } catch (error) {
     if (error instanceof RequestError) return requestErrorResponse(error, cors);
-    logEvent("error", "cafe24_connect_crashed", { user_id: user.id });
-    return errorResponse("INTERNAL_ERROR", {}, cors);
+    const failure = reportFailure("cafe24_connect_crashed", error, {
+      fields: { user_id: user.id },
+    });
+    return errorResponse(failure, {}, cors);
   }
 }
 

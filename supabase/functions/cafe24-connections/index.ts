@@ -15,9 +15,9 @@
  */
 import { USER_AUTH_CONFIG_REQUIRED } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
+import { reportFailure } from "../_shared/platform/failure.ts";
 import { openConfiguredRequest, requireSignedInUser } from "../_shared/platform/handler.ts";
 import { bearerToken, errorResponse, jsonResponse } from "../_shared/platform/http.ts";
-import { logEvent } from "../_shared/platform/log.ts";
 import { jwtClaimsJson, readConnectionsAsUser } from "./read.ts";
 
 const FUNCTION = "cafe24-connections";
@@ -39,9 +39,11 @@ async function handle(request: Request): Promise<Response> {
       jwtClaimsJson(bearerToken(request)!),
     );
     return jsonResponse({ connections }, 200, headers);
-  } catch {
-    logEvent("error", "cafe24_connections_read_failed", { user_id: user.id });
-    return errorResponse("DATABASE_UNAVAILABLE", {}, headers);
+  } catch (error) {
+    const failure = reportFailure("cafe24_connections_read_failed", error, {
+      fields: { user_id: user.id },
+    });
+    return errorResponse(failure, {}, headers);
   }
 }
 

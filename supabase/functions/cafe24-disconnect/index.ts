@@ -27,6 +27,7 @@ import {
 } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
+import { reportFailure } from "../_shared/platform/failure.ts";
 import { openConfiguredRequest, requireSignedInUser } from "../_shared/platform/handler.ts";
 import {
   bearerToken,
@@ -36,7 +37,6 @@ import {
   requestErrorResponse,
   requestParameters,
 } from "../_shared/platform/http.ts";
-import { logEvent } from "../_shared/platform/log.ts";
 import { looksLikeJwt } from "../_shared/platform/user_auth.ts";
 
 const FUNCTION = "cafe24-disconnect";
@@ -66,8 +66,7 @@ async function handle(request: Request): Promise<Response> {
     return jsonResponse(answer, 200, headers);
   } catch (error) {
     if (error instanceof RequestError) return requestErrorResponse(error, headers);
-    logEvent("error", "cafe24_disconnect_crashed", {});
-    return errorResponse("INTERNAL_ERROR", {}, headers);
+    return errorResponse(reportFailure("cafe24_disconnect_crashed", error), {}, headers);
   }
 }
 

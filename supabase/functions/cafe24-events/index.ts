@@ -17,6 +17,7 @@ import {
 } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
+import { failureCode, reportFailure } from "../_shared/platform/failure.ts";
 import {
   configErrorResponse,
   errorResponse,
@@ -25,7 +26,6 @@ import {
   prefersRespondAsync,
   requestErrorResponse,
 } from "../_shared/platform/http.ts";
-import { logEvent } from "../_shared/platform/log.ts";
 import { identifyRefreshCaller } from "../_shared/refresh/caller.ts";
 
 const FUNCTION = "cafe24-events";
@@ -59,15 +59,16 @@ async function handle(request: Request): Promise<Response> {
     try {
       const deferred = await store.defer(new Date(Date.now() + UNCONFIGURED_DEFERRAL_MS));
       return jsonResponse({ webhook: "not_configured", deferred }, 200, cors);
-    } catch {
-      return errorResponse("DATABASE_UNAVAILABLE", {}, cors);
+    } catch (error) {
+      const failure = reportFailure("cafe24_events_defer_failed", error, {
+        sqlFunction: "cafe24_private.defer_event_deliveries",
+      });
+      return errorResponse(failure, {}, cors);
     }
   }
 
   const pass = deliverEvents({ store, webhook }).catch((error) => {
-    logEvent("error", "cafe24_events_pass_failed", {
-      error: error instanceof Error ? error.name : "unknown",
-    });
+    reportFailure("cafe24_events_pass_failed", error);
     throw error;
   });
   if (prefersRespondAsync(request)) {
@@ -76,8 +77,9 @@ async function handle(request: Request): Promise<Response> {
   }
   try {
     return jsonResponse(await pass, 200, cors);
-  } catch {
-    return errorResponse("DATABASE_UNAVAILABLE", {}, cors);
+  } catch (error) {
+    // Reported where the pass failed.
+    return errorResponse(failureCode(error), {}, cors);
   }
 }
 

@@ -13,6 +13,7 @@ import {
 import { continueAfterResponse } from "../_shared/platform/background.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
+import { reportFailure } from "../_shared/platform/failure.ts";
 import {
   configErrorResponse,
   errorResponse,
@@ -22,7 +23,6 @@ import {
   requestErrorResponse,
   requestParameters,
 } from "../_shared/platform/http.ts";
-import { logEvent } from "../_shared/platform/log.ts";
 import { identifyRefreshCaller } from "../_shared/refresh/caller.ts";
 import { parseRefreshRequest } from "../_shared/refresh/request.ts";
 import {
@@ -91,8 +91,8 @@ async function handle(request: Request): Promise<Response> {
       if (nothing !== null) return jsonResponse(nothing, 200, cors);
     }
     run = await beginRefreshRun({ store, settings }, runRequest);
-  } catch {
-    logEvent("error", "cafe24_refresh_run_not_started", {});
+  } catch (error) {
+    reportFailure("cafe24_refresh_run_not_started", error);
     return errorResponse("REFRESH_RUN_FAILED", {}, cors);
   }
 
@@ -100,7 +100,9 @@ async function handle(request: Request): Promise<Response> {
   const sweep = () =>
     options.trigger === "cron"
       ? revokeExpiredPendingConnections({ store: createConnectStore(sql), settings })
-        .catch(() => logEvent("error", "cafe24_pending_sweep_failed", {}))
+        .catch((error) => {
+          reportFailure("cafe24_pending_sweep_failed", error);
+        })
       : Promise.resolve();
 
   if (options.respondAsync) {

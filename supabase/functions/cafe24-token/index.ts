@@ -13,6 +13,7 @@ import { presentsSecretApiKey } from "../_shared/platform/api_keys.ts";
 import { REFRESH_CONFIG_REQUIRED, refreshSettings } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
+import { reportFailure } from "../_shared/platform/failure.ts";
 import { openConfiguredRequest } from "../_shared/platform/handler.ts";
 import {
   bearerToken,
@@ -21,7 +22,7 @@ import {
   requestErrorResponse,
   requestParameters,
 } from "../_shared/platform/http.ts";
-import { countUnauthenticated, logEvent } from "../_shared/platform/log.ts";
+import { countUnauthenticated } from "../_shared/platform/log.ts";
 import { getCafe24AccessToken } from "../_shared/tokens/get_token.ts";
 import { parseTokenRequest } from "../_shared/tokens/request.ts";
 
@@ -63,10 +64,7 @@ async function handle(request: Request): Promise<Response> {
     return jsonResponse(token, 200, headers);
   } catch (error) {
     if (error instanceof RequestError) return requestErrorResponse(error, headers);
-    logEvent("error", "cafe24_token_crashed", {
-      error: error instanceof Error ? error.name : "unknown",
-    });
-    return errorResponse("INTERNAL_ERROR", {}, headers);
+    return errorResponse(reportFailure("cafe24_token_crashed", error), {}, headers);
   }
 }
 

@@ -23,6 +23,7 @@ import {
 } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
+import { reportFailure } from "../_shared/platform/failure.ts";
 import {
   jsonResponse,
   openRequest,
@@ -81,10 +82,9 @@ async function verify(config: WebhookConfig, notice: AppNotice): Promise<void> {
         await run.execute();
       },
     }, notice);
-  } catch {
-    logEvent("error", "cafe24_app_notice_failed", {
-      event_no: notice.eventNo,
-      mall_id: notice.mallId,
+  } catch (error) {
+    reportFailure("cafe24_app_notice_failed", error, {
+      fields: { event_no: notice.eventNo, mall_id: notice.mallId },
     });
   }
 }

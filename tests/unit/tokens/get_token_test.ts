@@ -329,8 +329,15 @@ quietTest("a caller needing more than a shared refresh gave goes round again", a
   assert.equal(h.endpoint.asked.length, 1);
 });
 
-quietTest("database errors answer DATABASE_UNAVAILABLE", async () => {
+quietTest("a database that cannot be reached answers DATABASE_UNAVAILABLE", async () => {
   const h = harness(HOUR_MS);
-  h.store.read = () => Promise.reject(new Error("connection refused"));
+  h.store.read = () =>
+    Promise.reject(Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }));
   assert.deepEqual(await errorOf(h.ask()), { code: "DATABASE_UNAVAILABLE" });
+});
+
+quietTest("any other failure of a database call answers INTERNAL_ERROR", async () => {
+  const h = harness(HOUR_MS);
+  h.store.noteRequest = () => Promise.reject(new TypeError("not a function"));
+  assert.deepEqual(await errorOf(h.ask()), { code: "INTERNAL_ERROR" });
 });

@@ -10,6 +10,7 @@ import { revokePair } from "../cafe24/revoke.ts";
 import type { ConnectStore } from "./store.ts";
 import { handleHash, newHandle } from "./handle.ts";
 import type { RefreshFailureCode, RequestErrorCode } from "../platform/errors.ts";
+import { reportFailure } from "../platform/failure.ts";
 import { countUnauthenticated, logEvent } from "../platform/log.ts";
 import { type RetryPolicy, withRetries } from "../platform/retry.ts";
 import { isValidMallId } from "../cafe24/mall_id.ts";
@@ -91,8 +92,12 @@ export async function finishAuthorization(
   let consumed;
   try {
     consumed = await deps.store.consumeState(state);
-  } catch {
-    return failed("DATABASE_UNAVAILABLE", state);
+  } catch (error) {
+    const failure = reportFailure("cafe24_connect_state_failed", error, {
+      sqlFunction: "cafe24_private.consume_oauth_state",
+      fields: { user_id: state.userId, mall_id: state.mallId },
+    });
+    return failed(failure, state);
   }
   if (consumed !== "consumed") {
     const reason = consumed === "expired"

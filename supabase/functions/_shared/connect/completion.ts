@@ -2,6 +2,7 @@ import { processShopsResponse, sendShopsRequest, ShopsRequestError } from "../ca
 import { revokePair } from "../cafe24/revoke.ts";
 import { isValidMallId } from "../cafe24/mall_id.ts";
 import { CONNECT_WARNINGS, type ConnectWarningCode, RequestError } from "../platform/errors.ts";
+import { reportFailure } from "../platform/failure.ts";
 import { logEvent } from "../platform/log.ts";
 import type { ConnectDeps } from "./callback.ts";
 import { handleHash, isWellFormedHandle } from "./handle.ts";
@@ -21,7 +22,10 @@ export interface Connected {
   warning: ConnectWarningCode | null;
 }
 
-/** Throws RequestError: HANDLE_INVALID, CONNECT_USER_MISMATCH, DATABASE_UNAVAILABLE. */
+/**
+ * Throws RequestError: HANDLE_INVALID, CONNECT_USER_MISMATCH, DATABASE_UNAVAILABLE or
+ * INTERNAL_ERROR (reportFailure).
+ */
 export async function completeConnection(
   deps: ConnectDeps,
   userId: string,
@@ -38,8 +42,13 @@ export async function completeConnection(
       userId,
       new Date(now()),
     );
-  } catch {
-    throw new RequestError("DATABASE_UNAVAILABLE");
+  } catch (error) {
+    throw new RequestError(
+      reportFailure("cafe24_connect_complete_failed", error, {
+        sqlFunction: "cafe24_private.complete_pending_connection",
+        fields: { user_id: userId },
+      }),
+    );
   }
 
   switch (completion.outcome) {

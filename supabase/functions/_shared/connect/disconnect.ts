@@ -2,6 +2,7 @@ import type { Cafe24App } from "../cafe24/app.ts";
 import { isValidMallId } from "../cafe24/mall_id.ts";
 import { type RevokeOutcome, revokePair } from "../cafe24/revoke.ts";
 import { RequestError, type RevokeFailureCode } from "../platform/errors.ts";
+import { reportFailure } from "../platform/failure.ts";
 import { logEvent } from "../platform/log.ts";
 import type { LifecycleStore } from "./lifecycle_store.ts";
 import { type ConnectionTarget, parseConnectionTarget } from "./target.ts";
@@ -41,7 +42,10 @@ export function parseDisconnectRequest(parameters: Record<string, unknown>): Con
   return parseConnectionTarget(parameters);
 }
 
-/** Throws RequestError NOT_FOUND (also for another user's connection) or DATABASE_UNAVAILABLE. */
+/**
+ * Throws RequestError NOT_FOUND (also for another user's connection), DATABASE_UNAVAILABLE or
+ * INTERNAL_ERROR (reportFailure).
+ */
 export async function disconnect(
   deps: DisconnectDeps,
   caller: DisconnectCaller,
@@ -54,8 +58,13 @@ export async function disconnect(
       caller.kind === "user" ? caller.userId : null,
       DISCONNECT_REASONS[caller.kind],
     );
-  } catch {
-    throw new RequestError("DATABASE_UNAVAILABLE");
+  } catch (error) {
+    throw new RequestError(
+      reportFailure("cafe24_disconnect_failed", error, {
+        sqlFunction: "cafe24_private.disconnect_requested",
+        fields: { by: caller.kind === "user" ? caller.userId : "app" },
+      }),
+    );
   }
   if (found.outcome === "not_found") throw new RequestError("NOT_FOUND");
 

@@ -10,6 +10,7 @@ import {
 import { isValidMallId } from "../cafe24/mall_id.ts";
 import { revokePair } from "../cafe24/revoke.ts";
 import { logEvent } from "../platform/log.ts";
+import { reportFailure } from "../platform/failure.ts";
 import type { RunClock } from "./clock.ts";
 import { decideAfterFailure } from "./policy.ts";
 import { withDatabaseRetries } from "./retries.ts";
@@ -90,14 +91,13 @@ export async function refreshConnection(
         }),
       clock.sleep,
     );
-  } catch {
+  } catch (error) {
     // The pair is lost. The row still shows a request in flight, so the next claim knows the
     // token may be dead and, if Cafe24 rejects it, reports CAFE24_ANSWER_LOST.
     ctx.tally.fail(connection.id, "STORE_FAILED", "database unavailable");
-    logEvent("error", "cafe24_refresh_store_failed", {
-      run_id: ctx.runId,
-      connection_id: connection.id,
-      mall_id: connection.mallId,
+    reportFailure("cafe24_refresh_store_failed", error, {
+      sqlFunction: "cafe24_private.store_refreshed_tokens",
+      fields: { run_id: ctx.runId, connection_id: connection.id, mall_id: connection.mallId },
     });
     return { claimAsked: claimNext, next: undefined, databaseFailed: true };
   }
