@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { startTestAuth } from "../support/auth.ts";
+import { logLines } from "../support/logs.ts";
 import {
   connectMall,
   connectStackOptions,
@@ -14,20 +15,11 @@ import {
   type RefreshStack,
   startRefreshStack,
 } from "../support/stack.ts";
-import type { FunctionsServer } from "../../local/functions/server.ts";
 import {
   RUN_SUMMARY_KEYS,
   type RunSummary,
 } from "../../supabase/functions/_shared/refresh/summary.ts";
 import { waitFor } from "../support/wait.ts";
-
-/** The JSON log lines of a functions process with this `event`. */
-function logLines(server: FunctionsServer, event: string): Record<string, unknown>[] {
-  return server.output
-    .filter((line) => line.includes(`"${event}"`))
-    .map((line) => JSON.parse(line) as Record<string, unknown>)
-    .filter((line) => line.event === event);
-}
 
 const runCount = async (stack: RefreshStack) =>
   (await stack.db.sql<{ n: number }[]>`

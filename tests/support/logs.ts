@@ -1,3 +1,5 @@
+import type { FunctionsServer } from "../../local/functions/server.ts";
+
 /**
  * Log lines in tests: the functions' structured lines (one JSON object per line) captured from
  * this process's console, or read from a functions server's output.
@@ -8,7 +10,7 @@
  * holds each line's JSON as it is written.
  */
 export async function withCapturedLogs<T>(
-  fn: (lines: Record<string, unknown>[]) => Promise<T>,
+  fn: (lines: Record<string, unknown>[]) => T | Promise<T>,
 ): Promise<T> {
   const lines: Record<string, unknown>[] = [];
   const saved = [console.log, console.warn, console.error] as const;
@@ -19,4 +21,12 @@ export async function withCapturedLogs<T>(
   } finally {
     [console.log, console.warn, console.error] = saved;
   }
+}
+
+/** The JSON log lines of a functions process with this `event`. */
+export function logLines(server: FunctionsServer, event: string): Record<string, unknown>[] {
+  return server.output
+    .filter((line) => line.includes(`"${event}"`))
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((line) => line.event === event);
 }

@@ -58,7 +58,7 @@ Deno.test("reportFailure() logs the error's name, SQLSTATE and SQL function, nev
     hint: `check ${TOKEN}`,
     where: `SQL function "store_refreshed_tokens" with ${TOKEN}`,
   });
-  const [answer, lines] = await withCapturedLogs(async (lines) =>
+  const [answer, lines] = await withCapturedLogs((lines) =>
     [
       reportFailure("cafe24_test_failed", error, {
         sqlFunction: "cafe24_private.store_refreshed_tokens",
@@ -87,7 +87,7 @@ Deno.test("reportFailure() gives a connection error's code and answers DATABASE_
     code: "ECONNREFUSED",
     address: TOKEN,
   });
-  const [answer, lines] = await withCapturedLogs(async (lines) =>
+  const [answer, lines] = await withCapturedLogs((lines) =>
     [reportFailure("cafe24_test_failed", error), lines] as const
   );
   assert.equal(answer, "DATABASE_UNAVAILABLE");
@@ -103,7 +103,7 @@ Deno.test("reportFailure() gives a connection error's code and answers DATABASE_
 });
 
 Deno.test("reportFailure() names what is not an Error 'unknown', with nothing of its value", async () => {
-  const [answer, lines] = await withCapturedLogs(async (lines) =>
+  const [answer, lines] = await withCapturedLogs((lines) =>
     [reportFailure("cafe24_test_failed", { code: "08006", message: TOKEN }), lines] as const
   );
   assert.equal(answer, "INTERNAL_ERROR");

@@ -12,6 +12,7 @@ import {
 import type { Claim, TokenStore } from "../../../supabase/functions/_shared/tokens/store.ts";
 import { RequestError } from "../../../supabase/functions/_shared/platform/errors.ts";
 import type { RunStart } from "../../../supabase/functions/_shared/refresh/store.ts";
+import { withCapturedLogs } from "../../support/logs.ts";
 import { FakeClock, FakeStore, SETTINGS, START_MS, tokenEndpoint } from "../refresh/fakes.ts";
 
 const ID = "00000000-0000-4000-8000-000000000001";
@@ -136,15 +137,7 @@ function harness(expiresInMs: number, answer?: Parameters<typeof tokenEndpoint>[
 
 /** Deno.test with log lines kept out of the test output. */
 function quietTest(name: string, fn: () => Promise<void>): void {
-  Deno.test(name, async () => {
-    const saved = [console.log, console.warn, console.error] as const;
-    console.log = console.warn = console.error = () => {};
-    try {
-      await fn();
-    } finally {
-      [console.log, console.warn, console.error] = saved;
-    }
-  });
+  Deno.test(name, () => withCapturedLogs(fn));
 }
 
 const errorOf = async (promise: Promise<unknown>): Promise<Record<string, unknown>> => {
