@@ -175,11 +175,7 @@ async function refused(
   state: OAuthState,
   tokens: TokenSet,
 ): Promise<CallbackOutcome> {
-  const revoke = await revokePair(
-    deps.settings.app,
-    state.mallId,
-    storedTokenFields(tokens),
-  );
+  const revoke = await revokePair(deps.settings.app, state.mallId, storedTokenFields(tokens));
   return failed(reason, { ...state, detail: `pair revoke: ${revoke}` });
 }
 
