@@ -219,7 +219,7 @@ async function main(): Promise<number> {
       userId,
     });
     progress.print(p.dim(`run ${run.runId} on ${shownTarget}`));
-    progress.print(p.dim(`cafe24: ${settings.apiBaseUrl}`));
+    progress.print(p.dim(`cafe24: ${settings.app.apiBaseUrl}`));
     summary = await run.execute();
   } catch (error) {
     progress.end();

@@ -26,39 +26,18 @@
 import { startCafe24Sandbox } from "../../local/cafe24_sandbox.ts";
 import { sandboxFunctionEnv } from "../../local/functions/server.ts";
 import { startTestDatabase, type TestDatabase } from "../../local/postgres/database.ts";
-import { readRefreshTicks, type RefreshTick } from "../../local/postgres/refresh_ticks.ts";
+import { readRefreshTicks } from "../../local/postgres/refresh_ticks.ts";
 import { startNetDeliverer } from "../../local/supabase/pg_net_deliverer.ts";
 import { describeMachine, readClockTicks } from "../measure.ts";
 import { BENCH_APP, CLIENT_ID, CLIENT_SECRET, CRON_SECRET, makeTlsMaterial } from "../setup.ts";
-import { compressed, countExpiries, type Expiries, massConnect, watchExpiries } from "./fleet.ts";
+import { compressed, countExpiries, massConnect, watchExpiries } from "./fleet.ts";
 import { parseScaleOptions } from "./options.ts";
 import { measurePools, type PoolMeasurement } from "./pool.ts";
-import { renderChart, renderScaleReport, type ScaleReport } from "./report.ts";
-import { type Sample, startSampler } from "./sampler.ts";
-import { type InvocationRecord, startWorkerPool } from "./workers.ts";
+import { type Phase, renderChart, renderScaleReport, type ScaleReport } from "./report.ts";
+import { startSampler } from "./sampler.ts";
+import { startWorkerPool } from "./workers.ts";
 
 const SAMPLE_INTERVAL_MS = 5_000;
-
-export interface Phase {
-  name: string;
-  /** Local fleet during the phase. */
-  malls: number;
-  cap: number;
-  parallel: number;
-  tickSeconds: number;
-  workers: number;
-  /** Date.now() bounds; steady state is from steadyFrom to end. */
-  start: number;
-  steadyFrom: number;
-  end: number;
-  samples: Sample[];
-  ticks: RefreshTick[];
-  invocations: InvocationRecord[];
-  otherRequests: number;
-  /** Refreshes per wall-clock minute (epoch minute → count), from the sandbox's log. */
-  perMinute: Map<number, number>;
-  expiries: Expiries;
-}
 
 const sleepUntil = (at: number) =>
   new Promise((resolve) => setTimeout(resolve, Math.max(0, at - Date.now())));

@@ -1,10 +1,34 @@
 /** bench/SCALE.md and its chart, from what the scale benchmark measured. */
 import { type Machine, median, quantile } from "../measure.ts";
 import { fmt, int } from "../report.ts";
-import { type Compressed, REAL_REFRESH_INTERVAL_S } from "./fleet.ts";
-import type { Phase } from "./main.ts";
+import type { RefreshTick } from "../../local/postgres/refresh_ticks.ts";
+import { type Compressed, type Expiries, REAL_REFRESH_INTERVAL_S } from "./fleet.ts";
 import type { ScaleOptions } from "./options.ts";
 import type { PoolMeasurement } from "./pool.ts";
+import type { Sample } from "./sampler.ts";
+import type { InvocationRecord } from "./workers.ts";
+
+/** What one phase of the benchmark measured. */
+export interface Phase {
+  name: string;
+  /** Local fleet during the phase. */
+  malls: number;
+  cap: number;
+  parallel: number;
+  tickSeconds: number;
+  workers: number;
+  /** Date.now() bounds; steady state is from steadyFrom to end. */
+  start: number;
+  steadyFrom: number;
+  end: number;
+  samples: Sample[];
+  ticks: RefreshTick[];
+  invocations: InvocationRecord[];
+  otherRequests: number;
+  /** Refreshes per wall-clock minute (epoch minute → count), from the sandbox's log. */
+  perMinute: Map<number, number>;
+  expiries: Expiries;
+}
 
 export interface ScaleReport {
   command: string;

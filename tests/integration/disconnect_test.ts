@@ -8,21 +8,19 @@ import { startTestAuth } from "../support/auth.ts";
 import { browser } from "../support/connect.ts";
 import { asUser } from "../support/roles.ts";
 import {
+  API_KEYS_ENV,
   cafe24Entry,
   connectionState,
   connectMall,
   connectStackOptions,
   CRON_SECRET,
+  OTHER_SECRET_KEY,
+  SECRET_KEY,
+  SERVICE_ROLE_KEY,
   startRefreshStack,
 } from "../support/stack.ts";
 import { recordTokensSeen } from "../support/tokens_seen.ts";
 import type { FunctionsServer } from "../../local/functions/server.ts";
-
-const SECRET_KEY = "sb_secret_test_0123456789abcdefghijklmn";
-const OTHER_SECRET_KEY = "sb_secret_test_rotated_9876543210zyxw";
-// Shaped like the legacy service_role JWT (HS256); only ever compared, never verified.
-const SERVICE_ROLE_KEY =
-  "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.dGVzdC1zZXJ2aWNlLXJvbGU";
 
 Deno.test("cafe24-disconnect", async (t) => {
   const auth = await startTestAuth();
@@ -31,8 +29,7 @@ Deno.test("cafe24-disconnect", async (t) => {
     ...options,
     env: {
       ...options.env,
-      SUPABASE_SECRET_KEYS: JSON.stringify({ default: SECRET_KEY, rotated: OTHER_SECRET_KEY }),
-      SUPABASE_SERVICE_ROLE_KEY: SERVICE_ROLE_KEY,
+      ...API_KEYS_ENV,
     },
   });
   try {

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { startTestAuth } from "../support/auth.ts";
+import { logLines } from "../support/logs.ts";
 import {
   connectMall,
   connectStackOptions,
@@ -14,17 +15,11 @@ import {
   type RefreshStack,
   startRefreshStack,
 } from "../support/stack.ts";
-import type { FunctionsServer } from "../../local/functions/server.ts";
-import type { RunSummary } from "../../supabase/functions/_shared/refresh/run.ts";
+import {
+  RUN_SUMMARY_KEYS,
+  type RunSummary,
+} from "../../supabase/functions/_shared/refresh/summary.ts";
 import { waitFor } from "../support/wait.ts";
-
-/** The JSON log lines of a functions process with this `event`. */
-function logLines(server: FunctionsServer, event: string): Record<string, unknown>[] {
-  return server.output
-    .filter((line) => line.includes(`"${event}"`))
-    .map((line) => JSON.parse(line) as Record<string, unknown>)
-    .filter((line) => line.event === event);
-}
 
 const runCount = async (stack: RefreshStack) =>
   (await stack.db.sql<{ n: number }[]>`
@@ -73,23 +68,7 @@ Deno.test("cafe24-refresh endpoint", async (t) => {
           const response = await fetch(url(), init);
           assert.equal(response.status, 200);
           const summary = await response.json();
-          for (
-            const key of [
-              "scanned",
-              "eligible",
-              "refreshed",
-              "skipped",
-              "failed",
-              "failures",
-              "skipped_reasons",
-              "remaining",
-              "duration_ms",
-              "run_id",
-              "warnings",
-            ]
-          ) {
-            assert.ok(key in summary, key);
-          }
+          for (const key of RUN_SUMMARY_KEYS) assert.ok(key in summary, key);
           assert.deepEqual(summary.warnings, [], "a strong CRON_SECRET: nothing to warn about");
         }
       },

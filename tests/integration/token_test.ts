@@ -6,36 +6,29 @@
  */
 import assert from "node:assert/strict";
 import { startTestAuth } from "../support/auth.ts";
+import { logLines } from "../support/logs.ts";
 import {
+  API_KEYS_ENV,
   connectionState,
   connectStackOptions,
   CRON_SECRET,
   insertConnection,
+  OTHER_SECRET_KEY,
   type RefreshStack,
+  SECRET_KEY,
+  SERVICE_ROLE_KEY,
   startRefreshStack,
 } from "../support/stack.ts";
 import { recordTokensSeen } from "../support/tokens_seen.ts";
 import { waitFor } from "../support/wait.ts";
 import type { FunctionsServer } from "../../local/functions/server.ts";
 
-const SECRET_KEY = "sb_secret_test_0123456789abcdefghijklmn";
-const OTHER_SECRET_KEY = "sb_secret_test_rotated_9876543210zyxw";
-// Shaped like the legacy service_role JWT (HS256); only ever compared, never verified.
-const SERVICE_ROLE_KEY =
-  "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.dGVzdC1zZXJ2aWNlLXJvbGU";
 const HOUR_MS = 60 * 60_000;
 
 interface Answer {
   status: number;
   body: Record<string, unknown>;
   headers: Headers;
-}
-
-function logLines(server: FunctionsServer, event: string): Record<string, unknown>[] {
-  return server.output
-    .filter((line) => line.includes(`"${event}"`))
-    .map((line) => JSON.parse(line) as Record<string, unknown>)
-    .filter((line) => line.event === event);
 }
 
 const iso = (offsetMs: number) => new Date(Date.now() + offsetMs).toISOString();
@@ -49,8 +42,7 @@ Deno.test("cafe24-token", async (t) => {
       ...options,
       env: {
         ...options.env,
-        SUPABASE_SECRET_KEYS: JSON.stringify({ default: SECRET_KEY, rotated: OTHER_SECRET_KEY }),
-        SUPABASE_SERVICE_ROLE_KEY: SERVICE_ROLE_KEY,
+        ...API_KEYS_ENV,
       },
     });
     const { db, sandbox } = stack;

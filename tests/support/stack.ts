@@ -20,6 +20,18 @@ export const CLIENT_SECRET = "test-client-secret-0123456789";
 export const CRON_SECRET = "test-cron-secret-abcdefghijklmnop";
 const TEST_APP = { clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, cronSecret: CRON_SECRET };
 
+/** The project's secret API keys in tests: the default one and a second, rotated-in one. */
+export const SECRET_KEY = "sb_secret_test_0123456789abcdefghijklmn";
+export const OTHER_SECRET_KEY = "sb_secret_test_rotated_9876543210zyxw";
+/** Shaped like the legacy service_role JWT (HS256); only ever compared, never verified. */
+export const SERVICE_ROLE_KEY =
+  "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.dGVzdC1zZXJ2aWNlLXJvbGU";
+/** The keys as Supabase gives them to the functions. */
+export const API_KEYS_ENV = {
+  SUPABASE_SECRET_KEYS: JSON.stringify({ default: SECRET_KEY, rotated: OTHER_SECRET_KEY }),
+  SUPABASE_SERVICE_ROLE_KEY: SERVICE_ROLE_KEY,
+};
+
 /**
  * The connect flow's settings in tests. Cafe24 only redirects to a registered HTTPS URL, so the
  * callback is registered under a public-looking address that the tests map to the local server.

@@ -12,6 +12,7 @@ import { createConnectStore } from "../_shared/connect/store.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
 import { enter } from "../_shared/platform/handler.ts";
+import { reportFailure } from "../_shared/platform/failure.ts";
 import {
   errorResponse,
   jsonResponse,
@@ -19,7 +20,7 @@ import {
   requestErrorResponse,
   requestParameters,
 } from "../_shared/platform/http.ts";
-import { countAuthorizeStarted, logEvent } from "../_shared/platform/log.ts";
+import { countAuthorizeStarted } from "../_shared/platform/log.ts";
 
 const FUNCTION = "cafe24-authorize";
 
@@ -52,8 +53,10 @@ async function handle(request: Request): Promise<Response> {
     if (parsed.mode === "redirect") return redirectResponse(url, headers);
   } catch (error) {
     if (error instanceof RequestError) return requestErrorResponse(error, headers);
-    logEvent("error", "cafe24_authorize_failed", { user_id: user.id });
-    return errorResponse("DATABASE_UNAVAILABLE", {}, headers);
+    const failure = reportFailure("cafe24_authorize_failed", error, {
+      fields: { user_id: user.id },
+    });
+    return errorResponse(failure, {}, headers);
   }
   return jsonResponse({ url: url.href }, 200, { ...headers, "Cache-Control": "no-store" });
 }

@@ -7,6 +7,7 @@
  *   POST {"handle": "…"} with Authorization: Bearer <the user's access token>: the app completes
  *        the connection. Only the user who started it succeeds; see _shared/connect/completion.ts.
  */
+import { cafe24App } from "../_shared/cafe24/app.ts";
 import {
   type CallbackOutcome,
   callbackParameters,
@@ -20,6 +21,7 @@ import { CALLBACK_CONFIG_REQUIRED, type Config, configRules } from "../_shared/p
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
 import { enter } from "../_shared/platform/handler.ts";
+import { reportFailure } from "../_shared/platform/failure.ts";
 import {
   errorResponse,
   jsonResponse,
@@ -34,13 +36,9 @@ function connectDeps(config: Config<(typeof CALLBACK_CONFIG_REQUIRED)[number]>):
   return {
     store: createConnectStore(database(config.SUPABASE_DB_URL)),
     settings: {
-      apiBaseUrl: config.CAFE24_API_BASE_URL,
-      clientId: config.CAFE24_CLIENT_ID,
-      clientSecret: config.CAFE24_CLIENT_SECRET_KEY,
+      app: cafe24App(config),
       redirectUri: config.CAFE24_REDIRECT_URI,
       stateSecret: config.CAFE24_OAUTH_STATE_SECRET,
-      apiVersion: config.CAFE24_API_VERSION ?? null,
-      requestTimeoutMs: config.CAFE24_REQUEST_TIMEOUT_MS,
     },
   };
 }
@@ -73,9 +71,8 @@ async function handle(request: Request): Promise<Response> {
       connectDeps(config),
       callbackParameters(new URL(request.url)),
     );
-  } catch {
-    logEvent("error", "cafe24_connect_crashed", {});
-    outcome = { ok: false, reason: "INTERNAL_ERROR" };
+  } catch (error) {
+    outcome = { ok: false, reason: reportFailure("cafe24_connect_crashed", error) };
   }
   return connectResponse(outcome, returnUrl, cors);
 }
@@ -105,8 +102,10 @@ async function complete(
     );
   } catch (error) {
     if (error instanceof RequestError) return requestErrorResponse(error, cors);
-    logEvent("error", "cafe24_connect_crashed", { user_id: userId });
-    return errorResponse("INTERNAL_ERROR", {}, cors);
+    const failure = reportFailure("cafe24_connect_crashed", error, {
+      fields: { user_id: userId },
+    });
+    return errorResponse(failure, {}, cors);
   }
 }
 

@@ -15,8 +15,8 @@
  */
 import { database } from "../_shared/platform/db.ts";
 import { enter } from "../_shared/platform/handler.ts";
+import { reportFailure } from "../_shared/platform/failure.ts";
 import { bearerToken, errorResponse, jsonResponse } from "../_shared/platform/http.ts";
-import { logEvent } from "../_shared/platform/log.ts";
 import { jwtClaimsJson, readConnectionsAsUser } from "./read.ts";
 
 const FUNCTION = "cafe24-connections";
@@ -36,9 +36,11 @@ async function handle(request: Request): Promise<Response> {
       jwtClaimsJson(bearerToken(request)!),
     );
     return jsonResponse({ connections }, 200, headers);
-  } catch {
-    logEvent("error", "cafe24_connections_read_failed", { user_id: user.userId });
-    return errorResponse("DATABASE_UNAVAILABLE", {}, headers);
+  } catch (error) {
+    const failure = reportFailure("cafe24_connections_read_failed", error, {
+      fields: { user_id: user.userId },
+    });
+    return errorResponse(failure, {}, headers);
   }
 }
 

@@ -11,18 +11,20 @@
  * verify_jwt is off in config.toml: the secret key is not always a JWT, and every answer, 401
  * included, carries CORS headers and this project's error body.
  */
-import { disconnect, parseDisconnectRequest } from "../_shared/connect/disconnect.ts";
+import { cafe24App } from "../_shared/cafe24/app.ts";
+import { disconnect } from "../_shared/connect/disconnect.ts";
+import { parseConnectionTarget } from "../_shared/connect/target.ts";
 import { createLifecycleStore } from "../_shared/connect/lifecycle_store.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
 import { enter } from "../_shared/platform/handler.ts";
+import { reportFailure } from "../_shared/platform/failure.ts";
 import {
   errorResponse,
   jsonResponse,
   requestErrorResponse,
   requestParameters,
 } from "../_shared/platform/http.ts";
-import { logEvent } from "../_shared/platform/log.ts";
 
 const FUNCTION = "cafe24-disconnect";
 
@@ -35,16 +37,11 @@ async function handle(request: Request): Promise<Response> {
   const { config, headers, caller } = entered;
 
   try {
-    const target = parseDisconnectRequest(await requestParameters(request));
+    const target = parseConnectionTarget(await requestParameters(request));
     const answer = await disconnect(
       {
         store: createLifecycleStore(database(config.SUPABASE_DB_URL)),
-        settings: {
-          apiBaseUrl: config.CAFE24_API_BASE_URL,
-          clientId: config.CAFE24_CLIENT_ID,
-          clientSecret: config.CAFE24_CLIENT_SECRET_KEY,
-          requestTimeoutMs: config.CAFE24_REQUEST_TIMEOUT_MS,
-        },
+        settings: { app: cafe24App(config) },
       },
       caller,
       target,
@@ -52,8 +49,7 @@ async function handle(request: Request): Promise<Response> {
     return jsonResponse(answer, 200, headers);
   } catch (error) {
     if (error instanceof RequestError) return requestErrorResponse(error, headers);
-    logEvent("error", "cafe24_disconnect_crashed", {});
-    return errorResponse("INTERNAL_ERROR", {}, headers);
+    return errorResponse(reportFailure("cafe24_disconnect_crashed", error), {}, headers);
   }
 }
 

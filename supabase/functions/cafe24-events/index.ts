@@ -12,6 +12,7 @@ import { createEventStore } from "../_shared/events/store.ts";
 import { continueAfterResponse } from "../_shared/platform/background.ts";
 import { eventWebhookSettings } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
+import { failureCode, reportFailure } from "../_shared/platform/failure.ts";
 import { enter } from "../_shared/platform/handler.ts";
 import {
   configErrorResponse,
@@ -19,7 +20,6 @@ import {
   jsonResponse,
   prefersRespondAsync,
 } from "../_shared/platform/http.ts";
-import { logEvent } from "../_shared/platform/log.ts";
 
 const FUNCTION = "cafe24-events";
 
@@ -41,15 +41,16 @@ async function handle(request: Request): Promise<Response> {
     try {
       const deferred = await store.defer(new Date(Date.now() + UNCONFIGURED_DEFERRAL_MS));
       return jsonResponse({ webhook: "not_configured", deferred }, 200, cors);
-    } catch {
-      return errorResponse("DATABASE_UNAVAILABLE", {}, cors);
+    } catch (error) {
+      const failure = reportFailure("cafe24_events_defer_failed", error, {
+        sqlFunction: "cafe24_private.defer_event_deliveries",
+      });
+      return errorResponse(failure, {}, cors);
     }
   }
 
   const pass = deliverEvents({ store, webhook }).catch((error) => {
-    logEvent("error", "cafe24_events_pass_failed", {
-      error: error instanceof Error ? error.name : "unknown",
-    });
+    reportFailure("cafe24_events_pass_failed", error);
     throw error;
   });
   if (prefersRespondAsync(request)) {
@@ -58,8 +59,9 @@ async function handle(request: Request): Promise<Response> {
   }
   try {
     return jsonResponse(await pass, 200, cors);
-  } catch {
-    return errorResponse("DATABASE_UNAVAILABLE", {}, cors);
+  } catch (error) {
+    // Reported where the pass failed.
+    return errorResponse(failureCode(error), {}, cors);
   }
 }
 

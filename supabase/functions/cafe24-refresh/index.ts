@@ -8,6 +8,7 @@ import { configWarnings, refreshSettings } from "../_shared/platform/config.ts";
 import { continueAfterResponse } from "../_shared/platform/background.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
+import { reportFailure } from "../_shared/platform/failure.ts";
 import { enter } from "../_shared/platform/handler.ts";
 import {
   errorResponse,
@@ -16,7 +17,6 @@ import {
   requestErrorResponse,
   requestParameters,
 } from "../_shared/platform/http.ts";
-import { logEvent } from "../_shared/platform/log.ts";
 import { parseRefreshRequest } from "../_shared/refresh/request.ts";
 import {
   beginRefreshRun,
@@ -75,8 +75,8 @@ async function handle(request: Request): Promise<Response> {
       if (nothing !== null) return jsonResponse(nothing, 200, cors);
     }
     run = await beginRefreshRun({ store, settings }, runRequest);
-  } catch {
-    logEvent("error", "cafe24_refresh_run_not_started", {});
+  } catch (error) {
+    reportFailure("cafe24_refresh_run_not_started", error);
     return errorResponse("REFRESH_RUN_FAILED", {}, cors);
   }
 
@@ -84,7 +84,9 @@ async function handle(request: Request): Promise<Response> {
   const sweep = () =>
     options.trigger === "cron"
       ? revokeExpiredPendingConnections({ store: createConnectStore(sql), settings })
-        .catch(() => logEvent("error", "cafe24_pending_sweep_failed", {}))
+        .catch((error) => {
+          reportFailure("cafe24_pending_sweep_failed", error);
+        })
       : Promise.resolve();
 
   if (options.respondAsync) {

@@ -13,13 +13,13 @@ import { refreshSettings } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
 import { enter } from "../_shared/platform/handler.ts";
+import { reportFailure } from "../_shared/platform/failure.ts";
 import {
   errorResponse,
   jsonResponse,
   requestErrorResponse,
   requestParameters,
 } from "../_shared/platform/http.ts";
-import { logEvent } from "../_shared/platform/log.ts";
 import { getCafe24AccessToken } from "../_shared/tokens/get_token.ts";
 import { parseTokenRequest } from "../_shared/tokens/request.ts";
 
@@ -50,10 +50,7 @@ async function handle(request: Request): Promise<Response> {
     return jsonResponse(token, 200, headers);
   } catch (error) {
     if (error instanceof RequestError) return requestErrorResponse(error, headers);
-    logEvent("error", "cafe24_token_crashed", {
-      error: error instanceof Error ? error.name : "unknown",
-    });
-    return errorResponse("INTERNAL_ERROR", {}, headers);
+    return errorResponse(reportFailure("cafe24_token_crashed", error), {}, headers);
   }
 }
 

@@ -22,6 +22,7 @@ import {
 } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
+import { reportFailure } from "../_shared/platform/failure.ts";
 import { enter } from "../_shared/platform/handler.ts";
 import { jsonResponse, readBodyText, requestErrorResponse } from "../_shared/platform/http.ts";
 import { logEvent } from "../_shared/platform/log.ts";
@@ -67,11 +68,7 @@ async function verify(config: WebhookConfig, notice: AppNotice): Promise<void> {
   try {
     await verifyAfterNotice({
       store: createLifecycleStore(sql),
-      settings: {
-        apiBaseUrl: settings.apiBaseUrl,
-        apiVersion: config.CAFE24_API_VERSION ?? null,
-        requestTimeoutMs: settings.requestTimeoutMs,
-      },
+      settings,
       refreshMall: async (mallId) => {
         const run = await beginRefreshRun({ store: createRefreshStore(sql), settings }, {
           trigger: "manual",
@@ -83,10 +80,9 @@ async function verify(config: WebhookConfig, notice: AppNotice): Promise<void> {
         await run.execute();
       },
     }, notice);
-  } catch {
-    logEvent("error", "cafe24_app_notice_failed", {
-      event_no: notice.eventNo,
-      mall_id: notice.mallId,
+  } catch (error) {
+    reportFailure("cafe24_app_notice_failed", error, {
+      fields: { event_no: notice.eventNo, mall_id: notice.mallId },
     });
   }
 }

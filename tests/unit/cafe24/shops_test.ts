@@ -44,15 +44,15 @@ Deno.test("sendShopsRequest() sends the bearer token and the API version to the 
   let seen: Request | undefined;
   await sendShopsRequest({
     apiBaseUrl: "https://{mall_id}.cafe24api.com",
-    mallId: "shopalpha",
-    accessToken: "the-access-token",
+    clientId: "client",
+    clientSecret: "secret",
     apiVersion: "2025-12-01",
-    timeoutMs: 1000,
+    requestTimeoutMs: 1000,
     fetch: (input, init) => {
       seen = new Request(input, init);
       return Promise.resolve(json(200, { shops: [] }));
     },
-  });
+  }, { mallId: "shopalpha", accessToken: "the-access-token" });
   assert.equal(seen?.url, "https://shopalpha.cafe24api.com/api/v2/admin/shops");
   assert.equal(seen?.headers.get("authorization"), "Bearer the-access-token");
   assert.equal(seen?.headers.get("x-cafe24-api-version"), "2025-12-01");

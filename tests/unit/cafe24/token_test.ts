@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { Cafe24App } from "../../../supabase/functions/_shared/cafe24/app.ts";
 import {
   processTokenResponse,
   retryAfterFromHeaders,
@@ -496,7 +497,13 @@ Deno.test("storedTokenFields() omits an unknown refresh expiry and unknown scope
 // ---------------------------------------------------------------------------------------------
 // sendRefreshTokenRequest
 
-const CREDENTIALS = { clientId: "my_client_id", clientSecret: "my_secret_key" };
+const APP: Cafe24App = {
+  apiBaseUrl: "https://{mall_id}.cafe24api.com",
+  clientId: "my_client_id",
+  clientSecret: "my_secret_key",
+  requestTimeoutMs: 15_000,
+  apiVersion: null,
+};
 // base64("my_client_id:my_secret_key"), computed independently of the module.
 const EXPECTED_BASIC = "Basic bXlfY2xpZW50X2lkOm15X3NlY3JldF9rZXk=";
 
@@ -519,14 +526,10 @@ function recordingFetch(answer: () => Response): Recorder {
 
 Deno.test("sendRefreshTokenRequest() POSTs a form with Basic client credentials to the mall's token URL", async () => {
   const recorder = recordingFetch(() => jsonResponse(200, officialBody()));
-  const response = await sendRefreshTokenRequest({
-    apiBaseUrl: "https://{mall_id}.cafe24api.com",
-    mallId: "yourmall",
-    credentials: CREDENTIALS,
-    refreshToken: "r+t/=&x y",
-    timeoutMs: 15_000,
-    fetch: recorder.fetch,
-  });
+  const response = await sendRefreshTokenRequest(
+    { ...APP, fetch: recorder.fetch },
+    { mallId: "yourmall", refreshToken: "r+t/=&x y" },
+  );
   assert.equal(response.status, 200);
   await response.body?.cancel();
 
@@ -544,14 +547,10 @@ Deno.test("sendRefreshTokenRequest() POSTs a form with Basic client credentials 
 
 Deno.test("sendRefreshTokenRequest() sends the token request under the sandbox's path prefix", async () => {
   const recorder = recordingFetch(() => textResponse(200, "{}"));
-  const response = await sendRefreshTokenRequest({
-    apiBaseUrl: "http://127.0.0.1:54329/{mall_id}",
-    mallId: "shop1",
-    credentials: CREDENTIALS,
-    refreshToken: "rt",
-    timeoutMs: 15_000,
-    fetch: recorder.fetch,
-  });
+  const response = await sendRefreshTokenRequest(
+    { ...APP, apiBaseUrl: "http://127.0.0.1:54329/{mall_id}", fetch: recorder.fetch },
+    { mallId: "shop1", refreshToken: "rt" },
+  );
   await response.text();
   assert.equal(recorder.requests[0]?.url, "http://127.0.0.1:54329/shop1/api/v2/oauth/token");
   await recorder.requests[0]?.body?.cancel();
@@ -568,14 +567,10 @@ Deno.test("sendRefreshTokenRequest() reports a timeout as CAFE24_TIMEOUT with ou
     });
   };
   const started = Date.now();
-  const error = await tokenError(sendRefreshTokenRequest({
-    apiBaseUrl: "https://{mall_id}.cafe24api.com",
-    mallId: "yourmall",
-    credentials: CREDENTIALS,
-    refreshToken: REFRESH_TOKEN,
-    timeoutMs: 50,
-    fetch: hanging,
-  }));
+  const error = await tokenError(sendRefreshTokenRequest(
+    { ...APP, requestTimeoutMs: 50, fetch: hanging },
+    { mallId: "yourmall", refreshToken: REFRESH_TOKEN },
+  ));
   assert.equal(calls, 1);
   assert.equal(error.code, "CAFE24_TIMEOUT");
   assert.equal(error.outcomeUnknown, true);
@@ -586,18 +581,14 @@ Deno.test("sendRefreshTokenRequest() reports a timeout as CAFE24_TIMEOUT with ou
 Deno.test("sendRefreshTokenRequest() reports a thrown TypeError as CAFE24_NETWORK_ERROR with outcome unknown", async () => {
   const failing: typeof fetch = () =>
     Promise.reject(new TypeError(`error sending request: ${REFRESH_TOKEN}`));
-  const error = await tokenError(sendRefreshTokenRequest({
-    apiBaseUrl: "https://{mall_id}.cafe24api.com",
-    mallId: "yourmall",
-    credentials: CREDENTIALS,
-    refreshToken: REFRESH_TOKEN,
-    timeoutMs: 15_000,
-    fetch: failing,
-  }));
+  const error = await tokenError(sendRefreshTokenRequest(
+    { ...APP, fetch: failing },
+    { mallId: "yourmall", refreshToken: REFRESH_TOKEN },
+  ));
   assert.equal(error.code, "CAFE24_NETWORK_ERROR");
   assert.equal(error.outcomeUnknown, true);
   assertNoTokenValues(error);
-  assert.ok(!error.message.includes(CREDENTIALS.clientSecret));
+  assert.ok(!error.message.includes(APP.clientSecret));
 });
 
 Deno.test("sendRefreshTokenRequest() throws RangeError for an invalid mall id and never calls fetch", async () => {
@@ -608,14 +599,10 @@ Deno.test("sendRefreshTokenRequest() throws RangeError for an invalid mall id an
       return Promise.resolve(new Response(null, { status: 204 }));
     };
     await assert.rejects(
-      sendRefreshTokenRequest({
-        apiBaseUrl: "https://{mall_id}.cafe24api.com",
-        mallId,
-        credentials: CREDENTIALS,
-        refreshToken: "rt",
-        timeoutMs: 15_000,
-        fetch: spy,
-      }),
+      sendRefreshTokenRequest(
+        { ...APP, fetch: spy },
+        { mallId, refreshToken: "rt" },
+      ),
       RangeError,
       mallId,
     );
@@ -625,15 +612,10 @@ Deno.test("sendRefreshTokenRequest() throws RangeError for an invalid mall id an
 
 Deno.test("sendAuthorizationCodeRequest() POSTs the code and redirect_uri as a form", async () => {
   const recorder = recordingFetch(() => textResponse(200, "{}"));
-  const response = await sendAuthorizationCodeRequest({
-    apiBaseUrl: "https://{mall_id}.cafe24api.com",
-    mallId: "yourmall",
-    credentials: CREDENTIALS,
-    code: "c0de",
-    redirectUri: "https://app.example/callback?x=1",
-    timeoutMs: 15_000,
-    fetch: recorder.fetch,
-  });
+  const response = await sendAuthorizationCodeRequest(
+    { ...APP, fetch: recorder.fetch },
+    { mallId: "yourmall", code: "c0de", redirectUri: "https://app.example/callback?x=1" },
+  );
   await response.text();
   const request = recorder.requests[0];
   assert.ok(request !== undefined);

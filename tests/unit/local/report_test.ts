@@ -18,6 +18,7 @@ import {
   wrapParts,
 } from "../../../local/stack/report.ts";
 import { REFRESH_FAILURES } from "../../../supabase/functions/_shared/platform/errors.ts";
+import { RUN_SUMMARY_KEYS } from "../../../supabase/functions/_shared/refresh/summary.ts";
 
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);
 const plain = paint(false);
@@ -282,22 +283,11 @@ Deno.test("orderedSummary() restores the function's key order after a jsonb roun
     refreshed: 1,
     remaining: 0,
     duration_ms: 5,
+    warnings: [],
     skipped_reasons: { leased: 0, not_due: 0, no_cafe24: 0 },
   };
   const ordered = orderedSummary(fromJsonb);
-  assert.deepEqual(Object.keys(ordered), [
-    "run_id",
-    "scanned",
-    "eligible",
-    "due",
-    "refreshed",
-    "skipped",
-    "failed",
-    "failures",
-    "skipped_reasons",
-    "remaining",
-    "duration_ms",
-  ]);
+  assert.deepEqual(Object.keys(ordered), [...RUN_SUMMARY_KEYS]);
   assert.deepEqual(Object.keys(ordered.skipped_reasons as object), [
     "no_cafe24",
     "not_due",

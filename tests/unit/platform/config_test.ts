@@ -203,12 +203,15 @@ Deno.test("loadConfig() ignores environment variables it does not know", () => {
 Deno.test("refreshSettings() derives the run settings, with lease = timeout + 60 s", () => {
   assert.equal(LEASE_SLACK_MS, 60_000);
   assert.deepEqual(refreshSettings(refreshConfig()), {
-    apiBaseUrl: "https://{mall_id}.cafe24api.com",
-    clientId: "my_client_id",
-    clientSecret: "my_secret_key",
+    app: {
+      apiBaseUrl: "https://{mall_id}.cafe24api.com",
+      clientId: "my_client_id",
+      clientSecret: "my_secret_key",
+      requestTimeoutMs: 15_000,
+      apiVersion: null,
+    },
     refreshMarginMs: 1_800_000,
     concurrency: 8,
-    requestTimeoutMs: 15_000,
     runBudgetMs: 100_000,
     runCpuBudgetMs: 150,
     maxConnectionsPerRun: 500,
@@ -236,10 +239,10 @@ Deno.test("refreshSettings() follows a configured timeout and margin", () => {
     CAFE24_REFRESH_MARGIN_SECONDS: "600",
     CAFE24_API_BASE_URL: "http://127.0.0.1:54329/{mall_id}",
   }));
-  assert.equal(settings.requestTimeoutMs, 20_000);
+  assert.equal(settings.app.requestTimeoutMs, 20_000);
   assert.equal(settings.leaseMs, 80_000);
   assert.equal(settings.refreshMarginMs, 600_000);
-  assert.equal(settings.apiBaseUrl, "http://127.0.0.1:54329/{mall_id}");
+  assert.equal(settings.app.apiBaseUrl, "http://127.0.0.1:54329/{mall_id}");
 });
 
 /** A failed loadConfig() result without its `rules` (tested separately below). */

@@ -21,12 +21,15 @@ import type { CensusVerdict } from "../../../supabase/functions/_shared/refresh/
 export const START_MS = Date.parse("2026-12-01T00:00:00Z");
 
 export const SETTINGS: RefreshSettings = {
-  apiBaseUrl: "https://{mall_id}.cafe24api.com",
-  clientId: "unit-client-id",
-  clientSecret: "unit-client-secret-0123456789abcdef",
+  app: {
+    apiBaseUrl: "https://{mall_id}.cafe24api.com",
+    clientId: "unit-client-id",
+    clientSecret: "unit-client-secret-0123456789abcdef",
+    requestTimeoutMs: 15_000,
+    apiVersion: null,
+  },
   refreshMarginMs: 30 * 60_000,
   concurrency: 2,
-  requestTimeoutMs: 15_000,
   runBudgetMs: 100_000,
   runCpuBudgetMs: 150,
   maxConnectionsPerRun: 500,

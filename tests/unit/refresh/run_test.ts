@@ -15,6 +15,7 @@ import {
   BACKOFF_BASE_MS,
   CLIENT_AUTH_RETRY_MS,
 } from "../../../supabase/functions/_shared/refresh/policy.ts";
+import { withCapturedLogs } from "../../support/logs.ts";
 import { connection, FakeClock, FakeStore, newPair, SETTINGS, tokenEndpoint } from "./fakes.ts";
 
 const REQUEST: RunRequest = {
@@ -29,17 +30,7 @@ const REQUEST: RunRequest = {
  * Deno.test with the run's log lines captured instead of printed: `logs` holds each line's JSON.
  */
 function runTest(name: string, fn: (logs: Record<string, unknown>[]) => Promise<void>): void {
-  Deno.test(name, async () => {
-    const logs: Record<string, unknown>[] = [];
-    const saved = [console.log, console.warn, console.error] as const;
-    const keep = (line: string) => logs.push(JSON.parse(line));
-    console.log = console.warn = console.error = keep;
-    try {
-      await fn(logs);
-    } finally {
-      [console.log, console.warn, console.error] = saved;
-    }
-  });
+  Deno.test(name, () => withCapturedLogs(fn));
 }
 
 const malls = (n: number) => Array.from({ length: n }, (_, i) => connection(i + 1));
@@ -67,8 +58,11 @@ function harness(
     endpoint,
     deps: {
       store,
-      settings: { ...SETTINGS, ...options.settings },
-      fetch: endpoint.fetch,
+      settings: {
+        ...SETTINGS,
+        app: { ...SETTINGS.app, fetch: endpoint.fetch },
+        ...options.settings,
+      },
       clock,
       random: () => 0,
     },
@@ -297,7 +291,7 @@ runTest("every summary carries the warnings, and the run logs what to change", a
   const logged = logs.find((line) => line.event === "cafe24_refresh_config_warning");
   assert.equal(logged?.run_id, summary.run_id);
   assert.match((logged?.messages as string[])[0]!, /shorter than 32 characters/);
-  assert.ok(!JSON.stringify(logs).includes(SETTINGS.clientSecret), "no secret in any line");
+  assert.ok(!JSON.stringify(logs).includes(SETTINGS.app.clientSecret), "no secret in any line");
 });
 
 runTest(

@@ -12,6 +12,7 @@ import {
 import type { Claim, TokenStore } from "../../../supabase/functions/_shared/tokens/store.ts";
 import { RequestError } from "../../../supabase/functions/_shared/platform/errors.ts";
 import type { RunStart } from "../../../supabase/functions/_shared/refresh/store.ts";
+import { withCapturedLogs } from "../../support/logs.ts";
 import { FakeClock, FakeStore, SETTINGS, START_MS, tokenEndpoint } from "../refresh/fakes.ts";
 
 const ID = "00000000-0000-4000-8000-000000000001";
@@ -125,8 +126,7 @@ function harness(expiresInMs: number, answer?: Parameters<typeof tokenEndpoint>[
   const endpoint = tokenEndpoint(clock, answer);
   const deps: TokenDeps = {
     store,
-    settings: SETTINGS,
-    fetch: endpoint.fetch,
+    settings: { ...SETTINGS, app: { ...SETTINGS.app, fetch: endpoint.fetch } },
     clock,
     random: () => 0,
   };
@@ -137,15 +137,7 @@ function harness(expiresInMs: number, answer?: Parameters<typeof tokenEndpoint>[
 
 /** Deno.test with log lines kept out of the test output. */
 function quietTest(name: string, fn: () => Promise<void>): void {
-  Deno.test(name, async () => {
-    const saved = [console.log, console.warn, console.error] as const;
-    console.log = console.warn = console.error = () => {};
-    try {
-      await fn();
-    } finally {
-      [console.log, console.warn, console.error] = saved;
-    }
-  });
+  Deno.test(name, () => withCapturedLogs(fn));
 }
 
 const errorOf = async (promise: Promise<unknown>): Promise<Record<string, unknown>> => {
@@ -330,8 +322,15 @@ quietTest("a caller needing more than a shared refresh gave goes round again", a
   assert.equal(h.endpoint.asked.length, 1);
 });
 
-quietTest("database errors answer DATABASE_UNAVAILABLE", async () => {
+quietTest("a database that cannot be reached answers DATABASE_UNAVAILABLE", async () => {
   const h = harness(HOUR_MS);
-  h.store.read = () => Promise.reject(new Error("connection refused"));
+  h.store.read = () =>
+    Promise.reject(Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }));
   assert.deepEqual(await errorOf(h.ask()), { code: "DATABASE_UNAVAILABLE" });
+});
+
+quietTest("any other failure of a database call answers INTERNAL_ERROR", async () => {
+  const h = harness(HOUR_MS);
+  h.store.noteRequest = () => Promise.reject(new TypeError("not a function"));
+  assert.deepEqual(await errorOf(h.ask()), { code: "INTERNAL_ERROR" });
 });

@@ -1,5 +1,5 @@
+import { type Cafe24App, clientAuthorization } from "./app.ts";
 import { mallApiUrl } from "./mall_id.ts";
-import type { ClientCredentials } from "./token.ts";
 
 /**
  * Cafe24's token revocation: `POST /api/v2/oauth/revoke`, Basic client authentication as for the
@@ -11,31 +11,23 @@ export type TokenHint = "access_token" | "refresh_token";
 
 export type RevokeOutcome = "revoked" | "rejected" | "unreachable";
 
-export interface RevokeOptions {
-  apiBaseUrl: string;
-  mallId: string;
-  credentials: ClientCredentials;
-  timeoutMs: number;
-  fetch?: typeof fetch;
-}
-
 /** Never throws for Cafe24's answer; a mall id that would leave Cafe24's host throws RangeError. */
 export async function revokeToken(
-  options: RevokeOptions,
+  app: Cafe24App,
+  mallId: string,
   token: string,
   hint: TokenHint,
 ): Promise<RevokeOutcome> {
-  const url = mallApiUrl(options.apiBaseUrl, options.mallId, "api/v2/oauth/revoke");
-  const basic = btoa(`${options.credentials.clientId}:${options.credentials.clientSecret}`);
+  const url = mallApiUrl(app.apiBaseUrl, mallId, "api/v2/oauth/revoke");
   try {
-    const response = await (options.fetch ?? fetch)(url, {
+    const response = await (app.fetch ?? fetch)(url, {
       method: "POST",
       headers: {
-        "Authorization": `Basic ${basic}`,
+        "Authorization": clientAuthorization(app),
         "Content-Type": "application/x-www-form-urlencoded",
       },
       body: new URLSearchParams({ token, token_hint: hint }),
-      signal: AbortSignal.timeout(options.timeoutMs),
+      signal: AbortSignal.timeout(app.requestTimeoutMs),
       redirect: "manual",
     });
     await response.body?.cancel();
@@ -51,7 +43,8 @@ export async function revokeToken(
  * first. Returns the first success, else the last outcome.
  */
 export async function revokePair(
-  options: RevokeOptions,
+  app: Cafe24App,
+  mallId: string,
   pair: { access_token?: unknown; refresh_token?: unknown },
 ): Promise<RevokeOutcome> {
   let outcome: RevokeOutcome = "rejected";
@@ -61,7 +54,7 @@ export async function revokePair(
   ];
   for (const [token, hint] of halves) {
     if (typeof token !== "string" || token === "") continue;
-    outcome = await revokeToken(options, token, hint);
+    outcome = await revokeToken(app, mallId, token, hint);
     if (outcome === "revoked") return outcome;
   }
   return outcome;

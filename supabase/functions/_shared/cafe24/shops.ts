@@ -1,3 +1,4 @@
+import type { Cafe24App } from "./app.ts";
 import { mallApiUrl } from "./mall_id.ts";
 
 /**
@@ -23,31 +24,25 @@ export class ShopsRequestError extends Error {
   }
 }
 
-export interface ShopsRequestOptions {
-  apiBaseUrl: string;
-  mallId: string;
-  accessToken: string;
-  /** `X-Cafe24-Api-Version` (YYYY-MM-DD); without it Cafe24 uses the app's version. */
-  apiVersion: string | null;
-  timeoutMs: number;
-  fetch?: typeof fetch;
-}
-
 const MAX_SHOPS = 100;
 const MAX_BODY_BYTES = 256 * 1024;
 
-export async function sendShopsRequest(options: ShopsRequestOptions): Promise<Response> {
-  const url = mallApiUrl(options.apiBaseUrl, options.mallId, "api/v2/admin/shops");
+/** The shop list, with the mall's access token and the app's API version (when it has one). */
+export async function sendShopsRequest(
+  app: Cafe24App,
+  request: { mallId: string; accessToken: string },
+): Promise<Response> {
+  const url = mallApiUrl(app.apiBaseUrl, request.mallId, "api/v2/admin/shops");
   const headers: Record<string, string> = {
-    "Authorization": `Bearer ${options.accessToken}`,
+    "Authorization": `Bearer ${request.accessToken}`,
     "Content-Type": "application/json",
   };
-  if (options.apiVersion !== null) headers["X-Cafe24-Api-Version"] = options.apiVersion;
+  if (app.apiVersion !== null) headers["X-Cafe24-Api-Version"] = app.apiVersion;
   try {
-    return await (options.fetch ?? fetch)(url, {
+    return await (app.fetch ?? fetch)(url, {
       method: "GET",
       headers,
-      signal: AbortSignal.timeout(options.timeoutMs),
+      signal: AbortSignal.timeout(app.requestTimeoutMs),
       redirect: "manual",
     });
   } catch {

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { parseCafe24Timestamp } from "./time.ts";
 import { mallApiUrl } from "./mall_id.ts";
+import { type Cafe24App, clientAuthorization } from "./app.ts";
 import type { RefreshFailureCode } from "../platform/errors.ts";
 
 /**
@@ -8,11 +9,6 @@ import type { RefreshFailureCode } from "../platform/errors.ts";
  * raw Response; `processTokenResponse` treats the answer as untrusted input and either returns a
  * complete token set or throws a TokenRequestError with a stable code.
  */
-
-export interface ClientCredentials {
-  clientId: string;
-  clientSecret: string;
-}
 
 export interface TokenSet {
   accessToken: string;
@@ -54,55 +50,54 @@ export class TokenRequestError extends Error {
   }
 }
 
-export interface SendOptions {
-  apiBaseUrl: string;
-  mallId: string;
-  credentials: ClientCredentials;
-  timeoutMs: number;
-  fetch?: typeof fetch;
-}
-
 export function sendRefreshTokenRequest(
-  options: SendOptions & { refreshToken: string },
+  app: Cafe24App,
+  request: { mallId: string; refreshToken: string },
 ): Promise<Response> {
   return sendTokenRequest(
-    options,
-    new URLSearchParams({ grant_type: "refresh_token", refresh_token: options.refreshToken }),
+    app,
+    request.mallId,
+    new URLSearchParams({ grant_type: "refresh_token", refresh_token: request.refreshToken }),
   );
 }
 
 export function sendAuthorizationCodeRequest(
-  options: SendOptions & { code: string; redirectUri: string },
+  app: Cafe24App,
+  request: { mallId: string; code: string; redirectUri: string },
 ): Promise<Response> {
   return sendTokenRequest(
-    options,
+    app,
+    request.mallId,
     new URLSearchParams({
       grant_type: "authorization_code",
-      code: options.code,
-      redirect_uri: options.redirectUri,
+      code: request.code,
+      redirect_uri: request.redirectUri,
     }),
   );
 }
 
-async function sendTokenRequest(options: SendOptions, body: URLSearchParams): Promise<Response> {
+async function sendTokenRequest(
+  app: Cafe24App,
+  mallId: string,
+  body: URLSearchParams,
+): Promise<Response> {
   // Throws RangeError before anything leaves the machine when the mall id is unsafe.
-  const url = mallApiUrl(options.apiBaseUrl, options.mallId, "api/v2/oauth/token");
-  const basic = btoa(`${options.credentials.clientId}:${options.credentials.clientSecret}`);
+  const url = mallApiUrl(app.apiBaseUrl, mallId, "api/v2/oauth/token");
   try {
-    return await (options.fetch ?? fetch)(url, {
+    return await (app.fetch ?? fetch)(url, {
       method: "POST",
       headers: {
-        "Authorization": `Basic ${basic}`,
+        "Authorization": clientAuthorization(app),
         "Content-Type": "application/x-www-form-urlencoded",
       },
       body,
-      signal: AbortSignal.timeout(options.timeoutMs),
+      signal: AbortSignal.timeout(app.requestTimeoutMs),
       redirect: "manual",
     });
   } catch (error) {
     // Either way the request may have reached Cafe24 and rotated the token.
     if (error instanceof DOMException && error.name === "TimeoutError") {
-      throw new TokenRequestError("CAFE24_TIMEOUT", `No answer within ${options.timeoutMs} ms`, {
+      throw new TokenRequestError("CAFE24_TIMEOUT", `No answer within ${app.requestTimeoutMs} ms`, {
         outcomeUnknown: true,
       });
     }

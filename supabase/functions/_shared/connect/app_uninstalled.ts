@@ -1,3 +1,4 @@
+import type { Cafe24App } from "../cafe24/app.ts";
 import { type AppAccess, classifyAppAccess } from "../cafe24/app_status.ts";
 import { isValidMallId } from "../cafe24/mall_id.ts";
 import { sendShopsRequest } from "../cafe24/shops.ts";
@@ -50,18 +51,11 @@ export function parseAppNotice(body: string, clientId: string): AppNotice | null
   return { eventNo: number as AppNoticeEvent, mallId };
 }
 
-export interface VerifySettings {
-  apiBaseUrl: string;
-  apiVersion: string | null;
-  requestTimeoutMs: number;
-}
-
 export interface VerifyDeps {
   store: LifecycleStore;
-  settings: VerifySettings;
+  settings: { app: Cafe24App };
   /** Refreshes this one mall now (a forced run limited to it). */
   refreshMall: (mallId: string) => Promise<void>;
-  fetch?: typeof fetch;
 }
 
 export interface Verification {
@@ -128,17 +122,9 @@ export async function verifyAfterNotice(
 
 /** One Admin API call (the shop list, the cheapest read) and what its answer says. */
 async function appAccess(deps: VerifyDeps, mallId: string, accessToken: string) {
-  const { settings } = deps;
   let response: Response;
   try {
-    response = await sendShopsRequest({
-      apiBaseUrl: settings.apiBaseUrl,
-      mallId,
-      accessToken,
-      apiVersion: settings.apiVersion,
-      timeoutMs: settings.requestTimeoutMs,
-      ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
-    });
+    response = await sendShopsRequest(deps.settings.app, { mallId, accessToken });
   } catch {
     return "unknown";
   }

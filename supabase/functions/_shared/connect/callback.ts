@@ -1,4 +1,5 @@
 import { scopesNotRequested } from "../cafe24/scopes.ts";
+import type { Cafe24App } from "../cafe24/app.ts";
 import {
   processTokenResponse,
   sendAuthorizationCodeRequest,
@@ -10,6 +11,7 @@ import { revokePair } from "../cafe24/revoke.ts";
 import type { ConnectStore } from "./store.ts";
 import { handleHash, newHandle } from "./handle.ts";
 import type { RefreshFailureCode, RequestErrorCode } from "../platform/errors.ts";
+import { reportFailure } from "../platform/failure.ts";
 import { countUnauthenticated, logEvent } from "../platform/log.ts";
 import { type RetryPolicy, withRetries } from "../platform/retry.ts";
 import { isValidMallId } from "../cafe24/mall_id.ts";
@@ -34,19 +36,14 @@ export interface CallbackParameters {
 }
 
 export interface ConnectSettings {
-  apiBaseUrl: string;
-  clientId: string;
-  clientSecret: string;
+  app: Cafe24App;
   redirectUri: string;
   stateSecret: string;
-  apiVersion: string | null;
-  requestTimeoutMs: number;
 }
 
 export interface ConnectDeps {
   store: ConnectStore;
   settings: ConnectSettings;
-  fetch?: typeof fetch;
   now?: () => number;
 }
 
@@ -97,8 +94,12 @@ export async function finishAuthorization(
   let consumed;
   try {
     consumed = await deps.store.consumeState(state);
-  } catch {
-    return failed("DATABASE_UNAVAILABLE", state);
+  } catch (error) {
+    const failure = reportFailure("cafe24_connect_state_failed", error, {
+      sqlFunction: "cafe24_private.consume_oauth_state",
+      fields: { user_id: state.userId, mall_id: state.mallId },
+    });
+    return failed(failure, state);
   }
   if (consumed !== "consumed") {
     const reason = consumed === "expired"
@@ -112,14 +113,10 @@ export async function finishAuthorization(
   // The code dies one minute after it was issued: exchange it before anything else.
   let tokens: TokenSet;
   try {
-    const response = await sendAuthorizationCodeRequest({
-      apiBaseUrl: settings.apiBaseUrl,
+    const response = await sendAuthorizationCodeRequest(settings.app, {
       mallId: state.mallId,
-      credentials: { clientId: settings.clientId, clientSecret: settings.clientSecret },
       code: parameters.code,
       redirectUri: settings.redirectUri,
-      timeoutMs: settings.requestTimeoutMs,
-      ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
     });
     tokens = await processTokenResponse(response, now());
   } catch (error) {
@@ -159,23 +156,6 @@ export async function finishAuthorization(
   return { ok: true, mallId: state.mallId, handle };
 }
 
-/** What revoking at Cafe24 needs from the connect settings. */
-export type RevokeDeps = {
-  settings: Pick<ConnectSettings, "apiBaseUrl" | "clientId" | "clientSecret" | "requestTimeoutMs">;
-  fetch?: typeof fetch;
-};
-
-export function revokeOptions(deps: RevokeDeps, mallId: string) {
-  const { settings } = deps;
-  return {
-    apiBaseUrl: settings.apiBaseUrl,
-    mallId,
-    credentials: { clientId: settings.clientId, clientSecret: settings.clientSecret },
-    timeoutMs: settings.requestTimeoutMs,
-    ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
-  };
-}
-
 function exchangeFailure(code: RefreshFailureCode): RequestErrorCode {
   switch (code) {
     case "CAFE24_MALFORMED_RESPONSE":
@@ -197,7 +177,7 @@ async function refused(
   state: OAuthState,
   tokens: TokenSet,
 ): Promise<CallbackOutcome> {
-  const revoke = await revokePair(revokeOptions(deps, state.mallId), storedTokenFields(tokens));
+  const revoke = await revokePair(deps.settings.app, state.mallId, storedTokenFields(tokens));
   return failed(reason, { ...state, detail: `pair revoke: ${revoke}` });
 }
 

@@ -2,8 +2,9 @@ import { processShopsResponse, sendShopsRequest, ShopsRequestError } from "../ca
 import { revokePair } from "../cafe24/revoke.ts";
 import { isValidMallId } from "../cafe24/mall_id.ts";
 import { CONNECT_WARNINGS, type ConnectWarningCode, RequestError } from "../platform/errors.ts";
+import { reportFailure } from "../platform/failure.ts";
 import { logEvent } from "../platform/log.ts";
-import { type ConnectDeps, revokeOptions } from "./callback.ts";
+import type { ConnectDeps } from "./callback.ts";
 import { handleHash, isWellFormedHandle } from "./handle.ts";
 
 /**
@@ -21,7 +22,10 @@ export interface Connected {
   warning: ConnectWarningCode | null;
 }
 
-/** Throws RequestError: HANDLE_INVALID, CONNECT_USER_MISMATCH, DATABASE_UNAVAILABLE. */
+/**
+ * Throws RequestError: HANDLE_INVALID, CONNECT_USER_MISMATCH, DATABASE_UNAVAILABLE or
+ * INTERNAL_ERROR (reportFailure).
+ */
 export async function completeConnection(
   deps: ConnectDeps,
   userId: string,
@@ -29,6 +33,7 @@ export async function completeConnection(
 ): Promise<Connected> {
   if (!isWellFormedHandle(handle)) throw new RequestError("HANDLE_INVALID");
   const now = deps.now ?? Date.now;
+  const { app } = deps.settings;
 
   let completion;
   try {
@@ -37,19 +42,24 @@ export async function completeConnection(
       userId,
       new Date(now()),
     );
-  } catch {
-    throw new RequestError("DATABASE_UNAVAILABLE");
+  } catch (error) {
+    throw new RequestError(
+      reportFailure("cafe24_connect_complete_failed", error, {
+        sqlFunction: "cafe24_private.complete_pending_connection",
+        fields: { user_id: userId },
+      }),
+    );
   }
 
   switch (completion.outcome) {
     case "invalid":
       throw new RequestError("HANDLE_INVALID");
     case "expired": {
-      await revokePair(revokeOptions(deps, completion.mallId), completion.tokens);
+      await revokePair(app, completion.mallId, completion.tokens);
       throw new RequestError("HANDLE_INVALID");
     }
     case "mismatch": {
-      const revoke = await revokePair(revokeOptions(deps, completion.mallId), completion.tokens);
+      const revoke = await revokePair(app, completion.mallId, completion.tokens);
       logEvent("warn", "cafe24_connect_user_mismatch", {
         user_id: userId,
         mall_id: completion.mallId,
@@ -65,8 +75,8 @@ export async function completeConnection(
   const [replacedRevoke, ...revokes] = await Promise.all([
     completion.replaced === null || !isValidMallId(completion.replaced.mall_id)
       ? null
-      : revokePair(revokeOptions(deps, completion.replaced.mall_id), completion.replaced),
-    ...completion.takenOver.map((pair) => revokePair(revokeOptions(deps, mallId), pair)),
+      : revokePair(app, completion.replaced.mall_id, completion.replaced),
+    ...completion.takenOver.map((pair) => revokePair(app, mallId, pair)),
   ]);
   for (const [index, pair] of completion.takenOver.entries()) {
     logEvent("info", "cafe24_connection_taken_over", {
@@ -107,17 +117,9 @@ async function lookUpShops(
   authSettingsId: string,
   accessToken: string,
 ): Promise<ConnectWarningCode | null> {
-  const { settings } = deps;
   let detail: string;
   try {
-    const response = await sendShopsRequest({
-      apiBaseUrl: settings.apiBaseUrl,
-      mallId,
-      accessToken,
-      apiVersion: settings.apiVersion,
-      timeoutMs: settings.requestTimeoutMs,
-      ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
-    });
+    const response = await sendShopsRequest(deps.settings.app, { mallId, accessToken });
     await deps.store.storeShops(authSettingsId, mallId, await processShopsResponse(response));
     return null;
   } catch (error) {

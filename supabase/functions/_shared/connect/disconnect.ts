@@ -1,8 +1,11 @@
+import type { Cafe24App } from "../cafe24/app.ts";
 import { isValidMallId } from "../cafe24/mall_id.ts";
 import { type RevokeOutcome, revokePair } from "../cafe24/revoke.ts";
 import { RequestError, type RevokeFailureCode } from "../platform/errors.ts";
+import { reportFailure } from "../platform/failure.ts";
 import { logEvent } from "../platform/log.ts";
 import type { LifecycleStore } from "./lifecycle_store.ts";
+import type { ConnectionTarget } from "./target.ts";
 
 /**
  * cafe24-disconnect: ends one connection. The tokens leave the row first (settings stay, status
@@ -17,22 +20,9 @@ export type DisconnectCaller =
   /** A signed-in user: only their own rows. */
   | { kind: "user"; userId: string };
 
-export interface DisconnectTarget {
-  authSettingsId: string | null;
-  mallId: string | null;
-}
-
-export interface DisconnectSettings {
-  apiBaseUrl: string;
-  clientId: string;
-  clientSecret: string;
-  requestTimeoutMs: number;
-}
-
 export interface DisconnectDeps {
   store: LifecycleStore;
-  settings: DisconnectSettings;
-  fetch?: typeof fetch;
+  settings: { app: Cafe24App };
 }
 
 export interface Disconnected {
@@ -47,31 +37,14 @@ export const DISCONNECT_REASONS = {
   app: "DISCONNECTED_BY_APP",
 } as const;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Exactly one of `auth_settings_id` (a uuid) and `mall_id`. Throws RequestError. */
-export function parseDisconnectRequest(parameters: Record<string, unknown>): DisconnectTarget {
-  const { auth_settings_id: id, mall_id: mallId } = parameters;
-  if ((id === undefined) === (mallId === undefined)) {
-    throw new RequestError("INVALID_REQUEST", {
-      detail: "give exactly one of auth_settings_id and mall_id",
-    });
-  }
-  if (id !== undefined) {
-    if (typeof id !== "string" || !UUID.test(id)) {
-      throw new RequestError("INVALID_REQUEST", { detail: "auth_settings_id must be a uuid" });
-    }
-    return { authSettingsId: id.toLowerCase(), mallId: null };
-  }
-  if (!isValidMallId(mallId)) throw new RequestError("INVALID_MALL_ID");
-  return { authSettingsId: null, mallId };
-}
-
-/** Throws RequestError NOT_FOUND (also for another user's connection) or DATABASE_UNAVAILABLE. */
+/**
+ * Throws RequestError NOT_FOUND (also for another user's connection), DATABASE_UNAVAILABLE or
+ * INTERNAL_ERROR (reportFailure).
+ */
 export async function disconnect(
   deps: DisconnectDeps,
   caller: DisconnectCaller,
-  target: DisconnectTarget,
+  target: ConnectionTarget,
 ): Promise<Disconnected> {
   let found;
   try {
@@ -80,8 +53,13 @@ export async function disconnect(
       caller.kind === "user" ? caller.userId : null,
       DISCONNECT_REASONS[caller.kind],
     );
-  } catch {
-    throw new RequestError("DATABASE_UNAVAILABLE");
+  } catch (error) {
+    throw new RequestError(
+      reportFailure("cafe24_disconnect_failed", error, {
+        sqlFunction: "cafe24_private.disconnect_requested",
+        fields: { by: caller.kind === "user" ? caller.userId : "app" },
+      }),
+    );
   }
   if (found.outcome === "not_found") throw new RequestError("NOT_FOUND");
 
@@ -110,14 +88,7 @@ async function revokeRemovedPair(
 ): Promise<RevokeOutcome> {
   // Without a valid mall id there is no Cafe24 host to send the pair to.
   if (!isValidMallId(mallId)) return "rejected";
-  const { settings } = deps;
-  return await revokePair({
-    apiBaseUrl: settings.apiBaseUrl,
-    mallId,
-    credentials: { clientId: settings.clientId, clientSecret: settings.clientSecret },
-    timeoutMs: settings.requestTimeoutMs,
-    ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
-  }, pair);
+  return await revokePair(deps.settings.app, mallId, pair);
 }
 
 function revokeFailure(outcome: RevokeOutcome | null): RevokeFailureCode {

@@ -1,5 +1,6 @@
 import type postgres from "postgres";
 import type { StoredPair } from "./store.ts";
+import type { ConnectionTarget } from "./target.ts";
 
 /**
  * Ending connections: disconnecting on request (cafe24-disconnect) and verifying a mall after
@@ -28,7 +29,7 @@ export interface LifecycleStore {
    * unless null; see disconnect_requested.
    */
   disconnectRequested(
-    target: { authSettingsId: string | null; mallId: string | null },
+    target: ConnectionTarget,
     userId: string | null,
     reason: string,
   ): Promise<DisconnectLookup>;

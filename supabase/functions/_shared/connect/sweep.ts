@@ -1,6 +1,6 @@
+import type { Cafe24App } from "../cafe24/app.ts";
 import { revokePair } from "../cafe24/revoke.ts";
 import { logEvent } from "../platform/log.ts";
-import { type RevokeDeps, revokeOptions } from "./callback.ts";
 import type { ConnectStore, ExpiredPending } from "./store.ts";
 
 /** Pending connections handled per sweep; the cron tick comes back for the rest. */
@@ -15,7 +15,10 @@ export const EXPIRED_PENDING_PER_SWEEP = 50;
  * through pg_net, which would carry the client secret in its queue).
  */
 export async function revokeExpiredPendingConnections(
-  deps: RevokeDeps & { store: Pick<ConnectStore, "takeExpiredPending" | "settleExpiredPending"> },
+  deps: {
+    settings: { app: Cafe24App };
+    store: Pick<ConnectStore, "takeExpiredPending" | "settleExpiredPending">;
+  },
 ): Promise<{ taken: number; removed: number }> {
   const expired = await deps.store.takeExpiredPending(EXPIRED_PENDING_PER_SWEEP);
   const byMall = Map.groupBy(expired, (pending) => pending.mallId);
@@ -33,7 +36,7 @@ async function revokeMallInTurn(
 ): Promise<number> {
   let removed = 0;
   for (const pending of pendings) {
-    const outcome = await revokePair(revokeOptions(deps, pending.mallId), pending.tokens);
+    const outcome = await revokePair(deps.settings.app, pending.mallId, pending.tokens);
     if (await deps.store.settleExpiredPending(pending.handleHash, outcome === "revoked")) removed++;
     if (outcome !== "revoked") break;
   }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { type Cafe24App, cafe24App } from "../cafe24/app.ts";
 import { parseScopeList } from "../cafe24/scopes.ts";
 import { KEEP_ALIVE_WINDOW_MS, REFRESH_POLICIES, type RefreshPolicy } from "../refresh/scope.ts";
 import type { ConfigWarningCode } from "./errors.ts";
@@ -240,12 +241,9 @@ export function configWarnings(config: Env, ignored: readonly string[] = []): Co
 
 /** The settings of a refresh run, derived once from the config. */
 export interface RefreshSettings {
-  apiBaseUrl: string;
-  clientId: string;
-  clientSecret: string;
+  app: Cafe24App;
   refreshMarginMs: number;
   concurrency: number;
-  requestTimeoutMs: number;
   runBudgetMs: number;
   runCpuBudgetMs: number;
   maxConnectionsPerRun: number;
@@ -273,12 +271,9 @@ export function refreshSettings(
   config: Config<(typeof REFRESH_CONFIG_REQUIRED)[number]>,
 ): RefreshSettings {
   return {
-    apiBaseUrl: config.CAFE24_API_BASE_URL,
-    clientId: config.CAFE24_CLIENT_ID,
-    clientSecret: config.CAFE24_CLIENT_SECRET_KEY,
+    app: cafe24App(config),
     refreshMarginMs: config.CAFE24_REFRESH_MARGIN_SECONDS * 1000,
     concurrency: config.CAFE24_REFRESH_CONCURRENCY,
-    requestTimeoutMs: config.CAFE24_REQUEST_TIMEOUT_MS,
     runBudgetMs: config.CAFE24_RUN_BUDGET_MS,
     runCpuBudgetMs: config.CAFE24_RUN_CPU_BUDGET_MS,
     maxConnectionsPerRun: config.CAFE24_MAX_CONNECTIONS_PER_RUN,

@@ -1,5 +1,6 @@
 import type { RefreshSettings } from "../platform/config.ts";
 import type { ConfigWarningCode } from "../platform/errors.ts";
+import { reportFailure } from "../platform/failure.ts";
 import { logEvent } from "../platform/log.ts";
 import { type RunClock, systemClock } from "./clock.ts";
 import { withDatabaseRetries } from "./retries.ts";
@@ -39,7 +40,6 @@ export interface RunRequest extends ScopeRequest {
 export interface RefreshDeps {
   store: RefreshStore;
   settings: RefreshSettings;
-  fetch?: typeof fetch;
   random?: () => number;
   /** The system clock where not given (tests pass their own). */
   clock?: Partial<RunClock>;
@@ -190,7 +190,6 @@ async function executeRun(
         tally,
         clock,
         random: deps.random ?? Math.random,
-        ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
       },
       limits,
       concurrency: settings.concurrency,
@@ -225,10 +224,7 @@ async function executeRun(
     });
     return summary;
   } catch (error) {
-    logEvent("error", "cafe24_refresh_run_failed", {
-      run_id: runId,
-      error: error instanceof Error ? error.name : "unknown",
-    });
+    reportFailure("cafe24_refresh_run_failed", error, { fields: { run_id: runId } });
     await store.finishRun(runId, "failed", { refreshed: tally.refreshed, failed: tally.failed })
       .catch(() => {});
     throw error;

@@ -10,6 +10,7 @@ import {
 import { isValidMallId } from "../cafe24/mall_id.ts";
 import { revokePair } from "../cafe24/revoke.ts";
 import { logEvent } from "../platform/log.ts";
+import { reportFailure } from "../platform/failure.ts";
 import type { RunClock } from "./clock.ts";
 import { decideAfterFailure } from "./policy.ts";
 import { withDatabaseRetries } from "./retries.ts";
@@ -26,11 +27,10 @@ import type { RunTally } from "./summary.ts";
 export interface StepContext {
   runId: string;
   store: RefreshStore;
-  settings: Pick<RefreshSettings, "apiBaseUrl" | "clientId" | "clientSecret" | "requestTimeoutMs">;
+  settings: Pick<RefreshSettings, "app">;
   tally: RunTally;
   clock: RunClock;
   random: () => number;
-  fetch?: typeof fetch;
 }
 
 export interface StepResult {
@@ -61,13 +61,9 @@ export async function refreshConnection(
     if (!isValidMallId(connection.mallId)) {
       throw new TokenRequestError("INVALID_MALL_ID", "no request was sent");
     }
-    const response = await sendRefreshTokenRequest({
-      apiBaseUrl: settings.apiBaseUrl,
+    const response = await sendRefreshTokenRequest(settings.app, {
       mallId: connection.mallId,
-      credentials: { clientId: settings.clientId, clientSecret: settings.clientSecret },
       refreshToken: connection.refreshToken,
-      timeoutMs: settings.requestTimeoutMs,
-      ...(ctx.fetch === undefined ? {} : { fetch: ctx.fetch }),
     });
     tokens = await processTokenResponse(response, clock.now());
   } catch (error) {
@@ -95,14 +91,13 @@ export async function refreshConnection(
         }),
       clock.sleep,
     );
-  } catch {
+  } catch (error) {
     // The pair is lost. The row still shows a request in flight, so the next claim knows the
     // token may be dead and, if Cafe24 rejects it, reports CAFE24_ANSWER_LOST.
     ctx.tally.fail(connection.id, "STORE_FAILED", "database unavailable");
-    logEvent("error", "cafe24_refresh_store_failed", {
-      run_id: ctx.runId,
-      connection_id: connection.id,
-      mall_id: connection.mallId,
+    reportFailure("cafe24_refresh_store_failed", error, {
+      sqlFunction: "cafe24_private.store_refreshed_tokens",
+      fields: { run_id: ctx.runId, connection_id: connection.id, mall_id: connection.mallId },
     });
     return { claimAsked: claimNext, next: undefined, databaseFailed: true };
   }
@@ -125,14 +120,8 @@ async function revokeDiscardedPair(
   connection: ClaimedConnection,
   tokens: TokenSet,
 ): Promise<void> {
-  const { settings } = ctx;
-  const outcome = await revokePair({
-    apiBaseUrl: settings.apiBaseUrl,
-    mallId: connection.mallId,
-    credentials: { clientId: settings.clientId, clientSecret: settings.clientSecret },
-    timeoutMs: settings.requestTimeoutMs,
-    ...(ctx.fetch === undefined ? {} : { fetch: ctx.fetch }),
-  }, storedTokenFields(tokens)).catch(() => "unreachable" as const);
+  const outcome = await revokePair(ctx.settings.app, connection.mallId, storedTokenFields(tokens))
+    .catch(() => "unreachable" as const);
   logEvent(outcome === "revoked" ? "info" : "warn", "cafe24_discarded_pair_revoked", {
     run_id: ctx.runId,
     connection_id: connection.id,

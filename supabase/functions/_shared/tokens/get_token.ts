@@ -6,6 +6,7 @@ import {
   type TokenWaitFailureCode,
 } from "../platform/errors.ts";
 import { isValidMallId } from "../cafe24/mall_id.ts";
+import { reportFailure } from "../platform/failure.ts";
 import { logEvent } from "../platform/log.ts";
 import { type RunClock, systemClock } from "../refresh/clock.ts";
 import { runScope } from "../refresh/scope.ts";
@@ -33,7 +34,8 @@ export type { Cafe24AccessToken } from "./decide.ts";
  * Throws RequestError: INVALID_REQUEST / INVALID_MALL_ID (the request), NOT_FOUND,
  * RECONNECT_REQUIRED (the owner must connect again), MALL_ID_AMBIGUOUS (several usable rows hold
  * the mall: ask by auth_settings_id), TOKEN_UNAVAILABLE with `reason` (the token has expired and
- * the refresh failed or must wait: `retry_after_s` then says how long), DATABASE_UNAVAILABLE.
+ * the refresh failed or must wait: `retry_after_s` then says how long), DATABASE_UNAVAILABLE (the
+ * database could not be reached) or INTERNAL_ERROR.
  * When a refresh fails while the stored token is still valid, that token is the answer, with
  * `refresh_failed` set to the failure's code.
  */
@@ -51,15 +53,11 @@ export async function getCafe24AccessToken(
 }
 
 /** What a token request needs of the refresh settings (refreshSettings(config) has it all). */
-export type TokenSettings = Pick<
-  RefreshSettings,
-  "apiBaseUrl" | "clientId" | "clientSecret" | "requestTimeoutMs" | "leaseMs" | "keepAliveWindowMs"
->;
+export type TokenSettings = Pick<RefreshSettings, "app" | "leaseMs" | "keepAliveWindowMs">;
 
 export interface TokenDeps {
   store: TokenStore;
   settings: TokenSettings;
-  fetch?: typeof fetch;
   random?: () => number;
   /** The system clock where not given (tests pass their own). */
   clock?: Partial<RunClock>;
@@ -87,13 +85,15 @@ export async function getAccessToken(
   request: TokenRequest,
 ): Promise<Cafe24AccessToken> {
   const { store } = deps;
-  const selected = selectConnection(await fromDatabase(() => store.read(request)));
+  const selected = selectConnection(
+    await fromDatabase("cafe24_private.token_connections", () => store.read(request)),
+  );
   if ("kind" in selected) {
     throw new RequestError(selected.kind === "ambiguous" ? "MALL_ID_AMBIGUOUS" : "NOT_FOUND");
   }
   let row: TokenRow = selected.row;
   const id = row.authSettingsId;
-  await fromDatabase(() => store.noteRequest(id));
+  await fromDatabase("cafe24_private.note_token_request", () => store.noteRequest(id));
 
   let failure: string | null = null;
   for (let round = 1;; round++) {
@@ -163,7 +163,10 @@ async function refreshUntilSettled(
   let attempts = 0;
   let pollMs = POLL_FIRST_MS;
   for (;;) {
-    const [row] = await fromDatabase(() => deps.store.read({ authSettingsId: id, mallId: null }));
+    const [row] = await fromDatabase(
+      "cafe24_private.token_connections",
+      () => deps.store.read({ authSettingsId: id, mallId: null }),
+    );
     if (row === undefined) return { row: null, failure };
     const decision = decideToken(row, minValidS, failure);
     if (decision.kind === "wait") {
@@ -211,13 +214,18 @@ async function refreshOnce(
       keepAliveWindowMs: settings.keepAliveWindowMs,
     },
   );
-  const runId = await fromDatabase(() =>
-    store.refresh.startRun({ trigger: "token", mode: "sync", scope, leaseMs: settings.leaseMs })
+  const runId = await fromDatabase(
+    "cafe24_private.start_refresh_run",
+    () =>
+      store.refresh.startRun({ trigger: "token", mode: "sync", scope, leaseMs: settings.leaseMs }),
   );
   const tally = new TokenRunTally(runId, []);
   let verdict: string | null = null;
   try {
-    const claim = await fromDatabase(() => store.claim(runId, row.authSettingsId));
+    const claim = await fromDatabase(
+      "cafe24_private.claim_connection",
+      () => store.claim(runId, row.authSettingsId),
+    );
     verdict = claim?.verdict ?? null;
     if (claim?.connection) {
       await refreshConnection(
@@ -228,7 +236,6 @@ async function refreshOnce(
           tally,
           clock,
           random: deps.random ?? Math.random,
-          ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
         },
         claim.connection,
         () => false,
@@ -262,12 +269,16 @@ async function refreshOnce(
   return tally.failure;
 }
 
-/** A database call of a token request; any error is the caller's 503 DATABASE_UNAVAILABLE. */
-async function fromDatabase<T>(call: () => Promise<T>): Promise<T> {
+/**
+ * A database call of a token request (`sqlFunction` is the one it runs). A failure is reported
+ * and thrown as the request's answer: DATABASE_UNAVAILABLE when the database could not be
+ * reached, INTERNAL_ERROR otherwise.
+ */
+async function fromDatabase<T>(sqlFunction: string, call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (error) {
     if (error instanceof RequestError) throw error;
-    throw new RequestError("DATABASE_UNAVAILABLE");
+    throw new RequestError(reportFailure("cafe24_token_database_failed", error, { sqlFunction }));
   }
 }

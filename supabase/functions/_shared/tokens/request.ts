@@ -1,11 +1,8 @@
-import { parseDisconnectRequest } from "../connect/disconnect.ts";
+import { type ConnectionTarget, parseConnectionTarget } from "../connect/target.ts";
 import { RequestError } from "../platform/errors.ts";
 
 /** What a caller of cafe24-token (or getCafe24AccessToken) asks for, validated. */
-export interface TokenRequest {
-  /** Exactly one of the two names the connection. */
-  authSettingsId: string | null;
-  mallId: string | null;
+export interface TokenRequest extends ConnectionTarget {
   /** The answer's access token stays valid for at least this many seconds. */
   minValidS: number;
 }
@@ -21,12 +18,12 @@ export const MIN_VALID_S_DEFAULT = 300;
 export const MIN_VALID_S_MAX = 5400;
 
 /**
- * `mall_id` or `auth_settings_id` (exactly one, as cafe24-disconnect takes them) and an optional
- * `min_valid_s`, an integer from 0 to MIN_VALID_S_MAX, as a number (JSON body) or a string
- * (query). Throws RequestError INVALID_REQUEST or INVALID_MALL_ID.
+ * The connection (see parseConnectionTarget) and an optional `min_valid_s`, an integer from 0 to
+ * MIN_VALID_S_MAX, as a number (JSON body) or a string (query). Throws RequestError
+ * INVALID_REQUEST or INVALID_MALL_ID.
  */
 export function parseTokenRequest(parameters: Record<string, unknown>): TokenRequest {
-  const target = parseDisconnectRequest(parameters);
+  const target = parseConnectionTarget(parameters);
   return { ...target, minValidS: parseMinValidS(parameters.min_valid_s) };
 }
 

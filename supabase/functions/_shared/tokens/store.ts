@@ -1,4 +1,5 @@
 import type postgres from "postgres";
+import type { ConnectionTarget } from "../connect/target.ts";
 import { type ClaimedConnection, createRefreshStore, type RefreshStore } from "../refresh/store.ts";
 import type { TokenRow } from "./decide.ts";
 
@@ -10,7 +11,7 @@ import type { TokenRow } from "./decide.ts";
 export interface TokenStore {
   refresh: RefreshStore;
   /** token_connections: by id, or a mall's rows (usable ones first, at most two). */
-  read(target: { authSettingsId: string | null; mallId: string | null }): Promise<TokenRow[]>;
+  read(target: ConnectionTarget): Promise<TokenRow[]>;
   /** The app asked for this connection's token (keep_alive keeps it fresh for a while). */
   noteRequest(authSettingsId: string): Promise<void>;
   /**

@@ -1,25 +1,25 @@
 import assert from "node:assert/strict";
-import { parseDisconnectRequest } from "../../../supabase/functions/_shared/connect/disconnect.ts";
+import { parseConnectionTarget } from "../../../supabase/functions/_shared/connect/target.ts";
 import { RequestError } from "../../../supabase/functions/_shared/platform/errors.ts";
 
 const ID = "0b6a3c5e-8a7d-4c1e-9f2b-3d4e5f6a7b8c";
 
-Deno.test("parseDisconnectRequest() takes an auth_settings id or a mall id", () => {
-  assert.deepEqual(parseDisconnectRequest({ auth_settings_id: ID }), {
+Deno.test("parseConnectionTarget() takes an auth_settings id or a mall id", () => {
+  assert.deepEqual(parseConnectionTarget({ auth_settings_id: ID }), {
     authSettingsId: ID,
     mallId: null,
   });
-  assert.deepEqual(parseDisconnectRequest({ auth_settings_id: ID.toUpperCase() }), {
+  assert.deepEqual(parseConnectionTarget({ auth_settings_id: ID.toUpperCase() }), {
     authSettingsId: ID,
     mallId: null,
   });
-  assert.deepEqual(parseDisconnectRequest({ mall_id: "myshop" }), {
+  assert.deepEqual(parseConnectionTarget({ mall_id: "myshop" }), {
     authSettingsId: null,
     mallId: "myshop",
   });
 });
 
-Deno.test("parseDisconnectRequest() wants exactly one, well-formed", () => {
+Deno.test("parseConnectionTarget() wants exactly one, well-formed", () => {
   const cases: [Record<string, unknown>, string][] = [
     [{}, "INVALID_REQUEST"],
     [{ auth_settings_id: ID, mall_id: "myshop" }, "INVALID_REQUEST"],
@@ -33,7 +33,7 @@ Deno.test("parseDisconnectRequest() wants exactly one, well-formed", () => {
   ];
   for (const [parameters, code] of cases) {
     assert.throws(
-      () => parseDisconnectRequest(parameters),
+      () => parseConnectionTarget(parameters),
       (error: unknown) => error instanceof RequestError && error.code === code,
       JSON.stringify(parameters),
     );
