@@ -1189,6 +1189,7 @@ Deno.test("standalone: prints its URL, serves, stops on SIGTERM", async () => {
       consent_page: true,
       new_grant_revokes_older_pairs: false,
       app_deleted_refresh: "forbidden",
+      write_scope_grants_read: false,
     });
     assert.match(out, /^cafe24-sandbox listening on http:\/\/127\.0\.0\.1:\d+\n$/);
   } finally {
