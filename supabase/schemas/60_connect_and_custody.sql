@@ -624,19 +624,47 @@ $$;
 -- What the browser may read
 -- ---------------------------------------------------------------------------------------------
 
--- providers without anything that may be a credential: each provider keeps only its top-level
--- scalar settings whose names do not look like a credential (token, secret, passw, key,
--- credential, auth, cookie, session, signature, cert; *_expires_at are kept). Nested objects and
--- arrays, and providers that are not objects, are dropped: what they hold cannot be told apart
--- from a credential (nested credentials such as google.oauth.refresh_token or
--- tokens[].access_token, a provider stored as a bare string like "slack_token": "xoxb-…").
--- Cafe24's shops, scopes and warning are in public.cafe24_connections. Written without nested
--- calls: browser roles reach this function only through the view and have no USAGE on
--- cafe24_private, which a nested call would need.
+-- The keys of other providers' settings that public.auth_settings_without_tokens shows, as the
+-- operator lists them (provider, key): empty by default, so another provider shows nothing until
+-- someone decides that a key is not a credential. Only service_role and the owner write it. A row
+-- cannot name Cafe24's tokens, so a slip here never shows them.
+create table cafe24_private.view_allowed_keys (
+  provider text not null check (provider <> ''),
+  key text not null check (key <> ''),
+  created_at timestamptz not null default now(),
+  primary key (provider, key),
+  check (provider <> 'cafe24' or key not in ('access_token', 'refresh_token'))
+);
+
+comment on table cafe24_private.view_allowed_keys is
+  'Settings keys (provider, key) that public.auth_settings_without_tokens shows besides Cafe24''s documented ones. Empty by default; written by the operator as service_role.';
+
+-- The documented settings under providers.cafe24 that are not secret: what
+-- public.cafe24_connections shows as scalars, expiries included (an expiry says when, not what).
+create or replace function cafe24_private.cafe24_setting_keys()
+returns text[]
+language sql
+immutable
+set search_path = ''
+as $$
+  select array['mall_id', 'shop_no', 'board_no', 'scope', 'connected_at', 'expires_at',
+    'refresh_token_expires_at']
+$$;
+
+-- providers with only the settings known not to be credentials: for Cafe24
+-- cafe24_setting_keys(), for every provider the keys in view_allowed_keys. An allow-list, because
+-- a name cannot tell a credential apart (pwd, passphrase, jwt, bearer, dsn, pat, otp_seed, code).
+-- Only scalar values pass: a nested object or array of an allowed key may hold a credential
+-- (oauth.refresh_token, tokens[].access_token), and so does a string that is a URL with a user
+-- or password in it (https://user:pass@host). Providers that are not objects are dropped (a bare
+-- "slack_token": "xoxb-…"). Cafe24's shops, scopes and warning are in public.cafe24_connections.
+-- security definer: the view calls this as the querying role (authenticated, service_role), and
+-- only the owner reads view_allowed_keys; it only removes keys from the JSON it is given.
 create or replace function cafe24_private.without_credentials(p_providers jsonb)
 returns jsonb
 language sql
-immutable
+stable
+security definer
 set search_path = ''
 as $$
   select case
@@ -647,10 +675,17 @@ as $$
         coalesce((
           select jsonb_object_agg(field.key, field.value)
           from jsonb_each(provider.value) field
-          where jsonb_typeof(field.value) not in ('object', 'array')
+          where jsonb_typeof(field.value) in ('string', 'number', 'boolean', 'null')
+            and not (
+              jsonb_typeof(field.value) = 'string'
+              and (field.value #>> '{}') ~* '^[a-z][a-z0-9+.-]*:/*[^/?#[:space:]]*@'
+            )
             and (
-              field.key ~* '_expires_at$'
-              or field.key !~* '(token|secret|passw|key|credential|auth|cookie|session|signature|cert)'
+              (provider.key = 'cafe24' and field.key = any (cafe24_private.cafe24_setting_keys()))
+              or exists (
+                select 1 from cafe24_private.view_allowed_keys a
+                where a.provider = provider.key and a.key = field.key
+              )
             )
         ), '{}'::jsonb)
       )
@@ -697,8 +732,9 @@ where c.row_state <> 'no_cafe24'
 comment on view public.cafe24_connections is
   'The signed-in user''s Cafe24 connections: status, expiry, shop and errors. Never a token.';
 
--- Drop-in for browser code that selected auth_settings: the same columns, the caller's rows
--- only, providers without credentials (without_credentials).
+-- Drop-in for code that selected auth_settings: the same columns, providers without credentials
+-- (without_credentials). A browser (authenticated) sees its own rows; service_role, which reads
+-- auth_settings whole anyway, sees every row, so server code can use the drop-in too.
 create or replace view public.auth_settings_without_tokens
 with (security_barrier = true)
 as
@@ -710,10 +746,10 @@ select
   s.created_at,
   s.updated_at
 from public.auth_settings s
-where s.user_id = (select auth.uid());
+where s.user_id = (select auth.uid()) or current_user = 'service_role';
 
 comment on view public.auth_settings_without_tokens is
-  'public.auth_settings for the browser: the signed-in user''s rows, with every token and secret removed from providers.';
+  'public.auth_settings without credentials: the signed-in user''s rows (every row for service_role); providers keeps only allowed scalar settings (cafe24_private.without_credentials).';
 
 -- ---------------------------------------------------------------------------------------------
 -- Privileges: the browser's role reads the two views; service_role reads them and the OAuth
@@ -756,8 +792,12 @@ revoke all on function cafe24_private.lease_expired_pending_connections(integer)
   from public, anon, authenticated;
 revoke all on function cafe24_private.settle_expired_pending_connection(bytea, boolean)
   from public, anon, authenticated;
--- A view checks EXECUTE on the functions it calls as the querying role. This one is pure (it only
--- removes keys from the JSON it is given), and authenticated has no USAGE on cafe24_private, so
--- it can call it only through the view.
+revoke all on table cafe24_private.view_allowed_keys from public, anon, authenticated;
+grant select, insert, update, delete on table cafe24_private.view_allowed_keys to service_role;
+revoke all on function cafe24_private.cafe24_setting_keys() from public, anon, authenticated;
+-- A view checks EXECUTE on the functions it calls as the querying role, so every role that reads
+-- the view needs it. This one only removes keys from the JSON it is given, and authenticated has
+-- no USAGE on cafe24_private, so it can call it only through the view.
 revoke all on function cafe24_private.without_credentials(jsonb) from public, anon;
 grant execute on function cafe24_private.without_credentials(jsonb) to authenticated;
+grant execute on function cafe24_private.without_credentials(jsonb) to service_role;

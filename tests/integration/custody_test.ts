@@ -372,6 +372,10 @@ Deno.test("custody of a connection", async (t) => {
           })
         }::jsonb
         where id = ${aliceRow}`;
+        // Other providers show only the keys the operator allows, and only scalar values.
+        await db.sql`
+        insert into cafe24_private.view_allowed_keys (provider, key)
+        values ('other', 'region'), ('google', 'lang'), ('google', 'oauth'), ('keyed', 'plan')`;
         await assert.rejects(
           asUser(db, alice, (sql) => sql`select providers from public.auth_settings`),
           /permission denied/,
