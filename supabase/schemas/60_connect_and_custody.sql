@@ -487,11 +487,82 @@ $$;
 -- Completing a connection, and expired ones
 -- ---------------------------------------------------------------------------------------------
 
+-- Gives a pair that nobody may complete (a refused completion, an expired pending connection) to
+-- the mall's current holder instead of revoking it. Cafe24 may end a mall's older pairs on every
+-- new grant, and a revoke ends that pair's refresh token as well, so revoking would leave the
+-- holder with nothing live: a stranger who started an attempt and got the operator to approve it
+-- would cost the holder its connection. The pair goes only to the connection that already holds
+-- this mall (its owner consented to this app for this mall), never to the attempt's user, and
+-- only when the pair was granted every scope the holder's was (a narrower one would take access
+-- away). The holder's connected_at and settings stay; its refresh state starts clean.
+-- Returns the holder's auth_settings id and its previous pair ({mall_id, access_token,
+-- refresh_token}) for the caller to revoke, or nulls when there is no such holder: the caller
+-- then revokes the pair. Callers hold the per-mall lock of complete_pending_connection.
+create or replace function cafe24_private.give_pair_to_holder(
+  p_mall_id text,
+  p_tokens jsonb,
+  out auth_settings_id uuid,
+  out replaced jsonb
+)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_id uuid;
+  v_entry jsonb;
+begin
+  if coalesce(p_mall_id, '') = '' or not coalesce(cafe24_private.is_complete_token_pair(p_tokens), false)
+  then
+    return;
+  end if;
+
+  select s.id, s.providers -> 'cafe24' into v_id, v_entry
+  from cafe24_private.connections c
+  join public.auth_settings s on s.id = c.auth_settings_id
+  where c.mall_id = p_mall_id
+    and c.row_state = 'ok'
+    and c.status <> 'disconnected'
+    and jsonb_typeof(s.providers -> 'cafe24') = 'object'
+    and s.providers -> 'cafe24' ->> 'mall_id' = p_mall_id
+    and coalesce(s.providers -> 'cafe24' ->> 'refresh_token', '') <> ''
+  order by s.updated_at desc, s.id
+  limit 1
+  for update of s;
+
+  if v_id is null
+    or coalesce(v_entry ->> 'refresh_token', '') = p_tokens ->> 'refresh_token'
+    or not (
+      case when jsonb_typeof(v_entry -> 'scopes') = 'array' then v_entry -> 'scopes' else '[]'::jsonb end
+      <@ case when jsonb_typeof(p_tokens -> 'scopes') = 'array' then p_tokens -> 'scopes' else '[]'::jsonb end
+    )
+  then
+    return;
+  end if;
+
+  replaced := jsonb_strip_nulls(jsonb_build_object(
+    'mall_id', v_entry -> 'mall_id',
+    'access_token', v_entry -> 'access_token',
+    'refresh_token', v_entry -> 'refresh_token'
+  ));
+  update public.auth_settings s
+  set providers = jsonb_set(
+        s.providers,
+        '{cafe24}',
+        (v_entry - 'refresh_token_expires_at' - 'scopes') || p_tokens
+      ),
+      updated_at = now()
+  where s.id = v_id;
+  auth_settings_id := v_id;
+end
+$$;
+
 -- Uses a pending connection up (exactly once) for the user presenting its handle.
 --   invalid   no such handle: never issued, used already, or cleaned up;
---   expired   issued, but older than pending_connection_ttl(): destroyed, tokens returned so
---             the caller revokes them;
---   mismatch  another user's handle: destroyed, tokens returned for revocation, nothing stored;
+--   expired   issued, but older than pending_connection_ttl(): destroyed;
+--   mismatch  another user's handle: destroyed, nothing stored for either user;
+--             for both, the pair goes to the mall's holder when give_pair_to_holder takes it
+--             (auth_settings_id is the holder's, replaced its previous pair, tokens null), else
+--             it comes back in tokens for the caller to revoke;
 --   connected stored for the user (store_connection), and every other account's hold on the
 --             same mall removed (disconnect_connection with CONNECTION_TAKEN_OVER); the pairs
 --             removed from them come back in taken_over, and the user's own earlier pair that
@@ -532,19 +603,18 @@ begin
       null::jsonb, null::jsonb;
     return;
   end if;
-  if v_pending.expires_at <= now() then
-    return query select 'expired'::text, null::uuid, v_pending.mall_id,
-      v_pending.requested_scopes, v_pending.tokens, null::jsonb, null::jsonb;
-    return;
-  end if;
-  if v_pending.user_id is distinct from p_user_id then
-    return query select 'mismatch'::text, null::uuid, v_pending.mall_id,
-      v_pending.requested_scopes, v_pending.tokens, null::jsonb, null::jsonb;
-    return;
-  end if;
-
   perform pg_advisory_xact_lock(
     hashtextextended('cafe24_private.mall:' || v_pending.mall_id, 0));
+
+  if v_pending.expires_at <= now() or v_pending.user_id is distinct from p_user_id then
+    select kept.auth_settings_id, kept.replaced into v_id, v_replaced
+    from cafe24_private.give_pair_to_holder(v_pending.mall_id, v_pending.tokens) kept;
+    return query select
+      case when v_pending.expires_at <= now() then 'expired' else 'mismatch' end::text,
+      v_id, v_pending.mall_id, v_pending.requested_scopes,
+      case when v_id is null then v_pending.tokens end, null::jsonb, v_replaced;
+    return;
+  end if;
 
   select stored.id, stored.replaced into v_id, v_replaced
   from cafe24_private.store_connection(
@@ -598,6 +668,40 @@ as $$
     for update skip locked
   )
   returning p.handle_hash, p.mall_id, p.tokens, p.revoke_attempts
+$$;
+
+-- Before the sweep revokes a leased expired pending connection: gives its pair to the mall's
+-- holder (give_pair_to_holder) and removes it. Returns the holder's id and previous pair (for
+-- revocation), or nulls when it stays to be revoked.
+create or replace function cafe24_private.give_expired_pending_to_holder(
+  p_handle_hash bytea,
+  out auth_settings_id uuid,
+  out replaced jsonb
+)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_pending cafe24_private.pending_connections%rowtype;
+begin
+  -- The row lock, then the mall's: the order complete_pending_connection takes them in.
+  select * into v_pending
+  from cafe24_private.pending_connections p
+  where p.handle_hash = p_handle_hash and p.expires_at <= now()
+  for update;
+  if not found then
+    return;
+  end if;
+
+  perform pg_advisory_xact_lock(
+    hashtextextended('cafe24_private.mall:' || v_pending.mall_id, 0));
+
+  select kept.auth_settings_id, kept.replaced into auth_settings_id, replaced
+  from cafe24_private.give_pair_to_holder(v_pending.mall_id, v_pending.tokens) kept;
+  if auth_settings_id is not null then
+    delete from cafe24_private.pending_connections p where p.handle_hash = p_handle_hash;
+  end if;
+end
 $$;
 
 -- The outcome of one revocation: revoked, or out of attempts → the row goes; otherwise it stays
@@ -786,6 +890,10 @@ revoke all on function cafe24_private.cafe24_credential_keys() from public, anon
 revoke all on function cafe24_private.disconnect_connection(uuid, text)
   from public, anon, authenticated;
 revoke all on function cafe24_private.complete_pending_connection(bytea, uuid, timestamptz)
+  from public, anon, authenticated;
+revoke all on function cafe24_private.give_pair_to_holder(text, jsonb)
+  from public, anon, authenticated;
+revoke all on function cafe24_private.give_expired_pending_to_holder(bytea)
   from public, anon, authenticated;
 revoke all on function cafe24_private.max_pending_revoke_attempts() from public, anon, authenticated;
 revoke all on function cafe24_private.lease_expired_pending_connections(integer)

@@ -5,8 +5,118 @@
  * shows settings by an allow-list, to every role that may read it.
  */
 import assert from "node:assert/strict";
+import { startTestAuth } from "../../support/auth.ts";
+import { browser } from "../../support/connect.ts";
+import {
+  cafe24Entry,
+  CONNECT_SETTINGS,
+  connectionState,
+  connectStackOptions,
+  startRefreshStack,
+} from "../../support/stack.ts";
 import { startTestDatabase } from "../../../local/postgres/database.ts";
 import { asRole, asUser } from "../../support/roles.ts";
+
+export async function finding06(t: Deno.TestContext): Promise<void> {
+  const auth = await startTestAuth();
+  const stack = await startRefreshStack(connectStackOptions(auth));
+  try {
+    const { db, sandbox } = stack;
+    const web = browser(stack);
+    const jwt = async (sub: string) => await auth.mint({ sub });
+    const mallory = crypto.randomUUID();
+    const revokes = () => sandbox.counters().requests.revoke;
+    const malloryRows = async () =>
+      (await db.sql`select 1 from public.auth_settings where user_id = ${mallory}`).length;
+
+    for (const revokesOlder of [true, false]) {
+      const mall = revokesOlder ? "holdends" : "holdlives";
+      sandbox.addMall(mall, { newGrantRevokesOlderPairs: revokesOlder });
+      const victim = crypto.randomUUID();
+      assert.equal((await web.connect(await jwt(victim), mall)).status, 200);
+      const [row] = await db.sql<{ id: string }[]>`
+        select id from public.auth_settings where user_id = ${victim}`;
+      const victimRow = row!.id;
+
+      /** The victim holds the mall's only live pair, and Cafe24 refreshes it. */
+      const holderWorks = async (what: string) => {
+        const live = sandbox.livePairs(mall);
+        assert.equal(live.length, 1, `${what}: one live pair`);
+        assert.equal(
+          (await cafe24Entry(db, victimRow)).refresh_token,
+          live[0]!.refreshToken,
+          `${what}: the holder has it`,
+        );
+        const run = await stack.refresh({ mall_id: mall, force: "true" });
+        const summary = await run.json();
+        assert.equal(summary.refreshed, 1, `${what}: ${JSON.stringify(summary)}`);
+        assert.equal((await connectionState(db, victimRow)).status, "active", what);
+        assert.equal(
+          (await cafe24Entry(db, victimRow)).refresh_token,
+          sandbox.liveRefreshToken(mall),
+          `${what}: the rotated pair is stored`,
+        );
+        assert.equal(await malloryRows(), 0, `${what}: the stranger has nothing`);
+      };
+
+      await t.step(`grants end older pairs: ${revokesOlder}; a refused completion`, async () => {
+        // Mallory starts an attempt at the victim's mall, the operator approves it, and the
+        // victim's app completes it with the victim's session: refused.
+        const handle = await web.startConnection(await jwt(mallory), mall);
+        const refused = await web.complete(await jwt(victim), handle);
+        assert.deepEqual(refused, { status: 403, body: { error: "CONNECT_USER_MISMATCH" } });
+        assert.deepEqual(
+          await web.complete(await jwt(mallory), handle),
+          { status: 400, body: { error: "HANDLE_INVALID" } },
+        );
+        await holderWorks("refused");
+      });
+
+      await t.step(
+        `grants end older pairs: ${revokesOlder}; an attempt left to expire`,
+        async () => {
+          await web.startConnection(await jwt(mallory), mall);
+          await db.sql`
+          update cafe24_private.pending_connections
+          set expires_at = now() - interval '1 second' where mall_id = ${mall}`;
+          const run = await stack.refresh({ trigger: "cron" });
+          assert.equal(run.status, 200, await run.text());
+          const left = await db.sql`
+          select 1 from cafe24_private.pending_connections where mall_id = ${mall}`;
+          assert.equal(left.length, 0);
+          await holderWorks("expired, swept");
+
+          const late = await web.startConnection(await jwt(mallory), mall);
+          await db.sql`
+          update cafe24_private.pending_connections
+          set expires_at = now() - interval '1 second' where mall_id = ${mall}`;
+          assert.equal((await web.complete(await jwt(mallory), late)).status, 400);
+          await holderWorks("expired, completed late");
+        },
+      );
+
+      await t.step(
+        `grants end older pairs: ${revokesOlder}; narrower scopes are revoked`,
+        async () => {
+          const narrow = CONNECT_SETTINGS.scopes.split(",")[0]!;
+          const before = (await cafe24Entry(db, victimRow)).refresh_token;
+          const revokedBefore = revokes();
+          const { fragment } = await web.callback(
+            await web.authorizeAtCafe24(await jwt(mallory), mall, { scope: narrow }),
+          );
+          const refused = await web.complete(await jwt(victim), fragment.get("handle"));
+          assert.equal(refused.status, 403);
+          assert.equal(revokes(), revokedBefore + 1, "the narrower pair was revoked");
+          assert.equal((await cafe24Entry(db, victimRow)).refresh_token, before, "not given");
+          assert.equal(await malloryRows(), 0);
+        },
+      );
+    }
+  } finally {
+    await stack.stop();
+    await auth.close();
+  }
+}
 
 export async function finding07(t: Deno.TestContext): Promise<void> {
   const db = await startTestDatabase();
