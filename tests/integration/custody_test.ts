@@ -252,7 +252,7 @@ Deno.test("custody of a connection", async (t) => {
     );
 
     await t.step(
-      "a new grant that ends older pairs: the holder's dead pair surfaces as reconnect_required",
+      "a new grant that ends older pairs: the refused grant's pair goes to the holder",
       async () => {
         const dana = uuid();
         await web.connect(await jwt(dana), "diesshop");
@@ -260,18 +260,15 @@ Deno.test("custody of a connection", async (t) => {
         // Someone else gets the operator to approve a new grant; its completion is refused.
         const handle = await web.startConnection(await jwt(mallory), "diesshop");
         assert.equal((await web.complete(await jwt(dana), handle)).status, 403);
-        // Dana's stored pair died with that grant: her next refresh says so.
+        // That grant ended Dana's stored pair; the new one, the mall's only live pair, is hers.
+        const live = sandbox.livePairs("diesshop");
+        assert.equal(live.length, 1);
+        assert.equal((await cafe24Entry(db, danaRow!.id)).refresh_token, live[0]!.refreshToken);
         const run = await stack.refresh({ mall_id: "diesshop", force: "true" });
         const summary = await run.json();
-        assert.equal(summary.failed, 1, JSON.stringify(summary));
-        const state = await connectionState(db, danaRow!.id);
-        assert.equal(state.status, "reconnect_required");
-        const [view] = await asUser(
-          db,
-          dana,
-          (sql) => sql`select * from public.cafe24_connections`,
-        );
-        assert.equal(view?.needs_reconnect, true);
+        assert.equal(summary.refreshed, 1, JSON.stringify(summary));
+        assert.equal((await connectionState(db, danaRow!.id)).status, "active");
+        assert.deepEqual(await rowsOf(mallory), [], "nothing for the one who started it");
       },
     );
 
@@ -283,7 +280,10 @@ Deno.test("custody of a connection", async (t) => {
         const [erinRow] = await rowsOf(erin);
         const handle = await web.startConnection(await jwt(mallory), "livesshop");
         assert.equal((await web.complete(await jwt(erin), handle)).status, 403);
-        assert.equal(sandbox.livePairs("livesshop").length, 1, "only the refused grant died");
+        // The holder took the new pair; her previous one was revoked.
+        const kept = sandbox.livePairs("livesshop");
+        assert.equal(kept.length, 1);
+        assert.equal((await cafe24Entry(db, erinRow!.id)).refresh_token, kept[0]!.refreshToken);
         const run = await stack.refresh({ mall_id: "livesshop", force: "true" });
         assert.equal((await run.json()).refreshed, 1);
         assert.equal((await connectionState(db, erinRow!.id)).status, "active");
@@ -372,6 +372,10 @@ Deno.test("custody of a connection", async (t) => {
           })
         }::jsonb
         where id = ${aliceRow}`;
+        // Other providers show only the keys the operator allows, and only scalar values.
+        await db.sql`
+        insert into cafe24_private.view_allowed_keys (provider, key)
+        values ('other', 'region'), ('google', 'lang'), ('google', 'oauth'), ('keyed', 'plan')`;
         await assert.rejects(
           asUser(db, alice, (sql) => sql`select providers from public.auth_settings`),
           /permission denied/,

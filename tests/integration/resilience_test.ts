@@ -6,9 +6,12 @@
  * sandbox).
  */
 import { finding02 } from "./resilience/finding_02_settings.ts";
+import { finding06, finding07 } from "./resilience/finding_06_07_custody.ts";
 import { finding11 } from "./resilience/finding_11_scopes.ts";
 
 Deno.test("resilience: nothing but Cafe24's answer stops a refresh or rotates a grant", async (t) => {
   await t.step("2: a setting for one function stops no other; tuning falls back", finding02);
+  await t.step("6: a stranger's refused attempt leaves the holder working", finding06);
+  await t.step("7: the drop-in view passes only allowed keys", finding07);
   await t.step("11: Cafe24's read scope beside a requested write scope is accepted", finding11);
 });

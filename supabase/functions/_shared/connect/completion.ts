@@ -6,13 +6,16 @@ import { reportFailure } from "../platform/failure.ts";
 import { logEvent } from "../platform/log.ts";
 import type { ConnectDeps } from "./callback.ts";
 import { handleHash, isWellFormedHandle } from "./handle.ts";
+import type { Completion } from "./store.ts";
 
 /**
  * cafe24-callback's second step (POST with the user's session): the app hands back the handle it
  * found in its URL fragment. Only the user who started the attempt gets the connection; anyone
  * else's attempt to use the handle destroys it and revokes its pair at Cafe24, so a handle that
  * reached the wrong browser is worthless. A completed connection takes the mall over from any
- * other account that held it (see complete_pending_connection).
+ * other account that held it (see complete_pending_connection). A refused or expired attempt's
+ * pair goes to the mall's current holder when it covers the holder's scopes, instead of being
+ * revoked: Cafe24 may have ended the holder's pair when it issued this one (give_pair_to_holder).
  */
 
 export interface Connected {
@@ -54,16 +57,14 @@ export async function completeConnection(
   switch (completion.outcome) {
     case "invalid":
       throw new RequestError("HANDLE_INVALID");
-    case "expired": {
-      await revokePair(app, completion.mallId, completion.tokens);
-      throw new RequestError("HANDLE_INVALID");
-    }
+    case "expired":
     case "mismatch": {
-      const revoke = await revokePair(app, completion.mallId, completion.tokens);
+      const revoke = await endRefusedPair(deps, completion);
+      if (completion.outcome === "expired") throw new RequestError("HANDLE_INVALID");
       logEvent("warn", "cafe24_connect_user_mismatch", {
         user_id: userId,
         mall_id: completion.mallId,
-        revoke,
+        ...revoke,
       });
       throw new RequestError("CONNECT_USER_MISMATCH");
     }
@@ -105,6 +106,30 @@ export async function completeConnection(
     ...(warning === null ? {} : { warning }),
   });
   return { mallId, authSettingsId, shopNo, warning };
+}
+
+/**
+ * A refused or expired attempt's pair: revoked, or, when it went to the mall's holder, the
+ * holder's previous pair is revoked instead (nobody holds that one any more).
+ */
+async function endRefusedPair(
+  deps: ConnectDeps,
+  completion: Extract<Completion, { outcome: "expired" | "mismatch" }>,
+): Promise<Record<string, unknown>> {
+  const { app } = deps.settings;
+  if (completion.keptBy === null) {
+    return { revoke: await revokePair(app, completion.mallId, completion.tokens ?? {}) };
+  }
+  const replacedRevoke = completion.replaced === null
+    ? null
+    : await revokePair(app, completion.mallId, completion.replaced);
+  logEvent("info", "cafe24_pair_kept_by_holder", {
+    mall_id: completion.mallId,
+    auth_settings_id: completion.keptBy,
+    from: completion.outcome,
+    replaced_pair_revoke: replacedRevoke,
+  });
+  return { kept_by: completion.keptBy };
 }
 
 /**

@@ -18,7 +18,16 @@ export interface StoredPair {
 
 export type Completion =
   | { outcome: "invalid" }
-  | { outcome: "expired" | "mismatch"; mallId: string; tokens: StoredPair }
+  | {
+    outcome: "expired" | "mismatch";
+    mallId: string;
+    /** The pair to revoke; null when it went to the mall's holder instead (keptBy). */
+    tokens: StoredPair | null;
+    /** The holder's connection that got the pair (give_pair_to_holder), or null. */
+    keptBy: string | null;
+    /** The holder's previous pair, which the kept one replaced, for revocation. */
+    replaced: StoredPair | null;
+  }
   | {
     outcome: "connected";
     authSettingsId: string;
@@ -56,6 +65,13 @@ export interface ConnectStore {
   completePending(handleHash: Uint8Array, userId: string, connectedAt: Date): Promise<Completion>;
   /** Leases up to `limit` pending connections nobody completed, for revocation. */
   takeExpiredPending(limit: number): Promise<ExpiredPending[]>;
+  /**
+   * Gives a leased one's pair to the mall's holder and removes it (give_expired_pending_to_holder);
+   * null when it has no such holder and stays to be revoked.
+   */
+  giveExpiredPendingToHolder(
+    handleHash: Uint8Array,
+  ): Promise<{ authSettingsId: string; replaced: StoredPair | null } | null>;
   /** Removes a leased one once revoked (or out of attempts); true when it went. */
   settleExpiredPending(handleHash: Uint8Array, revoked: boolean): Promise<boolean>;
   storeShops(authSettingsId: string, mallId: string, shops: ShopSummary[]): Promise<WriteOutcome>;
@@ -124,7 +140,13 @@ export function createConnectStore(sql: postgres.Sql): ConnectStore {
           replaced: row.replaced,
         };
       }
-      return { outcome: row.outcome, mallId: row.mall_id!, tokens: row.tokens ?? {} };
+      return {
+        outcome: row.outcome,
+        mallId: row.mall_id!,
+        tokens: row.auth_settings_id === null ? row.tokens ?? {} : null,
+        keptBy: row.auth_settings_id,
+        replaced: row.auth_settings_id === null ? null : row.replaced,
+      };
     },
 
     async takeExpiredPending(limit) {
@@ -137,6 +159,13 @@ export function createConnectStore(sql: postgres.Sql): ConnectStore {
         tokens: row.tokens,
         revokeAttempts: row.revoke_attempts,
       }));
+    },
+
+    async giveExpiredPendingToHolder(handleHash) {
+      const [row] = await sql<{ auth_settings_id: string | null; replaced: StoredPair | null }[]>`
+        select * from cafe24_private.give_expired_pending_to_holder(${handleHash})`;
+      if (row === undefined || row.auth_settings_id === null) return null;
+      return { authSettingsId: row.auth_settings_id, replaced: row.replaced };
     },
 
     async settleExpiredPending(handleHash, revoked) {
