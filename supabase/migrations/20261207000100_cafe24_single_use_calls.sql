@@ -12,7 +12,7 @@
 -- The functions check the new signature only: apply this migration (supabase db push) and
 -- deploy the functions (supabase functions deploy) back to back.
 
-create table cafe24_private.cron_nonces (
+create table if not exists cafe24_private.cron_nonces (
   nonce text primary key,
   used_at timestamptz not null default now()
 );

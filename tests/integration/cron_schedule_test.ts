@@ -652,7 +652,7 @@ Deno.test("pg_cron schedule", async (t) => {
     );
 
     await t.step(
-      "the cleanup trims old cron details, runs, ticks and unanswered calls, and marks dead runs abandoned",
+      "the cleanup trims old cron details, runs, ticks, unanswered calls and nonces, and marks dead runs abandoned",
       async () => {
         await db.sql`
         insert into cron.job_run_details (jobid, runid, job_pid, database, username, command, status, return_message, start_time, end_time)
@@ -672,6 +672,10 @@ Deno.test("pg_cron schedule", async (t) => {
         await db.sql`
         insert into cafe24_private.project_calls (request_id, function_name, project_url, sent_at)
         values (-1, 'cafe24-refresh', 'https://gone.example', now() - interval '2 days')`;
+        await db.sql`
+        insert into cafe24_private.cron_nonces (nonce, used_at)
+        values ('old-nonce-0123456789', now() - interval '2 hours'),
+               ('new-nonce-0123456789', now() - interval '20 minutes')`;
         const [{ ticks }] = await db.sql<[{ ticks: number }]>`
           select count(*)::int as ticks from cafe24_private.refresh_ticks`;
         await db.sql`select cafe24_private.trim_histories()`;
@@ -689,6 +693,9 @@ Deno.test("pg_cron schedule", async (t) => {
         const calls = await db
           .sql`select 1 from cafe24_private.project_calls where request_id = -1`;
         assert.equal(calls.length, 0);
+        const nonces = await db.sql<{ nonce: string }[]>`
+          select nonce from cafe24_private.cron_nonces where nonce like '%-nonce-0123456789'`;
+        assert.deepEqual(nonces.map((n) => n.nonce), ["new-nonce-0123456789"]);
       },
     );
   } finally {
