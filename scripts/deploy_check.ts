@@ -538,8 +538,9 @@ async function main(): Promise<number> {
       ));
 
     if (database) {
-      // The schedule's own path: the Vault secrets, pg_net, the function, the database. Without
-      // `Prefer: respond-async`, so the answer carries the run's summary.
+      // The schedule's own path: the Vault secrets, pg_net, the function, the database. A signed
+      // call is answered 202 once its signature and nonce are taken (the nonce is recorded in the
+      // database), so 202 proves the secret, the function and the database agree.
       await check("cron path (dry run)", async () => {
         // The job's own way out: the same SQL function, URL checks and signed headers.
         const [call] = await sql<{ ids: string[] | null; refusal: string | null }[]>`

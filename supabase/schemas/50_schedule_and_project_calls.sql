@@ -31,15 +31,19 @@
 -- Why the care: pg_net keeps each request, headers included, in net.http_request_queue until its
 -- worker sends it, and that table is readable by roles other than this project's (pg_net grants
 -- it to PUBLIC; Supabase grants USAGE on net to anon and authenticated). So a call carries a
--- signature made with the cron secret, never the secret: HMAC-SHA256 over `<timestamp>.<body>` in
--- x-cron-signature, the timestamp in x-cron-timestamp (the functions' check is in
--- _shared/refresh/caller.ts). Someone who reads a queued call can at most send the same request
--- again within five minutes: the same scheduled run, which the leases make harmless. And pg_net
--- follows redirects (libcurl): a 301/302 turns the POST into a GET without body and sends every
--- header to wherever the Location points; pg_net then records the final status and the FIRST
--- response's headers. So the URL is checked before anything is sent (an https origin and nothing
--- else), and the answers to earlier calls are checked for a redirect: once one is seen, nothing
--- more is sent to that URL until it is changed.
+-- signature made with the cron secret, never the secret: HMAC-SHA256 over
+-- `<function>.<timestamp>.<nonce>.<body>` in x-cron-signature, the timestamp in x-cron-timestamp
+-- and a random nonce, new for every call, in x-cron-nonce (the functions' check is identifyCaller
+-- in _shared/platform/caller.ts). The function takes each nonce once (cafe24_private.cron_nonces)
+-- and only a signature made for itself, and answers every signed call 202 at once: someone who
+-- reads a queued call can send it at most before pg_net does, once, to the function it was meant
+-- for, and learns nothing from the answer. And pg_net follows redirects (libcurl): a 301/302
+-- turns the POST into a GET without body and sends every header to wherever the Location points;
+-- pg_net then records the final status and the FIRST response's headers. So the URL is checked
+-- before anything is sent (an https origin and nothing else), and the answers to earlier calls
+-- are looked at for a redirect, which is recorded and raised as a warning. Only a warning: pg_net
+-- lets every role write net._http_response, so whatever is read there may be forged, and nothing
+-- another role can write may stop the schedule.
 
 -- What is wrong with a project URL, in words for a notice; null when it may be used. Accepted:
 -- https://<host>[:port] with at most a trailing slash; http:// only for a loopback address or
@@ -121,9 +125,10 @@ create table cafe24_private.project_calls (
 comment on table cafe24_private.project_calls is
   'Requests to the project''s functions whose pg_net answer has not been checked for a redirect yet (call_project_function).';
 
--- A project URL that answered with a redirect. While the Vault secret cafe24_project_url still
--- holds it, nothing is sent. Changing the secret to the right origin is the fix; when the target
--- itself was fixed instead, delete the row.
+-- A project URL whose call pg_net recorded a redirect for: what an operator looks at (the
+-- signatures of the calls sent there may have reached another address). Calls go on all the same
+-- (what pg_net recorded may be forged, see above). Changing the secret cafe24_project_url to the
+-- right origin is the fix; delete the row once it is done.
 create table cafe24_private.project_url_refusals (
   project_url text primary key,
   reason text not null,
@@ -136,7 +141,18 @@ create table cafe24_private.project_url_refusals (
 );
 
 comment on table cafe24_private.project_url_refusals is
-  'Project URLs that redirected a call from pg_net: nothing is sent to them any more (delete the row once the target itself is fixed).';
+  'Project URLs for which pg_net recorded a redirected call (call_project_function): a warning only, calls go on; delete the row once the URL is fixed.';
+
+-- The nonces of the signed calls the functions have taken (identifyCaller in
+-- _shared/platform/caller.ts inserts each, on conflict do nothing): a nonce already here is a
+-- replay. trim_histories deletes those whose signature can no longer be fresh.
+create table cafe24_private.cron_nonces (
+  nonce text primary key,
+  used_at timestamptz not null default now()
+);
+
+comment on table cafe24_private.cron_nonces is
+  'Nonces of the scheduled (signed) calls the functions have taken: each signature is taken once.';
 
 -- The first response's Location header, whatever its case (pg_net keeps header names as the
 -- server wrote them).
@@ -152,14 +168,18 @@ as $$
   limit 1
 $$;
 
--- Sends p_count POSTs of p_body to {project_url}/functions/v1/{p_function}, signed with the cron
--- secret and with `Prefer: respond-async` (the function answers 202 at once and finishes after
--- the response, so pg_net's timeout never cuts a run short), and returns their pg_net request
--- ids. The body is signed as pg_net sends it (jsonb as text). Sends nothing, and says why in
--- `refusal` (and in a notice), when:
+-- Sends p_count POSTs of p_body to {project_url}/functions/v1/{p_function}, each signed with the
+-- cron secret over the function's name, the timestamp, its own nonce and the body, with
+-- `Prefer: respond-async` (the function answers 202 at once and finishes after the response, so
+-- pg_net's timeout never cuts a run short), and returns their pg_net request ids. The body is
+-- signed as pg_net sends it (jsonb as text). Sends nothing, and says why in `refusal` (and in a
+-- notice), when:
 --   - a Vault secret is missing;
---   - cafe24_project_url is not a plain https origin (project_url_problem);
---   - cafe24_project_url answered an earlier call with a redirect (project_url_refusals).
+--   - cafe24_project_url is not a plain https origin (project_url_problem).
+-- Both are the operator's to set; nothing another role can write refuses a call. A redirect seen
+-- in pg_net's answers is recorded (project_url_refusals) and raised as a warning, and the calls
+-- are sent. Errors are not caught: when pg_net cannot take a request, the job fails and
+-- cron.job_run_details says why.
 --
 -- Security definer: reading vault.decrypted_secrets takes EXECUTE on
 -- vault._crypto_aead_det_decrypt, which Supabase grants to postgres, the role that applies
@@ -180,9 +200,10 @@ declare
   v_project_url text;
   v_cron_secret text;
   v_problem text;
-  v_refused cafe24_private.project_url_refusals%rowtype;
+  v_redirect record;
   v_url text;
   v_at text;
+  v_nonce text;
   v_body text := p_body::text;
 begin
   request_ids := '{}';
@@ -212,48 +233,49 @@ begin
   v_project_url := rtrim(v_project_url, '/');
 
   -- The answers to earlier calls: a Location in the first response's headers, or a 3xx status,
-  -- means the URL redirects, and that the secret may already have been sent to the redirect's
-  -- target once. Nothing more goes there.
-  with answered as (
-    delete from cafe24_private.project_calls p
-    using net._http_response r
-    where r.id = p.request_id
-    returning p.request_id, p.project_url, r.status_code,
-      cafe24_private.location_header(r.headers) as location
-  )
-  insert into cafe24_private.project_url_refusals as f
-    (project_url, reason, status_code, location, request_id)
-  select distinct on (a.project_url) a.project_url, 'redirected', a.status_code,
-    left(a.location, 500), a.request_id
-  from answered a
-  where a.location is not null or a.status_code between 300 and 399
-  order by a.project_url, a.request_id
-  on conflict (project_url) do nothing;
-
-  select * into v_refused from cafe24_private.project_url_refusals f
-  where f.project_url = v_project_url;
-  if found then
-    refusal := format(
-      'cafe24_project_url redirected an earlier call (HTTP %s%s), so the cron secret may have reached another address; set the Vault secret to the exact origin the functions answer on (or, once the target is fixed, delete from cafe24_private.project_url_refusals)',
-      coalesce(v_refused.status_code::text, 'no status'),
-      case when v_refused.location is null then '' else ', Location ' || v_refused.location end);
-    raise notice '% not called: %', p_function, refusal;
-    return;
-  end if;
+  -- says the URL redirects, so a signature may have reached the redirect's target. Recorded and
+  -- warned about once per URL; the calls go on (any role can write these rows).
+  for v_redirect in
+    with answered as (
+      delete from cafe24_private.project_calls p
+      using net._http_response r
+      where r.id = p.request_id
+      returning p.request_id, p.project_url, r.status_code,
+        cafe24_private.location_header(r.headers) as location
+    )
+    insert into cafe24_private.project_url_refusals as f
+      (project_url, reason, status_code, location, request_id)
+    select distinct on (a.project_url) a.project_url, 'redirected', a.status_code,
+      left(a.location, 500), a.request_id
+    from answered a
+    where a.location is not null or a.status_code between 300 and 399
+    order by a.project_url, a.request_id
+    on conflict (project_url) do nothing
+    returning f.project_url, f.status_code, f.location
+  loop
+    raise warning 'pg_net recorded a redirect for a call to % (HTTP %), so a signature may have reached another address; check the Vault secret cafe24_project_url (cafe24_private.project_url_refusals)',
+      p_function,
+      coalesce(v_redirect.status_code::text, 'no status')
+        || case when v_redirect.location is null then '' else ', Location ' || v_redirect.location end;
+  end loop;
 
   v_url := v_project_url || '/functions/v1/' || p_function;
   -- Signed, not carrying the secret: pg_net's queue is readable by other database roles while a
-  -- request waits there. The body is signed as pg_net will send it (jsonb as text).
+  -- request waits there. The body is signed as pg_net will send it (jsonb as text); the calls of
+  -- one tick share body and timestamp, so each nonce is what makes its signature one of a kind.
   v_at := floor(extract(epoch from clock_timestamp()))::bigint::text;
   for i in 1..greatest(coalesce(p_count, 0), 0) loop
+    v_nonce := gen_random_uuid()::text;
     request_ids := request_ids || net.http_post(
       url := v_url,
       body := p_body,
       headers := jsonb_build_object(
         'Content-Type', 'application/json',
         'x-cron-timestamp', v_at,
+        'x-cron-nonce', v_nonce,
         'x-cron-signature', 'v1=' || encode(
-          extensions.hmac(v_at || '.' || v_body, v_cron_secret, 'sha256'), 'hex'),
+          extensions.hmac(p_function || '.' || v_at || '.' || v_nonce || '.' || v_body,
+            v_cron_secret, 'sha256'), 'hex'),
         'Prefer', 'respond-async'
       ),
       timeout_milliseconds := 10000
@@ -727,8 +749,10 @@ $$;
 
 -- The daily cleanup (pg_cron job cafe24-trim-histories). Histories that nothing trims grow
 -- forever: pg_cron never deletes cron.job_run_details, and the runs, the ticks (kept as long as
--- pg_cron's own run details) and the calls whose answer never came are ours. (pg_net trims its
--- own responses after 6 hours.)
+-- pg_cron's own run details), the calls whose answer never came and the nonces taken are ours.
+-- A nonce is kept an hour: a signature is fresh for 5 minutes either side of its timestamp, so
+-- none that carries a deleted nonce is still taken. (pg_net trims its own responses after 6
+-- hours.)
 create or replace function cafe24_private.trim_histories(
   p_keep_cron_details interval default interval '7 days',
   p_keep_runs interval default interval '30 days'
@@ -747,6 +771,7 @@ begin
   delete from cafe24_private.refresh_runs where started_at < now() - p_keep_runs;
   delete from cafe24_private.refresh_ticks where ticked_at < now() - p_keep_cron_details;
   delete from cafe24_private.project_calls where sent_at < now() - interval '1 day';
+  delete from cafe24_private.cron_nonces where used_at < now() - interval '1 hour';
 
   if to_regclass('cron.job_run_details') is not null then
     execute 'delete from cron.job_run_details where end_time < now() - $1' using p_keep_cron_details;
@@ -763,6 +788,7 @@ revoke all on table cafe24_private.project_url_refusals
   from public, anon, authenticated, service_role;
 grant select on table cafe24_private.project_calls to service_role;
 grant select on table cafe24_private.project_url_refusals to service_role;
+revoke all on table cafe24_private.cron_nonces from public, anon, authenticated, service_role;
 revoke all on table cafe24_private.refresh_schedule_settings
   from public, anon, authenticated, service_role;
 revoke all on table cafe24_private.refresh_ticks from public, anon, authenticated, service_role;

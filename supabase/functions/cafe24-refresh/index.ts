@@ -1,8 +1,9 @@
 /**
  * cafe24-refresh: refreshes every due Cafe24 connection (or one mall's, with `mall_id`).
- * Called by pg_cron through pg_net with `x-cron-secret`, and by signed-in users of the app with
- * their own access token ("refresh now"), who only reach their own connections. verify_jwt is off
- * in config.toml (the cron secret is not a JWT), so this code is the only gate and fails closed.
+ * Called by pg_cron through pg_net with a signed call (always answered 202), by an operator with
+ * `x-cron-secret`, and by signed-in users of the app with their own access token ("refresh now"),
+ * who only reach their own connections. verify_jwt is off in config.toml (the cron secret is not
+ * a JWT), so this code is the only gate and fails closed.
  */
 import { configWarnings, refreshSettings } from "../_shared/platform/config.ts";
 import { continueAfterResponse } from "../_shared/platform/background.ts";
@@ -45,6 +46,9 @@ async function handle(request: Request): Promise<Response> {
     if (error instanceof RequestError) return requestErrorResponse(error, cors);
     throw error;
   }
+  // A scheduled (signed) call is answered 202 whatever it prefers: a copy of one read from
+  // pg_net's queue never gets a run's summary back.
+  if (caller.kind === "secret" && caller.signed) options = { ...options, respondAsync: true };
 
   // The schedule's cap (max_connections) applies within the function's own.
   const settings = options.maxConnections === null ? configured : {

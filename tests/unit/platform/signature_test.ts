@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import {
   DEFAULT_TOLERANCE_SECONDS,
   signBody,
+  signCronCall,
+  verifyCronCall,
   verifySignedBody,
 } from "../../../supabase/functions/_shared/platform/signature.ts";
 
@@ -66,4 +68,34 @@ Deno.test("verifySignedBody() refuses missing or malformed headers", () => {
   ) {
     assert.equal(verifySignedBody(SECRET, headers, BODY, AT), false, JSON.stringify(headers));
   }
+});
+
+Deno.test("signCronCall() is HMAC-SHA256 over `function.timestamp.nonce.body`, hex, as v1=", async () => {
+  const nonce = "0b8f1f9e-6a57-4c61-9f58-2d7f0f8a1c11";
+  assert.equal(
+    signCronCall(SECRET, "cafe24-refresh", AT, nonce, BODY),
+    `v1=${await hmacHex(SECRET, `cafe24-refresh.${AT}.${nonce}.${BODY}`)}`,
+  );
+});
+
+Deno.test("verifyCronCall() accepts its own function's call and refuses any other", () => {
+  const nonce = "0b8f1f9e-6a57-4c61-9f58-2d7f0f8a1c11";
+  const signature = signCronCall(SECRET, "cafe24-events", AT, nonce, BODY);
+  const headers = { timestamp: String(AT), nonce, signature };
+  assert.equal(verifyCronCall(SECRET, "cafe24-events", headers, BODY, AT), true);
+  assert.equal(verifyCronCall(SECRET, "cafe24-refresh", headers, BODY, AT), false);
+  const otherNonce = { ...headers, nonce: "1b8f1f9e-6a57-4c61-9f58-2d7f0f8a1c11" };
+  assert.equal(verifyCronCall(SECRET, "cafe24-events", otherNonce, BODY, AT), false);
+  assert.equal(
+    verifyCronCall(SECRET, "cafe24-events", { ...headers, nonce: null }, BODY, AT),
+    false,
+  );
+  assert.equal(
+    verifyCronCall(SECRET, "cafe24-events", { ...headers, nonce: "a.b" }, BODY, AT),
+    false,
+  );
+  assert.equal(
+    verifyCronCall(SECRET, "cafe24-events", headers, BODY, AT + DEFAULT_TOLERANCE_SECONDS + 1),
+    false,
+  );
 });

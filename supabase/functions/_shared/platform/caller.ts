@@ -7,10 +7,11 @@ import {
   userAuthSettings,
 } from "./config.ts";
 import { RequestError } from "./errors.ts";
+import { database } from "./db.ts";
 import { bearerToken, readBodyText } from "./http.ts";
 import { countUnauthenticated, logEvent } from "./log.ts";
 import { secretsMatch } from "./secrets.ts";
-import { verifySignedBody } from "./signature.ts";
+import { verifyCronCall } from "./signature.ts";
 import { looksLikeJwt, verifyUserJwt } from "./user_auth.ts";
 
 /**
@@ -18,26 +19,44 @@ import { looksLikeJwt, verifyUserJwt } from "./user_auth.ts";
  * accepts; everything else is UNAUTHORIZED, counted for the periodic `unauthenticated_requests`
  * line rather than logged one by one (a flood of bad credentials must not flood the log).
  *   - `secret`: the holder of CRON_SECRET. The scheduler signs its calls with it
- *     (`x-cron-timestamp`, `x-cron-signature`: HMAC-SHA256 over `<timestamp>.<body>`, see
- *     signature.ts), so that pg_net's queue, which other database roles can read, never holds the
- *     secret itself; a signed call carries no query string (it would not be signed). An operator
- *     may send the secret itself in `x-cron-secret` or as the bearer token. CRON_SECRET must be
- *     set wherever it is accepted: without it the function is misconfigured, and saying so beats
+ *     (`x-cron-timestamp`, `x-cron-nonce`, `x-cron-signature`: HMAC-SHA256 over
+ *     `<function>.<timestamp>.<nonce>.<body>`, see signCronCall in signature.ts), so that pg_net's
+ *     queue, which other database roles can read, never holds the secret itself. Whoever reads
+ *     the queue holds a valid signature, though, so a signature is taken once: its nonce is
+ *     recorded in the database (cafe24_private.cron_nonces) and a nonce seen before is refused;
+ *     a call whose nonce cannot be recorded is not run (DATABASE_UNAVAILABLE). A signed call
+ *     carries no query string (it would not be signed) and is `signed: true`: the function
+ *     answers it 202 at once, so a copy of one never reads a run's summary. An operator may send
+ *     the secret itself in `x-cron-secret` or as the bearer token. CRON_SECRET must be set
+ *     wherever it is accepted: without it the function is misconfigured, and saying so beats
  *     quietly serving only half of its callers.
  *   - `app`: the project's secret API key (api_keys.ts), the app's backend acting for every user.
  *   - `user`: a signed-in user of the app, by their Supabase access token (user_auth.ts).
  * The variables authentication itself needs are the only configuration checked before the caller
  * is known: CRON_SECRET for `secret`, SUPABASE_URL and a public key for `user`.
  */
-export type Caller = { kind: "secret" } | { kind: "app" } | { kind: "user"; userId: string };
+export type Caller =
+  | { kind: "secret"; signed?: true }
+  | { kind: "app" }
+  | { kind: "user"; userId: string };
 export type CallerKind = Caller["kind"];
 
-/** Throws RequestError: CRON_SECRET_NOT_CONFIGURED, UNAUTHORIZED, CONFIG_MISSING/INVALID. */
+/**
+ * Records a signed call's nonce; false when it was recorded before (a replay). Throws when the
+ * database cannot be reached.
+ */
+export type TakeCronNonce = (nonce: string) => Promise<boolean>;
+
+/**
+ * Throws RequestError: CRON_SECRET_NOT_CONFIGURED, UNAUTHORIZED, CONFIG_MISSING/INVALID,
+ * DATABASE_UNAVAILABLE. `takeNonce` replaces the database for tests.
+ */
 export async function identifyCaller(
   request: Request,
   env: Record<string, string | undefined>,
   functionName: FunctionName,
   accepts: readonly CallerKind[],
+  takeNonce?: TakeCronNonce,
 ): Promise<Caller> {
   const unauthorized = (reason: string) => {
     countUnauthenticated(functionName, reason);
@@ -59,14 +78,27 @@ export async function identifyCaller(
       } catch {
         throw unauthorized("unreadable_signed_body");
       }
-      const signed = verifySignedBody(
+      const nonce = request.headers.get("x-cron-nonce");
+      const signed = verifyCronCall(
         cronSecret,
-        { timestamp: request.headers.get("x-cron-timestamp"), signature },
+        functionName,
+        { timestamp: request.headers.get("x-cron-timestamp"), nonce, signature },
         body,
         Math.floor(Date.now() / 1000),
       );
-      if (signed) return { kind: "secret" };
-      throw unauthorized("bad_cron_signature");
+      if (!signed) throw unauthorized("bad_cron_signature");
+      const take = takeNonce ?? databaseNonceTaker(env, functionName);
+      let fresh: boolean;
+      try {
+        fresh = await take(nonce!);
+      } catch (error) {
+        if (error instanceof RequestError) throw error;
+        // Unverified freshness is no freshness: the call is not run.
+        logEvent("error", "cron_nonce_not_recorded", { function: functionName });
+        throw new RequestError("DATABASE_UNAVAILABLE");
+      }
+      if (!fresh) throw unauthorized("replayed_nonce");
+      return { kind: "secret", signed: true };
     }
     // A caller that names the secret header means the secret: no second guess as a user.
     const secretHeader = request.headers.get("x-cron-secret");
@@ -119,6 +151,35 @@ export async function identifyCaller(
   const user = await verifyUserJwt(bearer, auth);
   if (user === null) throw unauthorized("invalid_jwt");
   return { kind: "user", userId: user.id };
+}
+
+/**
+ * The nonces taken, in the database every instance shares: one statement, which inserts the
+ * nonce unless it is there. cafe24_private.trim_histories deletes them once no signature that
+ * carries them can be fresh.
+ */
+function databaseNonceTaker(
+  env: Record<string, string | undefined>,
+  functionName: FunctionName,
+): TakeCronNonce {
+  const loaded = loadConfig(env, ["SUPABASE_DB_URL"], ["SUPABASE_DB_URL"]);
+  if (!loaded.ok) {
+    logEvent("error", "config_missing", {
+      function: functionName,
+      names: loaded.names,
+      rules: loaded.rules,
+    });
+    const key = loaded.code === "CONFIG_MISSING" ? "missing" : "invalid";
+    throw new RequestError(loaded.code, { [key]: loaded.names, rules: loaded.rules });
+  }
+  const sql = database(loaded.config.SUPABASE_DB_URL);
+  return async (nonce) => {
+    const rows = await sql`
+      insert into cafe24_private.cron_nonces (nonce) values (${nonce})
+      on conflict (nonce) do nothing
+      returning 1`;
+    return rows.length === 1;
+  };
 }
 
 /**
