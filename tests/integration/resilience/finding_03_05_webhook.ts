@@ -72,8 +72,12 @@ async function pendingSince(stack: RefreshStack, mallId: string): Promise<Date |
   return row?.pending_since ?? null;
 }
 
+const SECRET_KEY = "sb_secret_test_0123456789abcdefghijklmn";
+
 export async function finding03(t: Deno.TestContext): Promise<void> {
-  const stack = await startRefreshStack();
+  const stack = await startRefreshStack({
+    env: { SUPABASE_SECRET_KEYS: JSON.stringify({ default: SECRET_KEY }) },
+  });
   try {
     const { db, sandbox } = stack;
     const expired = new Date(Date.now() - 60_000).toISOString();
@@ -160,6 +164,27 @@ export async function finding03(t: Deno.TestContext): Promise<void> {
       for (const mall of malls) assert.equal(await pendingSince(stack, mall), null, mall);
       // One refresh per mall, by the schedule: none for the notices.
       for (const mall of malls) assert.equal(sandbox.counters().byMall[mall]!.refreshRequests, 1);
+    });
+
+    await t.step("a refresh by cafe24-token runs a waiting verification too", async () => {
+      const token = await connectMall(stack, "f3token", { expiresAt: expired, accessToken: dead });
+      sandbox.addMall("f3token", { appDeleted: true });
+      assert.equal(await postNotice(stack, appDeletedNotice("f3token")), 200);
+      assert.equal((await waitForNoticeLogs(stack, "f3token", 1))[0]!.outcome, "deferred");
+      assert.equal(sandbox.counters().byMall.f3token?.refreshRequests ?? 0, 0);
+
+      const answer = await fetch(`${stack.functions.url}/cafe24-token?mall_id=f3token`, {
+        headers: { apikey: SECRET_KEY },
+      });
+      assert.equal(answer.status, 200, await answer.clone().text());
+      await answer.body?.cancel();
+      const [, after] = await waitForNoticeLogs(stack, "f3token", 2);
+      assert.deepEqual(
+        { after: after!.after, access: after!.access, action: after!.action },
+        { after: "refresh", access: "app_deleted", action: "disconnected" },
+      );
+      assert.equal((await connectionState(db, token.id)).last_error_code, "APP_UNINSTALLED");
+      assert.equal(sandbox.counters().byMall.f3token!.refreshRequests, 1);
     });
   } finally {
     await stack.stop();
