@@ -170,6 +170,30 @@ export function refusesWithoutCredential(name: string, probe: Probe): Verdict {
   );
 }
 
+/**
+ * cafe24-webhook with a body that is no notice and no `X-API-Key`: our own 401 means
+ * CAFE24_WEBHOOK_API_KEY is set; `200 {"received":true}` means it is unset, which works (every
+ * notice is still verified at Cafe24) but lets anyone make the function do database work, hence
+ * the warning.
+ */
+export function webhookWithoutKey(probe: Probe): Verdict {
+  const common = commonProbe("cafe24-webhook", probe);
+  if (common !== null) return common;
+  if (probe.status === 401 && errorCode(probe.body) === "UNAUTHORIZED") {
+    return pass("deployed, refuses notices without the WebHook key");
+  }
+  if (probe.status === 200) {
+    return pass(
+      "deployed; WARNING CAFE24_WEBHOOK_API_KEY is unset: notices without Cafe24's WebHook key " +
+        "are accepted (set it to the key shown in Cafe24 Developers → WebHook)",
+    );
+  }
+  return fail(
+    `cafe24-webhook answered ${probe.status} ${errorCode(probe.body)}`,
+    "see the function's logs",
+  );
+}
+
 /** cafe24-callback without a code or state: it answers with its own error, page or redirect. */
 export function callbackWithoutState(probe: Probe): Verdict {
   const common = commonProbe("cafe24-callback", probe);
@@ -529,6 +553,14 @@ async function main(): Promise<number> {
         async () => refusesWithoutCredential(name, await probe(fn(name), { method })),
       );
     }
+    await check("cafe24-webhook", async () =>
+      webhookWithoutKey(
+        await probe(fn("cafe24-webhook"), {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: "{}",
+        }),
+      ));
     await check("refresh with secret", async () =>
       refreshWithSecret(
         await probe(`${fn("cafe24-refresh")}?mall_id=${DRY_RUN_MALL}&trigger=manual`, {

@@ -14,8 +14,10 @@
 //   GET  counters, POST counters/reset, GET log (refresh log), GET revocations
 //   GET  requests?since=N&wait_ms=M                     requests after seq N, waiting up to M ms
 //   POST faults, POST faults/queue, POST faults/clear, GET|POST clock
+//   POST notices {mall_id, event_no, url, api_key}     send an app notice (notices.ts)
 
 import type { Cafe24Sandbox, IssueOptions, MallOptions, SandboxSettings } from "./types.ts";
+import { handleNoticeControl } from "./notices.ts";
 import { jsonResponse } from "./util.ts";
 
 class BadRequest extends Error {}
@@ -196,6 +198,8 @@ async function dispatch(
       sandbox.queueFaults(scope, body.kinds as never);
       return jsonResponse(200, {});
     }
+    case "POST notices":
+      return await handleNoticeControl(request);
     case "POST faults/clear":
       sandbox.clearFaults();
       return jsonResponse(200, {});

@@ -7,16 +7,19 @@
  */
 import { finding01, finding04 } from "./resilience/finding_01_04_calls.ts";
 import { finding02 } from "./resilience/finding_02_settings.ts";
+import { finding03, finding05 } from "./resilience/finding_03_05_webhook.ts";
 import { finding06, finding07 } from "./resilience/finding_06_07_custody.ts";
 import { finding11 } from "./resilience/finding_11_scopes.ts";
 
 Deno.test("resilience: nothing but Cafe24's answer stops a refresh or rotates a grant", async (t) => {
   await t.step("1: no row another role writes stops the schedule", finding01);
   await t.step("2: a setting for one function stops no other; tuning falls back", finding02);
+  await t.step("3: a forged app notice never rotates a grant", finding03);
   await t.step(
     "4: a scheduled call's signature is single-use and bound to its function",
     finding04,
   );
+  await t.step("5: notices without the webhook key cost nothing and are counted", finding05);
   await t.step("6: a stranger's refused attempt leaves the holder working", finding06);
   await t.step("7: the drop-in view passes only allowed keys", finding07);
   await t.step("11: Cafe24's read scope beside a requested write scope is accepted", finding11);

@@ -1,8 +1,10 @@
 /**
  * cafe24-webhook: Cafe24's app-deleted notice is a hint, never proof. It costs at most one
- * verification request per mall per 10 minutes, answers the same to everyone, and only Cafe24's
- * own answer to the verification changes a connection. Real PostgreSQL, the functions over HTTP
- * and the Cafe24 sandbox.
+ * verification request per mall per 10 minutes, answers the same to everyone, never refreshes a
+ * mall, and only Cafe24's own answer to the verification changes a connection. A notice that is
+ * not verified is only counted (unauthenticated_requests): such steps run in a functions process
+ * of their own, whose first counted line is written at once. Real PostgreSQL, the functions over
+ * HTTP and the Cafe24 sandbox.
  */
 import assert from "node:assert/strict";
 import { waitFor } from "../support/wait.ts";
@@ -17,9 +19,9 @@ import { recordTokensSeen } from "../support/tokens_seen.ts";
 
 interface NoticeLog {
   mall_id: string;
-  outcome: "verified" | "not_verified";
-  access?: string;
-  refreshed?: boolean;
+  outcome: "verified" | "deferred";
+  after: "notice" | "refresh";
+  access?: string | null;
   action?: string;
 }
 
@@ -28,8 +30,8 @@ Deno.test("cafe24-webhook", async (t) => {
   try {
     const { db, sandbox, functions } = stack;
     const tokensSeen = await recordTokensSeen(db);
-    const notice = async (body: unknown, raw = false) => {
-      const response = await fetch(`${functions.url}/cafe24-webhook`, {
+    const notice = async (body: unknown, raw = false, url = functions.url) => {
+      const response = await fetch(`${url}/cafe24-webhook`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: raw ? String(body) : JSON.stringify(body),
@@ -47,8 +49,8 @@ Deno.test("cafe24-webhook", async (t) => {
         ...extra,
       },
     });
-    const noticeLogs = (mallId: string): NoticeLog[] =>
-      functions.output.flatMap((line) => {
+    const noticeLogs = (mallId: string, output = functions.output): NoticeLog[] =>
+      output.flatMap((line) => {
         try {
           const entry = JSON.parse(line);
           return entry.event === "cafe24_app_notice" && entry.mall_id === mallId ? [entry] : [];
@@ -60,6 +62,21 @@ Deno.test("cafe24-webhook", async (t) => {
       waitFor(`${count} notice log lines for ${mallId}`, () => {
         const logs = noticeLogs(mallId);
         return logs.length >= count ? logs : null;
+      });
+    // The first counted line of a fresh functions process: what its not-verified notices came to.
+    const countedNotVerified = (output: string[]) =>
+      waitFor("a counted line of notices not verified", () => {
+        for (const line of output) {
+          try {
+            const entry = JSON.parse(line);
+            if (entry.event === "unauthenticated_requests" && entry.function === "cafe24-webhook") {
+              return entry.reasons.notice_not_verified as number;
+            }
+          } catch {
+            // Not a log line.
+          }
+        }
+        return null;
       });
     const shopsRequests = (mallId: string) => sandbox.counters().byMall[mallId]?.shopsRequests ?? 0;
     const eventCount = async () => {
@@ -88,10 +105,15 @@ Deno.test("cafe24-webhook", async (t) => {
         assert.equal((await connectionState(db, id)).status, "active");
         assert.equal(await eventCount(), events);
 
-        await notice({ ...deleted("whhealthy"), event_no: 90078 });
-        const logs = await waitForLogs("whhealthy", 2);
-        assert.equal(logs[1]!.outcome, "not_verified", "a second notice within 10 minutes");
+        const counting = await stack.startFunctions();
+        await notice({ ...deleted("whhealthy"), event_no: 90078 }, false, counting.url);
+        assert.equal(await countedNotVerified(counting.output), 1, "a second notice within 10 min");
         assert.equal(shopsRequests("whhealthy"), 1, "sends nothing");
+        assert.deepEqual(
+          noticeLogs("whhealthy", counting.output),
+          [],
+          "and logs no line of its own",
+        );
 
         // Ten minutes later the mall may be verified again.
         await db.sql`
@@ -99,23 +121,25 @@ Deno.test("cafe24-webhook", async (t) => {
           set last_started_at = now() - interval '10 minutes 1 second'
           where mall_id = 'whhealthy'`;
         await notice(deleted("whhealthy"));
-        assert.equal((await waitForLogs("whhealthy", 3))[2]!.outcome, "verified");
+        assert.equal((await waitForLogs("whhealthy", 2))[1]!.outcome, "verified");
         assert.equal(shopsRequests("whhealthy"), 2);
       },
     );
 
     await t.step("notices racing for one mall verify it once", async () => {
       await connectMall(stack, "whrace");
-      await Promise.all(Array.from({ length: 6 }, () => notice(deleted("whrace"))));
-      const logs = await waitForLogs("whrace", 6);
-      assert.deepEqual(logs.map((l) => l.outcome).sort(), [
-        "not_verified",
-        "not_verified",
-        "not_verified",
-        "not_verified",
-        "not_verified",
-        "verified",
-      ]);
+      const counting = await stack.startFunctions();
+      await Promise.all(
+        Array.from({ length: 6 }, () => notice(deleted("whrace"), false, counting.url)),
+      );
+      const [verified] = await waitFor("the verification", () => {
+        const logs = noticeLogs("whrace", counting.output);
+        return logs.length > 0 ? logs : null;
+      });
+      assert.equal(verified!.outcome, "verified");
+      // The first not-verified notice is counted at once; the rest join the next counted line.
+      assert.ok(await countedNotVerified(counting.output) >= 1);
+      assert.equal(noticeLogs("whrace", counting.output).length, 1, "one line for six notices");
       assert.equal(shopsRequests("whrace"), 1);
     });
 
@@ -143,8 +167,10 @@ Deno.test("cafe24-webhook", async (t) => {
       assert.deepEqual(noticeLogs("whother"), []);
 
       // A mall with no connection here: no request, and no row for made-up mall ids either.
-      await notice(deleted("whnowhere"));
-      assert.equal((await waitForLogs("whnowhere", 1))[0]!.outcome, "not_verified");
+      const counting = await stack.startFunctions();
+      await notice(deleted("whnowhere"), false, counting.url);
+      assert.equal(await countedNotVerified(counting.output), 1);
+      assert.deepEqual(noticeLogs("whnowhere", counting.output), []);
       assert.deepEqual(sandbox.counters().requests, before);
       const rows = await db.sql`
         select 1 from cafe24_private.mall_verifications where mall_id = 'whnowhere'`;
@@ -189,44 +215,57 @@ Deno.test("cafe24-webhook", async (t) => {
       },
     );
 
-    await t.step("a dead access token: one refresh of that mall, then a second look", async () => {
-      const stale = async (mallId: string) => {
-        const { id } = await connectMall(stack, mallId);
-        await db.sql`
-          update public.auth_settings
-          set providers = jsonb_set(providers, '{cafe24,access_token}', '"no-longer-valid"')
-          where id = ${id}`;
-        return id;
-      };
+    await t.step(
+      "a dead access token: no refresh for the notice, a look after the next refresh",
+      async () => {
+        const stale = async (mallId: string) => {
+          const { id } = await connectMall(stack, mallId);
+          await db.sql`
+            update public.auth_settings
+            set providers = jsonb_set(providers, '{cafe24,access_token}', '"no-longer-valid"')
+            where id = ${id}`;
+          return id;
+        };
 
-      const alive = await stale("whstale");
-      await notice(deleted("whstale"));
-      const [log] = await waitForLogs("whstale", 1);
-      assert.deepEqual(
-        { access: log!.access, refreshed: log!.refreshed, action: log!.action },
-        { access: "installed", refreshed: true, action: "none" },
-      );
-      assert.equal(shopsRequests("whstale"), 2);
-      assert.equal(sandbox.counters().byMall.whstale!.refreshSuccesses, 1);
-      assert.equal(
-        (await cafe24Entry(db, alive)).refresh_token,
-        sandbox.liveRefreshToken("whstale"),
-      );
-      const [run] = await db.sql<{ trigger: string; force: boolean; mall_id: string }[]>`
-        select trigger, force, mall_id from cafe24_private.refresh_runs
-        where mall_id = 'whstale'`;
-      assert.deepEqual({ ...run }, { trigger: "manual", force: true, mall_id: "whstale" });
+        const alive = await stale("whstale");
+        const aliveToken = (await cafe24Entry(db, alive)).refresh_token;
+        await notice(deleted("whstale"));
+        const [log] = await waitForLogs("whstale", 1);
+        assert.deepEqual(
+          { outcome: log!.outcome, access: log!.access, action: log!.action },
+          { outcome: "deferred", access: "unauthorized", action: "deferred" },
+        );
+        assert.equal(shopsRequests("whstale"), 1);
+        assert.equal(sandbox.counters().byMall.whstale!.refreshRequests, 0, "no refresh");
+        assert.equal((await cafe24Entry(db, alive)).refresh_token, aliveToken);
+        const runs = await db.sql`
+          select 1 from cafe24_private.refresh_runs where mall_id = 'whstale'`;
+        assert.equal(runs.length, 0);
 
-      const gone = await stale("whstalegone");
-      sandbox.addMall("whstalegone", { shopsStatus: 403 });
-      await notice(deleted("whstalegone"));
-      const [goneLog] = await waitForLogs("whstalegone", 1);
-      assert.deepEqual(
-        { access: goneLog!.access, refreshed: goneLog!.refreshed, action: goneLog!.action },
-        { access: "app_deleted", refreshed: true, action: "disconnected" },
-      );
-      assert.equal((await connectionState(db, gone)).last_error_code, "APP_UNINSTALLED");
-    });
+        const gone = await stale("whstalegone");
+        sandbox.addMall("whstalegone", { shopsStatus: 403 });
+        await notice(deleted("whstalegone"));
+        assert.equal((await waitForLogs("whstalegone", 1))[0]!.outcome, "deferred");
+
+        // The schedule's next run refreshes both; each is verified right after, once.
+        const answer = await stack.refresh();
+        assert.equal(answer.status, 200);
+        await answer.body?.cancel();
+        const [, after] = await waitForLogs("whstale", 2);
+        assert.deepEqual(
+          { after: after!.after, access: after!.access, action: after!.action },
+          { after: "refresh", access: "installed", action: "none" },
+        );
+        assert.equal(shopsRequests("whstale"), 2);
+        assert.equal(sandbox.counters().byMall.whstale!.refreshSuccesses, 1);
+        const [, goneLog] = await waitForLogs("whstalegone", 2);
+        assert.deepEqual(
+          { after: goneLog!.after, access: goneLog!.access, action: goneLog!.action },
+          { after: "refresh", access: "app_deleted", action: "disconnected" },
+        );
+        assert.equal((await connectionState(db, gone)).last_error_code, "APP_UNINSTALLED");
+      },
+    );
 
     await t.step("no token in a log line", async () => {
       const tokens = await tokensSeen();

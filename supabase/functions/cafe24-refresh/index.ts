@@ -27,6 +27,7 @@ import {
 import { createRefreshStore } from "../_shared/refresh/store.ts";
 import { createConnectStore } from "../_shared/connect/store.ts";
 import { revokeExpiredPendingConnections } from "../_shared/connect/sweep.ts";
+import { runVerificationsAfterRefresh } from "../_shared/connect/app_uninstalled.ts";
 import { createUserRefreshThrottle } from "../_shared/refresh/throttle.ts";
 
 const FUNCTION = "cafe24-refresh";
@@ -93,13 +94,23 @@ async function handle(request: Request): Promise<Response> {
         })
       : Promise.resolve();
 
+  // App notices that found a mall's access token dead wait for its next refresh: verified now,
+  // with the new access token, when this run refreshed anything.
+  const verifyPending = (refreshed: number) =>
+    refreshed === 0
+      ? Promise.resolve()
+      : runVerificationsAfterRefresh(sql, settings, options.mallId);
+
   if (options.respondAsync) {
     // The run goes on after the 202; on Supabase, waitUntil keeps the worker alive for it.
-    continueAfterResponse(run.execute().catch(() => {}).then(sweep));
+    continueAfterResponse(
+      run.execute().then((summary) => verifyPending(summary.refreshed), () => {}).then(sweep),
+    );
     return jsonResponse({ run_id: run.runId }, 202, cors);
   }
   try {
     const summary = await run.execute();
+    await verifyPending(summary.refreshed);
     await sweep();
     return jsonResponse(summary, 200, cors);
   } catch {

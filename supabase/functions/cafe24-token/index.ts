@@ -9,6 +9,8 @@
  * _shared/platform/api_keys.ts): never CRON_SECRET, never a user's session. verify_jwt is off in
  * config.toml because an sb_secret_… key is not a JWT; this code is the only gate.
  */
+import { runVerificationsAfterRefresh } from "../_shared/connect/app_uninstalled.ts";
+import { continueAfterResponse } from "../_shared/platform/background.ts";
 import { refreshSettings } from "../_shared/platform/config.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
@@ -38,14 +40,20 @@ async function handle(request: Request): Promise<Response> {
     const { authSettingsId, mallId, minValidS } = parseTokenRequest(
       await requestParameters(request),
     );
+    const sql = database(config.SUPABASE_DB_URL);
+    const settings = refreshSettings(config);
     const token = await getCafe24AccessToken(
-      database(config.SUPABASE_DB_URL),
+      sql,
       {
         ...(authSettingsId === null ? {} : { authSettingsId }),
         ...(mallId === null ? {} : { mallId }),
         minValidS,
       },
-      refreshSettings(config),
+      settings,
+      // A verification that waited for this mall's refresh (an app notice that found its access
+      // token dead) runs now, after the answer.
+      (refreshedMall) =>
+        continueAfterResponse(runVerificationsAfterRefresh(sql, settings, refreshedMall)),
     );
     return jsonResponse(token, 200, headers);
   } catch (error) {

@@ -9,6 +9,7 @@ import {
   refreshWithoutSecret,
   refreshWithSecret,
   vaultVerdict,
+  webhookWithoutKey,
 } from "../../../scripts/deploy_check.ts";
 
 Deno.test("deploy:check reads the functions' answers: deployed, configured, verify_jwt off", () => {
@@ -102,4 +103,15 @@ Deno.test("deploy:check warns while the legacy service_role key is accepted next
     legacyKeyVerdict({ SUPABASE_SECRET_KEYS: " ", CAFE24_ACCEPT_SERVICE_ROLE_KEY: "true" }),
     null,
   );
+});
+
+Deno.test("cafe24-webhook: a key set passes, a key unset passes with a warning", () => {
+  const set = webhookWithoutKey({ status: 401, body: { error: "UNAUTHORIZED" } });
+  assert.equal(set.ok, true);
+  assert.ok(!set.detail.includes("WARNING"));
+  const unset = webhookWithoutKey({ status: 200, body: { received: true } });
+  assert.equal(unset.ok, true);
+  assert.match(unset.detail, /WARNING CAFE24_WEBHOOK_API_KEY/);
+  assert.equal(webhookWithoutKey({ status: 404, body: "" }).ok, false);
+  assert.equal(webhookWithoutKey({ status: 401, body: { msg: "Invalid JWT" } }).ok, false);
 });

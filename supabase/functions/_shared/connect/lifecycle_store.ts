@@ -20,6 +20,13 @@ export type DisconnectLookup =
 
 export interface VerificationTarget {
   authSettingsId: string;
+  /** Null when the stored access token has expired: the verification then waits for a refresh. */
+  accessToken: string | null;
+}
+
+export interface RefreshedVerificationTarget {
+  mallId: string;
+  authSettingsId: string;
   accessToken: string;
 }
 
@@ -35,14 +42,19 @@ export interface LifecycleStore {
   ): Promise<DisconnectLookup>;
   /** The mall's connections to verify now, or none (no such connection, or verified lately). */
   claimMallVerification(mallId: string): Promise<VerificationTarget[]>;
+  /** Leaves the mall's verification pending until its next refresh (defer_mall_verification). */
+  deferMallVerification(mallId: string): Promise<void>;
+  /**
+   * The pending verifications whose mall was refreshed since (all malls, or only `mallId`), each
+   * handed out once (claim_verifications_after_refresh).
+   */
+  claimVerificationsAfterRefresh(mallId: string | null): Promise<RefreshedVerificationTarget[]>;
   /** Disconnects only while the row still holds `accessToken`. */
   disconnectIfCurrent(
     authSettingsId: string,
     accessToken: string,
     reason: string,
   ): Promise<"disconnected" | "superseded">;
-  /** providers.cafe24.access_token as stored now (null when absent). */
-  accessToken(authSettingsId: string): Promise<string | null>;
 }
 
 export function createLifecycleStore(sql: postgres.Sql): LifecycleStore {
@@ -68,9 +80,23 @@ export function createLifecycleStore(sql: postgres.Sql): LifecycleStore {
     },
 
     async claimMallVerification(mallId) {
-      const rows = await sql<{ auth_settings_id: string; access_token: string }[]>`
+      const rows = await sql<{ auth_settings_id: string; access_token: string | null }[]>`
         select * from cafe24_private.claim_mall_verification(${mallId})`;
       return rows.map((row) => ({
+        authSettingsId: row.auth_settings_id,
+        accessToken: row.access_token,
+      }));
+    },
+
+    async deferMallVerification(mallId) {
+      await sql`select cafe24_private.defer_mall_verification(${mallId})`;
+    },
+
+    async claimVerificationsAfterRefresh(mallId) {
+      const rows = await sql<{ mall_id: string; auth_settings_id: string; access_token: string }[]>`
+        select * from cafe24_private.claim_verifications_after_refresh(${mallId})`;
+      return rows.map((row) => ({
+        mallId: row.mall_id,
         authSettingsId: row.auth_settings_id,
         accessToken: row.access_token,
       }));
@@ -81,13 +107,6 @@ export function createLifecycleStore(sql: postgres.Sql): LifecycleStore {
         select cafe24_private.disconnect_connection_if_current(
           ${authSettingsId}::uuid, ${accessToken}, ${reason}) as outcome`;
       return row!.outcome;
-    },
-
-    async accessToken(authSettingsId) {
-      const [row] = await sql<{ access_token: string | null }[]>`
-        select providers -> 'cafe24' ->> 'access_token' as access_token
-        from public.auth_settings where id = ${authSettingsId}::uuid`;
-      return row?.access_token ?? null;
     },
   };
 }

@@ -131,6 +131,13 @@ const EnvSchema = z.object({
   /** HMAC-SHA256 key that signs every event delivery; required with the URL. */
   CAFE24_EVENTS_WEBHOOK_SECRET: z.string().min(SECRET_MIN_LENGTH).optional()
     .describe(`a secret of at least ${SECRET_MIN_LENGTH} characters (openssl rand -base64 32)`),
+  /**
+   * The static "WebHook 인증정보" key Cafe24 Developers shows for the app, which Cafe24 is said to
+   * send as `X-API-Key` with every notice (unconfirmed). Set, cafe24-webhook drops a notice without
+   * it before any database work; the notice is still verified at Cafe24, since the key is static
+   * and replayable.
+   */
+  CAFE24_WEBHOOK_API_KEY: text("the WebHook key from Cafe24 Developers (sent as X-API-Key)"),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -480,8 +487,8 @@ export const FUNCTION_SETTINGS = {
   },
   "cafe24-webhook": {
     required: REFRESH_CONFIG_REQUIRED,
-    tolerates: REFRESH_TUNING,
-    uses: [...REFRESH_VARIABLES, "CORS_ALLOWED_ORIGINS"],
+    tolerates: [...REFRESH_TUNING, "CAFE24_WEBHOOK_API_KEY"],
+    uses: [...REFRESH_VARIABLES, "CAFE24_WEBHOOK_API_KEY", "CORS_ALLOWED_ORIGINS"],
   },
 } as const satisfies Record<
   string,

@@ -43,13 +43,18 @@ export async function getCafe24AccessToken(
   sql: postgres.Sql,
   request: { mallId?: string; authSettingsId?: string; minValidS?: number },
   settings: TokenSettings,
+  onRefreshed?: (mallId: string) => void,
 ): Promise<Cafe24AccessToken> {
   const parsed = parseTokenRequest({
     ...(request.mallId === undefined ? {} : { mall_id: request.mallId }),
     ...(request.authSettingsId === undefined ? {} : { auth_settings_id: request.authSettingsId }),
     ...(request.minValidS === undefined ? {} : { min_valid_s: request.minValidS }),
   });
-  return await getAccessToken({ store: createTokenStore(sql), settings }, parsed);
+  return await getAccessToken({
+    store: createTokenStore(sql),
+    settings,
+    ...(onRefreshed === undefined ? {} : { onRefreshed }),
+  }, parsed);
 }
 
 /** What a token request needs of the refresh settings (refreshSettings(config) has it all). */
@@ -61,6 +66,8 @@ export interface TokenDeps {
   random?: () => number;
   /** The system clock where not given (tests pass their own). */
   clock?: Partial<RunClock>;
+  /** Hears of each refresh stored for a mall (cafe24-token runs pending verifications then). */
+  onRefreshed?: (mallId: string) => void;
 }
 
 /**
@@ -266,6 +273,7 @@ async function refreshOnce(
       ? "refreshed"
       : tally.failure ?? (summary.skipped_reasons.superseded > 0 ? "superseded" : "not_claimed"),
   });
+  if (tally.refreshed > 0 && row.mallId !== null) deps.onRefreshed?.(row.mallId);
   return tally.failure;
 }
 
