@@ -7,10 +7,8 @@
 -- p_min_token_age (5 minutes) ago.
 -- 10: early refreshes required last_refreshed_at and the jitter required connected_at, so pairs
 -- stored the original app's way (an imported fleet) were never spread. A pair is now dated by the
--- later of this project's last refresh (or connect) and its access token's expiry less the
--- lifetime Cafe24 gives access tokens (access_token_lifetime()).
-
-alter type cafe24_private.refresh_scope rename attribute early_refreshed_before to early_issued_before;
+-- later of this project's last refresh (for the jitter: of connected_at) and its access token's
+-- expiry less the lifetime Cafe24 gives access tokens (access_token_lifetime()).
 
 create or replace function cafe24_private.access_token_lifetime()
 returns interval
@@ -40,7 +38,7 @@ as $rules$
         or (c.due_at <= ($1).early_before
           and greatest(c.last_refreshed_at,
             c.access_expires_at - cafe24_private.access_token_lifetime())
-            <= ($1).early_issued_before))
+            <= ($1).early_refreshed_before))
       and (($1).policy = 'eager'
         or c.due_at = '-infinity'
         or c.refresh_expires_at is null
@@ -85,11 +83,11 @@ begin
   if coalesce(p_force, false) then
     if p_early_min_token_age is not null then
       v_scope.early_before := 'infinity'::timestamptz;
-      v_scope.early_issued_before := p_as_of - p_early_min_token_age;
+      v_scope.early_refreshed_before := p_as_of - p_early_min_token_age;
     end if;
   elsif p_policy = 'eager' and p_early_window is not null then
     v_scope.early_before := v_scope.due_before + p_early_window;
-    v_scope.early_issued_before := p_as_of - coalesce(p_early_min_token_age, interval '0');
+    v_scope.early_refreshed_before := p_as_of - coalesce(p_early_min_token_age, interval '0');
   end if;
   v_scope.claim_before := greatest(v_scope.due_before, v_scope.early_before);
   v_scope.due_only := coalesce(p_due_only, false);
@@ -97,7 +95,7 @@ begin
 end
 $$;
 
-drop function cafe24_private.start_refresh_run(
+drop function if exists cafe24_private.start_refresh_run(
   text, text, interval, interval, boolean, text, uuid, text, interval, interval, bigint
 );
 

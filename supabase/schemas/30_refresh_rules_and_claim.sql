@@ -21,10 +21,11 @@ create type cafe24_private.refresh_scope as (
   user_id uuid,
   lease_duration interval,
   -- Early refreshes: due_at up to here (infinity for a user's refresh now), for pairs issued
-  -- before early_issued_before (see not_due below for how a pair's issue is dated). Null: no
-  -- early refreshes.
+  -- before early_refreshed_before (see not_due below for how a pair's issue is dated; the name
+  -- is from when only this project's refreshes dated a pair, and a released migration adds the
+  -- attribute by it). Null: no early refreshes.
   early_before timestamptz,
-  early_issued_before timestamptz,
+  early_refreshed_before timestamptz,
   -- The latest due_at any rule admits: the bound the due index is read up to.
   claim_before timestamptz,
   -- The scope is only what the due index holds up to claim_before (a tick's later slices).
@@ -72,7 +73,7 @@ as $rules$
         or (c.due_at <= ($1).early_before
           and greatest(c.last_refreshed_at,
             c.access_expires_at - cafe24_private.access_token_lifetime())
-            <= ($1).early_issued_before))
+            <= ($1).early_refreshed_before))
       and (($1).policy = 'eager'
         or c.due_at = '-infinity'
         or c.refresh_expires_at is null
@@ -169,11 +170,11 @@ begin
   if coalesce(p_force, false) then
     if p_early_min_token_age is not null then
       v_scope.early_before := 'infinity'::timestamptz;
-      v_scope.early_issued_before := p_as_of - p_early_min_token_age;
+      v_scope.early_refreshed_before := p_as_of - p_early_min_token_age;
     end if;
   elsif p_policy = 'eager' and p_early_window is not null then
     v_scope.early_before := v_scope.due_before + p_early_window;
-    v_scope.early_issued_before := p_as_of - coalesce(p_early_min_token_age, interval '0');
+    v_scope.early_refreshed_before := p_as_of - coalesce(p_early_min_token_age, interval '0');
   end if;
   v_scope.claim_before := greatest(v_scope.due_before, v_scope.early_before);
   v_scope.due_only := coalesce(p_due_only, false);
