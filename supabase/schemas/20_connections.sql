@@ -126,6 +126,19 @@ as $$
   end
 $$;
 
+-- How long Cafe24's access tokens live (ACCESS_TOKEN_LIFETIME_MS in
+-- supabase/functions/_shared/refresh/scope.ts; a test compares the two). A pair whose issue this
+-- project did not see (stored by the original app, an import, an operator) was issued this long
+-- before its access token expires: the refresh rules and the first-due jitter date it so.
+create or replace function cafe24_private.access_token_lifetime()
+returns interval
+language sql
+immutable
+set search_path = ''
+as $$
+  select interval '2 hours'
+$$;
+
 -- ---------------------------------------------------------------------------------------------
 -- Keeping connections in step with auth_settings
 -- ---------------------------------------------------------------------------------------------
@@ -246,5 +259,6 @@ revoke all on function cafe24_private.classify_providers(jsonb) from public, ano
 revoke all on function cafe24_private.parse_instant(jsonb) from public, anon, authenticated;
 revoke all on function cafe24_private.refresh_due_at(timestamptz, timestamptz)
   from public, anon, authenticated;
+revoke all on function cafe24_private.access_token_lifetime() from public, anon, authenticated;
 revoke all on function cafe24_private.sync_connection() from public, anon, authenticated;
 revoke all on function cafe24_private.note_token_request(uuid) from public, anon, authenticated;

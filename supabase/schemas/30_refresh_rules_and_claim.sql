@@ -20,8 +20,10 @@ create type cafe24_private.refresh_scope as (
   mall_id text,
   user_id uuid,
   lease_duration interval,
-  -- Early refreshes: due_at up to here, for tokens this project refreshed before
-  -- early_refreshed_before. Null: no early refreshes.
+  -- Early refreshes: due_at up to here (infinity for a user's refresh now), for pairs issued
+  -- before early_refreshed_before (see not_due below for how a pair's issue is dated; the name
+  -- is from when only this project's refreshes dated a pair, and a released migration adds the
+  -- attribute by it). Null: no early refreshes.
   early_before timestamptz,
   early_refreshed_before timestamptz,
   -- The latest due_at any rule admits: the bound the due index is read up to.
@@ -44,10 +46,14 @@ create type cafe24_private.refresh_scope as (
 -- row_state = 'ok' (not <> 'malformed') so that the claim's condition implies the due index's
 -- predicate. reconnect_required includes 'disconnected': both wait for the owner to connect.
 -- leased: another run holds it, or has held it since this run started (a run takes each
--- connection once). not_due: the due time is within the run's horizon, or (early, eager runs of
--- a tick) within the early window and the token was refreshed long enough ago; under keep_alive
--- also one of: expiry unknown, refresh token expiring within the window, token asked for
--- recently. Its leading `due_at <= claim_before` is the bound the due index is read up to.
+-- connection once). not_due: the due time is within the run's horizon, or (early: eager runs of
+-- a tick, and a user's refresh now) within the early window and the pair was issued long enough
+-- ago; under keep_alive also one of: expiry unknown, refresh token expiring within the window,
+-- token asked for recently. Its leading `due_at <= claim_before` is the bound the due index is
+-- read up to. A pair's issue is the later of this project's last refresh and its access token's
+-- expiry less the lifetime Cafe24 gives access tokens: the latter dates every pair, including
+-- one connected just now (due_at says nothing of age: the first-due jitter moves it) and one
+-- stored by the original app or an import, of which this project saw no refresh.
 create or replace function cafe24_private.refresh_rules()
 returns table (ordinal integer, skip_reason text, requirement text)
 language sql
@@ -65,7 +71,9 @@ as $rules$
     (7, 'not_due', $r$c.due_at <= ($1).claim_before
       and (c.due_at <= ($1).due_before
         or (c.due_at <= ($1).early_before
-          and c.last_refreshed_at <= ($1).early_refreshed_before))
+          and greatest(c.last_refreshed_at,
+            c.access_expires_at - cafe24_private.access_token_lifetime())
+            <= ($1).early_refreshed_before))
       and (($1).policy = 'eager'
         or c.due_at = '-infinity'
         or c.refresh_expires_at is null
@@ -122,6 +130,9 @@ $$;
 
 -- A scope from its parts: the one place that turns margins and windows into the instants the
 -- rules compare with. Used for runs (scope_of_run) and for the tick's counts (tick_scope).
+-- A forced run with a minimum token age (p_early_min_token_age: a user's refresh now) is an
+-- early refresh without a window: what is due, and every pair issued at least that long ago. A
+-- forced run without one (an admin's) takes every connection.
 create or replace function cafe24_private.make_scope(
   p_as_of timestamptz,
   p_refresh_margin interval,
@@ -147,7 +158,7 @@ declare
 begin
   v_scope.as_of := p_as_of;
   v_scope.due_before := case
-    when p_force then 'infinity'::timestamptz
+    when p_force and p_early_min_token_age is null then 'infinity'::timestamptz
     else p_as_of + p_refresh_margin + coalesce(p_due_lookahead, interval '0')
   end;
   v_scope.policy := p_policy;
@@ -156,7 +167,12 @@ begin
   v_scope.mall_id := p_mall_id;
   v_scope.user_id := p_user_id;
   v_scope.lease_duration := p_lease_duration;
-  if not coalesce(p_force, false) and p_policy = 'eager' and p_early_window is not null then
+  if coalesce(p_force, false) then
+    if p_early_min_token_age is not null then
+      v_scope.early_before := 'infinity'::timestamptz;
+      v_scope.early_refreshed_before := p_as_of - p_early_min_token_age;
+    end if;
+  elsif p_policy = 'eager' and p_early_window is not null then
     v_scope.early_before := v_scope.due_before + p_early_window;
     v_scope.early_refreshed_before := p_as_of - coalesce(p_early_min_token_age, interval '0');
   end if;

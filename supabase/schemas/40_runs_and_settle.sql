@@ -48,7 +48,9 @@ create table cafe24_private.refresh_runs (
   -- Cron runs also refresh what comes due before the next tick.
   due_lookahead interval,
   -- Early refreshes granted by the tick (eager only): connections due this much after the
-  -- run's horizon whose token is at least early_min_token_age old.
+  -- run's horizon whose pair is at least early_min_token_age old. A forced run with an
+  -- early_min_token_age (a user's refresh now) refreshes what is due and every pair at least
+  -- that old, whatever its due time (make_scope).
   early_window interval,
   early_min_token_age interval
 );
@@ -57,7 +59,8 @@ create index refresh_runs_started_at_idx on cafe24_private.refresh_runs (started
 
 -- Records a run and its scope; returns its id. Called with named arguments. A cron run started
 -- by a tick (p_tick_id) takes the tick's lookahead and early window into its scope, and its slot
--- (0 for the first of the tick's runs to start).
+-- (0 for the first of the tick's runs to start). A forced run given p_min_token_age leaves
+-- younger pairs alone (a user's refresh now: USER_FORCE_MIN_TOKEN_AGE_MS).
 create or replace function cafe24_private.start_refresh_run(
   p_trigger text,
   p_mode text,
@@ -69,7 +72,8 @@ create or replace function cafe24_private.start_refresh_run(
   p_policy text default 'eager',
   p_keep_alive_window interval default null,
   p_token_request_window interval default null,
-  p_tick_id bigint default null
+  p_tick_id bigint default null,
+  p_min_token_age interval default null
 )
 returns uuid
 language plpgsql
@@ -107,7 +111,10 @@ begin
     p_user_id, p_policy, p_keep_alive_window, p_token_request_window,
     case when v_slot is not null then p_tick_id end, v_slot, v_lookahead,
     case when p_policy = 'eager' then v_early_window end,
-    case when p_policy = 'eager' then v_early_min_token_age end
+    case
+      when coalesce(p_force, false) then p_min_token_age
+      when p_policy = 'eager' then v_early_min_token_age
+    end
   )
   returning id into v_id;
   return v_id;
@@ -382,7 +389,7 @@ revoke all on table cafe24_private.user_refresh_starts from public, anon, authen
 grant select on table cafe24_private.user_refresh_starts to service_role;
 
 revoke all on function cafe24_private.start_refresh_run(
-  text, text, interval, interval, boolean, text, uuid, text, interval, interval, bigint
+  text, text, interval, interval, boolean, text, uuid, text, interval, interval, bigint, interval
 ) from public, anon, authenticated;
 revoke all on function cafe24_private.finish_refresh_run(uuid, text, jsonb)
   from public, anon, authenticated;

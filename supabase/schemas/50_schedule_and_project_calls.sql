@@ -314,13 +314,14 @@ create table cafe24_private.refresh_schedule_settings (
   -- ... for connections due at most this long after the tick's own horizon ...
   early_window interval not null default interval '45 minutes'
     check (early_window >= interval '0'),
-  -- ... whose token this project refreshed at least this long ago (so a token is never rotated
-  -- again minutes after it was issued, whatever the early window).
+  -- ... whose pair was issued at least this long ago (so a token is never rotated again minutes
+  -- after it was issued, whatever the early window; refresh_rules says how a pair is dated).
   early_min_token_age interval not null default interval '30 minutes'
     check (early_min_token_age >= interval '0'),
-  -- A connection made through the connect flow is first due up to this much earlier than its
-  -- token's expiry says (uniformly drawn), so that malls connected together do not stay due
-  -- together. Keep it under the token's lifetime less the refresh margin (2 h − 30 min).
+  -- A new pair (connected, or stored the original app's way, within the last 10 minutes) is
+  -- first due up to this much earlier than its token's expiry says (uniformly drawn), so that
+  -- malls connected together do not stay due together. Keep it under the token's lifetime less
+  -- the refresh margin (2 h − 30 min).
   first_due_spread interval not null default interval '60 minutes'
     check (first_due_spread >= interval '0'),
   updated_at timestamptz not null default now()
@@ -650,11 +651,14 @@ $$;
 -- A jittered first due time for new connections
 -- ---------------------------------------------------------------------------------------------
 
--- A connection the connect flow has just written (providers.cafe24.connected_at within the last
--- 10 minutes: store_connection sets it) is first due up to first_due_spread earlier than its
--- token's expiry says, drawn at random, never before now. Malls connected in one go then come due
--- over an hour instead of in one minute. Only when tokens arrive from outside a refresh (no run
--- holds the row) and push the due time later; a refresh's own new tokens are never moved.
+-- A pair issued within the last 10 minutes is first due up to first_due_spread earlier than its
+-- token's expiry says, drawn at random, never before now. Its issue is the later of
+-- providers.cafe24.connected_at (the connect flow's store_connection sets it) and its access
+-- token's expiry less the lifetime Cafe24 gives access tokens, so pairs stored the original
+-- app's way (no connected_at, no history here: an imported fleet) are spread too. Malls
+-- connected or imported in one go then come due over an hour instead of in one minute. Only when
+-- tokens arrive from outside a refresh (no run holds the row) and push the due time later; a
+-- refresh's own new tokens are never moved.
 create or replace function cafe24_private.jitter_first_due()
 returns trigger
 language plpgsql
@@ -663,6 +667,7 @@ as $$
 declare
   v_spread interval;
   v_connected_at timestamptz;
+  v_issued_at timestamptz;
 begin
   if new.row_state <> 'ok' or not isfinite(new.due_at) then
     return new;
@@ -685,7 +690,9 @@ begin
   into v_connected_at
   from public.auth_settings a
   where a.id = new.auth_settings_id;
-  if v_connected_at is null or v_connected_at < now() - interval '10 minutes' then
+  v_issued_at := greatest(v_connected_at,
+    new.access_expires_at - cafe24_private.access_token_lifetime());
+  if v_issued_at is null or v_issued_at < now() - interval '10 minutes' then
     return new;
   end if;
   new.due_at := greatest(now(), new.due_at - random() * v_spread);

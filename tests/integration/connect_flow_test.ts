@@ -716,11 +716,15 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
     const bobBefore = await tokensOf(bob);
     const bobRequests = sandbox.counters().byMall.shopbob!.refreshRequests;
     const aliceBefore = await tokensOf(alice);
-    // A user's force refreshes only tokens at least 5 minutes old: make Alice's an hour old.
+    // A user's force refreshes only tokens at least 5 minutes old: make Alice's an hour old, by
+    // Cafe24's expiry and by the admin refresh of it earlier in this suite.
     await db.sql`
       update auth_settings
       set providers = jsonb_set(providers, '{cafe24,expires_at}',
         to_jsonb(${new Date(Date.now() + 3_600_000).toISOString()}::text))
+      where user_id = ${alice}`;
+    await db.sql`
+      update cafe24_private.connections set last_refreshed_at = now() - interval '1 hour'
       where user_id = ${alice}`;
 
     const response = await stack.refresh({ force: "true" }, {

@@ -9,6 +9,7 @@ import { finding01, finding04 } from "./resilience/finding_01_04_calls.ts";
 import { finding02 } from "./resilience/finding_02_settings.ts";
 import { finding03, finding05 } from "./resilience/finding_03_05_webhook.ts";
 import { finding06, finding07 } from "./resilience/finding_06_07_custody.ts";
+import { finding09, finding10 } from "./resilience/finding_09_10_age.ts";
 import { finding11 } from "./resilience/finding_11_scopes.ts";
 
 Deno.test("resilience: nothing but Cafe24's answer stops a refresh or rotates a grant", async (t) => {
@@ -22,5 +23,7 @@ Deno.test("resilience: nothing but Cafe24's answer stops a refresh or rotates a 
   await t.step("5: notices without the webhook key cost nothing and are counted", finding05);
   await t.step("6: a stranger's refused attempt leaves the holder working", finding06);
   await t.step("7: the drop-in view passes only allowed keys", finding07);
+  await t.step("9: refresh now never rotates a pair younger than 5 minutes", finding09);
+  await t.step("10: pairs of unknown age are spread like any other", finding10);
   await t.step("11: Cafe24's read scope beside a requested write scope is accepted", finding11);
 });

@@ -120,6 +120,7 @@ runTest("the scope is recorded with the run, and later calls name only the run",
     scope: {
       refreshMarginMs: SETTINGS.refreshMarginMs,
       force: false,
+      minTokenAgeMs: null,
       mallId: "shop0001",
       userId: null,
       policy: "eager",

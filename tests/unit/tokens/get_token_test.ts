@@ -181,6 +181,7 @@ quietTest("callers in one process asking at once share one refresh", async () =>
     {
       refreshMarginMs: 300_000,
       force: false,
+      minTokenAgeMs: null,
       mallId: MALL,
       userId: null,
       policy: "eager",

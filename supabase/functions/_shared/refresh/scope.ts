@@ -30,12 +30,17 @@ export const KEEP_ALIVE_WINDOW_MS = 7 * DAY_MS;
  */
 export const TOKEN_REQUEST_RECENT_MS = 24 * HOUR_MS;
 
-/** Cafe24 issues access tokens for 2 hours. */
+/**
+ * Cafe24 issues access tokens for 2 hours. The SQL dates a pair it saw no refresh of by this
+ * (cafe24_private.access_token_lifetime(); a test compares the two).
+ */
 export const ACCESS_TOKEN_LIFETIME_MS = 2 * HOUR_MS;
 
 /**
  * `force` from a signed-in user ("refresh now") refreshes only tokens at least this old, counted
- * from when Cafe24 issued them (by a refresh or by connecting). A token that is minutes old has
+ * from when Cafe24 issued them (by a refresh, by connecting, or, for a pair stored another way,
+ * its access token's expiry less ACCESS_TOKEN_LIFETIME_MS), never from the due time, which the
+ * first-due jitter moves up to an hour earlier. A token that is minutes old has
  * nearly two hours to live: rotating it again gains nothing, and each rotation is a moment in
  * which a lost answer can cost the mall its connection. Five minutes still lets a user who saw an
  * error retry soon. Cron and admin callers' `force` is not limited.
@@ -47,6 +52,11 @@ export interface RunScope {
   refreshMarginMs: number;
   /** Refresh connections that are not due too; leases, backoff and reconnect_required hold. */
   force: boolean;
+  /**
+   * Forced runs only: leave pairs issued less than this long ago alone (they count as `not_due`),
+   * unless they are due anyway. Null: no limit.
+   */
+  minTokenAgeMs: number | null;
   mallId: string | null;
   userId: string | null;
   policy: RefreshPolicy;
@@ -81,10 +91,9 @@ export interface ScopeRequest {
 /**
  * The scope of a run asked for by `request` under `settings`.
  *
- * A user's `force` becomes a wider margin instead: a 2-hour token issued at least
- * USER_FORCE_MIN_TOKEN_AGE_MS ago expires within ACCESS_TOKEN_LIFETIME_MS minus that, so it is
- * due under that margin, and a younger one is not (counted as `not_due`). Tokens whose expiry is
- * unknown are due either way.
+ * A user's `force` is limited by USER_FORCE_MIN_TOKEN_AGE_MS: what is due, and every pair issued
+ * at least that long ago (cafe24_private.make_scope); a younger one counts as `not_due`. Tokens
+ * whose expiry is unknown are due either way.
  *
  * The policy governs the runs nobody asked to force. A forced run (an admin's, or a user's
  * "refresh now") asks for fresh tokens, so it is eager whatever the setting.
@@ -95,10 +104,9 @@ export function runScope(
 ): RunScope {
   const userForce = request.force && request.trigger === "user";
   return {
-    refreshMarginMs: userForce
-      ? Math.max(settings.refreshMarginMs, ACCESS_TOKEN_LIFETIME_MS - USER_FORCE_MIN_TOKEN_AGE_MS)
-      : settings.refreshMarginMs,
-    force: request.force && !userForce,
+    refreshMarginMs: settings.refreshMarginMs,
+    force: request.force,
+    minTokenAgeMs: userForce ? USER_FORCE_MIN_TOKEN_AGE_MS : null,
     mallId: request.mallId,
     userId: request.userId,
     policy: request.force ? "eager" : settings.policy,

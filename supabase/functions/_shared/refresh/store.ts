@@ -147,7 +147,10 @@ export function createRefreshStore(sql: postgres.Sql): RefreshStore {
           p_policy => ${scope.policy},
           p_keep_alive_window => ${interval(scope.keepAliveWindowMs)}::interval,
           p_token_request_window => ${interval(scope.tokenRequestWindowMs)}::interval,
-          p_tick_id => ${scope.tickId}::bigint) as id`;
+          p_tick_id => ${scope.tickId}::bigint,
+          p_min_token_age => ${
+        scope.minTokenAgeMs === null ? null : interval(scope.minTokenAgeMs)
+      }::interval) as id`;
       return row!.id;
     },
 
