@@ -9,7 +9,7 @@
 -- operator lists them (provider, key): empty by default, so another provider shows nothing until
 -- someone decides that a key is not a credential. Only service_role and the owner write it. A row
 -- cannot name Cafe24's tokens, so a slip here never shows them.
-create table cafe24_private.view_allowed_keys (
+create table if not exists cafe24_private.view_allowed_keys (
   provider text not null check (provider <> ''),
   key text not null check (key <> ''),
   created_at timestamptz not null default now(),
