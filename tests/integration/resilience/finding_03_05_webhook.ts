@@ -238,7 +238,10 @@ export async function finding05(t: Deno.TestContext): Promise<void> {
     await t.step("a notice with the key, from the sandbox's sender, is verified", async () => {
       const sent = await fetch(`${sandbox.url}/__sandbox/notices`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: {
+          "content-type": "application/json",
+          authorization: `Bearer ${sandbox.controlToken}`,
+        },
         body: JSON.stringify({
           mall_id: "f5mall",
           event_no: 90077,
