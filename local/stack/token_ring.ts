@@ -67,6 +67,11 @@ export async function loadOrCreateTokenRing(
   return { ring, created: true };
 }
 
+/** The data dir's ring; null when it has none. An unusable file is an error (see above). */
+export function loadTokenRing(dataDir: string): Promise<TokenRingEnv | null> {
+  return readTokenRing(tokenRingPath(dataDir));
+}
+
 async function readTokenRing(path: string): Promise<TokenRingEnv | null> {
   let text: string;
   try {
