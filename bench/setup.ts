@@ -6,15 +6,21 @@
 import { type Cafe24Sandbox, startCafe24Sandbox } from "../local/cafe24_sandbox.ts";
 import { startTestDatabase, type TestDatabase } from "../local/postgres/database.ts";
 import { loadConfig } from "../supabase/functions/_shared/platform/config.ts";
+import { newTokenRing } from "../local/stack/token_ring.ts";
 import type { BenchOptions } from "./options.ts";
 
 export const CLIENT_ID = "bench-client-id";
 export const CLIENT_SECRET = "bench-client-secret-0123456789";
 export const CRON_SECRET = "bench-cron-secret-abcdefghijklmnop";
+/**
+ * One token key ring per bench process, for each of its throwaway databases: the functions
+ * process of every measurement on a database reads what the earlier ones wrote there.
+ */
 export const BENCH_APP = {
   clientId: CLIENT_ID,
   clientSecret: CLIENT_SECRET,
   cronSecret: CRON_SECRET,
+  tokenRing: newTokenRing("bench"),
 };
 /** The functions' own database role: pg_stat_statements counts its statements apart. */
 export const FUNCTIONS_ROLE = "bench_functions";

@@ -17,7 +17,9 @@ import {
   loadConfig,
   REFRESH_CONFIG_REQUIRED,
   refreshSettings,
+  tokenKeyWarnings,
 } from "../supabase/functions/_shared/platform/config.ts";
+import { CONFIG_WARNINGS } from "../supabase/functions/_shared/platform/errors.ts";
 import { closeDatabases, database } from "../supabase/functions/_shared/platform/db.ts";
 import { isValidMallId } from "../supabase/functions/_shared/cafe24/mall_id.ts";
 import { beginRefreshRun, type RunSummary } from "../supabase/functions/_shared/refresh/run.ts";
@@ -25,6 +27,7 @@ import { createRefreshStore } from "../supabase/functions/_shared/refresh/store.
 import { readEnvFile } from "../local/stack/env_file.ts";
 import { colourWanted, failureAdvice, paint } from "../local/stack/report.ts";
 import { chooseDatabase, redactUrl } from "../local/stack/database_target.ts";
+import { loadTokenRing } from "../local/stack/token_ring.ts";
 import {
   absolutePath,
   DEFAULT_DATA_DIR,
@@ -44,7 +47,8 @@ One refresh pass, as cafe24-refresh does it, recorded with trigger 'cli'.
   --force            refresh even if not due (leases, backoff and reconnect_required still hold)
   --concurrency N    token requests in flight at once (default: CAFE24_REFRESH_CONCURRENCY or 8)
   --data-dir DIR     the local stack to use (default: .local)
-  --env-file PATH    SUPABASE_DB_URL, Cafe24 credentials and settings (default: .env)
+  --env-file PATH    SUPABASE_DB_URL, Cafe24 credentials, the token key ring (CAFE24_TOKEN_KEYS,
+                     CAFE24_TOKEN_KEY_ID) and settings (default: .env)
   --log-file PATH    append the run's JSON log lines there (default: not kept)
   --db-url URL       a database URL (prefer SUPABASE_DB_URL: a password here is visible to
                      every user of this machine)
@@ -169,6 +173,18 @@ async function main(): Promise<number> {
       env.CAFE24_CLIENT_ID = SANDBOX_CLIENT_ID;
       env.CAFE24_CLIENT_SECRET_KEY = SANDBOX_CLIENT_SECRET;
     }
+    // The local stack's tokens are encrypted with its data dir's ring, unless npm start took
+    // one from .env or the shell, which this command reads the same way. It only reads the file:
+    // a ring made here would match nothing in the database.
+    if (!env.CAFE24_TOKEN_KEYS && !env.CAFE24_TOKEN_KEY_ID) {
+      try {
+        const ring = await loadTokenRing(dataDir);
+        if (ring !== null) Object.assign(env, ring);
+      } catch (error) {
+        console.error(error instanceof Error ? error.message : String(error));
+        return 2;
+      }
+    }
   }
   const loaded = loadConfig(env, REFRESH_CONFIG_REQUIRED);
   if (!loaded.ok) {
@@ -177,6 +193,11 @@ async function main(): Promise<number> {
         `(set them in ${envFile} or the environment; see .env.example)`,
     );
     return 2;
+  }
+  // The ring (CAFE24_TOKEN_KEYS/ID) comes from the env file like every other secret this command
+  // needs (docs/configuration.md#token-key-ring); what is wrong with it is said, never its keys.
+  for (const code of tokenKeyWarnings(loaded.config)) {
+    writeErr(`${p.yellow("warning")}: ${code}: ${CONFIG_WARNINGS[code].message}\n`);
   }
   const settings = refreshSettings(loaded.config);
   if (concurrency !== null) settings.concurrency = concurrency;

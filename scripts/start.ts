@@ -30,6 +30,7 @@ import {
 } from "../local/stack/demo.ts";
 import { readEnvFile } from "../local/stack/env_file.ts";
 import { LocalEnv, randomSecret, REAL_CAFE24_BASE_URL } from "../local/stack/local_env.ts";
+import { applyTokenRing, removeTokenRing, tokenRingPath } from "../local/stack/token_ring.ts";
 import { type FunctionsProcess, spawnFunctions } from "../local/functions/process.ts";
 import { type Gateway, startGateway } from "../local/functions/gateway.ts";
 import { startLocalSettingsPage } from "../local/settings_page/local_stack.ts";
@@ -408,6 +409,8 @@ interface Session {
   env: LocalEnv;
   real: boolean;
   fresh: boolean;
+  /** Where the token key ring came from (token_ring.ts). */
+  tokenRing: "env" | "created" | "kept";
   dbUrl: string;
   pgDir: string;
   pgDirNote: string | null;
@@ -552,6 +555,14 @@ function printGuide(s: Session, commands: string[], rows: ConnectionRow[]): void
   );
   row("", p.dim(shown(s.pgDir)));
   if (s.pgDirNote !== null) row("", p.dim(s.pgDirNote));
+  row(
+    "token keys",
+    s.tokenRing === "env"
+      ? `CAFE24_TOKEN_KEY_ID=${env.get("CAFE24_TOKEN_KEY_ID") ?? "(unset)"} ${p.dim("(from .env)")}`
+      : `${shown(tokenRingPath(opts.dataDir))} ${
+        p.dim(`(${s.tokenRing === "created" ? "new" : "reused"}; 0600; --reset removes it)`)
+      }`,
+  );
   row("functions", `${s.projectUrl}/functions/v1/<name>`);
   row("", p.dim(fn.names.join(", ")));
   row("settings", `${s.settingsPageUrl} ${p.dim("(connect a mall in a browser)")}`);
@@ -718,7 +729,9 @@ async function main(): Promise<number> {
         if (!(error instanceof Deno.errors.NotFound)) throw error;
       });
       await Deno.remove(logPath).catch(() => {});
-      say(p.dim(`--reset: removed ${pgDir}`));
+      // The ring goes with the database: it can read nothing else, and nothing else needs it.
+      await removeTokenRing(opts.dataDir);
+      say(p.dim(`--reset: removed ${pgDir} and its token key ring`));
     }
     const busy = (Object.entries(opts.ports) as [PortName, number][])
       .filter(([, port]) => !portFree(port));
@@ -742,6 +755,7 @@ async function main(): Promise<number> {
     );
     env.fallback("CRON_SECRET", randomSecret(), { generated: true });
     env.fallback("CAFE24_OAUTH_STATE_SECRET", randomSecret(), { generated: true });
+    const tokenRing = await applyTokenRing(env, opts.dataDir);
     // What hands out sessions and live tokens (the settings page's sign-in, the sandbox's control
     // API) wants this start's token, which only stack.json (mode 0600) holds.
     const controlToken = newControlToken();
@@ -754,6 +768,12 @@ async function main(): Promise<number> {
       await prepareFallbackParent(pgDir, owner);
     }
     const fresh = !(await Deno.stat(`${pgDir}/PG_VERSION`).then(() => true, () => false));
+    if (tokenRing === "created" && !fresh) {
+      complain(p.yellow(
+        `${shown(tokenRingPath(opts.dataDir))} was missing and is new: tokens the database ` +
+          `holds from before cannot be read with it (restore the old file, or --reset)`,
+      ));
+    }
     say(p.dim(fresh ? `creating the database in ${pgDir} …` : "starting the database …"));
     const cluster = await startPostgresCluster({
       dataDir: pgDir,
@@ -882,6 +902,7 @@ async function main(): Promise<number> {
       env,
       real,
       fresh,
+      tokenRing,
       dbUrl,
       pgDir,
       pgDirNote: location.note,

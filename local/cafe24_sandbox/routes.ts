@@ -259,10 +259,14 @@ async function injected(
 
 function fakeTokenBody(ctx: SandboxContext, mall: Mall): Record<string, unknown> {
   const now = ctx.clock.now();
+  const accessToken = randomToken();
+  const refreshToken = randomToken();
+  // Valid nowhere, but handed out all the same: a leak of one is still a leak.
+  ctx.state.recordIssued(accessToken, refreshToken);
   return tokenBody(
     {
-      accessToken: randomToken(),
-      refreshToken: randomToken(),
+      accessToken,
+      refreshToken,
       issuedMs: now,
       accessExpiresMs: now + ctx.state.lifetimes.accessTokenLifetimeMs,
       refreshExpiresMs: now + ctx.state.lifetimes.refreshTokenLifetimeMs,

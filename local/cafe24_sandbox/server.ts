@@ -150,6 +150,7 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
     requestLog: (since = 0) => state.requestsSince(since),
     waitForRequests,
     revocationLog: () => state.revocationLog.map((entry) => ({ ...entry })),
+    issuedTokens: () => [...state.issued],
     resetCounters: () => state.resetCounters(),
     close: () => Promise.resolve(),
   };

@@ -179,6 +179,12 @@ export class SandboxState {
   refreshLog: RefreshLogEntry[] = [];
   requestLog: RequestLogEntry[] = [];
   revocationLog: RevocationLogEntry[] = [];
+  /**
+   * Every access and refresh token value handed out, in order, never cleared (resetCounters
+   * keeps it): what a test asserts never leaks. It holds what the sandbox issued, not what a
+   * database stored, so it stays true once the functions store tokens only as ciphertext.
+   */
+  readonly issued: string[] = [];
   private lastSeq = 0;
   private nextPairNumber = 1;
   private nextGrantNumber = 1;
@@ -354,7 +360,13 @@ export class SandboxState {
       pairId: pair.id,
     });
     mall.live.set(pair.refreshToken, pair);
+    this.recordIssued(pair.accessToken, pair.refreshToken);
     return pair;
+  }
+
+  /** Records token values handed out (see `issued`). */
+  recordIssued(...tokens: string[]): void {
+    this.issued.push(...tokens);
   }
 
   issueTokens(mallId: string, options: IssueOptions = {}): IssuedTokens {

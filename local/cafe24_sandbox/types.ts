@@ -374,6 +374,11 @@ export interface Cafe24Sandbox {
   waitForRequests(since: number, timeoutMs: number): Promise<RequestLogEntry[]>;
   /** Every pair revocation since the start or the last resetCounters(), oldest first. */
   revocationLog(): RevocationLogEntry[];
+  /**
+   * Every access and refresh token value the sandbox ever handed out (code exchanges, rotations,
+   * issueTokens, a fault's fake body), oldest first; resetCounters() keeps them. A copy.
+   */
+  issuedTokens(): string[];
   resetCounters(): void;
   close(): Promise<void>;
 }

@@ -4,6 +4,7 @@
  * Everything it prints is kept in `output` so tests can assert what the logs do and do not contain.
  */
 import { spawnFunctions } from "./process.ts";
+import { newTokenRing, type TokenRingEnv } from "../stack/token_ring.ts";
 
 export interface FunctionsServer {
   /** e.g. http://127.0.0.1:40123/functions/v1 */
@@ -37,9 +38,17 @@ export interface SandboxApp {
   clientId: string;
   clientSecret: string;
   cronSecret: string;
+  /**
+   * The token key ring. A ring belongs to a database (its values decrypt only with it): give the
+   * same one to every functions process on the same database. Without it, a fresh one.
+   */
+  tokenRing?: TokenRingEnv;
 }
 
-/** The settings every function needs to run against a local database and the Cafe24 sandbox. */
+/**
+ * The settings every function needs to run against a local database and the Cafe24 sandbox,
+ * including a token key ring (a fresh one unless `app` brings its own).
+ */
 export function sandboxFunctionEnv(
   dbUrl: string,
   sandbox: { baseUrlTemplate: string },
@@ -51,5 +60,6 @@ export function sandboxFunctionEnv(
     CAFE24_CLIENT_ID: app.clientId,
     CAFE24_CLIENT_SECRET_KEY: app.clientSecret,
     CAFE24_API_BASE_URL: sandbox.baseUrlTemplate,
+    ...(app.tokenRing ?? newTokenRing()),
   };
 }

@@ -452,6 +452,11 @@ export const MESSAGES = {
     "No Cafe24 access token can be had right now.",
     TRY_AGAIN,
   ),
+  TOKEN_KEY_UNAVAILABLE: both(
+    "이 연결의 토큰을 여는 데 필요한 암호화 키가 없습니다.",
+    "The key needed to open this connection's tokens is missing.",
+    OPERATOR,
+  ),
   REFRESH_IN_PROGRESS: both(
     "토큰 갱신이 아직 진행 중입니다.",
     "A token refresh is still in progress.",

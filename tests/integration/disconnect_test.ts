@@ -34,7 +34,7 @@ Deno.test("cafe24-disconnect", async (t) => {
   });
   try {
     const { db, sandbox } = stack;
-    const tokensSeen = await recordTokensSeen(db);
+    const tokensSeen = recordTokensSeen(stack);
     const web = browser(stack);
     const [alice, bob] = [crypto.randomUUID(), crypto.randomUUID()];
     const jwt = (sub: string) => auth.mint({ sub });
@@ -275,7 +275,7 @@ Deno.test("cafe24-disconnect", async (t) => {
     });
 
     await t.step("no token in any answer or log line", async () => {
-      const tokens = await tokensSeen();
+      const tokens = tokensSeen();
       assert.ok(tokens.length >= 10, `tokens were captured (${tokens.length})`);
       const visible = [...answers, ...stack.functions.output].join("\n");
       assert.ok(visible.includes("cafe24_disconnected"), "the disconnects were logged");

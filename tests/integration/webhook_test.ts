@@ -29,7 +29,7 @@ Deno.test("cafe24-webhook", async (t) => {
   const stack = await startRefreshStack();
   try {
     const { db, sandbox, functions } = stack;
-    const tokensSeen = await recordTokensSeen(db);
+    const tokensSeen = recordTokensSeen(stack);
     const notice = async (body: unknown, raw = false, url = functions.url) => {
       const response = await fetch(`${url}/cafe24-webhook`, {
         method: "POST",
@@ -268,7 +268,7 @@ Deno.test("cafe24-webhook", async (t) => {
     );
 
     await t.step("no token in a log line", async () => {
-      const tokens = await tokensSeen();
+      const tokens = tokensSeen();
       assert.ok(tokens.length >= 10, `tokens were captured (${tokens.length})`);
       const logs = functions.output.join("\n");
       for (const token of tokens) assert.ok(!logs.includes(token), "a token was logged");

@@ -95,6 +95,8 @@ export async function startRefreshStack(options: StackOptions = {}): Promise<Ref
       ...options.sandbox,
     });
     cleanups.push(() => sandbox.close());
+    // A fresh token key ring per stack (sandboxFunctionEnv), shared by every functions process
+    // this stack starts: they all read the one database.
     const env: Record<string, string> = {
       ...sandboxFunctionEnv(db.dbUrl, sandbox, TEST_APP),
       CAFE24_REQUEST_TIMEOUT_MS: "3000",

@@ -343,6 +343,39 @@ Deno.test("issueTokens is a new grant: the previous token is superseded, not reu
   });
 });
 
+Deno.test("issuedTokens lists every token value handed out, and resetCounters keeps it", async () => {
+  await withSandbox(async (sb) => {
+    const granted = sb.issueTokens("issuedone");
+    assert.deepEqual(sb.issuedTokens(), [granted.accessToken, granted.refreshToken]);
+    const rotated = await refresh(sb, "issuedone", granted.refreshToken);
+    assert.equal(rotated.status, 200, rotated.text);
+    sb.queueFaults("issuedone", [{ kind: "malformed_200", variant: "wrong_types" }]);
+    const fake = await refresh(sb, "issuedone", rotated.json.refresh_token);
+    assert.equal(typeof fake.json.access_token, "string", fake.text);
+    sb.resetCounters();
+    const auth = await authorize(sb, "issuedone");
+    const exchanged = await tokenFetch(sb, "issuedone", {
+      grant_type: "authorization_code",
+      code: auth.location!.searchParams.get("code")!,
+      redirect_uri: REDIRECT,
+    }).then(answer);
+    assert.equal(exchanged.status, 200, exchanged.text);
+    const list = sb.issuedTokens();
+    assert.deepEqual(list, [
+      granted.accessToken,
+      granted.refreshToken,
+      rotated.json.access_token,
+      rotated.json.refresh_token,
+      fake.json.access_token,
+      fake.json.refresh_token,
+      exchanged.json.access_token,
+      exchanged.json.refresh_token,
+    ]);
+    list.pop();
+    assert.equal(sb.issuedTokens().length, 8, "a copy");
+  });
+});
+
 Deno.test("authorize redirects with code and unchanged state; code is single-use", async () => {
   await withSandbox(async (sb) => {
     sb.addMall("codemall");

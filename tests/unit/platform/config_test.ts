@@ -5,10 +5,12 @@ import {
   type Config,
   configRules,
   configWarnings,
+  FUNCTION_SETTINGS,
   LEASE_SLACK_MS,
   loadConfig,
   REFRESH_CONFIG_REQUIRED,
   refreshSettings,
+  tokenKeyWarnings,
 } from "../../../supabase/functions/_shared/platform/config.ts";
 import { SECRET_MIN_LENGTH } from "../../../supabase/functions/_shared/platform/secrets.ts";
 import { CONFIG_WARNINGS } from "../../../supabase/functions/_shared/platform/errors.ts";
@@ -375,6 +377,56 @@ Deno.test("a short CRON_SECRET is accepted and reported as CRON_SECRET_WEAK", ()
   assert.match(CONFIG_WARNINGS.CRON_SECRET_WEAK.message, /shorter than 32 characters/);
   assert.deepEqual(configWarnings(refreshConfig({ CRON_SECRET: "x".repeat(32) })), []);
   assert.deepEqual(configWarnings(refreshConfig()), [], "no secret set: nothing to warn about");
+});
+
+const KEY = btoa(String.fromCharCode(...new Uint8Array(32).fill(5)));
+
+Deno.test("the token key ring's problems are warnings, each saying what to do", () => {
+  const ring = (keys: unknown, id?: string) =>
+    tokenKeyWarnings(
+      refreshConfig({
+        CAFE24_TOKEN_KEYS: typeof keys === "string" ? keys : JSON.stringify(keys),
+        CAFE24_TOKEN_KEY_ID: id,
+      }),
+    );
+  assert.deepEqual(ring({ k1: KEY, k0: KEY }, "k1"), []);
+  assert.deepEqual(tokenKeyWarnings(refreshConfig()), ["TOKEN_KEYS_MISSING"]);
+  assert.deepEqual(tokenKeyWarnings(refreshConfig({ CAFE24_TOKEN_KEY_ID: "k1" })), [
+    "TOKEN_KEYS_MISSING",
+  ]);
+  assert.deepEqual(ring({ k1: KEY }), ["TOKEN_KEY_ID_UNKNOWN"]);
+  assert.deepEqual(ring({ k1: KEY }, "k2"), ["TOKEN_KEY_ID_UNKNOWN"]);
+  assert.deepEqual(ring({ k1: KEY, k0: "c2hvcnQ=" }, "k1"), ["TOKEN_KEYS_INVALID"]);
+  assert.deepEqual(ring({ k1: "c2hvcnQ=" }, "k1"), ["TOKEN_KEYS_INVALID", "TOKEN_KEY_ID_UNKNOWN"]);
+  assert.deepEqual(ring({ "k 1": KEY }, "k1"), ["TOKEN_KEYS_INVALID", "TOKEN_KEY_ID_UNKNOWN"]);
+  for (
+    const code of ["TOKEN_KEYS_MISSING", "TOKEN_KEY_ID_UNKNOWN", "TOKEN_KEYS_INVALID"] as const
+  ) {
+    assert.match(CONFIG_WARNINGS[code].message, /CAFE24_TOKEN_KEY/, code);
+  }
+});
+
+Deno.test("a malformed ring never makes cafe24-refresh, -token or -webhook refuse", () => {
+  for (const name of ["cafe24-refresh", "cafe24-token", "cafe24-webhook"] as const) {
+    const { required, uses, tolerates } = FUNCTION_SETTINGS[name];
+    const loaded = loadConfig(
+      { ...REFRESH_ENV, CAFE24_TOKEN_KEYS: "not json " + KEY, CAFE24_TOKEN_KEY_ID: "no kid!" },
+      required,
+      uses,
+      tolerates,
+    );
+    assert.ok(loaded.ok, name);
+    assert.deepEqual(loaded.ignored, ["CAFE24_TOKEN_KEYS", "CAFE24_TOKEN_KEY_ID"]);
+    assert.deepEqual(tokenKeyWarnings(loaded.config, loaded.ignored), [
+      "TOKEN_KEYS_INVALID",
+      "TOKEN_KEY_ID_UNKNOWN",
+    ]);
+    assert.deepEqual(configWarnings(loaded.config, loaded.ignored), ["CONFIG_VALUE_IGNORED"]);
+  }
+  const refused = loadConfig({ CAFE24_TOKEN_KEYS: "not json " + KEY }, []);
+  assert.ok(!refused.ok);
+  assert.ok(!JSON.stringify(refused).includes(KEY), "the ring is never echoed");
+  assert.match(refused.rules[0]!, /^CAFE24_TOKEN_KEYS must be a JSON object of key ids/);
 });
 
 Deno.test("CAFE24_USER_REFRESH_INTERVAL_S is read from its string", () => {

@@ -34,6 +34,8 @@ const INVALID: Partial<Record<EnvName, string>> = {
   CAFE24_ACCEPT_SERVICE_ROLE_KEY: "maybe",
   CAFE24_EVENTS_WEBHOOK_URL: "ftp://events.example",
   CAFE24_EVENTS_WEBHOOK_SECRET: "short",
+  CAFE24_TOKEN_KEYS: "k1=c2VjcmV0",
+  CAFE24_TOKEN_KEY_ID: "key one",
 };
 const ANY_TEXT: EnvName[] = [
   "SUPABASE_DB_URL",

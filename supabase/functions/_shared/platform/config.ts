@@ -4,6 +4,7 @@ import { parseScopeList } from "../cafe24/scopes.ts";
 import { KEEP_ALIVE_WINDOW_MS, REFRESH_POLICIES, type RefreshPolicy } from "../refresh/scope.ts";
 import type { ConfigWarningCode } from "./errors.ts";
 import { SECRET_MIN_LENGTH } from "./secrets.ts";
+import { isKeyRingObject, KID_PATTERN, readKeyRing } from "./token_crypto.ts";
 
 /**
  * Every environment variable the functions read, in one schema. Each function names the ones it
@@ -138,6 +139,19 @@ const EnvSchema = z.object({
    * and replayable.
    */
   CAFE24_WEBHOOK_API_KEY: text("the WebHook key from Cafe24 Developers (sent as X-API-Key)"),
+  /**
+   * The key ring tokens are encrypted with at rest (token_crypto.ts). Only "not a JSON object" is
+   * refused here: an entry with a bad key id or key is set aside and reported
+   * (TOKEN_KEYS_INVALID, tokenKeyWarnings) while the other entries stay usable, because refusing
+   * the whole ring would leave every value written with its good keys unreadable.
+   */
+  CAFE24_TOKEN_KEYS: z.string().refine(isKeyRingObject).optional()
+    .describe(
+      'a JSON object of key ids (1-32 letters, digits, _ or -) to base64 of 32 random bytes, e.g. {"k2025":"<openssl rand 32 | base64>"}',
+    ),
+  /** The key id of CAFE24_TOKEN_KEYS that new values are written with; older ids still decrypt. */
+  CAFE24_TOKEN_KEY_ID: z.string().regex(KID_PATTERN).optional()
+    .describe("a key id of CAFE24_TOKEN_KEYS (1-32 letters, digits, _ or -)"),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -242,6 +256,28 @@ export function configWarnings(config: Env, ignored: readonly string[] = []): Co
   if (ignored.length > 0) warnings.push("CONFIG_VALUE_IGNORED");
   if (config.CRON_SECRET !== undefined && config.CRON_SECRET.length < SECRET_MIN_LENGTH) {
     warnings.push("CRON_SECRET_WEAK");
+  }
+  return warnings;
+}
+
+/**
+ * What is wrong with the token key ring, as configuration warnings: never a refusal, since a
+ * function that refused would stop the refreshes of every connection, not only of those whose
+ * values it cannot read. `ignored` is loadConfig's: a ring that is not JSON at all was set aside.
+ */
+export function tokenKeyWarnings(
+  config: Env,
+  ignored: readonly string[] = [],
+): ConfigWarningCode[] {
+  if (ignored.includes("CAFE24_TOKEN_KEYS")) return ["TOKEN_KEYS_INVALID", "TOKEN_KEY_ID_UNKNOWN"];
+  const { problems } = readKeyRing(config.CAFE24_TOKEN_KEYS, config.CAFE24_TOKEN_KEY_ID);
+  if (problems.some((problem) => problem.code === "keys_missing")) return ["TOKEN_KEYS_MISSING"];
+  const warnings: ConfigWarningCode[] = [];
+  if (problems.some((p) => p.code === "keys_not_object" || p.code.endsWith("_invalid"))) {
+    warnings.push("TOKEN_KEYS_INVALID");
+  }
+  if (problems.some((p) => p.code === "active_missing" || p.code === "active_unknown")) {
+    warnings.push("TOKEN_KEY_ID_UNKNOWN");
   }
   return warnings;
 }
@@ -392,6 +428,14 @@ const SECRET_KEY_VARIABLES = [
   "CRON_SECRET",
 ] as const satisfies readonly EnvName[];
 const SCHEDULER_VARIABLES = ["CRON_SECRET"] as const satisfies readonly EnvName[];
+/**
+ * The token key ring (token_crypto.ts). Where a refresh runs it is tolerated: a malformed ring is
+ * a warning (tokenKeyWarnings), never a refusal that would stop every mall's refreshes.
+ */
+const TOKEN_KEY_VARIABLES = [
+  "CAFE24_TOKEN_KEYS",
+  "CAFE24_TOKEN_KEY_ID",
+] as const satisfies readonly EnvName[];
 
 /** What calling Cafe24 as the app reads (token, revoke and shop requests). */
 const CAFE24_APP_VARIABLES = [
@@ -472,9 +516,10 @@ export const FUNCTION_SETTINGS = {
   },
   "cafe24-refresh": {
     required: REFRESH_CONFIG_REQUIRED,
-    tolerates: [...REFRESH_TUNING, "CAFE24_USER_REFRESH_INTERVAL_S"],
+    tolerates: [...REFRESH_TUNING, ...TOKEN_KEY_VARIABLES, "CAFE24_USER_REFRESH_INTERVAL_S"],
     uses: [
       ...REFRESH_VARIABLES,
+      ...TOKEN_KEY_VARIABLES,
       ...SCHEDULER_VARIABLES,
       "CAFE24_USER_REFRESH_INTERVAL_S",
       "CORS_ALLOWED_ORIGINS",
@@ -482,13 +527,23 @@ export const FUNCTION_SETTINGS = {
   },
   "cafe24-token": {
     required: REFRESH_CONFIG_REQUIRED,
-    tolerates: REFRESH_TUNING,
-    uses: [...REFRESH_VARIABLES, ...SECRET_KEY_VARIABLES, "CORS_ALLOWED_ORIGINS"],
+    tolerates: [...REFRESH_TUNING, ...TOKEN_KEY_VARIABLES],
+    uses: [
+      ...REFRESH_VARIABLES,
+      ...TOKEN_KEY_VARIABLES,
+      ...SECRET_KEY_VARIABLES,
+      "CORS_ALLOWED_ORIGINS",
+    ],
   },
   "cafe24-webhook": {
     required: REFRESH_CONFIG_REQUIRED,
-    tolerates: [...REFRESH_TUNING, "CAFE24_WEBHOOK_API_KEY"],
-    uses: [...REFRESH_VARIABLES, "CAFE24_WEBHOOK_API_KEY", "CORS_ALLOWED_ORIGINS"],
+    tolerates: [...REFRESH_TUNING, ...TOKEN_KEY_VARIABLES, "CAFE24_WEBHOOK_API_KEY"],
+    uses: [
+      ...REFRESH_VARIABLES,
+      ...TOKEN_KEY_VARIABLES,
+      "CAFE24_WEBHOOK_API_KEY",
+      "CORS_ALLOWED_ORIGINS",
+    ],
   },
 } as const satisfies Record<
   string,

@@ -100,6 +100,13 @@ export const REQUEST_ERRORS = {
     status: 503,
     message: "No access token valid long enough: its refresh failed (see reason); try again later",
   },
+  // A stored token names a key (details.kid) that CAFE24_TOKEN_KEYS no longer holds: it comes
+  // back once the key is restored, so the connection is not given up.
+  TOKEN_KEY_UNAVAILABLE: {
+    status: 503,
+    message:
+      "The connection's tokens are encrypted with a key the functions do not have (details.kid); try again once the operator restores it",
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type RequestErrorCode = keyof typeof REQUEST_ERRORS;
@@ -121,6 +128,18 @@ export const CONFIG_WARNINGS = {
   CRON_SECRET_WEAK: {
     message:
       `CRON_SECRET is shorter than ${SECRET_MIN_LENGTH} characters; set a longer one (openssl rand -base64 32) in the functions' secrets and in the Vault secret cafe24_cron_secret`,
+  },
+  TOKEN_KEYS_MISSING: {
+    message:
+      'CAFE24_TOKEN_KEYS is not set, so tokens cannot be encrypted or read at rest; set it in the functions\' secrets to {"<key id>":"<openssl rand 32 | base64>"} and CAFE24_TOKEN_KEY_ID to that key id, and keep a copy outside Supabase',
+  },
+  TOKEN_KEY_ID_UNKNOWN: {
+    message:
+      "CAFE24_TOKEN_KEY_ID is unset or names no valid key of CAFE24_TOKEN_KEYS, so new tokens cannot be written; set it to one of the ring's key ids",
+  },
+  TOKEN_KEYS_INVALID: {
+    message:
+      "CAFE24_TOKEN_KEYS is not a JSON object, or some of its entries are not a key id (1-32 letters, digits, _ or -) with base64 of exactly 32 bytes; those entries are unusable (values written with them do not decrypt): fix them from your copy of the ring",
   },
   CONFIG_VALUE_IGNORED: {
     message:
