@@ -15,7 +15,7 @@ export const REQUEST_ERRORS = {
   BODY_TOO_LARGE: { status: 413, message: "The request body is larger than the functions accept" },
   RATE_LIMITED: {
     status: 429,
-    message: "A refresh was started moments ago; try again after Retry-After seconds",
+    message: "Too many calls moments ago; try again after Retry-After seconds",
   },
   INVALID_MALL_ID: { status: 400, message: "mall_id must be 4-16 lowercase letters or digits" },
   INVALID_SCOPE: {
@@ -99,6 +99,12 @@ export const REQUEST_ERRORS = {
   TOKEN_UNAVAILABLE: {
     status: 503,
     message: "No access token valid long enough: its refresh failed (see reason); try again later",
+  },
+  // cafe24-api / cafe24Fetch: the Admin API through the connector.
+  INVALID_PATH: {
+    status: 400,
+    message:
+      "path must be a plain Admin API path under /api/v2/admin/ (no .., encoded dots or slashes, backslashes, //, @, fragment or scheme)",
   },
 } as const satisfies Record<string, { status: number; message: string }>;
 
