@@ -12,7 +12,9 @@ export const ADMIN_PATH_PREFIX = "/api/v2/admin/";
 
 const MAX_PATH_LENGTH = 2048;
 /** Characters and sequences that have no place in a plain resource path. */
-const REFUSED = /[\\#?@\s\x00-\x1f\x7f]|\/\/|%(2e|2f|5c|00|40|23|3f)/i;
+const REFUSED = /[\\#?@\s]|\/\/|%(2e|2f|5c|00|40|23|3f)/i;
+/** Control characters (U+0000-U+001F, U+007F): no path has them. */
+const hasControl = (text: string) => [...text].some((c) => c < " " || c === "\x7f");
 
 export type QueryValue = string | number | boolean;
 
@@ -54,7 +56,8 @@ export function checkAdminPath(path: unknown): string {
   if (
     typeof path !== "string" || path.length > MAX_PATH_LENGTH ||
     !path.startsWith(ADMIN_PATH_PREFIX) || path.length === ADMIN_PATH_PREFIX.length ||
-    REFUSED.test(path) || path.split("/").some((segment) => segment === "." || segment === "..")
+    REFUSED.test(path) || hasControl(path) ||
+    path.split("/").some((segment) => segment === "." || segment === "..")
   ) {
     throw new RequestError("INVALID_PATH");
   }
