@@ -544,6 +544,7 @@ async function main(): Promise<number> {
       const [name, method] of [
         ["cafe24-connections", "GET"],
         ["cafe24-token", "GET"],
+        ["cafe24-api", "POST"],
         ["cafe24-disconnect", "POST"],
         ["cafe24-events", "POST"],
       ] as const

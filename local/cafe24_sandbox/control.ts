@@ -13,8 +13,12 @@
 //                                                       app_deleted_refresh
 //   GET  counters, POST counters/reset, GET log (refresh log), GET revocations
 //   GET  requests?since=N&wait_ms=M                     requests after seq N, waiting up to M ms
+//   POST malls/{id}/kill_access_tokens                 its access tokens die now (401s)
+//   GET  malls/{id}/calls_per_second                    {seconds: {"<second>": calls}}
 //   POST faults, POST faults/queue, POST faults/clear, GET|POST clock
 //   POST notices {mall_id, event_no, url, api_key}     send an app notice (notices.ts)
+//   POST faults/admin_queue {scope, kinds}              faults for the next Admin API calls
+//                                                       (rate_limited, rate_limited_retry_after, …)
 
 import type { Cafe24Sandbox, IssueOptions, MallOptions, SandboxSettings } from "./types.ts";
 import { handleNoticeControl } from "./notices.ts";
@@ -200,6 +204,14 @@ async function dispatch(
     }
     case "POST notices":
       return await handleNoticeControl(request);
+    case "POST faults/admin_queue": {
+      const body = await readJson(request);
+      const scope = field<string>(body, "scope", isString);
+      if (scope === undefined) throw new BadRequest("scope is required");
+      if (!Array.isArray(body.kinds)) throw new BadRequest("kinds must be an array");
+      sandbox.queueAdminFaults(scope, body.kinds as never);
+      return jsonResponse(200, {});
+    }
     case "POST faults/clear":
       sandbox.clearFaults();
       return jsonResponse(200, {});
@@ -233,6 +245,14 @@ async function dispatch(
       const refreshToken = field<string>(await readJson(request), "refresh_token", isString);
       sandbox.revokeRefreshToken(mallId, refreshToken);
       return jsonResponse(200, {});
+    }
+    if (request.method === "POST" && action === "kill_access_tokens") {
+      if (!known) return jsonResponse(404, { error: "unknown mall" });
+      return jsonResponse(200, { killed: sandbox.killAccessTokens(mallId) });
+    }
+    if (request.method === "GET" && action === "calls_per_second") {
+      if (!known) return jsonResponse(404, { error: "unknown mall" });
+      return jsonResponse(200, { seconds: sandbox.callsPerSecond(mallId) });
     }
     if (request.method === "POST" && action === "config") {
       // Changes a mall's behaviour (uninstall, grant mode, …) without issuing tokens.

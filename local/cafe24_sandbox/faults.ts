@@ -103,6 +103,7 @@ export function normalizeSpec(input: unknown): FaultSpec {
 export class FaultController {
   private plans = new Map<string, FaultPlan>();
   private queues = new Map<string, FaultSpec[]>();
+  private adminQueues = new Map<string, FaultSpec[]>();
   // Separate streams, so turning jitter on does not change which requests get faults.
   private readonly faultRandom: () => number;
   private readonly jitterRandom: () => number;
@@ -123,9 +124,18 @@ export class FaultController {
     this.queues.set(scope, queue);
   }
 
+  /** Faults for the next Admin API calls of a mall (or `*`), in order; token requests skip them. */
+  enqueueAdmin(scope: string, kinds: (FaultKind | FaultSpec)[]): void {
+    const specs = kinds.map(normalizeSpec);
+    const queue = this.adminQueues.get(scope) ?? [];
+    queue.push(...specs);
+    this.adminQueues.set(scope, queue);
+  }
+
   clear(): void {
     this.plans.clear();
     this.queues.clear();
+    this.adminQueues.clear();
   }
 
   private setting<K extends keyof FaultPlan>(mallId: string, key: K): FaultPlan[K] | undefined {
@@ -140,6 +150,8 @@ export class FaultController {
     let spec: FaultSpec | undefined;
     if (consumeQueue) {
       spec = this.queues.get(mallId)?.shift() ?? this.queues.get(GLOBAL_SCOPE)?.shift();
+    } else {
+      spec = this.adminQueues.get(mallId)?.shift() ?? this.adminQueues.get(GLOBAL_SCOPE)?.shift();
     }
     if (!spec) {
       const probabilities = this.setting(mallId, "probabilities");

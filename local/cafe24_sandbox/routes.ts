@@ -529,3 +529,115 @@ export function handleOtherAdmin(ctx: SandboxContext, mall: Mall): Handled {
   }
   return { response: apiError(404, "Not Found"), kind: "other", outcome: "not_found" };
 }
+
+/** A sandbox product: the fields the Admin API's product resource names, a few of them. */
+interface Product {
+  shop_no: number;
+  product_no: number;
+  product_code: string;
+  product_name: string;
+  price: string;
+  display: "T" | "F";
+  selling: "T" | "F";
+  updated_date: string;
+}
+
+const products = new WeakMap<Mall, Map<number, Product>>();
+
+/** The mall's products: three to start with, changed only by PUT. */
+function productsOf(mall: Mall): Map<number, Product> {
+  let list = products.get(mall);
+  if (list === undefined) {
+    list = new Map();
+    for (const no of [11, 12, 13]) {
+      list.set(no, {
+        shop_no: 1,
+        product_no: no,
+        product_code: `P0000${String(no).padStart(3, "0")}`,
+        product_name: `${mall.id} product ${no}`,
+        price: `${no}000.00`,
+        display: "T",
+        selling: "T",
+        updated_date: "2026-12-01T10:00:00+09:00",
+      });
+    }
+    products.set(mall, list);
+  }
+  return list;
+}
+
+/**
+ * `/api/v2/admin/products` (GET: the list, `limit` honoured), `/products/{no}` (GET: one; PUT
+ * `{"request": {…}}`: change its name, price, display or selling). Metered, authorized and faulted
+ * like the shop list; an access token needs mall.read_product, and mall.write_product for PUT.
+ */
+export async function handleProducts(
+  ctx: SandboxContext,
+  mall: Mall,
+  request: Request,
+  productNo: number | null,
+): Promise<Handled> {
+  const { state, options } = ctx;
+  state.counters.requests.other++;
+  const kind = "other";
+  const answer = (response: Response, outcome: string): Handled => ({ response, kind, outcome });
+  const allowed = productNo === null ? ["GET"] : ["GET", "PUT"];
+  if (!allowed.includes(request.method)) {
+    return answer(apiError(405, "Method Not Allowed"), "method_not_allowed");
+  }
+  const fault = ctx.faults.pick(mall.id, false);
+  if (await delayed(ctx, mall, request) === "aborted") return answer(abandoned(), "aborted");
+  if (fault) return answer(await injected(ctx, mall, request, fault, undefined), "fault");
+  const verdict = meter(
+    mall,
+    ctx.clock.now(),
+    options.bucketCapacity,
+    options.bucketDrainPerSecond,
+  );
+  const headers = verdict.headers;
+  if (!verdict.allowed) {
+    state.counters.rateLimited++;
+    return answer(apiError(429, "Too Many Requests", headers), "rate_limited");
+  }
+  const match = /^Bearer\s+(\S+)$/i.exec(request.headers.get("authorization") ?? "");
+  const grant = match?.[1] === undefined ? "invalid" : state.checkAccessToken(mall, match[1]);
+  if (grant === "invalid") {
+    return answer(apiError(401, "Invalid access_token", headers), "invalid_token");
+  }
+  if (grant === "expired") {
+    return answer(apiError(401, "access_token time expired", headers), "expired_token");
+  }
+  if (mall.config.appDeleted) {
+    return answer(apiError(403, APP_DELETED_MESSAGE, headers), "app_deleted");
+  }
+  const needed = request.method === "PUT" ? "mall.write_product" : "mall.read_product";
+  if (!grant.scopes.includes(needed)) {
+    return answer(
+      apiError(403, `Insufficient scope: ${needed} is required`, headers),
+      "insufficient_scope",
+    );
+  }
+  const list = productsOf(mall);
+  if (productNo === null) {
+    const limit = Number(new URL(request.url).searchParams.get("limit") ?? "10");
+    const page = [...list.values()].slice(0, Number.isInteger(limit) && limit > 0 ? limit : 10);
+    return answer(jsonResponse(200, { products: structuredClone(page) }, headers), "ok");
+  }
+  const product = list.get(productNo);
+  if (product === undefined) return answer(apiError(404, "No product found", headers), "not_found");
+  if (request.method === "PUT") {
+    let changes: Record<string, unknown> = {};
+    try {
+      const parsed = await request.json();
+      changes = parsed?.request ?? {};
+    } catch {
+      return answer(apiError(400, "The body must be JSON", headers), "bad_request");
+    }
+    for (const key of ["product_name", "price", "display", "selling"] as const) {
+      const value = changes[key];
+      if (typeof value === "string") (product as unknown as Record<string, string>)[key] = value;
+    }
+    product.updated_date = new Date(ctx.clock.now()).toISOString();
+  }
+  return answer(jsonResponse(200, { product: structuredClone(product) }, headers), "ok");
+}

@@ -4,6 +4,7 @@ import { FaultController, InjectedReset } from "./faults.ts";
 import {
   handleAuthorize,
   handleOtherAdmin,
+  handleProducts,
   handleRevoke,
   handleShops,
   handleToken,
@@ -145,6 +146,15 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
     setFaults: (scope, plan) => faults.setPlan(scope, plan),
     queueFaults: (scope: string, kinds: (FaultKind | FaultSpec)[]) => faults.enqueue(scope, kinds),
     clearFaults: () => faults.clear(),
+    queueAdminFaults: (scope, kinds) => faults.enqueueAdmin(scope, kinds),
+    killAccessTokens(mallId) {
+      const mall = state.malls.get(mallId);
+      return mall === undefined ? 0 : state.killAccessTokens(mall);
+    },
+    callsPerSecond(mallId) {
+      const mall = state.malls.get(mallId);
+      return Object.fromEntries([...mall?.callsBySecond ?? []].map(([s, n]) => [String(s), n]));
+    },
     counters: () => structuredClone(state.counters),
     refreshLog: () => state.refreshLog.map((entry) => ({ ...entry })),
     requestLog: (since = 0) => state.requestsSince(since),
@@ -190,6 +200,11 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
     if (!mall) {
       state.counters.requests.other++;
       return { response: apiError(404, "Not Found"), kind: "other", outcome: "unknown_mall" };
+    }
+    if (path.startsWith("api/v2/admin/")) state.countAdminCall(mall);
+    const product = /^api\/v2\/admin\/products(?:\/(\d{1,9}))?$/.exec(path);
+    if (product !== null) {
+      return await handleProducts(ctx, mall, request, product[1] ? Number(product[1]) : null);
     }
     switch (path) {
       case "api/v2/oauth/authorize":

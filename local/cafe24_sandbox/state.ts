@@ -84,6 +84,8 @@ export interface Mall {
   codes: Map<string, AuthCode>;
   consents: Map<string, PendingConsent>;
   bucket: { level: number; lastMs: number };
+  /** Admin API calls that arrived in each second of the sandbox clock (floor(ms / 1000)). */
+  callsBySecond: Map<number, number>;
   inFlightRefreshes: number;
   /** In-flight refreshes per presented refresh token. */
   inFlightByToken: Map<string, number>;
@@ -234,6 +236,7 @@ export class SandboxState {
       codes: new Map(),
       consents: new Map(),
       bucket: { level: 0, lastMs: this.clock.now() },
+      callsBySecond: new Map(),
       inFlightRefreshes: 0,
       inFlightByToken: new Map(),
     };
@@ -498,6 +501,27 @@ export class SandboxState {
     // The access token of a pair that already rotated, still valid until its expiry.
     mall.accessTokens.delete(token);
     return "access_token_revoked";
+  }
+
+  /** Counts an Admin API call in the second it arrived (the last hour is kept). */
+  countAdminCall(mall: Mall): void {
+    const second = Math.floor(this.clock.now() / 1000);
+    mall.callsBySecond.set(second, (mall.callsBySecond.get(second) ?? 0) + 1);
+    if (mall.callsBySecond.size > 3600) {
+      for (const key of mall.callsBySecond.keys()) {
+        if (key < second - 3600) mall.callsBySecond.delete(key);
+      }
+    }
+  }
+
+  /**
+   * Kills every access token of the mall before its expiry (the fault "a token dies early"):
+   * Admin API calls with them answer 401 Invalid access_token; refresh tokens live on.
+   */
+  killAccessTokens(mall: Mall): number {
+    const killed = mall.accessTokens.size;
+    mall.accessTokens.clear();
+    return killed;
   }
 
   checkAccessToken(mall: Mall, token: string): AccessGrant | "expired" | "invalid" {

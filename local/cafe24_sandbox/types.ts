@@ -362,6 +362,16 @@ export interface Cafe24Sandbox {
   setFaults(scope: string, plan: FaultPlan): void;
   queueFaults(scope: string, kinds: (FaultKind | FaultSpec)[]): void;
   clearFaults(): void;
+  /**
+   * Faults for the next Admin API calls (shops, products, …) of a mall or `*`, in order, e.g.
+   * `rate_limited` (429 without Retry-After) or `rate_limited_retry_after` (429 with
+   * `Retry-After: retryAfterSeconds` of the plan, default 2).
+   */
+  queueAdminFaults(scope: string, kinds: (FaultKind | FaultSpec)[]): void;
+  /** Kills the mall's access tokens now (401 Invalid access_token); its refresh tokens live. */
+  killAccessTokens(mallId: string): number;
+  /** Admin API calls of the mall that arrived in each second of the sandbox clock, by second. */
+  callsPerSecond(mallId: string): Record<string, number>;
   counters(): SandboxCounters;
   /** Every refresh request since the start or the last resetCounters(), oldest first (at most
    * the latest 100,000). A copy. */

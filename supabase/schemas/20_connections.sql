@@ -49,7 +49,10 @@ create table cafe24_private.connections (
   updated_at timestamptz not null default now(),
   -- When the app last asked for this connection's access token (note_token_request). The
   -- keep_alive refresh policy keeps such connections' access tokens fresh for a while after.
-  token_requested_at timestamptz
+  token_requested_at timestamptz,
+  -- When an Admin API call's 401 last made this connection due (reject_access_token,
+  -- 90_admin_api.sql): at most one such refresh per mall per 10 minutes.
+  token_rejected_at timestamptz
 ) with (fillfactor = 80);
 
 comment on table cafe24_private.connections is

@@ -274,7 +274,7 @@ Deno.test("cafe24-disconnect", async (t) => {
       assert.equal((await connectionState(db, unreachable.id)).status, "disconnected");
     });
 
-    await t.step("no token in any answer or log line", async () => {
+    await t.step("no token in any answer or log line", () => {
       const tokens = tokensSeen();
       assert.ok(tokens.length >= 10, `tokens were captured (${tokens.length})`);
       const visible = [...answers, ...stack.functions.output].join("\n");

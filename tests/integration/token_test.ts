@@ -478,7 +478,7 @@ Deno.test("cafe24-token", async (t) => {
       assert.equal(untouched!.lease_id, null, "no lease unless due");
     });
 
-    await t.step("no token ever appears in the functions' logs", async () => {
+    await t.step("no token ever appears in the functions' logs", () => {
       const seen = tokensSeen();
       assert.ok(seen.length > 10, `${seen.length} tokens seen`);
       const issued = answers.flatMap((text) => {

@@ -267,7 +267,7 @@ Deno.test("cafe24-webhook", async (t) => {
       },
     );
 
-    await t.step("no token in a log line", async () => {
+    await t.step("no token in a log line", () => {
       const tokens = tokensSeen();
       assert.ok(tokens.length >= 10, `tokens were captured (${tokens.length})`);
       const logs = functions.output.join("\n");

@@ -79,7 +79,7 @@ async function schemaObjects(): Promise<Set<string>> {
     if (!entry.name.endsWith(".sql")) continue;
     const text = await Deno.readTextFile(new URL(entry.name, dir));
     const creates =
-      /create\s+(?:or\s+replace\s+)?(?:function|view|table|type)\s+cafe24_private\.([a-z_][a-z0-9_]*)/gi;
+      /create\s+(?:or\s+replace\s+)?(?:unlogged\s+)?(?:function|view|table|type)\s+cafe24_private\.([a-z_][a-z0-9_]*)/gi;
     for (const [, name] of text.matchAll(creates)) names.add(name!);
   }
   return names;

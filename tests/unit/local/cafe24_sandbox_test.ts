@@ -1821,7 +1821,7 @@ Deno.test("app deleted: Admin API 403 told apart from a missing scope; refresh i
     assert.equal(reconnected.status, 200, reconnected.text);
     assert.equal((await shops(sb, "gonemall", reconnected.json.access_token)).status, 200);
     const unknownPath = await answer(
-      await fetch(`${sb.url}/gonemall/api/v2/admin/products`, {
+      await fetch(`${sb.url}/gonemall/api/v2/admin/orders`, {
         headers: { authorization: `Bearer ${reconnected.json.access_token}` },
       }),
     );

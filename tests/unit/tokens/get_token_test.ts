@@ -95,6 +95,11 @@ class FakeTokenStore implements TokenStore {
     return Promise.resolve();
   }
 
+  rejectToken(): Promise<"marked"> {
+    this.row = { ...this.row, accessExpiresAt: new Date(this.clock.now()) };
+    return Promise.resolve("marked");
+  }
+
   claim(runId: string): Promise<Claim | null> {
     const now = this.clock.now();
     const { row } = this;

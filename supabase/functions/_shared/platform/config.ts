@@ -118,6 +118,19 @@ const EnvSchema = z.object({
    * limited.
    */
   CAFE24_USER_REFRESH_INTERVAL_S: integer(30, 1, 3_600),
+  /**
+   * The Admin API calls a mall's bucket holds at Cafe24 (X-Api-Call-Limit's denominator; 40 for
+   * most malls). Only the first call of a mall uses it: every answer's X-Api-Call-Limit replaces it.
+   */
+  CAFE24_API_BUCKET_CAPACITY: integer(40, 1, 10_000),
+  /** How many calls a second a mall's bucket drains at Cafe24 (2 for most malls). */
+  CAFE24_API_BUCKET_DRAIN_PER_S: z.coerce.number().min(0.1).max(1_000).default(2)
+    .describe("a number from 0.1 to 1000"),
+  /**
+   * At most this many Admin API calls a second per mall, however much room its bucket has: Cafe24
+   * may treat 10 or more a second from one address to one mall as abuse.
+   */
+  CAFE24_API_MAX_PER_S: integer(5, 1, 9),
   /** Comma-separated origins allowed to call the functions from a browser; `*` for any. */
   CORS_ALLOWED_ORIGINS: z.string().default("*").describe("* or comma-separated origins"),
   /** JSON `{"default":"sb_secret_…"}`, injected by Supabase: the project's secret API keys. */
@@ -327,6 +340,31 @@ export function refreshSettings(
   };
 }
 
+/** What an Admin API call through the connector needs: the token's path and the mall's bucket. */
+export interface AdminApiSettings extends TokenPathSettings {
+  bucketCapacity: number;
+  bucketDrainPerS: number;
+  maxPerS: number;
+}
+
+type TokenPathSettings = Pick<RefreshSettings, "app" | "leaseMs" | "keepAliveWindowMs">;
+
+export const ADMIN_API_CONFIG_REQUIRED = REFRESH_CONFIG_REQUIRED;
+
+export function adminApiSettings(
+  config: Config<(typeof ADMIN_API_CONFIG_REQUIRED)[number]>,
+): AdminApiSettings {
+  const refresh = refreshSettings(config);
+  return {
+    app: refresh.app,
+    leaseMs: refresh.leaseMs,
+    keepAliveWindowMs: refresh.keepAliveWindowMs,
+    bucketCapacity: config.CAFE24_API_BUCKET_CAPACITY,
+    bucketDrainPerS: config.CAFE24_API_BUCKET_DRAIN_PER_S,
+    maxPerS: config.CAFE24_API_MAX_PER_S,
+  };
+}
+
 /**
  * What verifying a user's JWT needs: the project URL (its JWKS is under it) and a public API key
  * to send along. Returns the names that are missing instead when there is no key.
@@ -466,6 +504,13 @@ const REFRESH_TUNING = [
 ] as const satisfies readonly EnvName[];
 const REFRESH_VARIABLES = [...REFRESH_TUNING, ...REFRESH_CONFIG_REQUIRED] as const;
 
+/** The Admin API's per-mall rate limit (adminApiSettings). */
+const ADMIN_API_VARIABLES = [
+  "CAFE24_API_BUCKET_CAPACITY",
+  "CAFE24_API_BUCKET_DRAIN_PER_S",
+  "CAFE24_API_MAX_PER_S",
+] as const satisfies readonly EnvName[];
+
 /**
  * Each function's settings: the variables it cannot work without (`required`) and every variable
  * it reads (`uses`, the required ones included). What verifying a user reads is checked when a
@@ -473,6 +518,16 @@ const REFRESH_VARIABLES = [...REFRESH_TUNING, ...REFRESH_CONFIG_REQUIRED] as con
  * CONFIG_INVALID) only on its own variables; see loadConfig.
  */
 export const FUNCTION_SETTINGS = {
+  "cafe24-api": {
+    required: ADMIN_API_CONFIG_REQUIRED,
+    tolerates: REFRESH_TUNING,
+    uses: [
+      ...REFRESH_VARIABLES,
+      ...ADMIN_API_VARIABLES,
+      ...SECRET_KEY_VARIABLES,
+      "CORS_ALLOWED_ORIGINS",
+    ],
+  },
   "cafe24-authorize": {
     required: AUTHORIZE_CONFIG_REQUIRED,
     uses: [

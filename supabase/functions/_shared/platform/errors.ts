@@ -15,7 +15,7 @@ export const REQUEST_ERRORS = {
   BODY_TOO_LARGE: { status: 413, message: "The request body is larger than the functions accept" },
   RATE_LIMITED: {
     status: 429,
-    message: "A refresh was started moments ago; try again after Retry-After seconds",
+    message: "Too many calls moments ago; try again after Retry-After seconds",
   },
   INVALID_MALL_ID: { status: 400, message: "mall_id must be 4-16 lowercase letters or digits" },
   INVALID_SCOPE: {
@@ -106,6 +106,12 @@ export const REQUEST_ERRORS = {
     status: 503,
     message:
       "The connection's tokens are encrypted with a key the functions do not have (details.kid); try again once the operator restores it",
+  },
+  // cafe24-api / cafe24Fetch: the Admin API through the connector.
+  INVALID_PATH: {
+    status: 400,
+    message:
+      "path must be a plain Admin API path under /api/v2/admin/ (no .., encoded dots or slashes, backslashes, //, @, fragment or scheme)",
   },
 } as const satisfies Record<string, { status: number; message: string }>;
 

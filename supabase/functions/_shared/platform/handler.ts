@@ -33,6 +33,8 @@ export interface FrontDoor<K extends CallerKind | "anyone"> {
    * own gate comes later, e.g. the callback's signed state).
    */
   callers: Readonly<Record<string, readonly K[]>>;
+  /** The largest request body accepted; MAX_REQUEST_BODY_BYTES (16 KiB) where not given. */
+  maxBodyBytes?: number;
   /** The handler's own headers (e.g. Cache-Control), sent with every answer. */
   headers?: Record<string, string>;
   /**
@@ -62,7 +64,7 @@ export async function enter<F extends FunctionName, K extends CallerKind | "anyo
   door: FrontDoor<K>,
 ): Promise<Entered<F, K> | Response> {
   const env = Deno.env.toObject();
-  const { cors, early } = openRequest(request, env, Object.keys(door.callers));
+  const { cors, early } = openRequest(request, env, Object.keys(door.callers), door.maxBodyBytes);
   if (early !== null) return early;
   const headers = { ...cors, ...door.headers };
 

@@ -12,6 +12,12 @@ import { logEvent } from "./log.ts";
  */
 export const MAX_REQUEST_BODY_BYTES = 16 * 1024;
 
+/**
+ * cafe24-api forwards a caller's body to the Admin API (a product with its description, a batch
+ * of orders): up to 1 MiB, the one function that reads more than MAX_REQUEST_BODY_BYTES.
+ */
+export const MAX_API_REQUEST_BODY_BYTES = 1024 * 1024;
+
 const ALLOWED_HEADERS = "authorization, x-client-info, apikey, content-type, x-cron-secret, prefer";
 
 export function jsonResponse(body: unknown, status = 200, headers: HeadersInit = {}): Response {
@@ -105,6 +111,7 @@ export function openRequest(
   request: Request,
   env: Record<string, string | undefined>,
   methods: readonly string[],
+  maxBodyBytes = MAX_REQUEST_BODY_BYTES,
 ): { cors: Record<string, string>; early: Response | null } {
   const allowed = env.CORS_ALLOWED_ORIGINS ?? "*";
   const cors = corsHeaders(request, allowed);
@@ -112,7 +119,7 @@ export function openRequest(
   if (!methods.includes(request.method)) {
     return { cors, early: errorResponse("METHOD_NOT_ALLOWED", {}, cors) };
   }
-  if (announcedBodyTooLarge(request)) {
+  if (announcedBodyTooLarge(request, maxBodyBytes)) {
     return { cors, early: errorResponse("BODY_TOO_LARGE", {}, cors) };
   }
   return { cors, early: null };

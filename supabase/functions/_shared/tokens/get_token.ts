@@ -41,7 +41,18 @@ export type { Cafe24AccessToken } from "./decide.ts";
  */
 export async function getCafe24AccessToken(
   sql: postgres.Sql,
-  request: { mallId?: string; authSettingsId?: string; minValidS?: number },
+  request: {
+    mallId?: string;
+    authSettingsId?: string;
+    minValidS?: number;
+    /**
+     * The access token Cafe24 just answered 401 to. When the connection still holds it, it is
+     * refreshed first (once for all callers that report it at once, never for a pair stored less
+     * than 5 minutes ago, at most once per mall per 10 minutes); the answer may then still be
+     * this token, when no refresh was allowed.
+     */
+    rejectedToken?: string;
+  },
   settings: TokenSettings,
   onRefreshed?: (mallId: string) => void,
 ): Promise<Cafe24AccessToken> {
@@ -50,11 +61,15 @@ export async function getCafe24AccessToken(
     ...(request.authSettingsId === undefined ? {} : { auth_settings_id: request.authSettingsId }),
     ...(request.minValidS === undefined ? {} : { min_valid_s: request.minValidS }),
   });
-  return await getAccessToken({
-    store: createTokenStore(sql),
-    settings,
-    ...(onRefreshed === undefined ? {} : { onRefreshed }),
-  }, parsed);
+  return await getAccessToken(
+    {
+      store: createTokenStore(sql),
+      settings,
+      ...(onRefreshed === undefined ? {} : { onRefreshed }),
+    },
+    parsed,
+    request.rejectedToken,
+  );
 }
 
 /** What a token request needs of the refresh settings (refreshSettings(config) has it all). */
@@ -90,6 +105,7 @@ const REFRESH_IN_PROGRESS: TokenWaitFailureCode = "REFRESH_IN_PROGRESS";
 export async function getAccessToken(
   deps: TokenDeps,
   request: TokenRequest,
+  rejectedToken?: string,
 ): Promise<Cafe24AccessToken> {
   const { store } = deps;
   const selected = selectConnection(
@@ -101,6 +117,22 @@ export async function getAccessToken(
   let row: TokenRow = selected.row;
   const id = row.authSettingsId;
   await fromDatabase("cafe24_private.note_token_request", () => store.noteRequest(id));
+  if (rejectedToken !== undefined && row.accessToken === rejectedToken) {
+    // A verdict other than `marked` leaves the row as it is; `marked` makes it due, so the
+    // decision below refreshes it through the shared flight like any token too close to expiry.
+    const verdict = await fromDatabase(
+      "cafe24_private.reject_access_token",
+      () => store.rejectToken(id, rejectedToken),
+    );
+    if (verdict !== "too_young") {
+      const [again] = await fromDatabase(
+        "cafe24_private.token_connections",
+        () => store.read({ authSettingsId: id, mallId: null }),
+      );
+      if (again === undefined) throw new RequestError("NOT_FOUND");
+      row = again;
+    }
+  }
 
   let failure: string | null = null;
   for (let round = 1;; round++) {

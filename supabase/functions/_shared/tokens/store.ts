@@ -15,11 +15,19 @@ export interface TokenStore {
   /** The app asked for this connection's token (keep_alive keeps it fresh for a while). */
   noteRequest(authSettingsId: string): Promise<void>;
   /**
+   * reject_access_token: an Admin API call was answered 401 with `rejected`. The token is compared
+   * in SQL, so of many callers meeting one 401 only the first makes the connection due.
+   */
+  rejectToken(authSettingsId: string, rejected: string): Promise<RejectVerdict>;
+  /**
    * claim_connection: the run's verdict on the connection, and the connection when it was due
    * and is now leased to the run; null when there is no such connection.
    */
   claim(runId: string, authSettingsId: string): Promise<Claim | null>;
 }
+
+/** reject_access_token's answer (supabase/schemas/90_admin_api.sql). */
+export type RejectVerdict = "changed" | "marked" | "too_young" | "throttled" | "not_found";
 
 export interface Claim {
   /** A CENSUS_VERDICTS value: 'due', or why the run may not refresh the connection now. */
@@ -82,6 +90,12 @@ export function createTokenStore(sql: postgres.Sql): TokenStore {
 
       async noteRequest(authSettingsId) {
         await sql`select cafe24_private.note_token_request(${authSettingsId}::uuid)`;
+      },
+
+      async rejectToken(authSettingsId, rejected) {
+        const [row] = await sql<{ verdict: RejectVerdict }[]>`
+          select cafe24_private.reject_access_token(${authSettingsId}::uuid, ${rejected}) as verdict`;
+        return row?.verdict ?? "not_found";
       },
 
       async claim(runId, authSettingsId) {
