@@ -462,6 +462,10 @@ export const MESSAGES = {
     "A token refresh is still in progress.",
     TRY_AGAIN,
   ),
+  INVALID_PATH: {
+    ko: "카페24 Admin API 경로가 올바르지 않습니다 (/api/v2/admin/ 아래의 경로만 가능합니다).",
+    en: "The Cafe24 Admin API path is not valid (only paths under /api/v2/admin/).",
+  },
 
   // The status table: why a connection was disconnected (last_error_code)
   CONNECTION_TAKEN_OVER: {

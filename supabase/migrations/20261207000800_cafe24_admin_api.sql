@@ -4,12 +4,12 @@
 -- Current definitions: supabase/schemas/90_admin_api.sql and the new column in
 -- supabase/schemas/20_connections.sql.
 
-alter table cafe24_private.connections add column token_rejected_at timestamptz;
+alter table cafe24_private.connections add column if not exists token_rejected_at timestamptz;
 
 -- One row per mall: the bucket as the connector models it. UNLOGGED: it is written on every call,
 -- and losing it in a crash costs at most a 429 (Cafe24's own bucket is the truth; the next answer's
 -- X-Api-Call-Limit sets the level again).
-create unlogged table cafe24_private.api_buckets (
+create unlogged table if not exists cafe24_private.api_buckets (
   mall_id text primary key,
   -- Calls in the bucket at level_at; it drains at drain_per_s from then on.
   level double precision not null default 0,
