@@ -354,7 +354,7 @@ async function createWatcher(
         for (const row of rows) {
           const old = before.get(row.auth_settings_id);
           const ok = row.row_state === "ok" && row.status === "active";
-          if (ok && (old === undefined || old.status === "reconnect_required")) {
+          if (ok && (old === undefined || old.status !== "active")) {
             say(
               `${p.dim(now().toTimeString().slice(0, 8))}  ${p.green("✓")} ` +
                 `${row.mall_id ?? row.auth_settings_id} ${

@@ -157,10 +157,26 @@ export async function readConnections(sql: postgres.Sql): Promise<ConnectionRow[
     order by mall_id nulls last, auth_settings_id`;
 }
 
-/** What the connection shows in the status column. */
+/** What the connection shows in the status column: connection_status's, or "refreshing". */
 function statusOf(r: ConnectionRow): string {
-  if (r.row_state !== "ok") return r.row_state;
-  return r.refreshing_now ? "refreshing" : r.status;
+  if (r.row_state === "ok" && r.status === "active" && r.refreshing_now) return "refreshing";
+  return r.status;
+}
+
+/** Why a connection was disconnected, from its reason code (disconnect_connection). */
+export function disconnectedBy(code: string | null): string {
+  switch (code) {
+    case "DISCONNECTED_BY_USER":
+      return "by user";
+    case "DISCONNECTED_BY_APP":
+      return "by the app";
+    case "APP_UNINSTALLED":
+      return "app removed from the mall";
+    case "CONNECTION_TAKEN_OVER":
+      return "taken over by another user";
+    default:
+      return code === null ? "" : code;
+  }
 }
 
 /**
@@ -169,8 +185,10 @@ function statusOf(r: ConnectionRow): string {
  * history (it stays in connection_status.last_error_code), not a problem.
  */
 export function currentProblem(r: ConnectionRow, nowMs: number): string {
+  if (r.status === "disconnected") return disconnectedBy(r.last_error_code);
   if (r.row_state === "malformed") return "not a string: skipped";
   if (r.row_state === "missing_keys") return "no mall_id or refresh_token";
+  if (r.row_state !== "ok") return "";
   if (r.status === "reconnect_required") return r.last_error_code ?? "reconnect";
   if (r.consecutive_failures > 0) {
     const retry = r.next_attempt_at === null
@@ -219,9 +237,13 @@ export function connectionTable(
       if (r === 0) return p.dim(text);
       if (c === 1) {
         if (cell === "active" || cell === "refreshing") return p.green(text);
+        if (cell === "disconnected" || cell === "not_connected") return p.dim(text);
         return cell === "reconnect_required" ? p.red(text) : p.yellow(text);
       }
-      return c === 4 && cell !== "" ? p.red(text) : text;
+      if (c === 4 && cell !== "") {
+        return shown[r - 1]!.status === "disconnected" ? p.dim(text) : p.red(text);
+      }
+      return text;
     }).join("  ").trimEnd()
   );
   if (rows.length > shown.length) lines.push(p.dim(`  … and ${rows.length - shown.length} more`));

@@ -162,7 +162,13 @@ Deno.test("connectionTable() prints one aligned line per connection within 80 co
       last_error_code: "CAFE24_INVALID_GRANT",
       consecutive_failures: 1,
     }),
-    connection({ mall_id: null, row_state: "malformed", access_expires_at: null }),
+    // connection_status says 'malformed' in status for such a row.
+    connection({
+      mall_id: null,
+      row_state: "malformed",
+      status: "malformed",
+      access_expires_at: null,
+    }),
   ];
   const table = connectionTable(rows, NOW, plain).split("\n");
   assert.equal(table.length, 3);
@@ -192,6 +198,24 @@ Deno.test("connectionTable() fits 80 columns with the longest mall ids, statuses
   ];
   for (const p of [plain, coloured]) assertFits(connectionTable(rows, NOW, p).split("\n"));
   assert.match(connectionTable(rows, NOW, plain), / CAFE24_CLIENT_AUTH_…$/m);
+});
+
+Deno.test("connectionTable() shows a disconnected connection as disconnected, and by whom", () => {
+  const table = connectionTable(
+    [
+      connection({
+        mall_id: "demogone",
+        row_state: "missing_keys",
+        status: "disconnected",
+        access_expires_at: null,
+        last_error_code: "DISCONNECTED_BY_USER",
+      }),
+    ],
+    NOW,
+    plain,
+  ).split("\n");
+  assert.match(table[1]!, /^ {2}demogone\s+disconnected\s+-\s+30m ago\s+by user$/);
+  assert.doesNotMatch(table[1]!, /missing_keys|no mall_id/);
 });
 
 Deno.test("currentProblem() hides the error of a connection that has recovered", () => {
