@@ -21,6 +21,7 @@ import { secretsMatch } from "../supabase/functions/_shared/platform/secrets.ts"
 import { readEnvFile } from "../local/stack/env_file.ts";
 import { colourWanted, paint } from "../local/stack/report.ts";
 import { redactUrl } from "../local/stack/database_target.ts";
+import { usageError } from "../local/stack/usage.ts";
 import {
   absolutePath,
   DEFAULT_DATA_DIR,
@@ -42,11 +43,6 @@ Settings: SUPABASE_URL (or SUPABASE_PROJECT_REF), SUPABASE_DB_URL (session poole
 CRON_SECRET, and SUPABASE_ANON_KEY if the JWKS needs an API key. With SUPABASE_SECRET_KEYS
 set, it warns while the legacy service_role key is still accepted
 (CAFE24_ACCEPT_SERVICE_ROLE_KEY, default true).`;
-
-/** A usage error: the error, last, and where the usage is. */
-export function usageError(message: string): string {
-  return `${message}\nSee: npm run deploy:check -- --help`;
-}
 
 /** A mall id no project has connected: the dry runs touch nothing. */
 export const DRY_RUN_MALL = "deploycheck";
@@ -539,7 +535,9 @@ async function main(): Promise<number> {
       },
     }));
   } catch (error) {
-    console.error(usageError(error instanceof Error ? error.message : String(error)));
+    console.error(
+      usageError("npm run deploy:check", error instanceof Error ? error.message : String(error)),
+    );
     return 2;
   }
   if (values.help) {

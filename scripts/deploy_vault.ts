@@ -22,6 +22,7 @@ import postgres from "postgres";
 import { readEnvFile } from "../local/stack/env_file.ts";
 import { randomSecret } from "../local/stack/local_env.ts";
 import { redactUrl } from "../local/stack/database_target.ts";
+import { usageError } from "../local/stack/usage.ts";
 import { absolutePath } from "../local/stack/stack_info.ts";
 import { DEFAULT_ENV_FILE, readDeploySettings } from "./deploy_check.ts";
 
@@ -123,7 +124,7 @@ async function main(): Promise<number> {
     }));
   } catch (error) {
     console.error(
-      `${error instanceof Error ? error.message : error}\nSee: npm run deploy:vault -- --help`,
+      usageError("npm run deploy:vault", error instanceof Error ? error.message : String(error)),
     );
     return 2;
   }

@@ -1,5 +1,6 @@
 import type { Handled, ResolvedOptions, SandboxContext } from "./context.ts";
 import { handleControl } from "./control.ts";
+import { unknownMallPage } from "./consent.ts";
 import { FaultController, InjectedReset } from "./faults.ts";
 import {
   handleAuthorize,
@@ -188,7 +189,16 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
   ): Promise<Handled> {
     if (!mall) {
       state.counters.requests.other++;
-      return { response: apiError(404, "Not Found"), kind: "other", outcome: "unknown_mall" };
+      // A browser sent to an unknown mall's authorize page gets a page, with a way back.
+      const page = path === "api/v2/oauth/authorize" && request.method === "GET";
+      const mallId = new URL(request.url).pathname.split("/")[1] ?? "";
+      return {
+        response: page
+          ? unknownMallPage(mallId, request.headers.get("referer"))
+          : apiError(404, "Not Found"),
+        kind: "other",
+        outcome: "unknown_mall",
+      };
     }
     switch (path) {
       case "api/v2/oauth/authorize":

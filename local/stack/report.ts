@@ -205,6 +205,24 @@ export function currentProblem(r: ConnectionRow, nowMs: number): string {
   return "";
 }
 
+/** What the table says, without its relative times: it is printed again only when this changes. */
+export function tableKey(rows: ConnectionRow[]): string {
+  return rows.map((r) =>
+    [
+      r.auth_settings_id,
+      r.mall_id,
+      r.status,
+      r.last_error_code,
+      r.consecutive_failures > 0,
+    ].join("|")
+  ).join("\n");
+}
+
+/** A cron tick that found nothing due (it starts no run): one short line. */
+export function idleTickLine(at: Date, p: Paint): string {
+  return `${p.dim(clockTime(at))}  cron   tick          ${p.dim("nothing due")}`;
+}
+
 /**
  * The compact table: one line per connection, at most `limit` rows, then a count. The last
  * column gets what is left of the width and is cut to fit.
@@ -248,6 +266,35 @@ export function connectionTable(
   );
   if (rows.length > shown.length) lines.push(p.dim(`  … and ${rows.length - shown.length} more`));
   return lines.join("\n");
+}
+
+/**
+ * What `npm start` says once stopped: what it stopped (the pg_net stand-in only where it ran,
+ * i.e. without the real pg_net, see PG_BINDIR) and where the database stays, with its size and
+ * how to remove it.
+ */
+export function stopLines(options: {
+  sandbox: boolean;
+  netWorker: "stand-in" | "pg_net";
+  pgDir: string;
+  kb: number | null;
+}): string[] {
+  const stopped = [
+    "functions",
+    ...(options.sandbox ? ["Cafe24 sandbox"] : []),
+    options.netWorker === "stand-in" ? "pg_net stand-in" : "PostgreSQL with the real pg_net",
+    ...(options.netWorker === "stand-in" ? ["PostgreSQL"] : []),
+  ];
+  const size = options.kb === null
+    ? ""
+    : ` (${options.kb >= 1024 ? `${Math.round(options.kb / 1024)} MB` : `${options.kb} kB`})`;
+  return [
+    ...wrapParts("stopped: ", stopped, { separator: ", ", indent: "  " }),
+    ...wrapText(
+      `database kept in ${options.pgDir}${size}; npm start -- --reset removes it`,
+      "  ",
+    ).map((line, i) => i === 0 ? line.replace(/^ {2}/, "") : line),
+  ];
 }
 
 export interface RunRow {

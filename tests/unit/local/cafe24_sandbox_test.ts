@@ -448,6 +448,16 @@ Deno.test("authorize: redirect_uri mismatch is JSON without redirect; deny; unkn
 
     const unknown = await authorize(sb, "nosuchmall");
     assert.equal(unknown.status, 404);
+    // A browser lands on a page of Cafe24's own, in both languages, with a way back.
+    const page = await fetch(`${sb.url}/nosuchmall/api/v2/oauth/authorize?response_type=code`, {
+      headers: { referer: "http://127.0.0.1:54330/" },
+    });
+    assert.equal(page.status, 404);
+    assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+    const html = await page.text();
+    assert.match(html, /쇼핑몰을 찾을 수 없습니다/);
+    assert.match(html, /Mall not found/);
+    assert.match(html, /<a id="back" href="http:\/\/127\.0\.0\.1:54330\/">/);
     const unknownToken = await answer(
       await tokenFetch(sb, "nosuchmall", { grant_type: "refresh_token", refresh_token: "x" }),
     );

@@ -8,12 +8,15 @@ import {
   explainNetFailure,
   FAILURE_ADVICE,
   failureAdvice,
+  idleTickLine,
   orderedSummary,
   paint,
   relativeTime,
   runFinishedLines,
   type RunRow,
   SCREEN_WIDTH,
+  stopLines,
+  tableKey,
   visibleLength,
   wrapParts,
 } from "../../../local/stack/report.ts";
@@ -317,4 +320,43 @@ Deno.test("orderedSummary() restores the function's key order after a jsonb roun
     "not_due",
     "leased",
   ]);
+});
+
+Deno.test("an idle tick is one short line; the table is due only when what it says changes", () => {
+  const line = idleTickLine(new Date(NOW), plain);
+  assert.match(line, /^\d\d:\d\d:\d\d {2}cron {3}tick\s+nothing due$/);
+  assertFits([line, idleTickLine(new Date(NOW), coloured)]);
+  const id = crypto.randomUUID();
+  const before = [connection({ auth_settings_id: id })];
+  // Time passing (relative times), a refresh and a refresh in flight change nothing shown.
+  assert.equal(
+    tableKey([{ ...before[0]!, last_refreshed_at: new Date(NOW), refreshing_now: true }]),
+    tableKey(before),
+  );
+  assert.notEqual(
+    tableKey([{ ...before[0]!, status: "reconnect_required", last_error_code: "X" }]),
+    tableKey(before),
+  );
+  assert.notEqual(tableKey([...before, connection({})]), tableKey(before));
+});
+
+Deno.test("stopLines() name the pg_net worker in use and where the database stays", () => {
+  const standIn = stopLines({
+    sandbox: true,
+    netWorker: "stand-in",
+    pgDir: "/var/tmp/cafe24-connector-0123456789ab/postgres",
+    kb: 41 * 1024,
+  });
+  assert.equal(standIn[0], "stopped: functions, Cafe24 sandbox, pg_net stand-in, PostgreSQL");
+  assert.match(standIn.join(" "), /cafe24-connector-0123456789ab\/postgres \(41 MB\)/);
+  assert.match(standIn.join(" "), /--reset removes it/);
+  assertFits(standIn);
+  const real = stopLines({
+    sandbox: false,
+    netWorker: "pg_net",
+    pgDir: ".local/postgres",
+    kb: null,
+  });
+  assert.equal(real[0], "stopped: functions, PostgreSQL with the real pg_net");
+  assert.ok(!real.join(" ").includes("stand-in"));
 });
