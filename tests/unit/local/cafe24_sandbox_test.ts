@@ -458,6 +458,15 @@ Deno.test("authorize: redirect_uri mismatch is JSON without redirect; deny; unkn
     assert.match(html, /쇼핑몰을 찾을 수 없습니다/);
     assert.match(html, /Mall not found/);
     assert.match(html, /<a id="back" href="http:\/\/127\.0\.0\.1:54330\/">/);
+    // With the app's registered redirect URI: back through it with an OAuth error and the state.
+    const viaApp = await (await fetch(
+      `${sb.url}/nosuchmall/api/v2/oauth/authorize?response_type=code&state=s1&redirect_uri=` +
+        encodeURIComponent(REDIRECT),
+    )).text();
+    const back = new URL(/<a id="back" href="([^"]+)"/.exec(viaApp)![1]!.replaceAll("&amp;", "&"));
+    assert.equal(`${back.origin}${back.pathname}`, REDIRECT);
+    assert.equal(back.searchParams.get("error"), "invalid_request");
+    assert.equal(back.searchParams.get("state"), "s1");
     const unknownToken = await answer(
       await tokenFetch(sb, "nosuchmall", { grant_type: "refresh_token", refresh_token: "x" }),
     );
