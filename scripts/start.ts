@@ -500,8 +500,13 @@ function tryCommands(s: Session, user: LocalUser): { printed: string[]; lines: s
   const { opts, env } = s;
   const printed: string[] = [];
   const lines: string[] = [];
+  // One line when it fits 80 columns, else a continuation line per part.
   const add = (comment: string, ...parts: string[]) => {
-    printed.push(p.dim(`  # ${comment}`), `  ${parts.join(" \\\n      ")}`);
+    const oneLine = `  ${parts.join(" ")}`;
+    printed.push(
+      p.dim(`  # ${comment}`),
+      oneLine.length <= 80 ? oneLine : `  ${parts.join(" \\\n      ")}`,
+    );
     lines.push(parts.join(" "));
   };
   // A secret from .env or the shell may be shared with a deployment: referenced, never printed.
@@ -530,7 +535,8 @@ function tryCommands(s: Session, user: LocalUser): { printed: string[]; lines: s
   const laterMall = s.demo.find((d) => d.expect === "refresh_later")?.mallId ?? "<mall_id>";
   add(
     "the same from the admin CLI, for one mall",
-    ["npm run refresh --", ...dataDirFlag, `--mall ${laterMall} --force`].join(" "),
+    ["npm run refresh --", ...dataDirFlag].join(" "),
+    `--mall ${laterMall} --force`,
   );
   add(
     "the connections in psql (password in the pgpass file)",

@@ -290,10 +290,8 @@ export function stopLines(options: {
     : ` (${options.kb >= 1024 ? `${Math.round(options.kb / 1024)} MB` : `${options.kb} kB`})`;
   return [
     ...wrapParts("stopped: ", stopped, { separator: ", ", indent: "  " }),
-    ...wrapText(
-      `database kept in ${options.pgDir}${size}; npm start -- --reset removes it`,
-      "  ",
-    ).map((line, i) => i === 0 ? line.replace(/^ {2}/, "") : line),
+    `kept: the database${size}, until npm start -- --reset removes it:`,
+    `  ${options.pgDir}`,
   ];
 }
 

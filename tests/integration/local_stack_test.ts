@@ -672,13 +672,11 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
         ),
         stopped.output.slice(-4).join("\n"),
       );
-      assert.ok(
-        stopped.output.some((line) =>
-          line.startsWith(`database kept in ${info.postgres_dir}`) &&
-          line.endsWith("npm start -- --reset removes it")
-        ),
-        stopped.output.slice(-4).join("\n"),
+      const kept = stopped.output.findIndex((line) =>
+        /^kept: the database \(\d+ (MB|kB)\), until npm start -- --reset removes it:$/.test(line)
       );
+      assert.ok(kept > 0, stopped.output.slice(-4).join("\n"));
+      assert.equal(stopped.output[kept + 1], `  ${info.postgres_dir}`);
       // Deno.serve's legacy-abort warning: no server of the stack reads request.signal.
       const warned = stopped.output.filter((line) => /request\.signal|legacy behavior/.test(line));
       assert.deepEqual(warned, [], "no legacy-abort warning");
