@@ -2,8 +2,8 @@
  * `npm run deploy:check`: verifies a deployment piece by piece, the way pg_cron and the app will
  * use it, and says what to fix for each piece that is not right:
  *
- *   settings → database → extensions → migrations → Vault secrets → schedule → JWT signing keys
- *   → each function answering → a refresh with CRON_SECRET → the cron path (Vault → pg_net →
+ *   settings → database → extensions → migrations → Vault secrets → each pg_cron job → JWT
+ *   signing keys → each function answering → a refresh with CRON_SECRET → the cron path (Vault → pg_net →
  *   cafe24-refresh), as a dry run for a mall that does not exist, so no token is touched
  *
  * A warning (!) names a setting that works but should be changed; it does not fail the check.
@@ -21,6 +21,7 @@ import { secretsMatch } from "../supabase/functions/_shared/platform/secrets.ts"
 import { readEnvFile } from "../local/stack/env_file.ts";
 import { colourWanted, paint } from "../local/stack/report.ts";
 import { redactUrl } from "../local/stack/database_target.ts";
+import { usageError } from "../local/stack/usage.ts";
 import {
   absolutePath,
   DEFAULT_DATA_DIR,
@@ -45,7 +46,6 @@ set, it warns while the legacy service_role key is still accepted
 
 /** A mall id no project has connected: the dry runs touch nothing. */
 export const DRY_RUN_MALL = "deploycheck";
-const CRON_COMMAND = "select cafe24_private.invoke_cafe24_refresh()";
 const MIGRATIONS = new URL("../supabase/migrations/", import.meta.url);
 
 export interface Verdict {
@@ -79,6 +79,8 @@ function configNames(body: unknown): string {
   return Array.isArray(names) ? names.join(", ") : "the variables it names";
 }
 
+/** Writes both Vault secrets from the same settings this check reads. */
+export const VAULT_FIX = "npm run deploy:vault (writes cafe24_project_url and cafe24_cron_secret)";
 const DEPLOY_FIX = "deploy the functions: npx supabase functions deploy --use-api";
 const SECRETS_FIX = "npx supabase secrets set --env-file supabase/functions/.env.production";
 
@@ -269,10 +271,160 @@ export function databaseAdvice(url: string, message: string): string {
       "(Dashboard → Connect → Session pooler), postgresql://postgres.<ref>:<password>@" +
       "aws-0-<region>.pooler.supabase.com:5432/postgres";
   }
+  if (/ENOTFOUND|EAI_AGAIN|getaddrinfo/i.test(message)) {
+    return `the name ${host} does not resolve: copy SUPABASE_DB_URL from Dashboard → Connect → ` +
+      "Session pooler";
+  }
+  if (/ECONNREFUSED/i.test(message)) {
+    return `nothing accepts connections at ${host}: check the port in SUPABASE_DB_URL (5432 for ` +
+      "the session pooler)";
+  }
   if (/password authentication failed/i.test(message)) {
     return "wrong database password (Dashboard → Project Settings → Database resets it)";
   }
   return "check SUPABASE_DB_URL (host, port, password) and that this machine can reach it";
+}
+
+/** The whole text of an error and its causes: Deno's fetch says "fetch failed", its cause why. */
+function errorText(error: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = error, depth = 0; e !== undefined && e !== null && depth < 4; depth++) {
+    parts.push(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(" | ");
+}
+
+/**
+ * A request to the project that got no answer at all: what went wrong for this URL, and the one
+ * thing to do. Each check says it for itself rather than pointing at another line.
+ */
+export function unreachableVerdict(url: string, error: unknown): Verdict {
+  let host = url;
+  try {
+    host = new URL(url).host;
+  } catch { /* not a URL */ }
+  const text = errorText(error);
+  const hosted = /\.supabase\.co$/.test(host.replace(/:\d+$/, ""));
+  if (/dns error|failed to lookup|ENOTFOUND|Name or service not known|EAI_AGAIN/i.test(text)) {
+    return fail(
+      `no answer: the name ${host.replace(/:\d+$/, "")} does not resolve (DNS)`,
+      hosted
+        ? "check SUPABASE_URL or SUPABASE_PROJECT_REF (Dashboard → Project Settings → General → " +
+          "Project ID) and that the project is not paused"
+        : "check the host name in SUPABASE_URL",
+    );
+  }
+  if (/connection refused|ECONNREFUSED/i.test(text)) {
+    return fail(
+      `no answer: nothing accepts connections at ${host}`,
+      hosted
+        ? "check that the project is running (Dashboard → Project overview)"
+        : "start what serves SUPABASE_URL (for the local stack: npm start)",
+    );
+  }
+  if (/TimeoutError|timed out|deadline/i.test(text)) {
+    return fail(
+      `no answer from ${host} within 30 s`,
+      "check the project's status in the Dashboard and this machine's network",
+    );
+  }
+  if (/certificate|tls|ssl/i.test(text)) {
+    return fail(
+      `no answer: TLS with ${host} failed`,
+      "SUPABASE_URL must be the project's https:// URL, https://<ref>.supabase.co",
+    );
+  }
+  const message = error instanceof Error
+    ? (error.cause instanceof Error ? error.cause.message : error.message)
+    : String(error);
+  return fail(
+    `no answer from ${host}: ${message}`,
+    "check SUPABASE_URL and this machine's network",
+  );
+}
+
+/** A check that threw while using the database (the connection itself was fine). */
+export function queryFailedVerdict(error: unknown): Verdict {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/does not exist/i.test(message)) {
+    return fail(`the query failed: ${message}`, "apply the migrations: npx supabase db push");
+  }
+  if (/permission denied/i.test(message)) {
+    return fail(
+      `the query failed: ${message}`,
+      "use the postgres user's session pooler URL as SUPABASE_DB_URL",
+    );
+  }
+  return fail(`the query failed: ${message}`, "check the database's logs in the Dashboard");
+}
+
+/** The pg_cron jobs the migrations register, each with its command. */
+export const CRON_JOBS = [
+  { name: "cafe24-refresh", command: "select cafe24_private.invoke_cafe24_refresh()" },
+  { name: "cafe24-events", command: "select cafe24_private.invoke_cafe24_events()" },
+  { name: "cafe24-trim-histories", command: "select cafe24_private.trim_histories()" },
+  { name: "cafe24-trim-events", command: "select cafe24_private.trim_connection_events()" },
+  {
+    name: "cafe24-oauth-states-cleanup",
+    command: "select cafe24_private.delete_expired_oauth_states()",
+  },
+] as const;
+
+export interface CronJobRow {
+  jobname: string;
+  schedule: string;
+  command: string;
+  active: boolean;
+  /** The latest run's status and message, when it has run. */
+  last_status: string | null;
+  last_message: string | null;
+}
+
+/** One pg_cron job as the migrations registered it: present, active, its command, its last run. */
+export function cronJobVerdict(
+  expected: { name: string; command: string },
+  job: CronJobRow | undefined,
+): Verdict {
+  const name = expected.name;
+  if (job === undefined) {
+    return fail(`no ${name} job`, "apply the migrations: npx supabase db push");
+  }
+  if (!job.active) {
+    return fail(
+      `${name} is paused`,
+      `update cron.job set active = true where jobname = '${name}'`,
+    );
+  }
+  if (job.command.trim() !== expected.command) {
+    return fail(
+      `${name} runs "${job.command.trim()}"`,
+      `select cron.schedule('${name}', '${job.schedule}', '${expected.command}')`,
+    );
+  }
+  if (job.last_status === "failed") {
+    return fail(
+      `its last run failed: ${job.last_message ?? "no message"}`,
+      `run "${expected.command}" in the SQL editor to see why`,
+    );
+  }
+  return pass(`'${job.schedule}', active${job.last_status === null ? ", not run yet" : ""}`);
+}
+
+/** What to say when settings are missing: where they are read, and that --local exists. */
+export function missingSettingsMessage(
+  missing: string[],
+  envFile: string,
+  envFileExists: boolean,
+): string {
+  return [
+    `missing: ${missing.join(", ")}`,
+    envFileExists
+      ? `  → set them in the environment or in ${envFile}`
+      : `  → set them in the environment, or create ${envFile} ` +
+        `(from ${envFile.replace(/\.env\.production$/, ".env.production.example")})`,
+    "  → or check the local stack instead: npm run deploy:check -- --local (with npm start running)",
+  ].join("\n");
 }
 
 export function vaultVerdict(
@@ -281,14 +433,9 @@ export function vaultVerdict(
   expected: string,
   what: string,
 ): Verdict {
-  if (stored === null) {
-    return fail(`Vault has no ${name}`, "run the Vault SQL of the README's deploy section");
-  }
+  if (stored === null) return fail(`Vault has no ${name}`, VAULT_FIX);
   if (!secretsMatch(stored, expected)) {
-    return fail(
-      `Vault's ${name} differs from ${what}`,
-      "run the Vault SQL of the README's deploy section with the right value",
-    );
+    return fail(`Vault's ${name} differs from ${what}`, VAULT_FIX);
   }
   return pass(`present and equal to ${what}`);
 }
@@ -321,29 +468,44 @@ async function loadSettings(
       source: `the local stack (${dataDir}/stack.json)`,
     };
   }
-  const envFile = absolutePath(
-    values["env-file"] ?? `${PROJECT_ROOT}/supabase/functions/.env.production`,
-  );
-  const env = { ...(await readEnvFile(envFile)), ...Deno.env.toObject() };
-  const get = (name: string) => (env[name] ?? "") === "" ? null : env[name]!;
-  const ref = get("SUPABASE_PROJECT_REF");
-  const supabaseUrl = get("SUPABASE_URL") ?? (ref === null ? null : `https://${ref}.supabase.co`);
+  const read = await readDeploySettings(values["env-file"]);
+  const { env, envFile, envFileExists, get, supabaseUrl } = read;
   const missing = [
     supabaseUrl === null ? "SUPABASE_URL (or SUPABASE_PROJECT_REF)" : null,
     get("SUPABASE_DB_URL") === null ? "SUPABASE_DB_URL" : null,
     get("CRON_SECRET") === null ? "CRON_SECRET" : null,
   ].filter((name) => name !== null);
-  if (missing.length > 0) {
-    return `missing: ${missing.join(", ")} (set them in the environment or ${envFile})`;
-  }
+  if (missing.length > 0) return missingSettingsMessage(missing, envFile, envFileExists);
   return {
-    supabaseUrl: supabaseUrl!.replace(/\/+$/, ""),
+    supabaseUrl: supabaseUrl!,
     dbUrl: get("SUPABASE_DB_URL")!,
     cronSecret: get("CRON_SECRET")!,
     apiKey: get("SUPABASE_ANON_KEY"),
     env,
-    source: `the environment and ${envFile}`,
+    source: envFileExists
+      ? `the environment and ${envFile}`
+      : `the environment only: ${envFile} does not exist`,
   };
+}
+
+export const DEFAULT_ENV_FILE = `${PROJECT_ROOT}/supabase/functions/.env.production`;
+
+/** The deploy settings as deploy:check and deploy:vault read them: the environment over the file. */
+export async function readDeploySettings(envFileOption: string | undefined): Promise<{
+  env: Record<string, string>;
+  envFile: string;
+  envFileExists: boolean;
+  get: (name: string) => string | null;
+  /** SUPABASE_URL, else https://<SUPABASE_PROJECT_REF>.supabase.co, without a trailing slash. */
+  supabaseUrl: string | null;
+}> {
+  const envFile = absolutePath(envFileOption ?? DEFAULT_ENV_FILE);
+  const envFileExists = await Deno.stat(envFile).then((s) => s.isFile, () => false);
+  const env = { ...(await readEnvFile(envFile)), ...Deno.env.toObject() };
+  const get = (name: string) => (env[name] ?? "") === "" ? null : env[name]!;
+  const ref = get("SUPABASE_PROJECT_REF");
+  const url = get("SUPABASE_URL") ?? (ref === null ? null : `https://${ref}.supabase.co`);
+  return { env, envFile, envFileExists, get, supabaseUrl: url?.replace(/\/+$/, "") ?? null };
 }
 
 async function probe(url: string, init: RequestInit = {}): Promise<Probe> {
@@ -381,7 +543,9 @@ async function main(): Promise<number> {
       },
     }));
   } catch (error) {
-    console.error(`${error instanceof Error ? error.message : error}\n\n${USAGE}`);
+    console.error(
+      usageError("npm run deploy:check", error instanceof Error ? error.message : String(error)),
+    );
     return 2;
   }
   if (values.help) {
@@ -406,13 +570,21 @@ async function main(): Promise<number> {
     if (verdict.warning) warnings++;
     if (!verdict.ok || verdict.warning) console.log(`  ${"".padEnd(22)} → ${verdict.fix}`);
   };
-  const check = async (name: string, run: () => Promise<Verdict>) => {
+  /** A check; what it throws is explained by `explain` (a request, or a query). */
+  const check = async (
+    name: string,
+    run: () => Promise<Verdict>,
+    explain: (error: unknown) => Verdict = queryFailedVerdict,
+  ) => {
     try {
       report(name, await run());
     } catch (error) {
-      report(name, fail(error instanceof Error ? error.message : String(error), "see above"));
+      report(name, explain(error));
     }
   };
+  /** A check of one HTTP request to `url`: no answer at all is said for that URL. */
+  const checkUrl = (name: string, url: string, run: (url: string) => Promise<Verdict>) =>
+    check(name, () => run(url), (error) => unreachableVerdict(url, error));
   const fn = (name: string) => `${settings.supabaseUrl}/functions/v1/${name}`;
 
   const legacyKey = legacyKeyVerdict(settings.env);
@@ -489,54 +661,56 @@ async function main(): Promise<number> {
           "CRON_SECRET",
         );
       });
-      await check("schedule", async () => {
-        const jobs = await sql<
-          { jobname: string; schedule: string; command: string; active: boolean }[]
-        >`
-          select jobname, schedule, command, active from cron.job
-          where jobname in ('cafe24-refresh', 'cafe24-trim-histories')`;
-        const job = jobs.find((j) => j.jobname === "cafe24-refresh");
-        if (job === undefined) return fail("no cafe24-refresh job", "npx supabase db push");
-        if (!job.active) {
-          return fail(
-            "cafe24-refresh is paused",
-            "update cron.job set active = true where jobname = 'cafe24-refresh'",
+      const jobs = await sql<CronJobRow[]>`
+        select j.jobname, j.schedule, j.command, j.active,
+          last.status as last_status, last.return_message as last_message
+        from cron.job j
+        left join lateral (
+          select d.status, d.return_message from cron.job_run_details d
+          where d.jobid = j.jobid order by d.start_time desc limit 1
+        ) last on true
+        where j.jobname like 'cafe24-%'`.catch(() => null);
+      for (const expected of CRON_JOBS) {
+        await check(`job ${expected.name}`, () => {
+          if (jobs === null) {
+            return Promise.resolve(
+              fail(
+                "cron.job could not be read",
+                "enable pg_cron: Dashboard → Database → Extensions",
+              ),
+            );
+          }
+          return Promise.resolve(
+            cronJobVerdict(expected, jobs.find((job) => job.jobname === expected.name)),
           );
-        }
-        if (job.command.trim() !== CRON_COMMAND) {
-          return fail(`cafe24-refresh runs "${job.command}"`, "npx supabase db push restores it");
-        }
-        const [last] = await sql<{ status: string; message: string | null }[]>`
-          select d.status, d.return_message as message
-          from cron.job_run_details d join cron.job j using (jobid)
-          where j.jobname = 'cafe24-refresh' order by d.start_time desc limit 1`;
-        if (last?.status === "failed") {
-          return fail(`its last run failed: ${last.message}`, `run "${CRON_COMMAND}" to see why`);
-        }
-        const trim = jobs.some((j) => j.jobname === "cafe24-trim-histories")
-          ? " and the cleanup"
-          : "";
-        return pass(`cafe24-refresh '${job.schedule}'${trim}, active`);
-      });
+        });
+      }
     }
 
-    await check("jwt signing keys", async () =>
-      jwksVerdict(
-        await probe(`${settings.supabaseUrl}/auth/v1/.well-known/jwks.json`, {
-          headers: settings.apiKey === null ? {} : { apikey: settings.apiKey },
-        }),
-      ));
-    await check(
-      "cafe24-refresh",
-      async () => refreshWithoutSecret(await probe(fn("cafe24-refresh"), { method: "POST" })),
+    await checkUrl(
+      "jwt signing keys",
+      `${settings.supabaseUrl}/auth/v1/.well-known/jwks.json`,
+      async (url) =>
+        jwksVerdict(
+          await probe(url, {
+            headers: settings.apiKey === null ? {} : { apikey: settings.apiKey },
+          }),
+        ),
     );
-    await check("cafe24-authorize", async () =>
-      authorizeWithoutUser(
-        await probe(`${fn("cafe24-authorize")}?mall_id=${DRY_RUN_MALL}&mode=json`),
-      ));
-    await check(
+    await checkUrl(
+      "cafe24-refresh",
+      fn("cafe24-refresh"),
+      async (url) => refreshWithoutSecret(await probe(url, { method: "POST" })),
+    );
+    await checkUrl(
+      "cafe24-authorize",
+      `${fn("cafe24-authorize")}?mall_id=${DRY_RUN_MALL}&mode=json`,
+      async (url) => authorizeWithoutUser(await probe(url)),
+    );
+    await checkUrl(
       "cafe24-callback",
-      async () => callbackWithoutState(await probe(fn("cafe24-callback"))),
+      fn("cafe24-callback"),
+      async (url) => callbackWithoutState(await probe(url)),
     );
     // The other functions, each called without its credential: our own 401 proves it is deployed,
     // configured and not behind the platform's JWT check.
@@ -549,26 +723,36 @@ async function main(): Promise<number> {
         ["cafe24-events", "POST"],
       ] as const
     ) {
-      await check(
+      await checkUrl(
         name,
-        async () => refusesWithoutCredential(name, await probe(fn(name), { method })),
+        fn(name),
+        async (url) => refusesWithoutCredential(name, await probe(url, { method })),
       );
     }
-    await check("cafe24-webhook", async () =>
-      webhookWithoutKey(
-        await probe(fn("cafe24-webhook"), {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: "{}",
-        }),
-      ));
-    await check("refresh with secret", async () =>
-      refreshWithSecret(
-        await probe(`${fn("cafe24-refresh")}?mall_id=${DRY_RUN_MALL}&trigger=manual`, {
-          method: "POST",
-          headers: { "x-cron-secret": settings.cronSecret },
-        }),
-      ));
+    // Cafe24 sends notices without a JWT: a body that is no notice is answered and ignored.
+    await checkUrl(
+      "cafe24-webhook",
+      fn("cafe24-webhook"),
+      async (url) =>
+        webhookWithoutKey(
+          await probe(url, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: "{}",
+          }),
+        ),
+    );
+    await checkUrl(
+      "refresh with secret",
+      `${fn("cafe24-refresh")}?mall_id=${DRY_RUN_MALL}&trigger=manual`,
+      async (url) =>
+        refreshWithSecret(
+          await probe(url, {
+            method: "POST",
+            headers: { "x-cron-secret": settings.cronSecret },
+          }),
+        ),
+    );
 
     if (database) {
       // The schedule's own path: the Vault secrets, pg_net, the function, the database. A signed
@@ -585,7 +769,7 @@ async function main(): Promise<number> {
           return fail(`not sent: ${call.refusal}`, "fix what it names, then run this check again");
         }
         if (queued.id === null) {
-          return fail("not tried: nothing was queued", "see the Vault checks above");
+          return fail("not tried: nothing was queued", VAULT_FIX);
         }
         const deadline = Date.now() + 45_000;
         while (Date.now() < deadline) {
@@ -618,7 +802,7 @@ async function main(): Promise<number> {
             if (response.status_code === 401) {
               return fail(
                 "cafe24-refresh refused Vault's cafe24_cron_secret (401)",
-                "set the Vault secret to the functions' CRON_SECRET (the README's Vault SQL)",
+                `set the Vault secret to the functions' CRON_SECRET: ${VAULT_FIX}`,
               );
             }
             return verdict.ok

@@ -12,6 +12,7 @@
  * failed, the run could not complete, or --mall/--user matched no connection; 2 on a usage or
  * configuration error.
  */
+import { usageError } from "../local/stack/usage.ts";
 import { parseArgs } from "node:util";
 import {
   loadConfig,
@@ -116,7 +117,9 @@ async function main(): Promise<number> {
       },
     }));
   } catch (error) {
-    console.error(`${error instanceof Error ? error.message : error}\n\n${USAGE}`);
+    console.error(
+      usageError("npm run refresh", error instanceof Error ? error.message : String(error)),
+    );
     return 2;
   }
   if (values.help) {
@@ -124,7 +127,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const usage = (message: string) => {
-    console.error(`${message}\n\n${USAGE}`);
+    console.error(usageError("npm run refresh", message));
     return 2;
   };
   const mallId = values.mall ?? null;

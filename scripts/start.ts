@@ -49,6 +49,7 @@ import {
   eventLines,
   explainCronFailure,
   explainNetFailure,
+  idleTickLine,
   type NetFailure,
   orderedSummary,
   paint,
@@ -56,6 +57,10 @@ import {
   runFinishedLines,
   type RunRow,
   runStartedLine,
+  stopLines,
+  tableKey,
+  wrapParts,
+  wrapText,
 } from "../local/stack/report.ts";
 import {
   absolutePath,
@@ -73,11 +78,14 @@ import {
   writeStackInfo,
 } from "../local/stack/stack_info.ts";
 import {
+  diskUsageKb,
   fallbackClusterDir,
   locateCluster,
   postgresUser,
   prepareFallbackParent,
+  removeClusterData,
 } from "../local/stack/data_location.ts";
+import { usageError } from "../local/stack/usage.ts";
 import {
   busyPortsMessage,
   HOST,
@@ -92,12 +100,13 @@ Runs PostgreSQL with pg_cron, the Edge Functions, the Cafe24 sandbox and the rea
 schedule on this machine, and shows every refresh run as it happens. Ctrl-C stops everything.
 
   --once                 wait for the first cron-driven run, print it and the status, stop, exit 0
-  --reset                wipe the local database first
+  --reset                wipe the local database first (also its folder under /var/tmp)
   --data-dir DIR         where the cluster, logs and stack.json live (default: .local)
   --env-file PATH        variables for the functions (default: .env; see .env.example)
   --db-port N            PostgreSQL port (default ${DEFAULT_PORTS.db}; 0 = any free port)
   --functions-port N     functions / API port (default ${DEFAULT_PORTS.functions}; 0 = any free)
   --sandbox-port N       Cafe24 sandbox port (default ${DEFAULT_PORTS.sandbox}; 0 = any free)
+  --settings-port N      settings page port (default ${DEFAULT_PORTS.settings}; 0 = any free)
   --once-timeout S       --once gives up after S seconds (default 150)
   --install-missing      Debian, as root: install PostgreSQL 15 and pg_cron if missing
   -h, --help             this text
@@ -136,6 +145,7 @@ function parseOptions(args: string[]): Options | "help" {
         "db-port": { type: "string" },
         "functions-port": { type: "string" },
         "sandbox-port": { type: "string" },
+        "settings-port": { type: "string" },
         "once-timeout": { type: "string" },
         "install-missing": { type: "boolean" },
         "help": { type: "boolean", short: "h" },
@@ -167,6 +177,7 @@ function parseOptions(args: string[]): Options | "help" {
       db: port("db-port", values["db-port"], DEFAULT_PORTS.db),
       functions: port("functions-port", values["functions-port"], DEFAULT_PORTS.functions),
       sandbox: port("sandbox-port", values["sandbox-port"], DEFAULT_PORTS.sandbox),
+      settings: port("settings-port", values["settings-port"], DEFAULT_PORTS.settings),
     },
     onceTimeoutMs: timeout * 1000,
     installMissing: values["install-missing"] ?? false,
@@ -296,12 +307,14 @@ async function createWatcher(
   where: { envFile: string; log: string },
 ): Promise<Watcher> {
   const printed = new Map<string, string>();
-  const [marks] = await sql<{ response: string; cron: string }[]>`
+  const [marks] = await sql<{ response: string; cron: string; tick: string }[]>`
     select
       (select coalesce(max(id), 0) from net._http_response)::text as response,
-      (select coalesce(max(runid), 0) from cron.job_run_details)::text as cron`;
+      (select coalesce(max(runid), 0) from cron.job_run_details)::text as cron,
+      (select coalesce(max(id), 0) from cafe24_private.refresh_ticks)::text as tick`;
   let lastResponse = BigInt(marks!.response);
   let lastCronRun = BigInt(marks!.cron);
+  let lastTick = BigInt(marks!.tick);
   // Every change to a connection (a refresh, a failure, a reconnect through the callback, an
   // edit in psql) moves connections.updated_at: one cheap query tells whether to read them all.
   const fingerprint = async () => {
@@ -312,7 +325,8 @@ async function createWatcher(
   };
   let mark = await fingerprint();
   let rows = await readConnections(sql);
-  let changed = false;
+  // The table is printed again only when what it says changed (not its relative times).
+  let printedTable = tableKey(rows);
   const now = () => new Date();
 
   return {
@@ -355,7 +369,7 @@ async function createWatcher(
         for (const row of rows) {
           const old = before.get(row.auth_settings_id);
           const ok = row.row_state === "ok" && row.status === "active";
-          if (ok && (old === undefined || old.status === "reconnect_required")) {
+          if (ok && (old === undefined || old.status !== "active")) {
             say(
               `${p.dim(now().toTimeString().slice(0, 8))}  ${p.green("✓")} ` +
                 `${row.mall_id ?? row.auth_settings_id} ${
@@ -364,7 +378,15 @@ async function createWatcher(
             );
           }
         }
-        changed = true;
+      }
+
+      // A tick that found nothing due sends no request and starts no run: one line says so.
+      const ticks = await sql<{ id: string; ticked_at: Date; outcome: string }[]>`
+        select id::text as id, ticked_at, outcome from cafe24_private.refresh_ticks
+        where id > ${lastTick.toString()}::bigint order by id`;
+      for (const tick of ticks) {
+        lastTick = BigInt(tick.id);
+        if (tick.outcome === "nothing_due") say(idleTickLine(tick.ticked_at, p));
       }
 
       const responses = await sql<NetFailure[]>`
@@ -393,11 +415,12 @@ async function createWatcher(
         }
       }
 
-      // The table after every run, and after changes between runs (a reconnect), but never in
-      // the middle of a run's lines.
+      // The table when what it says has changed (a failure, a reconnect, a new connection), but
+      // never in the middle of a run's lines.
       const running = [...printed.values()].includes("running");
-      const tableDue = !running && (changed || finished.length > 0);
-      if (tableDue) changed = false;
+      const key = tableKey(rows);
+      const tableDue = !running && key !== printedTable;
+      if (tableDue) printedTable = key;
       return { finished, tableDue };
     },
   };
@@ -424,6 +447,8 @@ interface Session {
   settingsPageUrl: string;
   /** Names whose value came from .env or the shell rather than from this stack. */
   fromUser: Set<string>;
+  /** Who sends pg_net's requests: the stand-in here, or the real pg_net's worker (PG_BINDIR). */
+  netWorker: "stand-in" | "pg_net";
   readyMs: number;
 }
 
@@ -478,8 +503,13 @@ function tryCommands(s: Session, user: LocalUser): { printed: string[]; lines: s
   const { opts, env } = s;
   const printed: string[] = [];
   const lines: string[] = [];
+  // One line when it fits 80 columns, else a continuation line per part.
   const add = (comment: string, ...parts: string[]) => {
-    printed.push(p.dim(`  # ${comment}`), `  ${parts.join(" \\\n      ")}`);
+    const oneLine = `  ${parts.join(" ")}`;
+    printed.push(
+      p.dim(`  # ${comment}`),
+      oneLine.length <= 80 ? oneLine : `  ${parts.join(" \\\n      ")}`,
+    );
     lines.push(parts.join(" "));
   };
   // A secret from .env or the shell may be shared with a deployment: referenced, never printed.
@@ -487,7 +517,9 @@ function tryCommands(s: Session, user: LocalUser): { printed: string[]; lines: s
   const secretHeader = cronSecretFromUser
     ? `"x-cron-secret: $CRON_SECRET"`
     : shellQuote(`x-cron-secret: ${env.get("CRON_SECRET")}`);
-  const refreshUrl = shellQuote(`${s.projectUrl}/functions/v1/cafe24-refresh?force=true`);
+  // The functions' URL once, so that no command line passes 80 columns.
+  add("the functions' URL, for the commands below", `FN=${s.projectUrl}/functions/v1`);
+  const refreshUrl = `"$FN/cafe24-refresh?force=true"`;
   if (cronSecretFromUser) {
     add(
       "CRON_SECRET from your env file into this shell",
@@ -506,30 +538,32 @@ function tryCommands(s: Session, user: LocalUser): { printed: string[]; lines: s
   const laterMall = s.demo.find((d) => d.expect === "refresh_later")?.mallId ?? "<mall_id>";
   add(
     "the same from the admin CLI, for one mall",
-    ["npm run refresh --", ...dataDirFlag, `--mall ${laterMall} --force`].join(" "),
+    ["npm run refresh --", ...dataDirFlag].join(" "),
+    `--mall ${laterMall} --force`,
   );
   add(
     "the connections in psql (password in the pgpass file)",
-    `PGPASSFILE=${shellQuote(shown(`${opts.dataDir}/pgpass`))} psql -h ${HOST} -p ${
-      new URL(s.dbUrl).port
-    } -U postgres`,
+    `PGPASSFILE=${shellQuote(shown(`${opts.dataDir}/pgpass`))}`,
+    `psql -h ${HOST} -p ${new URL(s.dbUrl).port} -U postgres`,
   );
   // The token is long: read from the stack file rather than printed.
   const stackFile = shown(stackInfoPath(opts.dataDir));
   const requirePath = stackFile.startsWith("/") ? stackFile : `./${stackFile}`;
   add(
-    `a token for ${user.email} (24 h), then ask cafe24-authorize for a link`,
-    `export LOCAL_USER_JWT=$(node -p 'require(${JSON.stringify(requirePath)}).local_user.jwt')`,
+    `a token for ${user.email} (24 h)`,
+    "export LOCAL_USER_JWT=$(node -p",
+    `'require(${JSON.stringify(requirePath)}).local_user.jwt')`,
   );
   add(
-    `connect ${user.mallId}`,
+    `a link to connect ${user.mallId} (cafe24-authorize)`,
     `curl -sS -H "Authorization: Bearer $LOCAL_USER_JWT"`,
-    shellQuote(user.authorizeUrl),
+    `"$FN/cafe24-authorize?mall_id=${user.mallId}&mode=json"`,
   );
   if (user.browserUrl !== null) {
+    // Hundreds of characters: in stack.json, not on the screen.
     printed.push(
-      p.dim(`  # or open this in a browser within 10 min to reconnect ${user.mallId}:`),
-      `  ${user.browserUrl}`,
+      p.dim(`  # or in a browser: the settings page above, or stack.json's`),
+      p.dim(`  # local_user.authorize_url (valid 10 min)`),
     );
   } else if (user.problem !== null) {
     printed.push(p.yellow(`  (${user.problem}; see ${shown(`${opts.dataDir}/functions.log`)})`));
@@ -544,7 +578,17 @@ function tryCommands(s: Session, user: LocalUser): { printed: string[]; lines: s
 /** The banner: what runs where, the commands to try (not with --once), and the connections. */
 function printGuide(s: Session, commands: string[], rows: ConnectionRow[]): void {
   const { opts, env, functions: fn } = s;
-  const row = (label: string, text: string) => say(`  ${label.padEnd(11)} ${text}`);
+  // Each row within 80 columns: a long value goes on as indented lines.
+  const row = (label: string, text: string, style = (line: string) => line) => {
+    const lines = wrapText(text, " ".repeat(14));
+    lines[0] = `  ${label.padEnd(11)} ${lines[0]!.trimStart()}`;
+    for (const line of lines) say(style(line));
+  };
+  const list = (label: string, items: string[]) => {
+    const lines = wrapParts(" ".repeat(14), items, { separator: ", ", indent: " ".repeat(14) });
+    lines[0] = `  ${label.padEnd(11)} ${lines[0]!.trimStart()}`;
+    for (const line of lines) say(p.dim(line));
+  };
   say();
   say(p.bold(`Cafe24 connector — local stack, ready in ${(s.readyMs / 1000).toFixed(1)} s`));
   row(
@@ -554,44 +598,50 @@ function printGuide(s: Session, commands: string[], rows: ConnectionRow[]): void
     }`,
   );
   row("", p.dim(shown(s.pgDir)));
-  if (s.pgDirNote !== null) row("", p.dim(s.pgDirNote));
+  if (s.pgDirNote !== null) row("", s.pgDirNote, p.dim);
   row(
     "token keys",
     s.tokenRing === "env"
-      ? `CAFE24_TOKEN_KEY_ID=${env.get("CAFE24_TOKEN_KEY_ID") ?? "(unset)"} ${p.dim("(from .env)")}`
-      : `${shown(tokenRingPath(opts.dataDir))} ${
-        p.dim(`(${s.tokenRing === "created" ? "new" : "reused"}; 0600; --reset removes it)`)
-      }`,
+      ? `CAFE24_TOKEN_KEY_ID=${env.get("CAFE24_TOKEN_KEY_ID") ?? "(unset)"} (from .env)`
+      : `${shown(tokenRingPath(opts.dataDir))} (${
+        s.tokenRing === "created" ? "new" : "reused"
+      }; 0600; --reset removes it)`,
   );
   row("functions", `${s.projectUrl}/functions/v1/<name>`);
-  row("", p.dim(fn.names.join(", ")));
-  row("settings", `${s.settingsPageUrl} ${p.dim("(connect a mall in a browser)")}`);
+  list("", fn.names);
+  row("settings", `a browser signed in as a demo user ${p.dim("(connect a mall there)")}:`);
+  say(`    ${s.settingsPageUrl}`);
   row(
     "cafe24",
     s.real
       ? `${p.yellow("REAL")} ${REAL_CAFE24_BASE_URL}`
       : `sandbox ${s.sandbox!.url} ${p.dim(`(${s.demo.length} demo connections)`)}`,
   );
-  row("schedule", "pg_cron 'cafe24-refresh' every minute (at :00)");
+  row(
+    "schedule",
+    `pg_cron 'cafe24-refresh' every minute, via ${
+      s.netWorker === "stand-in" ? "the pg_net stand-in" : "the real pg_net"
+    }`,
+  );
   row("logs", `${shown(`${opts.dataDir}/functions.log`)} ${p.dim("(the functions' JSON lines)")}`);
   row(
     "stack file",
     `${shown(stackInfoPath(opts.dataDir))} ${p.dim("(URLs, secrets, commands; 0600)")}`,
   );
-  say(
-    p.dim(`  pids        start=${Deno.pid} functions=${fn.pid} postgres=${s.postgresPid ?? "?"}`),
-  );
+  row("pids", `start=${Deno.pid} functions=${fn.pid} postgres=${s.postgresPid ?? "?"}`, p.dim);
   if (env.generated.length > 0) {
-    say(p.dim(`  generated   ${env.generated.join(", ")} (this session only)`));
+    row("generated", `${env.generated.join(", ")} (this session only)`, p.dim);
   }
   if (env.replaced.length > 0) {
-    say(p.dim(`  local       ${env.replaced.join(", ")} replaced by this stack's values`));
+    row("local", `${env.replaced.join(", ")} replaced by this stack's values`, p.dim);
   }
   if (s.real && !s.fromUser.has("CAFE24_REDIRECT_URI")) {
-    say(p.yellow(
-      `  note        CAFE24_REDIRECT_URI is not set: ${env.get("CAFE24_REDIRECT_URI")} works\n` +
-        "              with the real Cafe24 only if registered there (HTTPS: use a tunnel)",
-    ));
+    row(
+      "note",
+      `CAFE24_REDIRECT_URI is not set: ${env.get("CAFE24_REDIRECT_URI")} works with the real ` +
+        "Cafe24 only if registered there (HTTPS: use a tunnel)",
+      p.yellow,
+    );
   }
 
   // --once stops seconds from now: commands for a stack about to stop would only mislead.
@@ -669,7 +719,7 @@ async function main(): Promise<number> {
     options = parseOptions(Deno.args);
   } catch (error) {
     if (error instanceof UsageError) {
-      complain(`${error.message}\n\n${USAGE}`);
+      complain(usageError("npm start", error.message));
       return 2;
     }
     throw error;
@@ -718,21 +768,18 @@ async function main(): Promise<number> {
 
   try {
     await Deno.mkdir(opts.dataDir, { recursive: true });
-    const location = await locateCluster(opts.dataDir);
-    const pgDir = location.dir;
-    await clearLeftovers(opts.dataDir, [
-      `${opts.dataDir}/postgres`,
-      await fallbackClusterDir(opts.dataDir),
-    ]);
+    const fallbackDir = await fallbackClusterDir(opts.dataDir);
+    await clearLeftovers(opts.dataDir, [`${opts.dataDir}/postgres`, fallbackDir]);
     if (opts.reset) {
-      await Deno.remove(pgDir, { recursive: true }).catch((error) => {
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
-      });
+      // Both places a cluster of this data dir may live: the checkout and /var/tmp.
+      const removed = await removeClusterData(opts.dataDir, fallbackDir);
       await Deno.remove(logPath).catch(() => {});
       // The ring goes with the database: it can read nothing else, and nothing else needs it.
-      await removeTokenRing(opts.dataDir);
-      say(p.dim(`--reset: removed ${pgDir} and its token key ring`));
+      if (await removeTokenRing(opts.dataDir)) removed.push("the token key ring");
+      say(p.dim(`--reset: removed ${removed.length === 0 ? "nothing yet" : removed.join(", ")}`));
     }
+    const location = await locateCluster(opts.dataDir);
+    const pgDir = location.dir;
     const busy = (Object.entries(opts.ports) as [PortName, number][])
       .filter(([, port]) => !portFree(port));
     if (busy.length > 0) {
@@ -858,15 +905,27 @@ async function main(): Promise<number> {
     checkpoint();
 
     // ---- the settings page: its own origin; Cafe24 connections come back to it ----------------
-    const page = startLocalSettingsPage({
-      hostname: HOST,
-      supabaseUrl: projectUrl,
-      anonKey: env.get("SUPABASE_ANON_KEY")!,
-      auth,
-      demo,
-      scopes: env.get("CAFE24_SCOPES") ?? "",
-      controlToken,
-    });
+    let page: ReturnType<typeof startLocalSettingsPage>;
+    try {
+      page = startLocalSettingsPage({
+        hostname: HOST,
+        port: opts.ports.settings,
+        supabaseUrl: projectUrl,
+        anonKey: env.get("SUPABASE_ANON_KEY")!,
+        auth,
+        demo,
+        scopes: env.get("CAFE24_SCOPES") ?? "",
+        controlToken,
+      });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+      const port = opts.ports.settings;
+      throw new Error(busyPortsMessage([{
+        name: "settings",
+        port,
+        suggestion: nextFreePort(port, Object.values(opts.ports)),
+      }]));
+    }
     cleanups.push({ name: "the settings page", run: () => page.close() });
     env.fallback("CAFE24_APP_RETURN_URL", page.url);
 
@@ -893,7 +952,11 @@ async function main(): Promise<number> {
     // Requests queued before this start carry the previous session's secret and URL.
     await db`delete from net.http_request_queue`;
     const deliverer: NetDeliverer = startNetDeliverer(dbUrl);
-    cleanups.push({ name: "the pg_net stand-in", run: () => deliverer.stop() });
+    const netWorker = await deliverer.worker();
+    cleanups.push({
+      name: netWorker === "stand-in" ? "the pg_net stand-in" : "the pg_net watcher",
+      run: () => deliverer.stop(),
+    });
     const [clock] = await db<{ now: Date }[]>`select now()`;
     const readyAt = clock!.now;
 
@@ -914,6 +977,7 @@ async function main(): Promise<number> {
       auth,
       settingsPageUrl: page.launchUrl,
       fromUser,
+      netWorker,
       readyMs: Date.now() - startedAt,
     };
     const user = await localUser(session);
@@ -930,7 +994,12 @@ async function main(): Promise<number> {
       cron_secret: env.get("CRON_SECRET")!,
       control_token: controlToken,
       settings_page_url: page.launchUrl,
-      local_user: { email: user.email, jwt: user.jwt, expires_at: user.expiresAt },
+      local_user: {
+        email: user.email,
+        jwt: user.jwt,
+        expires_at: user.expiresAt,
+        authorize_url: user.browserUrl,
+      },
       try: commands.lines,
       pids: { start: Deno.pid, functions: functions.pid, postgres: session.postgresPid },
     };
@@ -970,7 +1039,14 @@ async function main(): Promise<number> {
     }
     say(p.dim("\nstopping …"));
     await shutdown();
-    say(p.dim(`stopped: functions,${real ? "" : " Cafe24 sandbox,"} pg_net stand-in, PostgreSQL`));
+    for (
+      const line of stopLines({
+        sandbox: !real,
+        netWorker,
+        pgDir: shown(pgDir),
+        kb: await diskUsageKb(pgDir),
+      })
+    ) say(p.dim(line));
     return opts.once && onceRun?.status !== "finished" ? 1 : 0;
   } catch (error) {
     await shutdown();

@@ -63,3 +63,40 @@ export function consentPage(view: ConsentView): Response {
 `;
   return htmlResponse(200, html, CONSENT_HEADERS);
 }
+
+/**
+ * What a browser sent to the authorize page of a mall that does not exist sees: an HTML page of
+ * "Cafe24's" own, in both languages, with a way back to the app (the page it came from, when the
+ * browser said which), as Cafe24 shows its own error page rather than an API error.
+ */
+export function unknownMallPage(mallId: string, referer: string | null): Response {
+  let back: string | null = null;
+  try {
+    const url = referer === null ? null : new URL(referer);
+    if (url !== null && (url.protocol === "http:" || url.protocol === "https:")) back = url.href;
+  } catch { /* not a URL: no link */ }
+  const link = back === null
+    ? `<p>브라우저의 뒤로 가기로 앱에 돌아가세요. <span lang="en">Use your browser's Back button ` +
+      `to return to the app.</span></p>`
+    : `<p><a id="back" href="${escapeHtml(back)}">앱으로 돌아가기 · ` +
+      `<span lang="en">Back to the app</span></a></p>`;
+  const html = `<!DOCTYPE html>
+<html lang="ko">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>쇼핑몰을 찾을 수 없습니다 · Mall not found</title>
+<style>body{font-family:sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem}</style>
+</head>
+<body>
+<h1 id="not-found">쇼핑몰을 찾을 수 없습니다 <span lang="en">· Mall not found</span></h1>
+<p>카페24에 <code id="mall">${
+    escapeHtml(mallId)
+  }</code> 쇼핑몰이 없습니다. 쇼핑몰 ID를 확인해 주세요.</p>
+<p lang="en">Cafe24 has no mall <code>${escapeHtml(mallId)}</code>. Check the mall ID.</p>
+${link}
+</body>
+</html>
+`;
+  return htmlResponse(404, html, CONSENT_HEADERS);
+}

@@ -1,5 +1,6 @@
 import type { Handled, ResolvedOptions, SandboxContext } from "./context.ts";
 import { handleControl } from "./control.ts";
+import { unknownMallPage } from "./consent.ts";
 import { FaultController, InjectedReset } from "./faults.ts";
 import {
   handleAuthorize,
@@ -192,6 +193,27 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
     return handled.response;
   }
 
+  /**
+   * The way back from the unknown mall's page: the app's registered redirect URI with an OAuth
+   * error and the request's state (the app then shows its own message), else the page the browser
+   * came from, if it said.
+   */
+  function wayBack(url: URL, request: Request): string | null {
+    const redirectUri = url.searchParams.get("redirect_uri");
+    const registered = ctx.options.redirectUri;
+    if (redirectUri !== null && (registered === undefined || redirectUri === registered)) {
+      try {
+        const back = new URL(redirectUri);
+        back.searchParams.set("error", "invalid_request");
+        back.searchParams.set("error_description", "no such mall");
+        const state = url.searchParams.get("state");
+        if (state !== null) back.searchParams.set("state", state);
+        return back.href;
+      } catch { /* not a URL */ }
+    }
+    return request.headers.get("referer");
+  }
+
   async function endpoint(
     mall: Mall | undefined,
     path: string,
@@ -199,7 +221,17 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
   ): Promise<Handled> {
     if (!mall) {
       state.counters.requests.other++;
-      return { response: apiError(404, "Not Found"), kind: "other", outcome: "unknown_mall" };
+      // A browser sent to an unknown mall's authorize page gets a page, with a way back.
+      const page = path === "api/v2/oauth/authorize" && request.method === "GET";
+      const url = new URL(request.url);
+      const mallId = url.pathname.split("/")[1] ?? "";
+      return {
+        response: page
+          ? unknownMallPage(mallId, wayBack(url, request))
+          : apiError(404, "Not Found"),
+        kind: "other",
+        outcome: "unknown_mall",
+      };
     }
     if (path.startsWith("api/v2/admin/")) state.countAdminCall(mall);
     const product = /^api\/v2\/admin\/products(?:\/(\d{1,9}))?$/.exec(path);

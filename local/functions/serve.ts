@@ -41,8 +41,24 @@ export function functionsRouter(handlers: Map<string, Handler>) {
     if (handler === undefined) {
       return Response.json({ error: "NOT_FOUND" }, { status: 404 });
     }
-    return await handler.fetch(request);
+    return await handler.fetch(detached(request));
   };
+}
+
+/**
+ * The request as a function gets it, without Deno.serve's own signal. Deno.serve's
+ * request.signal still aborts when a response succeeds (legacy behaviour), and the first read of
+ * it prints a 360-character warning; request.clone() reads it (cafe24-refresh clones a signed
+ * call's body to verify it). The functions never use the signal: a copy without it is the same
+ * request to them, and nothing is printed.
+ */
+export function detached(request: Request): Request {
+  return new Request(request.url, {
+    method: request.method,
+    headers: request.headers,
+    body: request.body,
+    redirect: request.redirect,
+  });
 }
 
 if (import.meta.main) {

@@ -5,13 +5,7 @@
  */
 import type { LocalAuth } from "../supabase/auth_stand_in.ts";
 import type { DemoConnection } from "../stack/demo.ts";
-import { portFree } from "../stack/ports.ts";
-import {
-  type DemoUser,
-  SETTINGS_PAGE_PORT,
-  type SettingsPage,
-  startSettingsPage,
-} from "./server.ts";
+import { type DemoUser, type SettingsPage, startSettingsPage } from "./server.ts";
 
 /** A user with no connection, to connect any mall from scratch. */
 const NEWCOMER: DemoUser = {
@@ -23,6 +17,8 @@ const NEWCOMER: DemoUser = {
 
 export function startLocalSettingsPage(options: {
   hostname: string;
+  /** `--settings-port`: checked free before (npm start says which flag moves it); 0 = any. */
+  port: number;
   supabaseUrl: string;
   anonKey: string;
   auth: LocalAuth;
@@ -46,8 +42,7 @@ export function startLocalSettingsPage(options: {
   const dead = options.demo.find((d) => d.expect === "reconnect_required");
   return startSettingsPage({
     hostname: options.hostname,
-    // Another stack (or an earlier one still stopping) may hold the usual port: any free one then.
-    port: portFree(SETTINGS_PAGE_PORT, options.hostname) ? SETTINGS_PAGE_PORT : 0,
+    port: options.port,
     supabaseUrl: options.supabaseUrl,
     anonKey: options.anonKey,
     demoUsers: [...owners, NEWCOMER],

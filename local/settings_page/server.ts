@@ -20,9 +20,10 @@
  *     which only stack.json (mode 0600) holds.
  */
 import { allowedHosts, misdirected, newControlToken } from "../local_access.ts";
+import { DEFAULT_PORTS } from "../stack/stack_info.ts";
 import { secretsMatch } from "../../supabase/functions/_shared/platform/secrets.ts";
 
-export const SETTINGS_PAGE_PORT = 54330;
+export const SETTINGS_PAGE_PORT = DEFAULT_PORTS.settings;
 
 export interface DemoUser {
   /** What the page posts to /demo-session. */

@@ -338,7 +338,7 @@ export const MESSAGES = {
 
   // Connecting: completing with the handle
   SCOPE_NOT_REQUESTED: both(
-    "Cafe24가 앱이 요청하지 않은 권한을 부여했습니다(Cafe24 링크가 바뀌었나요?). 아무것도 저장하지 않았습니다.",
+    "카페24가 앱이 요청하지 않은 권한을 부여했습니다(카페24 링크가 바뀌었나요?). 아무것도 저장하지 않았습니다.",
     "Cafe24 granted permissions the app did not ask for (was the Cafe24 link changed?). Nothing was kept.",
     START_AGAIN,
   ),
@@ -528,6 +528,51 @@ export const TEXT = {
     ko: "새로 고침 완료: {refreshed}개 갱신, {failed}개 실패, {skipped}개 건너뜀.",
     en: "Refresh done: {refreshed} refreshed, {failed} failed, {skipped} skipped.",
   },
+  nothingRefreshed: {
+    ko: "새로 고친 연결이 없습니다: {why}",
+    en: "Nothing was refreshed: {why}",
+  },
+  nothingToRefresh: { ko: "새로 고칠 연결이 없습니다.", en: "There is no connection to refresh." },
+  skipped_not_due: {
+    ko: "토큰이 아직 충분히 유효합니다.",
+    en: "the tokens are still fresh.",
+  },
+  skipped_leased: {
+    ko: "이미 새로 고치는 중입니다.",
+    en: "a refresh is already under way.",
+  },
+  skipped_backing_off: {
+    ko: "최근 실패 후 잠시 기다렸다가 자동으로 다시 시도합니다.",
+    en: "after a recent failure it is retried automatically, a little later.",
+  },
+  skipped_reconnect_required: {
+    ko: "쇼핑몰을 다시 연결해야 합니다.",
+    en: "the mall must be connected again.",
+  },
+  skipped_missing_keys: {
+    ko: "연결이 해제되어 토큰이 없습니다.",
+    en: "the connection holds no token (it was disconnected).",
+  },
+  skipped_malformed: {
+    ko: "저장된 연결 정보가 손상되었습니다.",
+    en: "the stored connection is damaged.",
+  },
+  skipped_other: {
+    ko: "이번에는 건너뛰었습니다. 잠시 후 다시 시도해 주세요.",
+    en: "it was skipped this time; try again in a moment.",
+  },
+  notUsable: { ko: "사용할 수 없음", en: "not usable" },
+  code: { ko: "코드", en: "code" },
+  mallIdHint: {
+    ko: "영문 소문자로 시작하는 4~16자의 영문 소문자와 숫자",
+    en: "4 to 16 lowercase letters and digits, starting with a letter",
+  },
+  inMinutes: { ko: "{n}분 후", en: "in {n} min" },
+  minutesAgo: { ko: "{n}분 전", en: "{n} min ago" },
+  inHours: { ko: "{n}시간 후", en: "in {n} h" },
+  hoursAgo: { ko: "{n}시간 전", en: "{n} h ago" },
+  inDays: { ko: "{n}일 후", en: "in {n} d" },
+  daysAgo: { ko: "{n}일 전", en: "{n} d ago" },
   disconnected: {
     ko: "{mall} 쇼핑몰의 연결을 해제하고 카페24에서 앱 권한을 회수했습니다.",
     en: "{mall} is disconnected, and the app's access was revoked at Cafe24.",
@@ -601,8 +646,19 @@ function notify(kind, sentence) {
     element("p", { lang: "ko" }, sentence.ko),
     element("p", { lang: "en", class: "en" }, sentence.en),
   ];
-  if (sentence.code !== null) lines.push(element("p", { class: "code" }, `code: ${sentence.code}`));
+  if (sentence.code !== null) {
+    lines.push(
+      element("p", { class: "code" }, `${TEXT.code.ko} · ${TEXT.code.en}: ${sentence.code}`),
+    );
+  }
   notice.replaceChildren(...lines);
+}
+
+function clearNotice() {
+  const notice = $("notice");
+  notice.replaceChildren();
+  delete notice.dataset.kind;
+  delete notice.dataset.code;
 }
 
 function notifyError(answer, values = {}) {
@@ -612,19 +668,57 @@ function notifyError(answer, values = {}) {
   );
 }
 
-function formatInstant(value) {
+/** "in 4 min" in both languages: `{ ko, en }` for an instant `minutes` from now. */
+export function relativeTime(minutes) {
+  const abs = Math.abs(minutes);
+  const [unit, n] = abs < 60
+    ? ["Minutes", abs]
+    : abs < 48 * 60
+    ? ["Hours", Math.round(abs / 60)]
+    : ["Days", Math.round(abs / 1440)];
+  const key = minutes >= 0 ? `in${unit}` : `${unit.toLowerCase()}Ago`;
+  return { ko: fill(TEXT[key].ko, { n }), en: fill(TEXT[key].en, { n }) };
+}
+
+/** 2026-12-07 15:04, in the browser's time zone: the same in both languages. */
+function localDateTime(at) {
+  const two = (n) => String(n).padStart(2, "0");
+  return `${at.getFullYear()}-${two(at.getMonth() + 1)}-${two(at.getDate())} ` +
+    `${two(at.getHours())}:${two(at.getMinutes())}`;
+}
+
+function formatInstant(value, usable = true) {
+  if (!usable) {
+    return ["—", element("small", { class: "unusable" }, ...bilingual(describe("notUsable")))];
+  }
   if (value === null || value === undefined) return ["—"];
   const at = new Date(value);
   if (Number.isNaN(at.getTime())) return ["—"];
-  const minutes = Math.round((at.getTime() - Date.now()) / 60_000);
-  const abs = Math.abs(minutes);
-  const span = abs < 60
-    ? `${abs} min`
-    : abs < 48 * 60
-    ? `${Math.round(abs / 60)} h`
-    : `${Math.round(abs / 1440)} d`;
-  const relative = minutes >= 0 ? `in ${span}` : `${span} ago`;
-  return [at.toLocaleString(), element("small", {}, relative)];
+  const relative = relativeTime(Math.round((at.getTime() - Date.now()) / 60_000));
+  return [
+    element("time", { datetime: at.toISOString() }, localDateTime(at)),
+    element("small", { class: "relative" }, ...bilingual({ ...relative, code: null })),
+  ];
+}
+
+/** What "Refresh now" says: the counts, or why nothing was refreshed. */
+export function refreshOutcome(body) {
+  const { refreshed = 0, failed = 0, skipped = 0, scanned = 0 } = body ?? {};
+  if (refreshed > 0 || failed > 0) return describe("refreshed", { refreshed, failed, skipped });
+  if (scanned === 0 && skipped === 0) return describe("nothingToRefresh");
+  const reasons = Object.entries(body?.skipped_reasons ?? {})
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([reason]) => reason);
+  const key = reasons.length > 0 && Object.hasOwn(TEXT, `skipped_${reasons[0]}`)
+    ? `skipped_${reasons[0]}`
+    : "skipped_other";
+  const why = TEXT[key];
+  return {
+    ko: fill(TEXT.nothingRefreshed.ko, { why: why.ko }),
+    en: fill(TEXT.nothingRefreshed.en, { why: why.en }),
+    code: null,
+  };
 }
 
 function shopLabel(row) {
@@ -633,6 +727,21 @@ function shopLabel(row) {
     ? row.shops.find((s) => s?.shop_no === row.shop_no)
     : undefined;
   return typeof shop?.name === "string" ? `${row.shop_no} · ${shop.name}` : String(row.shop_no);
+}
+
+/** The columns' names, which a narrow screen shows next to each value (data-label). */
+const COLUMNS = {
+  mall: { ko: "쇼핑몰", en: "Mall" },
+  shop: { ko: "상점", en: "Shop" },
+  access: { ko: "액세스 토큰 만료", en: "Access token expires" },
+  refresh: { ko: "리프레시 토큰 만료", en: "Refresh token expires" },
+  status: { ko: "상태", en: "Status" },
+  needsReconnect: { ko: "다시 연결 필요", en: "Needs reconnect" },
+};
+
+function cell(column, attributes, ...children) {
+  const label = COLUMNS[column];
+  return element("td", { ...attributes, "data-label": `${label.ko} · ${label.en}` }, ...children);
 }
 
 function renderConnections(rows) {
@@ -650,8 +759,8 @@ function renderConnections(rows) {
   body.replaceChildren(...rows.map((row) => {
     const statusKey = `status_${row.status}`;
     const status = TEXT[statusKey] ? describe(statusKey) : describeError(String(row.status));
-    const statusCell = element(
-      "td",
+    const statusCell = cell(
+      "status",
       { class: `status status-${row.status}` },
       ...bilingual(status),
     );
@@ -682,13 +791,28 @@ function renderConnections(rows) {
     return element(
       "tr",
       { "data-mall": row.mall_id ?? "", "data-status": row.status },
-      element("td", { class: "mall" }, row.mall_id ?? "—"),
-      element("td", { class: "shop" }, shopLabel(row)),
-      element("td", { class: "access-expiry" }, ...formatInstant(row.access_token_expires_at)),
-      element("td", { class: "refresh-expiry" }, ...formatInstant(row.refresh_token_expires_at)),
+      cell("mall", { class: "mall" }, row.mall_id ?? "—"),
+      cell("shop", { class: "shop" }, shopLabel(row)),
+      // A connection that is not active holds no token the app can use: no expiry to show.
+      cell(
+        "access",
+        { class: "access-expiry" },
+        ...formatInstant(
+          row.access_token_expires_at,
+          row.status === "active",
+        ),
+      ),
+      cell(
+        "refresh",
+        { class: "refresh-expiry" },
+        ...formatInstant(
+          row.refresh_token_expires_at,
+          row.status === "active",
+        ),
+      ),
       statusCell,
-      element(
-        "td",
+      cell(
+        "needsReconnect",
         { class: "needs-reconnect" },
         ...bilingual(describe(row.needs_reconnect ? "yes" : "no")),
       ),
@@ -785,6 +909,7 @@ async function start() {
 
   // ---- wiring ----------------------------------------------------------------------------------
   $("mall-id").value = config.defaultMallId ?? "";
+  $("mall-id-hint").replaceChildren(...bilingual(describe("mallIdHint")));
   $("scopes").replaceChildren(
     ...(config.scopes ?? []).map((scope) =>
       element(
@@ -815,13 +940,17 @@ async function start() {
   $("sign-out").addEventListener("click", async () => {
     signOut();
     session = null;
+    // What the notice said was about the account that signed out.
+    clearNotice();
     showSession();
     await refreshStatus();
   });
   // Another tab signed in or out: this one follows, as supabase-js does.
   addEventListener("storage", async (event) => {
     if (event.key !== SESSION_KEY) return;
+    const before = session?.user?.id ?? null;
     session = currentSession();
+    if ((session?.user?.id ?? null) !== before) clearNotice();
     showSession();
     await refreshStatus();
   });
@@ -839,17 +968,11 @@ async function start() {
     notify("info", describe("refreshing"));
     const answer = await refreshNow(config, session);
     if (!answer.ok) notifyError(answer);
-    else {
-      const { refreshed = 0, failed = 0, skipped = 0 } = answer.body;
-      notify(
-        failed > 0 ? "error" : "success",
-        describe("refreshed", { refreshed, failed, skipped }),
-      );
-    }
+    else notify((answer.body.failed ?? 0) > 0 ? "error" : "success", refreshOutcome(answer.body));
     await refreshStatus();
   });
   $("reload-status").addEventListener("click", async () => {
-    $("notice").replaceChildren(); // an earlier message is about an earlier state
+    clearNotice(); // an earlier message is about an earlier state
     await refreshStatus();
   });
   $("connections").addEventListener("click", async (event) => {

@@ -121,6 +121,33 @@ export async function locateCluster(dataDir: string): Promise<Location> {
   });
 }
 
+/**
+ * `--reset`: removes the cluster in `<data dir>/postgres` and the fallback folder under /var/tmp
+ * (the whole `cafe24-connector-<key>` folder, never a symlink). Returns what it removed.
+ */
+export async function removeClusterData(dataDir: string, fallbackDir: string): Promise<string[]> {
+  const removed: string[] = [];
+  const remove = async (path: string) => {
+    try {
+      const info = await Deno.lstat(path);
+      await Deno.remove(path, { recursive: info.isDirectory && !info.isSymlink });
+      removed.push(path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  };
+  await remove(`${dataDir}/postgres`);
+  await remove(fallbackDir.replace(/\/postgres\/?$/, ""));
+  return removed;
+}
+
+/** Kilobytes under `path` (du -sk), or null when du cannot tell. */
+export async function diskUsageKb(path: string): Promise<number | null> {
+  const out = await run("du", ["-sk", path]);
+  const kb = Number(out.stdout.split(/\s/)[0]);
+  return out.code === 0 && Number.isFinite(kb) ? kb : null;
+}
+
 /** The postgres OS user's ids (the cluster runs as it when we are root). */
 export async function postgresUser(): Promise<{ uid: number; gid: number } | null> {
   const uid = await run("id", ["-u", "postgres"]);

@@ -7,7 +7,7 @@
 
 export const HOST = "127.0.0.1";
 
-export type PortName = "db" | "functions" | "sandbox";
+export type PortName = "db" | "functions" | "sandbox" | "settings";
 
 /** The flag of each port; `npm start` passes flags on only after `--`. */
 export function portFlag(name: PortName): string {

@@ -157,10 +157,26 @@ export async function readConnections(sql: postgres.Sql): Promise<ConnectionRow[
     order by mall_id nulls last, auth_settings_id`;
 }
 
-/** What the connection shows in the status column. */
+/** What the connection shows in the status column: connection_status's, or "refreshing". */
 function statusOf(r: ConnectionRow): string {
-  if (r.row_state !== "ok") return r.row_state;
-  return r.refreshing_now ? "refreshing" : r.status;
+  if (r.row_state === "ok" && r.status === "active" && r.refreshing_now) return "refreshing";
+  return r.status;
+}
+
+/** Why a connection was disconnected, from its reason code (disconnect_connection). */
+export function disconnectedBy(code: string | null): string {
+  switch (code) {
+    case "DISCONNECTED_BY_USER":
+      return "by user";
+    case "DISCONNECTED_BY_APP":
+      return "by the app";
+    case "APP_UNINSTALLED":
+      return "app removed from the mall";
+    case "CONNECTION_TAKEN_OVER":
+      return "taken over by another user";
+    default:
+      return code === null ? "" : code;
+  }
 }
 
 /**
@@ -169,8 +185,10 @@ function statusOf(r: ConnectionRow): string {
  * history (it stays in connection_status.last_error_code), not a problem.
  */
 export function currentProblem(r: ConnectionRow, nowMs: number): string {
+  if (r.status === "disconnected") return disconnectedBy(r.last_error_code);
   if (r.row_state === "malformed") return "not a string: skipped";
   if (r.row_state === "missing_keys") return "no mall_id or refresh_token";
+  if (r.row_state !== "ok") return "";
   if (r.status === "reconnect_required") return r.last_error_code ?? "reconnect";
   if (r.consecutive_failures > 0) {
     const retry = r.next_attempt_at === null
@@ -185,6 +203,24 @@ export function currentProblem(r: ConnectionRow, nowMs: number): string {
     return `refresh token ${relativeTime(r.refresh_expires_at, nowMs).replace(/^in /, "ends in ")}`;
   }
   return "";
+}
+
+/** What the table says, without its relative times: it is printed again only when this changes. */
+export function tableKey(rows: ConnectionRow[]): string {
+  return rows.map((r) =>
+    [
+      r.auth_settings_id,
+      r.mall_id,
+      r.status,
+      r.last_error_code,
+      r.consecutive_failures > 0,
+    ].join("|")
+  ).join("\n");
+}
+
+/** A cron tick that found nothing due (it starts no run): one short line. */
+export function idleTickLine(at: Date, p: Paint): string {
+  return `${p.dim(clockTime(at))}  cron   tick          ${p.dim("nothing due")}`;
 }
 
 /**
@@ -219,13 +255,44 @@ export function connectionTable(
       if (r === 0) return p.dim(text);
       if (c === 1) {
         if (cell === "active" || cell === "refreshing") return p.green(text);
+        if (cell === "disconnected" || cell === "not_connected") return p.dim(text);
         return cell === "reconnect_required" ? p.red(text) : p.yellow(text);
       }
-      return c === 4 && cell !== "" ? p.red(text) : text;
+      if (c === 4 && cell !== "") {
+        return shown[r - 1]!.status === "disconnected" ? p.dim(text) : p.red(text);
+      }
+      return text;
     }).join("  ").trimEnd()
   );
   if (rows.length > shown.length) lines.push(p.dim(`  … and ${rows.length - shown.length} more`));
   return lines.join("\n");
+}
+
+/**
+ * What `npm start` says once stopped: what it stopped (the pg_net stand-in only where it ran,
+ * i.e. without the real pg_net, see PG_BINDIR) and where the database stays, with its size and
+ * how to remove it.
+ */
+export function stopLines(options: {
+  sandbox: boolean;
+  netWorker: "stand-in" | "pg_net";
+  pgDir: string;
+  kb: number | null;
+}): string[] {
+  const stopped = [
+    "functions",
+    ...(options.sandbox ? ["Cafe24 sandbox"] : []),
+    options.netWorker === "stand-in" ? "pg_net stand-in" : "PostgreSQL with the real pg_net",
+    ...(options.netWorker === "stand-in" ? ["PostgreSQL"] : []),
+  ];
+  const size = options.kb === null
+    ? ""
+    : ` (${options.kb >= 1024 ? `${Math.round(options.kb / 1024)} MB` : `${options.kb} kB`})`;
+  return [
+    ...wrapParts("stopped: ", stopped, { separator: ", ", indent: "  " }),
+    `kept: the database${size}, until npm start -- --reset removes it:`,
+    `  ${options.pgDir}`,
+  ];
 }
 
 export interface RunRow {

@@ -12,7 +12,12 @@ export { processAlive, processCommandLine } from "../processes.ts";
 export const PROJECT_ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname)
   .replace(/\/$/, "");
 export const DEFAULT_DATA_DIR = `${PROJECT_ROOT}/.local`;
-export const DEFAULT_PORTS = { db: 54322, functions: 54321, sandbox: 54329 } as const;
+export const DEFAULT_PORTS = {
+  db: 54322,
+  functions: 54321,
+  sandbox: 54329,
+  settings: 54330,
+} as const;
 
 export const SANDBOX_CLIENT_ID = "local-sandbox-client";
 export const SANDBOX_CLIENT_SECRET = "local-sandbox-secret-works-only-on-the-sandbox";
@@ -45,7 +50,13 @@ export interface StackInfo {
    */
   settings_page_url: string;
   /** A user of the local Auth stand-in and a token for it, for the connect flow. */
-  local_user: { email: string; jwt: string; expires_at: string } | null;
+  local_user: {
+    email: string;
+    jwt: string;
+    expires_at: string;
+    /** Cafe24's (the sandbox's) authorize page for the dead demo mall, valid 10 minutes. */
+    authorize_url?: string | null;
+  } | null;
   /** The commands the banner suggested; they work while this stack runs. */
   try: string[];
   pids: { start: number; functions: number | null; postgres: number | null };

@@ -105,10 +105,15 @@ async function readTokenRing(path: string): Promise<TokenRingEnv | null> {
   };
 }
 
-export async function removeTokenRing(dataDir: string): Promise<void> {
-  await Deno.remove(tokenRingPath(dataDir)).catch((error) => {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  });
+/** Removes the data dir's ring; true when there was one. */
+export async function removeTokenRing(dataDir: string): Promise<boolean> {
+  try {
+    await Deno.remove(tokenRingPath(dataDir));
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
 }
 
 /**

@@ -226,7 +226,10 @@ as $$
     and (token_requested_at is null or token_requested_at < now() - interval '1 minute')
 $$;
 
--- One row per connection, for Studio, psql and the local dashboard.
+-- One row per connection, for Studio, psql and the local dashboard. status says what the row is,
+-- as public.cafe24_connections does: 'malformed' or 'not_connected' when the row holds no usable
+-- credentials (row_state says which), 'disconnected' (last_error_code says by whom), else the
+-- refresh status ('active' or 'reconnect_required').
 create or replace view cafe24_private.connection_status as
 select
   c.auth_settings_id,
@@ -234,7 +237,12 @@ select
   s.user_id,
   s.org_id,
   c.row_state,
-  c.status,
+  case
+    when c.row_state = 'malformed' then 'malformed'
+    when c.status = 'disconnected' then 'disconnected'
+    when c.row_state <> 'ok' then 'not_connected'
+    else c.status
+  end as status,
   c.access_expires_at,
   c.refresh_expires_at,
   c.last_refreshed_at,

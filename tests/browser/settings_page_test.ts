@@ -193,6 +193,42 @@ Deno.test({
           await page.waitForURL((url) => url.href.startsWith(settingsPage.url));
         });
 
+      /**
+       * Every visible string of the page in both languages: each block (heading, cell, button,
+       * label, paragraph, note) with English words has Korean, and the other way round. Values
+       * are not strings of the page: mall IDs, emails, codes, scopes, dates and shop names.
+       */
+      const assertBilingual = async (page: Page) => {
+        const offenders = await page.locator("body").evaluate((body) => {
+          const found: string[] = [];
+          const malls = [...body.querySelectorAll("[data-mall]")]
+            .map((e) => e.getAttribute("data-mall") ?? "").filter((m) => m !== "");
+          for (
+            const block of body.querySelectorAll(
+              "h1, h2, th, td:not(.shop), button, label, p, small, #notice",
+            )
+          ) {
+            // An element with a lang is one half of a pair: its block is checked.
+            if (block.hasAttribute("lang") || block.closest("#notice p") !== null) continue;
+            if (block.getClientRects().length === 0 || block.closest("[hidden]") !== null) continue;
+            const shown = (block as unknown as { innerText: string }).innerText;
+            let text = shown;
+            for (const mall of malls) text = text.replaceAll(mall, "");
+            text = text
+              .replace(/\S+@\S+/g, "") // emails
+              .replace(/\b[A-Z][A-Z0-9_]{2,}\b/g, "") // codes
+              .replace(/\b[a-z]+(\.[a-z_]+)+\b/g, "") // scopes
+              .replace(/\bmyshop\b/g, "");
+            const english = /[A-Za-z]/.test(text);
+            const korean = /[\uac00-\ud7a3]/.test(text);
+            if (english !== korean) found.push(shown.trim().slice(0, 80));
+          }
+          return found;
+        });
+        assert.deepEqual(offenders, [], "strings in one language only");
+      };
+      const scrollWidth = (page: Page) => page.locator("html").evaluate((html) => html.scrollWidth);
+
       const row = (page: Page, mall: string) =>
         page.locator(`#connections tr[data-mall="${mall}"]`);
 
@@ -401,6 +437,12 @@ Deno.test({
           "CAFE24_INVALID_GRANT",
         );
         assert.match(await dead.innerText(), /Cafe24 no longer accepts this mall's access/);
+        // A dead connection's access token is not usable: no expiry shown as if it were.
+        assert.equal(await dead.locator("td.access-expiry time").count(), 0);
+        assert.match(
+          await dead.locator("td.access-expiry").innerText(),
+          /사용할 수 없음\s+not usable/,
+        );
         await shot(alice, "4a-reconnect-required");
 
         await startConnecting(alice, null);
@@ -420,7 +462,11 @@ Deno.test({
           () => alice.click("#refresh-now"),
         );
         assert.equal(first.status(), 200);
-        assert.match(await expectNotice(alice, "success", null), /Refresh done: \d+ refreshed/);
+        // Refreshed, or (the mall's pair being new) nothing, and why: never "0 refreshed".
+        assert.match(
+          await expectNotice(alice, "success", null),
+          /Refresh done: [1-9]\d* refreshed|Nothing was refreshed: \w/,
+        );
 
         const limited = await responseTo(
           alice,
@@ -435,6 +481,73 @@ Deno.test({
         assert.match(text, new RegExp(`Please try again in ${retryAfter} seconds`));
         assert.match(text, new RegExp(`${retryAfter}초 후에 다시 시도해 주세요`));
         await shot(alice, "5-refresh-throttled");
+      });
+
+      await t.step("at 390 px: nothing overflows, every string in both languages", async () => {
+        const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+        cleanups.push(() => context.close());
+        const phone = await openPage(context);
+        await signIn(phone, users.alice);
+        const active = row(phone, "happyshop");
+        await active.locator("td.status.status-active").waitFor();
+        assert.ok((await scrollWidth(phone)) <= 390, `scrollWidth ${await scrollWidth(phone)}`);
+        // Relative times, in both languages.
+        const relative = await active.locator("td.access-expiry small.relative").innerText();
+        assert.match(relative, /\d+(분|시간|일) (후|전)/);
+        assert.match(relative, /in \d+ (min|h|d)|\d+ (min|h|d) ago/);
+        await assertBilingual(phone);
+        await shot(phone, "7a-phone");
+
+        // "Refresh now" when the tokens were just refreshed (the throttle of the step above let
+        // go): nothing refreshed, and why, in both languages.
+        await db.sql`
+          delete from cafe24_private.user_refresh_starts where user_id = ${users.alice.id}`;
+        const again = await responseTo(
+          phone,
+          "POST",
+          "cafe24-refresh",
+          () => phone.click("#refresh-now"),
+        );
+        assert.equal(again.status(), 200);
+        const said = await expectNotice(phone, "success", null);
+        assert.match(said, /Nothing was refreshed: the tokens are still fresh\./);
+        assert.match(said, /새로 고친 연결이 없습니다: 토큰이 아직 충분히 유효합니다/);
+        assert.ok((await scrollWidth(phone)) <= 390);
+        await assertBilingual(phone);
+
+        // A bad mall ID: the format, in both languages, and no trip anywhere.
+        await phone.fill("#mall-id", "Bad-Mall!");
+        await phone.click("#connect");
+        const bad = await expectNotice(phone, "error", "INVALID_MALL_ID");
+        assert.match(bad, /4~16자/);
+        assert.match(bad, /4 to 16 lowercase letters and digits, starting with a letter/);
+        assert.equal(phone.url(), settingsPage.url);
+        assert.ok((await scrollWidth(phone)) <= 390);
+        await assertBilingual(phone);
+        await shot(phone, "7b-phone-bad-mall-id");
+
+        // A mall Cafe24 does not have: its own page, in both languages, with a way back.
+        await phone.fill("#mall-id", "nosuchmall");
+        await phone.click("#connect");
+        await phone.waitForSelector("#not-found");
+        assert.ok(phone.url().startsWith(sandbox.url), phone.url());
+        assert.match(await phone.locator("body").innerText(), /쇼핑몰을 찾을 수 없습니다/);
+        assert.match(await phone.locator("body").innerText(), /Mall not found/);
+        assert.ok((await scrollWidth(phone)) <= 390);
+        await shot(phone, "7c-phone-unknown-mall");
+        await phone.click("#back");
+        await phone.waitForURL((url) => url.href.startsWith(settingsPage.url));
+        await expectNotice(phone, "error", "AUTHORIZATION_FAILED");
+        assert.ok((await scrollWidth(phone)) <= 390);
+        await assertBilingual(phone);
+
+        // Signing out clears what the notice said about the account.
+        await phone.click("#sign-out");
+        await phone.waitForSelector("#sign-in:not([hidden])");
+        assert.equal(await phone.locator("#notice").innerText(), "");
+        assert.equal(await phone.locator("#notice").getAttribute("data-kind"), null);
+        await assertBilingual(phone);
+        await shot(phone, "7d-phone-signed-out");
       });
 
       await t.step("disconnect: tokens removed and revoked at Cafe24", async () => {

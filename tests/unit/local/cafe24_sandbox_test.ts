@@ -481,6 +481,25 @@ Deno.test("authorize: redirect_uri mismatch is JSON without redirect; deny; unkn
 
     const unknown = await authorize(sb, "nosuchmall");
     assert.equal(unknown.status, 404);
+    // A browser lands on a page of Cafe24's own, in both languages, with a way back.
+    const page = await fetch(`${sb.url}/nosuchmall/api/v2/oauth/authorize?response_type=code`, {
+      headers: { referer: "http://127.0.0.1:54330/" },
+    });
+    assert.equal(page.status, 404);
+    assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+    const html = await page.text();
+    assert.match(html, /쇼핑몰을 찾을 수 없습니다/);
+    assert.match(html, /Mall not found/);
+    assert.match(html, /<a id="back" href="http:\/\/127\.0\.0\.1:54330\/">/);
+    // With the app's registered redirect URI: back through it with an OAuth error and the state.
+    const viaApp = await (await fetch(
+      `${sb.url}/nosuchmall/api/v2/oauth/authorize?response_type=code&state=s1&redirect_uri=` +
+        encodeURIComponent(REDIRECT),
+    )).text();
+    const back = new URL(/<a id="back" href="([^"]+)"/.exec(viaApp)![1]!.replaceAll("&amp;", "&"));
+    assert.equal(`${back.origin}${back.pathname}`, REDIRECT);
+    assert.equal(back.searchParams.get("error"), "invalid_request");
+    assert.equal(back.searchParams.get("state"), "s1");
     const unknownToken = await answer(
       await tokenFetch(sb, "nosuchmall", { grant_type: "refresh_token", refresh_token: "x" }),
     );

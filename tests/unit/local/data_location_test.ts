@@ -4,6 +4,7 @@ import {
   fallbackClusterDir,
   type LocationFacts,
   prepareFallbackParent,
+  removeClusterData,
 } from "../../../local/stack/data_location.ts";
 
 const facts = (overrides: Partial<LocationFacts>): LocationFacts => ({
@@ -74,6 +75,23 @@ Deno.test("prepareFallbackParent() makes a private folder and refuses one others
     const link = `${base}/cafe24-connector-link`;
     await Deno.symlink(`${base}/cafe24-connector-abc`, link);
     await assert.rejects(prepareFallbackParent(`${link}/postgres`, me), /not a private folder/);
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});
+
+Deno.test("removeClusterData() (--reset) removes the data dir's cluster and its /var/tmp folder", async () => {
+  const base = await Deno.makeTempDir({ prefix: "reset-" });
+  try {
+    const dataDir = `${base}/.local`;
+    const fallback = await fallbackClusterDir(dataDir, `${base}/var-tmp`);
+    await Deno.mkdir(`${dataDir}/postgres`, { recursive: true });
+    await Deno.mkdir(fallback, { recursive: true });
+    await Deno.writeTextFile(`${fallback}/PG_VERSION`, "15");
+    const removed = await removeClusterData(dataDir, fallback);
+    assert.deepEqual(removed, [`${dataDir}/postgres`, fallback.replace(/\/postgres$/, "")]);
+    assert.equal(await Deno.stat(fallback.replace(/\/postgres$/, "")).then(() => 1, () => 0), 0);
+    assert.deepEqual(await removeClusterData(dataDir, fallback), [], "again: nothing left");
   } finally {
     await Deno.remove(base, { recursive: true });
   }

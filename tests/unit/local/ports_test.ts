@@ -42,6 +42,12 @@ Deno.test("busyPortsMessage() gives the whole npm start command, with -- before 
   assert.match(message, /^ {2}npm start -- --db-port 54323 --sandbox-port N$/m);
 });
 
+Deno.test("the settings page's port is a port like the others: flag and busy message", () => {
+  const message = busyPortsMessage([{ name: "settings", port: 54330, suggestion: 54331 }]);
+  assert.match(message, /port 54330 \(settings\) is in use/);
+  assert.match(message, /^ {2}npm start -- --settings-port 54331$/m);
+});
+
 Deno.test("nextFreePort() skips taken and busy ports", () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;

@@ -8,12 +8,15 @@ import {
   explainNetFailure,
   FAILURE_ADVICE,
   failureAdvice,
+  idleTickLine,
   orderedSummary,
   paint,
   relativeTime,
   runFinishedLines,
   type RunRow,
   SCREEN_WIDTH,
+  stopLines,
+  tableKey,
   visibleLength,
   wrapParts,
 } from "../../../local/stack/report.ts";
@@ -162,7 +165,13 @@ Deno.test("connectionTable() prints one aligned line per connection within 80 co
       last_error_code: "CAFE24_INVALID_GRANT",
       consecutive_failures: 1,
     }),
-    connection({ mall_id: null, row_state: "malformed", access_expires_at: null }),
+    // connection_status says 'malformed' in status for such a row.
+    connection({
+      mall_id: null,
+      row_state: "malformed",
+      status: "malformed",
+      access_expires_at: null,
+    }),
   ];
   const table = connectionTable(rows, NOW, plain).split("\n");
   assert.equal(table.length, 3);
@@ -192,6 +201,24 @@ Deno.test("connectionTable() fits 80 columns with the longest mall ids, statuses
   ];
   for (const p of [plain, coloured]) assertFits(connectionTable(rows, NOW, p).split("\n"));
   assert.match(connectionTable(rows, NOW, plain), / CAFE24_CLIENT_AUTH_…$/m);
+});
+
+Deno.test("connectionTable() shows a disconnected connection as disconnected, and by whom", () => {
+  const table = connectionTable(
+    [
+      connection({
+        mall_id: "demogone",
+        row_state: "missing_keys",
+        status: "disconnected",
+        access_expires_at: null,
+        last_error_code: "DISCONNECTED_BY_USER",
+      }),
+    ],
+    NOW,
+    plain,
+  ).split("\n");
+  assert.match(table[1]!, /^ {2}demogone\s+disconnected\s+-\s+30m ago\s+by user$/);
+  assert.doesNotMatch(table[1]!, /missing_keys|no mall_id/);
 });
 
 Deno.test("currentProblem() hides the error of a connection that has recovered", () => {
@@ -293,4 +320,45 @@ Deno.test("orderedSummary() restores the function's key order after a jsonb roun
     "not_due",
     "leased",
   ]);
+});
+
+Deno.test("an idle tick is one short line; the table is due only when what it says changes", () => {
+  const line = idleTickLine(new Date(NOW), plain);
+  assert.match(line, /^\d\d:\d\d:\d\d {2}cron {3}tick\s+nothing due$/);
+  assertFits([line, idleTickLine(new Date(NOW), coloured)]);
+  const id = crypto.randomUUID();
+  const before = [connection({ auth_settings_id: id })];
+  // Time passing (relative times), a refresh and a refresh in flight change nothing shown.
+  assert.equal(
+    tableKey([{ ...before[0]!, last_refreshed_at: new Date(NOW), refreshing_now: true }]),
+    tableKey(before),
+  );
+  assert.notEqual(
+    tableKey([{ ...before[0]!, status: "reconnect_required", last_error_code: "X" }]),
+    tableKey(before),
+  );
+  assert.notEqual(tableKey([...before, connection({})]), tableKey(before));
+});
+
+Deno.test("stopLines() name the pg_net worker in use and where the database stays", () => {
+  const standIn = stopLines({
+    sandbox: true,
+    netWorker: "stand-in",
+    pgDir: "/var/tmp/cafe24-connector-0123456789ab/postgres",
+    kb: 41 * 1024,
+  });
+  assert.equal(standIn[0], "stopped: functions, Cafe24 sandbox, pg_net stand-in, PostgreSQL");
+  assert.deepEqual(standIn.slice(1), [
+    "kept: the database (41 MB), until npm start -- --reset removes it:",
+    "  /var/tmp/cafe24-connector-0123456789ab/postgres",
+  ]);
+  assertFits(standIn);
+  const real = stopLines({
+    sandbox: false,
+    netWorker: "pg_net",
+    pgDir: ".local/postgres",
+    kb: null,
+  });
+  assert.equal(real[0], "stopped: functions, PostgreSQL with the real pg_net");
+  assert.ok(!real.join(" ").includes("stand-in"));
 });

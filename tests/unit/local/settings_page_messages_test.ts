@@ -13,7 +13,14 @@ import {
 } from "../../../supabase/functions/_shared/platform/errors.ts";
 import { DISCONNECT_REASONS } from "../../../supabase/functions/_shared/connect/disconnect.ts";
 import { APP_UNINSTALLED } from "../../../supabase/functions/_shared/connect/app_uninstalled.ts";
-import { describeError, MESSAGES } from "../../../local/settings_page/settings.js";
+import {
+  describeError,
+  MESSAGES,
+  refreshOutcome,
+  relativeTime,
+  TEXT,
+} from "../../../local/settings_page/settings.js";
+import { SKIP_REASONS } from "../../../supabase/functions/_shared/refresh/skip_reasons.ts";
 
 const HANGUL = /[\uac00-\ud7a3]/;
 
@@ -49,4 +56,53 @@ Deno.test("values are filled in; an unknown code gets the generic sentence with 
   assert.equal(unknown.code, "SOMETHING_NEW");
   // Inherited object keys are not codes.
   assert.match(describeError("constructor").en, /code constructor/);
+});
+
+Deno.test("each language names Cafe24 its own way: 카페24 in Korean, Cafe24 in English", async () => {
+  const all = [...Object.values(MESSAGES), ...Object.values(TEXT)];
+  for (const { ko, en } of all) {
+    assert.doesNotMatch(ko, /Cafe24/, ko);
+    assert.doesNotMatch(en, /카페24/, en);
+  }
+  const html = await Deno.readTextFile(
+    new URL("../../../local/settings_page/index.html", import.meta.url),
+  );
+  assert.doesNotMatch(html.replace(/<span class="en">[^<]*<\/span>/g, ""), /Cafe24 [가-힣]/);
+});
+
+Deno.test("relative times are said in both languages", () => {
+  assert.deepEqual(relativeTime(4), { ko: "4분 후", en: "in 4 min" });
+  assert.deepEqual(relativeTime(-90), { ko: "2시간 전", en: "2 h ago" });
+  assert.deepEqual(relativeTime(3 * 1440), { ko: "3일 후", en: "in 3 d" });
+});
+
+Deno.test("'Refresh now' that refreshed nothing says why, in both languages", () => {
+  const fresh = refreshOutcome({
+    refreshed: 0,
+    failed: 0,
+    skipped: 1,
+    scanned: 1,
+    skipped_reasons: { not_due: 1, leased: 0 },
+  });
+  assert.equal(fresh.en, "Nothing was refreshed: the tokens are still fresh.");
+  assert.match(fresh.ko, /새로 고친 연결이 없습니다: 토큰이 아직 충분히 유효합니다/);
+  const dead = refreshOutcome({
+    refreshed: 0,
+    failed: 0,
+    skipped: 1,
+    scanned: 1,
+    skipped_reasons: { reconnect_required: 1 },
+  });
+  assert.match(dead.en, /must be connected again/);
+  assert.match(
+    refreshOutcome({ refreshed: 0, failed: 0, skipped: 0, scanned: 0 }).en,
+    /no connection/,
+  );
+  assert.match(refreshOutcome({ refreshed: 2, failed: 0, skipped: 1 }).en, /2 refreshed/);
+  // Every skip reason a user's run can report has its sentence.
+  for (const reason of SKIP_REASONS) {
+    const said = refreshOutcome({ scanned: 1, skipped: 1, skipped_reasons: { [reason]: 1 } });
+    assert.match(said.ko, /[가-힣]/);
+    assert.match(said.en, /^Nothing was refreshed: .+\.$/);
+  }
 });

@@ -1,13 +1,19 @@
 import assert from "node:assert/strict";
+import { usageError } from "../../../local/stack/usage.ts";
 import {
   authorizeWithoutUser,
   callbackWithoutState,
+  CRON_JOBS,
+  cronJobVerdict,
   databaseAdvice,
   jwksVerdict,
   legacyKeyVerdict,
   migrationsVerdict,
+  missingSettingsMessage,
+  queryFailedVerdict,
   refreshWithoutSecret,
   refreshWithSecret,
+  unreachableVerdict,
   vaultVerdict,
   webhookWithoutKey,
 } from "../../../scripts/deploy_check.ts";
@@ -114,4 +120,92 @@ Deno.test("cafe24-webhook: a key set passes, a key unset passes with a warning",
   assert.match(unset.detail, /WARNING CAFE24_WEBHOOK_API_KEY/);
   assert.equal(webhookWithoutKey({ status: 404, body: "" }).ok, false);
   assert.equal(webhookWithoutKey({ status: 401, body: { msg: "Invalid JWT" } }).ok, false);
+});
+
+Deno.test("deploy:check: a project that does not answer is named by each check, with its fix", () => {
+  const dns = new TypeError("fetch failed", {
+    cause: new Error(
+      "error sending request for url (https://abc.supabase.co/functions/v1/cafe24-token): " +
+        "client error (Connect): dns error: failed to lookup address information",
+    ),
+  });
+  const verdict = unreachableVerdict("https://abc.supabase.co/functions/v1/cafe24-token", dns);
+  assert.equal(verdict.ok, false);
+  assert.match(verdict.detail, /abc\.supabase\.co does not resolve/);
+  assert.doesNotMatch(verdict.detail, /fetch failed/);
+  assert.match(verdict.fix!, /SUPABASE_PROJECT_REF/);
+  assert.doesNotMatch(verdict.fix!, /above/);
+  const refused = unreachableVerdict(
+    "http://127.0.0.1:54321/x",
+    new TypeError("fetch failed", { cause: new Error("Connection refused (os error 111)") }),
+  );
+  assert.match(refused.detail, /nothing accepts connections at 127\.0\.0\.1:54321/);
+  assert.match(refused.fix!, /npm start/);
+  const timeout = unreachableVerdict(
+    "https://abc.supabase.co/x",
+    new DOMException("Signal timed out.", "TimeoutError"),
+  );
+  assert.match(timeout.detail, /within 30 s/);
+  assert.match(
+    databaseAdvice("postgresql://p@nohost.pooler.supabase.com:5432/postgres", "ENOTFOUND"),
+    /nohost\.pooler\.supabase\.com does not resolve/,
+  );
+  assert.match(queryFailedVerdict(new Error('relation "x" does not exist')).fix!, /db push/);
+});
+
+Deno.test("deploy:check probes cafe24-webhook and every pg_cron job of the migrations", async () => {
+  assert.equal(webhookWithoutKey({ status: 200, body: { received: true } }).ok, true);
+  assert.equal(webhookWithoutKey({ status: 404, body: "Not Found" }).ok, false);
+  assert.match(
+    webhookWithoutKey({ status: 401, body: { code: 401, message: "Invalid JWT" } }).fix!,
+    /verify_jwt/,
+  );
+  // Every job a migration schedules, by its exact name and command.
+  const scheduled = new Map<string, string>();
+  for await (
+    const entry of Deno.readDir(new URL("../../../supabase/migrations/", import.meta.url))
+  ) {
+    if (!entry.name.endsWith(".sql")) continue;
+    const text = await Deno.readTextFile(
+      new URL(`../../../supabase/migrations/${entry.name}`, import.meta.url),
+    );
+    for (const m of text.matchAll(/cron\.schedule\('([^']+)',\s*[^,]+,\s*'([^']+)'\)/g)) {
+      scheduled.set(m[1]!, m[2]!);
+    }
+  }
+  assert.deepEqual(
+    new Map(CRON_JOBS.map((job) => [job.name, job.command])),
+    scheduled,
+  );
+  for (
+    const name of [
+      "cafe24-refresh",
+      "cafe24-events",
+      "cafe24-trim-histories",
+      "cafe24-oauth-states-cleanup",
+    ]
+  ) assert.ok(scheduled.has(name), name);
+  const events = CRON_JOBS.find((job) => job.name === "cafe24-events")!;
+  const row = {
+    jobname: "cafe24-events",
+    schedule: "* * * * *",
+    command: events.command,
+    active: true,
+    last_status: "succeeded",
+    last_message: null,
+  };
+  assert.equal(cronJobVerdict(events, row).ok, true);
+  assert.match(cronJobVerdict(events, undefined).fix!, /db push/);
+  assert.match(cronJobVerdict(events, { ...row, active: false }).fix!, /active = true/);
+  assert.equal(cronJobVerdict(events, { ...row, last_status: "failed" }).ok, false);
+});
+
+Deno.test("deploy:check with nothing set suggests --local; usage errors come last", () => {
+  const message = missingSettingsMessage(["CRON_SECRET"], "/x/.env.production", false);
+  assert.match(message, /npm run deploy:check -- --local/);
+  assert.match(message, /create \/x\/\.env\.production/);
+  const lines = usageError("npm run deploy:check", "Unknown option '--bogus'").split("\n");
+  assert.equal(lines.length, 1);
+  assert.match(lines[0]!, /^npm run deploy:check: Unknown option '--bogus' .*--help/);
+  assert.match(vaultVerdict("cafe24_cron_secret", null, "x", "CRON_SECRET").fix!, /deploy:vault/);
 });
