@@ -91,23 +91,41 @@ Deno.test("one scope list, and one way to generate secrets, across README and en
   assert.match(hosted.CAFE24_REDIRECT_URI!, /^https:\/\//);
 });
 
-Deno.test("the README deploys without Docker, logs in first and writes Vault idempotently", async () => {
+Deno.test("the README deploys without Docker, logs in first and writes Vault with deploy:vault", async () => {
   const readme = await read("README.md");
   const deploy = readme.slice(
     readme.indexOf("## Deploy to Supabase"),
     readme.indexOf("## Operate"),
   );
+  assert.ok(deploy.length > 0);
   assert.ok(deploy.indexOf("supabase login") < deploy.indexOf("supabase link"));
   assert.match(deploy, /supabase functions deploy --use-api/);
   assert.match(deploy, /pooler\.supabase\.com:5432/);
   assert.match(deploy, /JWT signing keys/);
-  // The cron secret is generated once, into a variable, not inside `secrets set`.
-  assert.match(deploy, /^CRON_SECRET=\$\(openssl rand -hex 32\)/m);
-  assert.doesNotMatch(deploy, /secrets set [^\n]*\$\(openssl/);
-  assert.match(deploy, /if not found then perform vault\.create_secret/);
+  assert.match(deploy, /`CORS_ALLOWED_ORIGINS`/);
+  // The cron secret is generated once, into the env file, and reaches Vault as a bound parameter.
+  assert.match(deploy, /^npm run deploy:vault -- --generate-cron-secret/m);
+  assert.match(deploy, /^npm run deploy:vault\b/m);
+  assert.doesNotMatch(deploy, /openssl rand/);
+  assert.doesNotMatch(
+    deploy,
+    /vault\.(create|update)_secret/,
+    "no Vault SQL with the secret in it",
+  );
+  assert.doesNotMatch(deploy, /<the CRON_SECRET value>|v_secret/);
+  assert.doesNotMatch(deploy, /asks for the database password/);
   assert.doesNotMatch(
     readme,
     /--db-url '?postgres(ql)?:\/\/[^'\s]*:[^@'\s]+@/,
     "no password in a --db-url",
   );
+});
+
+Deno.test("the hosted env example sets the CORS origin and names the callback's real answer", async () => {
+  const text = await read("supabase/functions/.env.production.example");
+  const hosted = parseEnvFile(text);
+  assert.match(hosted.CORS_ALLOWED_ORIGINS ?? "", /^https:\/\//);
+  assert.doesNotMatch(text, /cafe24=connected/);
+  assert.match(text, /#cafe24=pending&handle=/);
+  assert.match(text, /npm run deploy:vault -- --generate-cron-secret/);
 });
