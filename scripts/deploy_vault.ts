@@ -6,10 +6,9 @@
  *   cafe24_cron_secret   CRON_SECRET
  *
  * over SUPABASE_DB_URL (the session pooler's URL). Each is created, or updated when it exists:
- * safe to run again. The values travel as bound parameters of the statement, never in its text
- * nor on a command line, and the session turns statement logging off first where the role may
- * (log_statement, log_parameter_max_length, pgaudit.log), so a server that logs every statement
- * with its parameters does not log them.
+ * safe to run again. The values travel as COPY data, never in a statement's text, as a bound
+ * parameter (which log_statement = all records) or on a command line, so no statement log and no
+ * query history holds them.
  *
  * `--generate-cron-secret` appends a random CRON_SECRET to the env file when the file has none
  * (creating it, mode 0600) and changes nothing otherwise; then exits.
@@ -36,14 +35,6 @@ run again) over SUPABASE_DB_URL, from SUPABASE_URL (or SUPABASE_PROJECT_REF) and
   --generate-cron-secret   append a random CRON_SECRET to the env file if it has none, then exit
   -h, --help               this text`;
 
-/** Session settings that keep the statements and their parameters out of the server's log. */
-const QUIET_SETTINGS = [
-  "log_statement = 'none'",
-  "log_parameter_max_length = 0",
-  "log_min_duration_statement = -1",
-  "pgaudit.log = 'none'",
-];
-
 export interface GeneratedSecret {
   added: boolean;
   file: string;
@@ -69,42 +60,51 @@ export async function ensureCronSecret(file: string): Promise<GeneratedSecret> {
   return { added: true, file };
 }
 
-/** Creates or updates one Vault secret; the value is a bound parameter. */
-async function upsertSecret(
-  tx: postgres.TransactionSql,
-  name: string,
-  value: string,
-): Promise<"created" | "updated"> {
-  const [existing] = await tx<{ id: string }[]>`select id from vault.secrets where name = ${name}`;
-  if (existing !== undefined) {
-    await tx`select vault.update_secret(${existing.id}::uuid, ${value})`;
-    return "updated";
-  }
-  await tx`select vault.create_secret(${value}, ${name})`;
-  return "created";
+/** One value as a line field of COPY's text format. */
+function copyField(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n")
+    .replace(/\r/g, "\\r");
 }
 
+/**
+ * Writes both secrets (created, or updated when they exist) in one transaction. The values reach
+ * the server as COPY data, which no statement log records (log_statement = all logs a bound
+ * parameter's value, not COPY's rows); the statements that follow read them from a temporary
+ * table that ends with the transaction.
+ */
 export async function writeVaultSecrets(
   dbUrl: string,
   values: { projectUrl: string; cronSecret: string },
-): Promise<{ results: Record<string, string>; logged: boolean }> {
+): Promise<{ results: Record<string, string> }> {
   const sql = postgres(dbUrl, { prepare: false, max: 1, onnotice: () => {}, connect_timeout: 15 });
   try {
     return await sql.begin(async (tx) => {
-      for (const setting of QUIET_SETTINGS) {
-        // A role that may not change a setting keeps the server's; the write goes on.
-        await tx.savepoint((sp) => sp.unsafe(`set local ${setting}`)).catch(() => {});
-      }
-      const [logging] = await tx<{ statement: string; parameters: string }[]>`
-        select current_setting('log_statement') as statement,
-          current_setting('log_parameter_max_length') as parameters`;
-      const results: Record<string, string> = {};
-      results.cafe24_project_url = await upsertSecret(tx, "cafe24_project_url", values.projectUrl);
-      results.cafe24_cron_secret = await upsertSecret(tx, "cafe24_cron_secret", values.cronSecret);
-      return {
-        results,
-        logged: logging!.statement === "all" && logging!.parameters !== "0",
-      };
+      await tx`create temporary table vault_input (name text primary key, value text not null)
+        on commit drop`;
+      const rows = [
+        ["cafe24_project_url", values.projectUrl],
+        ["cafe24_cron_secret", values.cronSecret],
+      ];
+      const copy = await tx`copy pg_temp.vault_input (name, value) from stdin`.writable();
+      await new Promise<void>((resolve, reject) => {
+        copy.on("error", reject);
+        copy.on("finish", resolve);
+        copy.end(rows.map((row) => row.map(copyField).join("\t")).join("\n") + "\n");
+      });
+      const written = await tx<{ name: string; action: string }[]>`
+        with updated as (
+          select i.name, vault.update_secret(s.id, i.value) as done
+          from pg_temp.vault_input i join vault.secrets s on s.name = i.name
+        ),
+        created as (
+          select i.name, vault.create_secret(i.value, i.name) as done
+          from pg_temp.vault_input i
+          where not exists (select from vault.secrets s where s.name = i.name)
+        )
+        select name, 'updated' as action from updated
+        union all
+        select name, 'created' from created`;
+      return { results: Object.fromEntries(written.map((row) => [row.name, row.action])) };
     });
   } finally {
     await sql.end({ timeout: 5 }).catch(() => {});
@@ -165,18 +165,12 @@ async function main(): Promise<number> {
   const dbUrl = get("SUPABASE_DB_URL")!;
   console.log(`Writing Vault secrets on ${redactUrl(dbUrl)}`);
   try {
-    const { results, logged } = await writeVaultSecrets(dbUrl, {
+    const { results } = await writeVaultSecrets(dbUrl, {
       projectUrl: supabaseUrl!,
       cronSecret: get("CRON_SECRET")!,
     });
     console.log(`✓ cafe24_project_url  ${results.cafe24_project_url} (${supabaseUrl})`);
     console.log(`✓ cafe24_cron_secret  ${results.cafe24_cron_secret} (CRON_SECRET)`);
-    if (logged) {
-      console.log(
-        "! the server logs every statement with its parameters (log_statement = all) and this " +
-          "role may not turn that off: the secret is in the database's log",
-      );
-    }
     console.log("Next: npm run deploy:check");
     return 0;
   } catch (error) {
