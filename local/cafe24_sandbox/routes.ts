@@ -464,21 +464,24 @@ export async function handleRevoke(
   return { response: new Response(null, { status: 200, headers: bucketHeaders }), kind, outcome };
 }
 
-export async function handleShops(
+/**
+ * What every Admin API route does first, in Cafe24's order: injected faults and latency, the
+ * mall's leaky bucket, the access token, then an uninstalled app (a 403 that a client tells from
+ * a missing scope by its message). Returns the answer that ends the call, or the grant and the
+ * bucket's headers the route goes on with.
+ */
+async function admitAdminCall(
   ctx: SandboxContext,
   mall: Mall,
   request: Request,
-): Promise<Handled> {
-  const { state, options } = ctx;
-  state.counters.requests.shops++;
-  const kind = "shops";
-  const mallCounters = state.mallCounters(mall);
-  mallCounters.shopsRequests++;
-  mallCounters.lastApiVersion = request.headers.get("x-cafe24-api-version");
-  const answer = (response: Response, outcome: string): Handled => ({ response, kind, outcome });
-  if (request.method !== "GET") {
-    return answer(apiError(405, "Method Not Allowed"), "method_not_allowed");
+  answer: (response: Response, outcome: string) => Handled,
+): Promise<
+  Handled | {
+    grant: Exclude<ReturnType<SandboxContext["state"]["checkAccessToken"]>, "invalid" | "expired">;
+    headers: ReturnType<typeof meter>["headers"];
   }
+> {
+  const { state, options } = ctx;
   const fault = ctx.faults.pick(mall.id, false);
   if (await delayed(ctx, mall, request) === "aborted") return answer(abandoned(), "aborted");
   if (fault) return answer(await injected(ctx, mall, request, fault, undefined), "fault");
@@ -501,10 +504,30 @@ export async function handleShops(
   if (grant === "expired") {
     return answer(apiError(401, "access_token time expired", headers), "expired_token");
   }
-  // Both are 403s: a client tells an uninstalled app from a missing scope by the message.
   if (mall.config.appDeleted) {
     return answer(apiError(403, APP_DELETED_MESSAGE, headers), "app_deleted");
   }
+  return { grant, headers };
+}
+
+export async function handleShops(
+  ctx: SandboxContext,
+  mall: Mall,
+  request: Request,
+): Promise<Handled> {
+  const { state } = ctx;
+  state.counters.requests.shops++;
+  const kind = "shops";
+  const mallCounters = state.mallCounters(mall);
+  mallCounters.shopsRequests++;
+  mallCounters.lastApiVersion = request.headers.get("x-cafe24-api-version");
+  const answer = (response: Response, outcome: string): Handled => ({ response, kind, outcome });
+  if (request.method !== "GET") {
+    return answer(apiError(405, "Method Not Allowed"), "method_not_allowed");
+  }
+  const admitted = await admitAdminCall(ctx, mall, request, answer);
+  if ("response" in admitted) return admitted;
+  const { grant, headers } = admitted;
   if (!grant.scopes.includes("mall.read_store")) {
     return answer(apiError(403, INSUFFICIENT_SCOPE_MESSAGE, headers), "insufficient_scope");
   }
@@ -577,7 +600,7 @@ export async function handleProducts(
   request: Request,
   productNo: number | null,
 ): Promise<Handled> {
-  const { state, options } = ctx;
+  const { state } = ctx;
   state.counters.requests.other++;
   const kind = "other";
   const answer = (response: Response, outcome: string): Handled => ({ response, kind, outcome });
@@ -585,31 +608,9 @@ export async function handleProducts(
   if (!allowed.includes(request.method)) {
     return answer(apiError(405, "Method Not Allowed"), "method_not_allowed");
   }
-  const fault = ctx.faults.pick(mall.id, false);
-  if (await delayed(ctx, mall, request) === "aborted") return answer(abandoned(), "aborted");
-  if (fault) return answer(await injected(ctx, mall, request, fault, undefined), "fault");
-  const verdict = meter(
-    mall,
-    ctx.clock.now(),
-    options.bucketCapacity,
-    options.bucketDrainPerSecond,
-  );
-  const headers = verdict.headers;
-  if (!verdict.allowed) {
-    state.counters.rateLimited++;
-    return answer(apiError(429, "Too Many Requests", headers), "rate_limited");
-  }
-  const match = /^Bearer\s+(\S+)$/i.exec(request.headers.get("authorization") ?? "");
-  const grant = match?.[1] === undefined ? "invalid" : state.checkAccessToken(mall, match[1]);
-  if (grant === "invalid") {
-    return answer(apiError(401, "Invalid access_token", headers), "invalid_token");
-  }
-  if (grant === "expired") {
-    return answer(apiError(401, "access_token time expired", headers), "expired_token");
-  }
-  if (mall.config.appDeleted) {
-    return answer(apiError(403, APP_DELETED_MESSAGE, headers), "app_deleted");
-  }
+  const admitted = await admitAdminCall(ctx, mall, request, answer);
+  if ("response" in admitted) return admitted;
+  const { grant, headers } = admitted;
   const needed = request.method === "PUT" ? "mall.write_product" : "mall.read_product";
   if (!grant.scopes.includes(needed)) {
     return answer(

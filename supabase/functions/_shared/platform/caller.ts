@@ -133,20 +133,14 @@ export async function identifyCaller(
     "SUPABASE_ANON_KEY",
     "SUPABASE_PUBLISHABLE_KEYS",
   ]);
-  if (!loaded.ok) {
-    logEvent("error", "config_missing", {
-      function: functionName,
-      names: loaded.names,
-      rules: loaded.rules,
-    });
-    const key = loaded.code === "CONFIG_MISSING" ? "missing" : "invalid";
-    throw new RequestError(loaded.code, { [key]: loaded.names, rules: loaded.rules });
-  }
+  if (!loaded.ok) refuseConfig(functionName, loaded);
   const auth = userAuthSettings(loaded.config);
   if ("missing" in auth) {
-    const rules = configRules("CONFIG_MISSING", auth.missing);
-    logEvent("error", "config_missing", { function: functionName, names: auth.missing, rules });
-    throw new RequestError("CONFIG_MISSING", { missing: auth.missing, rules });
+    refuseConfig(functionName, {
+      code: "CONFIG_MISSING",
+      names: auth.missing,
+      rules: configRules("CONFIG_MISSING", auth.missing),
+    });
   }
   const user = await verifyUserJwt(bearer, auth);
   if (user === null) throw unauthorized("invalid_jwt");
@@ -163,15 +157,7 @@ function databaseNonceTaker(
   functionName: FunctionName,
 ): TakeCronNonce {
   const loaded = loadConfig(env, ["SUPABASE_DB_URL"], ["SUPABASE_DB_URL"]);
-  if (!loaded.ok) {
-    logEvent("error", "config_missing", {
-      function: functionName,
-      names: loaded.names,
-      rules: loaded.rules,
-    });
-    const key = loaded.code === "CONFIG_MISSING" ? "missing" : "invalid";
-    throw new RequestError(loaded.code, { [key]: loaded.names, rules: loaded.rules });
-  }
+  if (!loaded.ok) refuseConfig(functionName, loaded);
   const sql = database(loaded.config.SUPABASE_DB_URL);
   return async (nonce) => {
     const rows = await sql`
@@ -210,4 +196,18 @@ function requireCronSecret(
     rules: loaded.rules,
   });
   throw new RequestError("CRON_SECRET_NOT_CONFIGURED");
+}
+
+/** A setting authentication needs is missing or invalid: logged, then answered (names, rules). */
+function refuseConfig(
+  functionName: FunctionName,
+  refusal: { code: "CONFIG_MISSING" | "CONFIG_INVALID"; names: string[]; rules: string[] },
+): never {
+  logEvent("error", "config_missing", {
+    function: functionName,
+    names: refusal.names,
+    rules: refusal.rules,
+  });
+  const key = refusal.code === "CONFIG_MISSING" ? "missing" : "invalid";
+  throw new RequestError(refusal.code, { [key]: refusal.names, rules: refusal.rules });
 }
