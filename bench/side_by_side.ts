@@ -55,9 +55,18 @@ async function git(args: string[], cwd = PROJECT_ROOT): Promise<string> {
 
 async function loadSide(name: SideName, root: string, label: string): Promise<Side> {
   const at = (path: string) => pathToFileURL(join(root, path)).href;
-  const database: DatabaseModule = await import(at("local/postgres/database.ts"));
-  const setup: SetupModule = await import(at("bench/setup.ts"));
-  const server: ServerModule = await import(at("local/functions/server.ts"));
+  let database: DatabaseModule, setup: SetupModule, server: ServerModule;
+  try {
+    database = await import(at("local/postgres/database.ts"));
+    setup = await import(at("bench/setup.ts"));
+    server = await import(at("local/functions/server.ts"));
+  } catch (error) {
+    throw new Error(
+      `${label}: its local/postgres/database.ts, bench/setup.ts and local/functions/server.ts ` +
+        "do not load; --baseline needs a ref with the same bench harness",
+      { cause: error },
+    );
+  }
   return {
     name,
     label,
@@ -119,6 +128,23 @@ async function startSideDatabase(side: Side): Promise<TestDatabase> {
   return db;
 }
 
+/** The processes this one started that still run (by their parent pid in /proc). */
+function childPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === Deno.pid) {
+        pids.push(Number(entry.name));
+      }
+    } catch {
+      // ended while we looked
+    }
+  }
+  return pids;
+}
+
 interface Running {
   side: Side;
   db: TestDatabase;
@@ -146,14 +172,26 @@ export async function runSideBySide(ref: string, context: SideBySideContext): Pr
 
   console.log(`baseline: ${baselineLabel}\ncurrent: ${currentLabel}`);
   const worktree = await addWorktree(commit);
+  // Deno runs no finally blocks on a signal: stop what this run started, remove the worktree.
+  const running: Running[] = [];
+  let leaving = false;
   const onSignal = () => {
-    // Deno runs no finally blocks on a signal: remove the worktree before leaving.
-    new Deno.Command("git", {
-      args: ["worktree", "remove", "--force", worktree],
-      cwd: PROJECT_ROOT,
-    })
-      .outputSync();
-    Deno.exit(130);
+    if (leaving) return;
+    leaving = true;
+    console.warn("\ninterrupted: stopping this run's processes and removing the worktree…");
+    (async () => {
+      for (const pid of childPids()) {
+        try {
+          Deno.kill(pid, "SIGTERM"); // a functions process of a pass
+        } catch { /* already gone */ }
+      }
+      for (const { sandbox, db } of running) {
+        await sandbox.close().catch(() => {});
+        await db.stop().catch(() => {});
+      }
+      await removeWorktree(worktree);
+      Deno.exit(130);
+    })();
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
@@ -164,7 +202,6 @@ export async function runSideBySide(ref: string, context: SideBySideContext): Pr
       await loadSide("current", PROJECT_ROOT, currentLabel),
     ];
     for (const n of options.sizes) {
-      const running: Running[] = [];
       try {
         for (const side of sides) {
           console.log(`\nN = ${n}, ${side.name}: database (its own migrations), sandbox, seeding…`);
@@ -215,7 +252,7 @@ export async function runSideBySide(ref: string, context: SideBySideContext): Pr
         }
         sizes.push({ n, passes });
       } finally {
-        for (const { sandbox, db } of running) {
+        for (const { sandbox, db } of running.splice(0)) {
           await sandbox.close().catch(() => {});
           await db.stop().catch(() => {});
         }
