@@ -114,6 +114,23 @@ export async function statementCounts(
   return counts;
 }
 
+/**
+ * Since the last reset: `roundTrips`, the top-level statements the functions' role sent (one
+ * client round trip each, BEGIN and COMMIT included); `nested`, statements run inside SQL and
+ * PL/pgSQL functions, by any role (a SECURITY DEFINER function's run as its owner). Nested ones are
+ * only recorded where pg_stat_statements.track is `all`; under `top` they are 0.
+ */
+export async function statementTotals(
+  db: TestDatabase,
+): Promise<{ roundTrips: number; nested: number }> {
+  const [row] = await db.sql<[{ round_trips: string | null; nested: string | null }]>`
+    select sum(s.calls) filter (where s.toplevel and r.rolname = ${FUNCTIONS_ROLE})::text
+             as round_trips,
+           sum(s.calls) filter (where not s.toplevel)::text as nested
+    from pg_stat_statements s left join pg_roles r on r.oid = s.userid`;
+  return { roundTrips: Number(row?.round_trips ?? 0), nested: Number(row?.nested ?? 0) };
+}
+
 /** Full GCs in --trace-gc output: `… 5110 ms: [Incremental ]Mark-Compact 17.1 (32.1) -> 13.8
  * (31.6) MB, …` (heap used (committed) before -> after). */
 export function fullGcs(lines: string[]): { atMs: number; liveMb: number; committedMb: number }[] {

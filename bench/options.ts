@@ -16,6 +16,10 @@ export interface BenchOptions {
   maxPasses: number;
   repeat: number;
   out: string;
+  /** A git ref to measure side by side with this checkout (bench/side_by_side.ts), or null. */
+  baseline: string | null;
+  /** With --baseline: put the side-by-side section into --out (otherwise only printed). */
+  write: boolean;
 }
 
 export function parseOptions(args: string[]): BenchOptions {
@@ -36,6 +40,8 @@ export function parseOptions(args: string[]): BenchOptions {
       "max-passes": { type: "string", default: "20" },
       "repeat": { type: "string", default: "3" },
       "out": { type: "string", default: "bench/RESULTS.md" },
+      "baseline": { type: "string" },
+      "write": { type: "boolean", default: false },
     },
   });
   const number = numberOption;
@@ -55,6 +61,8 @@ export function parseOptions(args: string[]): BenchOptions {
     maxPasses: Math.round(number("max-passes", values["max-passes"], 1, 1_000)),
     repeat: Math.round(number("repeat", values.repeat, 1, 20)),
     out: values.out,
+    baseline: values.baseline === undefined || values.baseline === "" ? null : values.baseline,
+    write: values.write,
   };
 }
 

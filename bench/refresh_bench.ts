@@ -8,6 +8,7 @@
  *   npm run bench -- --tls                # the same over HTTPS (what bench/RESULTS.md shows)
  *   npm run bench -- --sizes 1000 --concurrency 8,16 --out /tmp/results.md
  *   npm run bench -- --scale              # the schedule at fleet scale (bench/scale/main.ts)
+ *   npm run bench -- --baseline 5393370 --sizes 300   # cost per refresh: that commit vs this
  *   (or: deno run --allow-all bench/refresh_bench.ts [flags])
  *
  * Flags: --sizes 1000,10000  --latency-ms 50  --jitter-ms 10  --concurrency 16 (or a list)
@@ -17,6 +18,9 @@
  *   --repeat 3 (refresh passes per N and C, each with a fresh function process; targets use
  *     the median)  --cpu-limit-ms 2000  --cpu-share 0.5 (for the per-run cap)  --max-passes 20
  *   --out bench/RESULTS.md  --help
+ *   --baseline <ref> (only the side-by-side comparison of refresh costs with a git ref, in a
+ *     worktree: --repeat passes of each side, alternated; bench/side_by_side.ts) --write (with
+ *     --baseline: put its "Side by side" section into --out; otherwise it is only printed)
  *
  * Every run gets a fresh throwaway PostgreSQL (local/postgres/database.ts, with
  * pg_stat_statements preloaded to count statements), the Cafe24 sandbox in this process, and the
@@ -41,6 +45,8 @@ import { type BaselineMeasurement, measureBaseline } from "./scenario_baseline.t
 import { measureRefresh, type RefreshMeasurement } from "./scenario_refresh.ts";
 import { measureScan, type ScanMeasurement } from "./scenario_scan.ts";
 import { deriveCap, fmt, int, renderReport, type Report } from "./report.ts";
+import { runSideBySide } from "./side_by_side.ts";
+import { extractSection, replaceSection, SIDE_BY_SIDE_HEADING } from "./side_by_side_report.ts";
 
 async function main(): Promise<void> {
   // `npm run bench -- --scale`: the scale benchmark (bench/scale/main.ts), with its own flags.
@@ -77,6 +83,20 @@ async function main(): Promise<void> {
     } else {
       tlsNote = "RSA-2048 certificate for 127.0.0.1 from a CA made by openssl for this run; the " +
         "function process trusts it through DENO_CERT.";
+    }
+  }
+
+  if (options.baseline !== null) {
+    try {
+      return await runSideBySide(options.baseline, {
+        options,
+        tls,
+        command,
+        machine: `${machineInfo.cores} cores (${machineInfo.cpuModel}), ${machineInfo.memoryGiB} ` +
+          `GiB, load average at start ${machineInfo.loadAverage}`,
+      });
+    } finally {
+      if (tls !== null) await Deno.remove(tls.dir, { recursive: true }).catch(() => {});
     }
   }
 
@@ -168,7 +188,15 @@ async function main(): Promise<void> {
       totalMs: performance.now() - started,
     };
     const text = renderReport(report);
-    await Deno.writeTextFile(options.out, text);
+    // A side-by-side section written by --baseline --write stays (it is a run of its own).
+    const kept = extractSection(
+      await Deno.readTextFile(options.out).catch(() => ""),
+      SIDE_BY_SIDE_HEADING,
+    );
+    await Deno.writeTextFile(
+      options.out,
+      kept === null ? text : replaceSection(text, SIDE_BY_SIDE_HEADING, kept),
+    );
     console.log(`\n${text}`);
     console.log(`written to ${options.out}`);
   } finally {

@@ -17,6 +17,7 @@ import {
   postgresCpuMs,
   resetStatementCounts,
   statementCounts,
+  statementTotals,
 } from "./measure.ts";
 import type { BenchOptions } from "./options.ts";
 import {
@@ -49,6 +50,10 @@ export interface RefreshMeasurement {
   idealMs: number;
   statements: Record<string, { calls: number; execMs: number }>;
   statementsTotal: number;
+  /** Top-level statements the functions sent (round trips) and those run inside SQL functions
+   * (0 unless pg_stat_statements.track is `all`): see statementTotals. */
+  roundTrips: number;
+  nestedStatements: number;
   functionCpuMs: number;
   noOpCpuMs: number;
   benchCpuMs: number;
@@ -68,6 +73,13 @@ export interface RefreshMeasurement {
   deadTokenReuses: number;
   concurrentRefreshViolations: number;
   rateLimited: number;
+}
+
+/** How a measurement starts the functions: local/functions/server.ts of this checkout by
+ * default, or of another one (bench/side_by_side.ts) to serve that checkout's supabase/functions. */
+export interface FunctionsStarter {
+  startFunctionsServer: typeof startFunctionsServer;
+  sandboxFunctionEnv: typeof sandboxFunctionEnv;
 }
 
 async function callRefresh(
@@ -97,13 +109,14 @@ export async function measureRefresh(
   n: number,
   concurrency: number,
   repetition: number,
+  starter: FunctionsStarter = { startFunctionsServer, sandboxFunctionEnv },
 ): Promise<RefreshMeasurement> {
   // --trace-gc prints a line per GC on the function's stdout: after each full GC, the heap that is
   // still alive, which is what "memory held per connection" would make grow.
   const v8Flags = [Deno.env.get("DENO_V8_FLAGS"), "--trace-gc"]
     .filter((flag) => flag !== undefined && flag !== "").join(",");
   const env: Record<string, string> = {
-    ...sandboxFunctionEnv(
+    ...starter.sandboxFunctionEnv(
       `postgresql://${FUNCTIONS_ROLE}:${db.password}@127.0.0.1:${db.port}/postgres`,
       sandbox,
       BENCH_APP,
@@ -117,7 +130,7 @@ export async function measureRefresh(
     ...(tls === null ? {} : { DENO_CERT: tls.caFile }),
     DENO_V8_FLAGS: v8Flags,
   };
-  const functions = await startFunctionsServer(env);
+  const functions = await starter.startFunctionsServer(env);
   try {
     // Warm up (module load, JIT, the database pool), then the fixed cost of one invocation.
     for (let i = 0; i < 3; i++) await callRefresh(functions, { mall_id: "benchwarmup" });
@@ -173,6 +186,7 @@ export async function measureRefresh(
     const postgresCpu = await postgresCpuMs(db) - postgresBefore;
     const memory = await memoryKb(functions.pid);
     const statements = await statementCounts(db);
+    const totals = await statementTotals(db);
     const counters = sandbox.counters();
     return {
       n,
@@ -185,6 +199,8 @@ export async function measureRefresh(
       idealMs: (n * options.latencyMs) / concurrency,
       statements,
       statementsTotal: Object.values(statements).reduce((a, b) => a + b.calls, 0),
+      roundTrips: totals.roundTrips,
+      nestedStatements: totals.nested,
       functionCpuMs,
       noOpCpuMs,
       benchCpuMs,

@@ -1,0 +1,179 @@
+/**
+ * The side-by-side table of `npm run bench -- --baseline <ref>` (bench/side_by_side.ts): per side
+ * the median over its passes of each per-refresh figure, and new / old. Pure: no I/O.
+ */
+import { median } from "./measure.ts";
+import { fmt } from "./report.ts";
+
+export type SideName = "baseline" | "current";
+
+/** One pass of one side: what it refreshed and what that cost. */
+export interface PassFigures {
+  side: SideName;
+  /** 1-based pass of this side. */
+  pass: number;
+  refreshed: number;
+  wallMs: number;
+  /** utime + stime of every process of the side's cluster during the pass. */
+  postgresCpuMs: number;
+  /** Top-level statements plus those run inside SQL functions. */
+  statements: number;
+  /** Top-level statements the functions' role sent. */
+  roundTrips: number;
+  /** utime + stime of the side's functions process during the pass. */
+  functionCpuMs: number;
+}
+
+export interface Figure {
+  label: string;
+  digits: number;
+  baseline: number;
+  current: number;
+  /** current / baseline (NaN where the baseline is 0 or not a number). */
+  ratio: number;
+}
+
+const perRefresh = (value: number, p: PassFigures) => value / Math.max(1, p.refreshed);
+
+const FIGURES: { label: string; digits: number; of: (p: PassFigures) => number }[] = [
+  {
+    label: "PostgreSQL CPU per refresh (ms)",
+    digits: 3,
+    of: (p) => perRefresh(p.postgresCpuMs, p),
+  },
+  { label: "statements per refresh", digits: 2, of: (p) => perRefresh(p.statements, p) },
+  { label: "round trips per refresh", digits: 2, of: (p) => perRefresh(p.roundTrips, p) },
+  {
+    label: "function CPU per refresh (ms)",
+    digits: 3,
+    of: (p) => perRefresh(p.functionCpuMs, p),
+  },
+  { label: "wall time per pass (s)", digits: 2, of: (p) => p.wallMs / 1000 },
+  { label: "refreshed per pass", digits: 0, of: (p) => p.refreshed },
+];
+
+/** Each figure's median per side over that side's passes, and new / old. */
+export function summarise(passes: PassFigures[]): Figure[] {
+  const of = (side: SideName, f: (p: PassFigures) => number) =>
+    median(passes.filter((p) => p.side === side).map(f));
+  return FIGURES.map(({ label, digits, of: f }) => {
+    const baseline = of("baseline", f);
+    const current = of("current", f);
+    return {
+      label,
+      digits,
+      baseline,
+      current,
+      ratio: baseline > 0 && Number.isFinite(current) ? current / baseline : Number.NaN,
+    };
+  });
+}
+
+export interface SideBySideRun {
+  /** e.g. `` `5393370` = 5393370 (Benchmark flag parsing …) `` */
+  baselineLabel: string;
+  currentLabel: string;
+  command: string;
+  date: string;
+  machine: string;
+  concurrency: number;
+  latencyMs: number;
+  jitterMs: number;
+  /** Per number of malls, the passes in the order they ran. */
+  sizes: { n: number; passes: PassFigures[] }[];
+}
+
+export const SIDE_BY_SIDE_HEADING = "## Side by side";
+
+/** The section (from its `## Side by side` heading on): per N the table and the passes; how. */
+export function renderSideBySide(run: SideBySideRun): string {
+  const lines: string[] = [
+    SIDE_BY_SIDE_HEADING,
+    "",
+    `- Command: \`${run.command}\` (${run.date})`,
+    `- Machine: ${run.machine}`,
+    `- Baseline: ${run.baselineLabel}`,
+    `- Current: ${run.currentLabel}`,
+    `- Scenario: sandbox latency ${run.latencyMs} ± ${run.jitterMs} ms, concurrency ` +
+    `${run.concurrency}; each side its own database (its own stand-ins and migrations), its own ` +
+    "sandbox and a fresh functions process per pass serving its own supabase/functions; its " +
+    "pg_cron jobs off; every mall due at the start of each pass; passes alternated old/new.",
+  ];
+  for (const { n, passes } of run.sizes) {
+    lines.push(
+      "",
+      `### ${n.toLocaleString("en-US")} malls due`,
+      "",
+      `| median of each side's passes | baseline | current | new / old |`,
+      "|---|--:|--:|--:|",
+    );
+    for (const f of summarise(passes)) {
+      lines.push(
+        `| ${f.label} | ${fmt(f.baseline, f.digits)} | ${fmt(f.current, f.digits)} | ${
+          fmt(f.ratio, 2)
+        } |`,
+      );
+    }
+    lines.push(
+      "",
+      "| pass | side | refreshed | wall (s) | PostgreSQL CPU (ms) | statements | round trips | " +
+        "function CPU (ms) |",
+      "|---|---|--:|--:|--:|--:|--:|--:|",
+    );
+    for (const p of passes) {
+      lines.push(
+        `| ${p.pass} | ${p.side} | ${p.refreshed} | ${fmt(p.wallMs / 1000, 2)} | ${
+          fmt(perRefresh(p.postgresCpuMs, p), 3)
+        } | ${fmt(perRefresh(p.statements, p), 2)} | ${fmt(perRefresh(p.roundTrips, p), 2)} | ${
+          fmt(perRefresh(p.functionCpuMs, p), 3)
+        } |`,
+      );
+    }
+  }
+  lines.push(
+    "",
+    "Per refresh, in the pass rows too. PostgreSQL CPU: utime + stime from /proc of the side's " +
+      "postmaster, its live children and its reaped ones, over the pass. Statements and round " +
+      "trips: pg_stat_statements with track = all, reset before the pass; round trips are the " +
+      "top-level statements of the functions' own role (BEGIN and COMMIT count), statements add " +
+      "those run inside SQL and PL/pgSQL functions. Function CPU: utime + stime of the functions " +
+      "process over the pass. With `--baseline HEAD` the ratios show the noise.",
+  );
+  return lines.join("\n") + "\n";
+}
+
+/** Where `heading`'s section is in `doc`'s lines: from the heading line to the next heading of
+ * the same or a higher level (exclusive), or the end; null when there is no such heading. */
+function sectionBounds(lines: string[], heading: string): { start: number; end: number } | null {
+  const level = /^#+/.exec(heading)?.[0].length ?? 2;
+  const start = lines.findIndex((line) => line.trimEnd() === heading);
+  if (start === -1) return null;
+  const end = lines.findIndex((line, i) => {
+    const m = /^(#+)\s/.exec(line);
+    return i > start && m !== null && m[1]!.length <= level;
+  });
+  return { start, end: end === -1 ? lines.length : end };
+}
+
+/** `doc` with its `heading` section replaced by `section`, or `section` appended when there is
+ * none; one blank line between sections. */
+export function replaceSection(doc: string, heading: string, section: string): string {
+  const lines = doc.split("\n");
+  const body = section.replace(/\n+$/, "") + "\n";
+  const bounds = sectionBounds(lines, heading);
+  if (bounds === null) {
+    const trimmed = doc.replace(/\n+$/, "");
+    return trimmed === "" ? body : `${trimmed}\n\n${body}`;
+  }
+  const before = lines.slice(0, bounds.start).join("\n").replace(/\n+$/, "");
+  const after = lines.slice(bounds.end).join("\n").replace(/^\n+/, "").replace(/\n+$/, "");
+  return (before === "" ? "" : `${before}\n\n`) + body + (after === "" ? "" : `\n${after}\n`);
+}
+
+/** The `heading` section of `doc` (as replaceSection delimits it), or null. */
+export function extractSection(doc: string, heading: string): string | null {
+  const lines = doc.split("\n");
+  const bounds = sectionBounds(lines, heading);
+  if (bounds === null) return null;
+  return lines.slice(bounds.start, bounds.end).join("\n").replace(/\n+$/, "") + "\n";
+}
