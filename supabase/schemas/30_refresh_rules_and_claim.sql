@@ -332,7 +332,8 @@ $$;
 
 -- Claims up to p_limit due connections for the run, most overdue first, skipping rows another
 -- worker holds (FOR UPDATE SKIP LOCKED, then a lease that outlives the transaction). Returns the
--- refresh token to use.
+-- refresh token to use and the token_version to settle with (the compare-and-swap of
+-- store_refreshed_tokens and record_refresh_failure).
 create or replace function cafe24_private.claim_due_connections(
   p_run_id uuid,
   p_limit integer default 1
@@ -342,7 +343,8 @@ returns table (
   mall_id text,
   refresh_token text,
   consecutive_failures integer,
-  answer_possibly_lost boolean
+  answer_possibly_lost boolean,
+  token_version bigint
 )
 language plpgsql
 set search_path = ''
@@ -372,16 +374,17 @@ begin
         last_claimed_at = now(),
         updated_at = now()
     where c.auth_settings_id = any (v_ids)
-    returning c.auth_settings_id, c.mall_id, c.consecutive_failures, c.answer_possibly_lost_at
+    returning c.auth_settings_id, c.mall_id, c.refresh_token, c.consecutive_failures,
+      c.answer_possibly_lost_at, c.token_version
   )
   select
     k.auth_settings_id,
     k.mall_id,
-    s.providers -> 'cafe24' ->> 'refresh_token',
+    k.refresh_token,
     k.consecutive_failures,
-    k.answer_possibly_lost_at is not null
-  from claimed k
-  join public.auth_settings s on s.id = k.auth_settings_id;
+    k.answer_possibly_lost_at is not null,
+    k.token_version
+  from claimed k;
 end
 $$;
 

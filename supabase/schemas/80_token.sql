@@ -1,7 +1,7 @@
 -- Handing a connection's access token to the app's server code (cafe24-token): read the
 -- connection a request names, and, when its token is too close to expiry, claim exactly that
 -- connection for a refresh run with trigger 'token'. The refresh itself is the one every run does
--- (store_refreshed_tokens / record_refresh_failure, compare-and-swap on the refresh token sent),
+-- (store_refreshed_tokens / record_refresh_failure, compare-and-swap on the token_version claimed),
 -- so a token request and a scheduled run can never both send one refresh token: whoever holds
 -- the lease refreshes, the other waits for it to end.
 
@@ -44,8 +44,7 @@ as $$
     c.mall_id,
     c.row_state,
     c.status,
-    case when jsonb_typeof(s.providers -> 'cafe24' -> 'access_token') = 'string'
-      then s.providers -> 'cafe24' ->> 'access_token' end,
+    c.access_token,
     c.access_expires_at,
     s.providers -> 'cafe24' -> 'shop_no',
     s.providers -> 'cafe24' -> 'scopes',
@@ -66,7 +65,8 @@ $$;
 -- locked first, so two callers racing for one connection queue here and the second sees the
 -- first one's lease ('leased'). The lease is the one claim_due_connections takes (the same
 -- columns and values; a test compares the two). Returns the verdict and, when it is 'due', the
--- claimed connection with the refresh token to send; no row when the connection does not exist.
+-- claimed connection with the refresh token to send and its token_version; no row when the
+-- connection does not exist.
 create or replace function cafe24_private.claim_connection(
   p_run_id uuid,
   p_auth_settings_id uuid
@@ -77,7 +77,8 @@ returns table (
   mall_id text,
   refresh_token text,
   consecutive_failures integer,
-  answer_possibly_lost boolean
+  answer_possibly_lost boolean,
+  token_version bigint
 )
 language plpgsql
 set search_path = ''
@@ -103,7 +104,7 @@ begin
 
   if v_verdict <> 'due' then
     return query select v_verdict, null::uuid, null::text, null::text, null::integer,
-      null::boolean;
+      null::boolean, null::bigint;
     return;
   end if;
 
@@ -117,17 +118,18 @@ begin
         last_claimed_at = now(),
         updated_at = now()
     where c.auth_settings_id = p_auth_settings_id
-    returning c.auth_settings_id, c.mall_id, c.consecutive_failures, c.answer_possibly_lost_at
+    returning c.auth_settings_id, c.mall_id, c.refresh_token, c.consecutive_failures,
+      c.answer_possibly_lost_at, c.token_version
   )
   select
     'due'::text,
     k.auth_settings_id,
     k.mall_id,
-    s.providers -> 'cafe24' ->> 'refresh_token',
+    k.refresh_token,
     k.consecutive_failures,
-    k.answer_possibly_lost_at is not null
-  from claimed k
-  join public.auth_settings s on s.id = k.auth_settings_id;
+    k.answer_possibly_lost_at is not null,
+    k.token_version
+  from claimed k;
 end
 $$;
 

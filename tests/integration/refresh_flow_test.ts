@@ -135,8 +135,8 @@ Deno.test("cafe24-refresh", async (t) => {
       const output = stack.functions.output.join("\n");
       const [tokenRow] = await db.sql<{ tokens: string[] }[]>`
         select array_agg(v) as tokens from (
-          select providers -> 'cafe24' ->> 'refresh_token' as v from auth_settings
-          union all select providers -> 'cafe24' ->> 'access_token' from auth_settings) t
+          select refresh_token as v from cafe24_private.connections
+          union all select access_token from cafe24_private.connections) t
         where v is not null`;
       const tokens = tokenRow!.tokens;
       for (const secret of [...tokens, CRON_SECRET, CLIENT_SECRET]) {

@@ -101,7 +101,7 @@ export async function verifyAfterNotice(
         deferred = true;
         verification = { authSettingsId: target.authSettingsId, access, action: "deferred" };
       } else {
-        verification = await settle(deps, target.authSettingsId, target.accessToken, access);
+        verification = await settle(deps, target.authSettingsId, target.tokenVersion, access);
       }
     }
     results.push(verification);
@@ -126,7 +126,7 @@ export async function verifyAfterRefresh(
   const results: Verification[] = [];
   for (const target of targets) {
     const access = await appAccess(deps, target.mallId, target.accessToken);
-    const verification = await settle(deps, target.authSettingsId, target.accessToken, access);
+    const verification = await settle(deps, target.authSettingsId, target.tokenVersion, access);
     results.push(verification);
     logVerification("refresh", target.mallId, verification, null);
   }
@@ -156,11 +156,11 @@ export async function runVerificationsAfterRefresh(
 async function settle(
   deps: VerifyDeps,
   authSettingsId: string,
-  accessToken: string,
+  tokenVersion: string,
   access: AppAccess,
 ): Promise<Verification> {
   const action = access === "app_deleted"
-    ? await deps.store.disconnectIfCurrent(authSettingsId, accessToken, APP_UNINSTALLED)
+    ? await deps.store.disconnectIfCurrent(authSettingsId, tokenVersion, APP_UNINSTALLED)
     : "none";
   return { authSettingsId, access, action };
 }

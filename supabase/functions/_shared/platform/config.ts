@@ -138,6 +138,12 @@ const EnvSchema = z.object({
    * and replayable.
    */
   CAFE24_WEBHOOK_API_KEY: text("the WebHook key from Cafe24 Developers (sent as X-API-Key)"),
+  /**
+   * `true` also copies each refreshed access token and its expiry (never the refresh token) into
+   * public.auth_settings.providers.cafe24, for apps that still read them there. Off, the tokens
+   * live only in the connection's private row.
+   */
+  CAFE24_PLAINTEXT_TOKEN_COPY: z.stringbool().default(false).describe("true or false"),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -243,6 +249,7 @@ export function configWarnings(config: Env, ignored: readonly string[] = []): Co
   if (config.CRON_SECRET !== undefined && config.CRON_SECRET.length < SECRET_MIN_LENGTH) {
     warnings.push("CRON_SECRET_WEAK");
   }
+  if (config.CAFE24_PLAINTEXT_TOKEN_COPY) warnings.push("PLAINTEXT_TOKEN_COPY");
   return warnings;
 }
 
@@ -259,6 +266,8 @@ export interface RefreshSettings {
   keepAliveWindowMs: number;
   /** Database connections of one invocation's pool. */
   poolSize: number;
+  /** CAFE24_PLAINTEXT_TOKEN_COPY: also copy each new access token into providers.cafe24. */
+  plaintextTokenCopy: boolean;
 }
 
 /**
@@ -288,6 +297,7 @@ export function refreshSettings(
     policy: config.CAFE24_REFRESH_POLICY,
     keepAliveWindowMs: config.CAFE24_KEEP_ALIVE_WINDOW_S * 1000,
     poolSize: config.CAFE24_REFRESH_POOL_SIZE,
+    plaintextTokenCopy: config.CAFE24_PLAINTEXT_TOKEN_COPY,
   };
 }
 
@@ -419,6 +429,7 @@ const REFRESH_TUNING = [
   "CAFE24_REFRESH_POLICY",
   "CAFE24_KEEP_ALIVE_WINDOW_S",
   "CAFE24_MAX_CONNECTIONS_PER_RUN",
+  "CAFE24_PLAINTEXT_TOKEN_COPY",
 ] as const satisfies readonly EnvName[];
 const REFRESH_VARIABLES = [...REFRESH_TUNING, ...REFRESH_CONFIG_REQUIRED] as const;
 

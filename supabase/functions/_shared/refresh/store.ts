@@ -27,6 +27,8 @@ export interface ClaimedConnection {
   id: string;
   mallId: string;
   refreshToken: string;
+  /** The pair's token_version: what settling compares (never the token text). */
+  tokenVersion: string;
   consecutiveFailures: number;
   answerPossiblyLost: boolean;
 }
@@ -49,7 +51,7 @@ export interface FailureRecord {
 /** Settling a claimed connection, and whether to claim the run's next one in the same call. */
 interface Settle {
   runId: string;
-  connection: Pick<ClaimedConnection, "id" | "refreshToken">;
+  connection: Pick<ClaimedConnection, "id" | "tokenVersion">;
   claimNext: boolean;
 }
 
@@ -70,7 +72,13 @@ export interface RefreshStore {
   claim(runId: string): Promise<ClaimedConnection | undefined>;
   /** What the run would still claim. */
   countClaimable(runId: string): Promise<number>;
-  storeTokens(settle: Settle & { tokens: Record<string, unknown> }): Promise<Settled<StoreOutcome>>;
+  /**
+   * Stores a refreshed pair in the connection's private row; with `plaintextCopy`
+   * (CAFE24_PLAINTEXT_TOKEN_COPY) also the access token and its expiry under providers.cafe24.
+   */
+  storeTokens(
+    settle: Settle & { tokens: Record<string, unknown>; plaintextCopy: boolean },
+  ): Promise<Settled<StoreOutcome>>;
   recordFailure(settle: Settle & { failure: FailureRecord }): Promise<Settled<FailureOutcome>>;
   /** Lets go of connections the run claimed but sent no request for; returns how many. */
   releaseLeases(runId: string, ids: string[]): Promise<number>;
@@ -84,6 +92,8 @@ interface ClaimRow {
   refresh_token: string;
   consecutive_failures: number;
   answer_possibly_lost: boolean;
+  /** bigint, as text. */
+  token_version: string;
 }
 
 interface SettleRow<T> {
@@ -93,12 +103,14 @@ interface SettleRow<T> {
   next_refresh_token: string;
   next_consecutive_failures: number;
   next_answer_possibly_lost: boolean;
+  next_token_version: string;
 }
 
 const claimed = (row: ClaimRow): ClaimedConnection => ({
   id: row.auth_settings_id,
   mallId: row.mall_id,
   refreshToken: row.refresh_token,
+  tokenVersion: String(row.token_version),
   consecutiveFailures: row.consecutive_failures,
   answerPossiblyLost: row.answer_possibly_lost,
 });
@@ -112,6 +124,7 @@ function settled<T>(row: SettleRow<T>): Settled<T> {
       refresh_token: row.next_refresh_token,
       consecutive_failures: row.next_consecutive_failures,
       answer_possibly_lost: row.next_answer_possibly_lost,
+      token_version: row.next_token_version,
     }),
   };
 }
@@ -186,18 +199,22 @@ export function createRefreshStore(sql: postgres.Sql): RefreshStore {
       return Number(row!.count);
     },
 
-    async storeTokens({ runId, connection, tokens, claimNext }) {
+    async storeTokens({ runId, connection, tokens, claimNext, plaintextCopy }) {
       const [row] = await sql<SettleRow<StoreOutcome>[]>`
         select * from cafe24_private.store_refreshed_tokens(
-          ${runId}, ${connection.id}, ${connection.refreshToken},
-          ${sql.json(tokens as postgres.JSONValue)}, ${claimNext})`;
+          p_run_id => ${runId}::uuid,
+          p_auth_settings_id => ${connection.id}::uuid,
+          p_token_version => ${connection.tokenVersion}::bigint,
+          p_tokens => ${sql.json(tokens as postgres.JSONValue)}::jsonb,
+          p_claim_next => ${claimNext}::boolean,
+          p_plaintext_copy => ${plaintextCopy}::boolean)`;
       return settled(row!);
     },
 
     async recordFailure({ runId, connection, failure, claimNext }) {
       const [row] = await sql<SettleRow<FailureOutcome>[]>`
         select * from cafe24_private.record_refresh_failure(
-          ${runId}, ${connection.id}, ${connection.refreshToken},
+          ${runId}::uuid, ${connection.id}::uuid, ${connection.tokenVersion}::bigint,
           row(${failure.code}::text, ${failure.message}::text, ${failure.permanent}::boolean,
             ${failure.outcomeUnknown}::boolean,
             ${failure.nextAttemptAt}::timestamptz)::cafe24_private.refresh_failure,

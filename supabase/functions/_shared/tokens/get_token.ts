@@ -58,7 +58,10 @@ export async function getCafe24AccessToken(
 }
 
 /** What a token request needs of the refresh settings (refreshSettings(config) has it all). */
-export type TokenSettings = Pick<RefreshSettings, "app" | "leaseMs" | "keepAliveWindowMs">;
+export type TokenSettings = Pick<
+  RefreshSettings,
+  "app" | "leaseMs" | "keepAliveWindowMs" | "plaintextTokenCopy"
+>;
 
 export interface TokenDeps {
   store: TokenStore;

@@ -49,6 +49,8 @@ interface ClaimRow {
   refresh_token: string;
   consecutive_failures: number;
   answer_possibly_lost: boolean;
+  /** bigint, as text. */
+  token_version: string;
 }
 
 const stores = new WeakMap<postgres.Sql, TokenStore>();
@@ -94,6 +96,7 @@ export function createTokenStore(sql: postgres.Sql): TokenStore {
             id: row.auth_settings_id,
             mallId: row.mall_id,
             refreshToken: row.refresh_token,
+            tokenVersion: String(row.token_version),
             consecutiveFailures: row.consecutive_failures,
             answerPossiblyLost: row.answer_possibly_lost,
           },
