@@ -97,16 +97,18 @@ as $$
 $$;
 
 -- Whoever writes providers (the OAuth callback, the app, an operator in Studio, a restored
--- backup), the private row follows, and usable tokens never stay in providers: a non-empty
--- refresh_token written under providers.cafe24 beside a non-empty mall_id is moved, with the
--- access_token and expiries beside it, into the private row as it is written. A refresh_token of
--- null removes the pair. A broken entry (an empty or non-string key) is left exactly as it is,
--- tokens included, and counted by its row_state. An access_token or expires_at without a
--- refresh_token is a copy (CAFE24_PLAINTEXT_TOKEN_COPY, or an app writing back what it read): it
--- stays where it is and changes nothing. A new refresh token or mall means a new
--- connection: its failures, backoff, reconnect_required status and lease belong to the old one
--- and are cleared, and token_version counts the new pair. Deleting providers.cafe24 removes the
--- pair with it. A write that changes nothing the private row holds leaves that row alone.
+-- backup), the private row follows, and tokens do not stay in providers: each of the pair's keys
+-- (cafe24_token_keys) that a write puts under providers.cafe24 or changes there is moved into the
+-- private row as it is written. A refresh_token of null removes the pair. An entry with a
+-- refresh_token that cannot be used (empty, not a string, or beside an empty or non-string
+-- mall_id) is left exactly as it is, tokens included, and counted by its row_state. A key the
+-- write leaves as it was stays: the access token and expiry a refresh copies there
+-- (CAFE24_PLAINTEXT_TOKEN_COPY: store_refreshed_tokens marks its own write with the
+-- transaction-local setting cafe24_private.writing_token_copy), and an app writing back what it
+-- read. A new refresh token or mall means a new connection: its failures, backoff,
+-- reconnect_required status and lease belong to the old one and are cleared, and token_version
+-- counts the new pair. Deleting providers.cafe24 removes the pair with it. A write that changes
+-- nothing the private row holds leaves that row alone.
 --
 -- One function, two triggers: before an update it takes the tokens out of the new row itself;
 -- after an insert (the private row's foreign key needs the auth_settings row to exist) it writes
@@ -123,6 +125,9 @@ declare
     when jsonb_typeof(new.providers) = 'object' and jsonb_typeof(new.providers -> 'cafe24') = 'object'
       then new.providers -> 'cafe24'
   end;
+  v_old_entry jsonb;
+  v_copying boolean :=
+    coalesce(current_setting('cafe24_private.writing_token_copy', true) = 'on', false);
   v_moved jsonb := '{}'::jsonb;
   v_key text;
   v_current cafe24_private.connections%rowtype;
@@ -135,16 +140,26 @@ declare
   v_refresh_expires_at timestamptz;
   v_new_credentials boolean;
 begin
-  if jsonb_typeof(v_entry -> 'refresh_token') = 'null'
-    or (jsonb_typeof(v_entry -> 'refresh_token') = 'string' and v_entry ->> 'refresh_token' <> ''
+  if tg_op = 'UPDATE' and jsonb_typeof(old.providers) = 'object' then
+    v_old_entry := old.providers -> 'cafe24';
+  end if;
+  foreach v_key in array cafe24_private.cafe24_token_keys() loop
+    if jsonb_typeof(v_entry -> v_key) in ('string', 'null')
+      and (v_entry -> v_key) is distinct from (v_old_entry -> v_key)
+      and not (v_copying and v_key in ('access_token', 'expires_at'))
+    then
+      v_moved := v_moved || jsonb_build_object(v_key, v_entry -> v_key);
+    end if;
+  end loop;
+  if (v_entry ? 'refresh_token') and jsonb_typeof(v_entry -> 'refresh_token') <> 'null'
+    and not (jsonb_typeof(v_entry -> 'refresh_token') = 'string'
+      and v_entry ->> 'refresh_token' <> ''
       and jsonb_typeof(v_entry -> 'mall_id') = 'string' and v_entry ->> 'mall_id' <> '')
   then
-    foreach v_key in array cafe24_private.cafe24_token_keys() loop
-      if jsonb_typeof(v_entry -> v_key) in ('string', 'null') then
-        v_moved := v_moved || jsonb_build_object(v_key, v_entry -> v_key);
-        v_entry := v_entry - v_key;
-      end if;
-    end loop;
+    v_moved := '{}'::jsonb;
+  end if;
+  if v_moved <> '{}'::jsonb then
+    v_entry := v_entry - array(select jsonb_object_keys(v_moved));
     v_providers := jsonb_set(v_providers, '{cafe24}', v_entry);
   end if;
 
@@ -166,10 +181,15 @@ begin
     -- No providers.cafe24 any more: the connection, and its pair, are gone.
     null;
   else
-    v_access_token := v_current.access_token;
+    v_access_token := case when v_moved ? 'access_token' then v_moved ->> 'access_token'
+      else v_current.access_token end;
     v_refresh_token := v_current.refresh_token;
-    v_access_expires_at := v_current.access_expires_at;
-    v_refresh_expires_at := v_current.refresh_expires_at;
+    v_access_expires_at := case when v_moved ? 'expires_at'
+      then cafe24_private.parse_instant(v_moved -> 'expires_at')
+      else v_current.access_expires_at end;
+    v_refresh_expires_at := case when v_moved ? 'refresh_token_expires_at'
+      then cafe24_private.parse_instant(v_moved -> 'refresh_token_expires_at')
+      else v_current.refresh_expires_at end;
   end if;
 
   v_row_state := cafe24_private.classify_connection(v_providers, v_refresh_token);
@@ -259,13 +279,13 @@ begin
 end
 $$;
 
-drop function if exists cafe24_private.claim_due_connections(uuid, integer);
+
 
 -- Claims up to p_limit due connections for the run, most overdue first, skipping rows another
 -- worker holds (FOR UPDATE SKIP LOCKED, then a lease that outlives the transaction). Returns the
 -- refresh token to use and the token_version to settle with (the compare-and-swap of
 -- store_refreshed_tokens and record_refresh_failure).
-create or replace function cafe24_private.claim_due_connections(
+create or replace function cafe24_private.claim_due_pairs(
   p_run_id uuid,
   p_limit integer default 1
 )
@@ -319,6 +339,28 @@ begin
 end
 $$;
 
+-- The previous release's claim (no token_version; its settle compares the refresh token's
+-- text): kept while functions of that release may still run, between `db push` and
+-- `functions deploy`.
+create or replace function cafe24_private.claim_due_connections(
+  p_run_id uuid,
+  p_limit integer default 1
+)
+returns table (
+  auth_settings_id uuid,
+  mall_id text,
+  refresh_token text,
+  consecutive_failures integer,
+  answer_possibly_lost boolean
+)
+language sql
+set search_path = ''
+as $$
+  select p.auth_settings_id, p.mall_id, p.refresh_token, p.consecutive_failures,
+    p.answer_possibly_lost
+  from cafe24_private.claim_due_pairs(p_run_id, p_limit) p
+$$;
+
 -- A settle outcome followed by the run's next claim (when p_claim_next and one is due), as one
 -- row; the claim columns are null when nothing was claimed.
 create or replace function cafe24_private.with_next_claim(
@@ -334,7 +376,7 @@ begin
   if p_claim_next then
     return query
     select p_outcome, c.*
-    from cafe24_private.claim_due_connections(p_run_id, 1) c;
+    from cafe24_private.claim_due_pairs(p_run_id, 1) c;
     if found then
       return;
     end if;
@@ -402,7 +444,11 @@ begin
   returning true into v_stored;
 
   if v_stored then
-    -- providers.cafe24 is written only when the grant's scopes changed, or for the copy.
+    -- providers.cafe24 is written only when the grant's scopes changed, or for the copy, which
+    -- the sync trigger is told to leave where it is.
+    if p_plaintext_copy then
+      perform set_config('cafe24_private.writing_token_copy', 'on', true);
+    end if;
     update public.auth_settings s
     set providers = jsonb_set(s.providers, '{cafe24}', (s.providers -> 'cafe24')
           || case when p_tokens ? 'scopes'
@@ -416,6 +462,9 @@ begin
       and jsonb_typeof(s.providers -> 'cafe24') = 'object'
       and (p_plaintext_copy
         or (p_tokens ? 'scopes' and (s.providers -> 'cafe24' -> 'scopes') is distinct from (p_tokens -> 'scopes')));
+    if p_plaintext_copy then
+      perform set_config('cafe24_private.writing_token_copy', 'off', true);
+    end if;
     v_outcome := 'stored';
   elsif exists (
     -- Already written: this is a retry of a store whose answer the caller never received. Told
@@ -565,17 +614,16 @@ begin
 end
 $$;
 
-drop function if exists cafe24_private.claim_connection(uuid, uuid);
-
 -- Claims one named connection for the run, if the run's rules say it is due: the verdict comes
--- from verdict_expression(), the same rules the census and claim_due_connections are built from,
+-- from verdict_expression(), the same rules the census and claim_due_pairs are built from,
 -- under the run's scope (a token run's margin is the validity its caller asked for). The row is
 -- locked first, so two callers racing for one connection queue here and the second sees the
 -- first one's lease ('leased'). The lease is the one claim_due_connections takes (the same
--- columns and values; a test compares the two). Returns the verdict and, when it is 'due', the
+-- columns and values; a test compares claim_connection with claim_due_connections, which wrap
+-- these two). Returns the verdict and, when it is 'due', the
 -- claimed connection with the refresh token to send and its token_version; no row when the
 -- connection does not exist.
-create or replace function cafe24_private.claim_connection(
+create or replace function cafe24_private.claim_connection_pair(
   p_run_id uuid,
   p_auth_settings_id uuid
 )
@@ -639,6 +687,28 @@ begin
     k.token_version
   from claimed k;
 end
+$$;
+
+-- The previous release's claim_connection (no token_version; its settle compares the refresh
+-- token's text): kept while functions of that release may still run.
+create or replace function cafe24_private.claim_connection(
+  p_run_id uuid,
+  p_auth_settings_id uuid
+)
+returns table (
+  verdict text,
+  auth_settings_id uuid,
+  mall_id text,
+  refresh_token text,
+  consecutive_failures integer,
+  answer_possibly_lost boolean
+)
+language sql
+set search_path = ''
+as $$
+  select p.verdict, p.auth_settings_id, p.mall_id, p.refresh_token, p.consecutive_failures,
+    p.answer_possibly_lost
+  from cafe24_private.claim_connection_pair(p_run_id, p_auth_settings_id) p
 $$;
 
 -- The connections a token request names: the row with that auth_settings id, or the rows holding
@@ -937,7 +1007,33 @@ begin
 end
 $$;
 
-drop function if exists cafe24_private.claim_mall_verification(text);
+-- Drop-in for code that selected auth_settings: the same columns, providers without credentials
+-- (without_credentials), with the connection's expiries under providers.cafe24 where the
+-- original app kept them (they live in the private row). A browser (authenticated) sees its own
+-- rows; service_role, which reads auth_settings whole anyway, sees every row, so server code can
+-- use the drop-in too.
+create or replace view public.auth_settings_without_tokens
+with (security_barrier = true)
+as
+select
+  s.id,
+  s.org_id,
+  s.user_id,
+  case
+    when jsonb_typeof(p.shown -> 'cafe24') = 'object' then jsonb_set(p.shown, '{cafe24}',
+      (p.shown -> 'cafe24') || jsonb_strip_nulls(jsonb_build_object(
+        'expires_at',
+        to_char(c.access_expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        'refresh_token_expires_at',
+        to_char(c.refresh_expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))))
+    else p.shown
+  end as providers,
+  s.created_at,
+  s.updated_at
+from public.auth_settings s
+left join cafe24_private.connections c on c.auth_settings_id = s.id
+cross join lateral (select cafe24_private.without_credentials(s.providers) as shown) p
+where s.user_id = (select auth.uid()) or current_user = 'service_role';
 
 -- Starts a verification of p_mall_id if none started within mall_verification_interval(), and
 -- returns the connections to verify with their access tokens; nothing when the mall has no
@@ -946,8 +1042,9 @@ drop function if exists cafe24_private.claim_mall_verification(text);
 -- gets the rows. A connection whose access token has expired comes back with a null token and
 -- the mall's verification is left pending until its next refresh (pending_since): it is never
 -- refreshed for a notice. Each row carries the token_version to disconnect with
--- (disconnect_connection_if_current).
-create or replace function cafe24_private.claim_mall_verification(p_mall_id text)
+-- (disconnect_connection_if_current). Named for the token_version its rows carry; the name
+-- claim_mall_verification is the previous release's (below).
+create or replace function cafe24_private.claim_mall_verification_pairs(p_mall_id text)
 returns table (auth_settings_id uuid, access_token text, token_version bigint)
 language plpgsql
 set search_path = ''
@@ -989,14 +1086,12 @@ begin
 end
 $$;
 
-drop function if exists cafe24_private.claim_verifications_after_refresh(text);
-
 -- The pending verifications whose mall was refreshed since the notice (all malls, or only
 -- p_mall_id), with the connections to verify and their new access tokens. Each is handed out
 -- once: claiming clears pending_since and counts as a start. Pending rows of malls that no longer
 -- have a connection holding credentials are cleared without a verification. Each row carries the
 -- token_version to disconnect with.
-create or replace function cafe24_private.claim_verifications_after_refresh(
+create or replace function cafe24_private.claim_verification_pairs_after_refresh(
   p_mall_id text default null
 )
 returns table (mall_id text, auth_settings_id uuid, access_token text, token_version bigint)
@@ -1035,8 +1130,31 @@ begin
 end
 $$;
 
+-- The previous release's claim_mall_verification and claim_verifications_after_refresh (no
+-- token_version: its disconnect_connection_if_current compares the access token's text): kept
+-- while functions of that release may still run.
+create or replace function cafe24_private.claim_mall_verification(p_mall_id text)
+returns table (auth_settings_id uuid, access_token text)
+language sql
+set search_path = ''
+as $$
+  select p.auth_settings_id, p.access_token
+  from cafe24_private.claim_mall_verification_pairs(p_mall_id) p
+$$;
+
+create or replace function cafe24_private.claim_verifications_after_refresh(
+  p_mall_id text default null
+)
+returns table (mall_id text, auth_settings_id uuid, access_token text)
+language sql
+set search_path = ''
+as $$
+  select p.mall_id, p.auth_settings_id, p.access_token
+  from cafe24_private.claim_verification_pairs_after_refresh(p_mall_id) p
+$$;
+
 -- disconnect_connection, but only while the row still holds the pair that Cafe24's answer was
--- about (the token_version claim_mall_verification returned): a refresh or a reconnect in the
+-- about (the token_version claim_mall_verification_pairs returned): a refresh or a reconnect in the
 -- meantime means the answer is stale. Returns 'disconnected' or 'superseded'.
 create or replace function cafe24_private.disconnect_connection_if_current(
   p_auth_settings_id uuid,
@@ -1246,6 +1364,17 @@ where jsonb_typeof(s.providers) = 'object'
   and jsonb_typeof(s.providers -> 'cafe24' -> 'mall_id') = 'string'
   and s.providers -> 'cafe24' ->> 'mall_id' <> '';
 
+-- Applying the migrations again (each one can be) runs the earlier ones' sync over every row
+-- first, which looks for the pair in providers, where it no longer is, and calls the row
+-- missing_keys. What the private row and providers say is restored here (expiries that sync
+-- cleared stay unknown: such a connection is refreshed once, at once).
+update cafe24_private.connections c
+set row_state = cafe24_private.classify_connection(s.providers, c.refresh_token),
+    updated_at = now()
+from public.auth_settings s
+where s.id = c.auth_settings_id
+  and c.row_state is distinct from cafe24_private.classify_connection(s.providers, c.refresh_token);
+
 -- ---------------------------------------------------------------------------------------------
 -- Privileges: only the functions' owner calls them.
 -- ---------------------------------------------------------------------------------------------
@@ -1254,6 +1383,8 @@ revoke all on function cafe24_private.classify_connection(jsonb, text)
   from public, anon, authenticated;
 revoke all on function cafe24_private.cafe24_token_keys() from public, anon, authenticated;
 revoke all on function cafe24_private.sync_connection() from public, anon, authenticated;
+revoke all on function cafe24_private.claim_due_pairs(uuid, integer)
+  from public, anon, authenticated;
 revoke all on function cafe24_private.claim_due_connections(uuid, integer)
   from public, anon, authenticated;
 revoke all on function cafe24_private.with_next_claim(text, uuid, boolean)
@@ -1269,11 +1400,17 @@ revoke all on function cafe24_private.record_refresh_failure(
 revoke all on function cafe24_private.record_refresh_failure(
   uuid, uuid, text, cafe24_private.refresh_failure, boolean
 ) from public, anon, authenticated;
+revoke all on function cafe24_private.claim_connection_pair(uuid, uuid)
+  from public, anon, authenticated;
 revoke all on function cafe24_private.claim_connection(uuid, uuid)
   from public, anon, authenticated;
 revoke all on function cafe24_private.token_connections(uuid, text)
   from public, anon, authenticated;
+revoke all on function cafe24_private.claim_mall_verification_pairs(text)
+  from public, anon, authenticated;
 revoke all on function cafe24_private.claim_mall_verification(text)
+  from public, anon, authenticated;
+revoke all on function cafe24_private.claim_verification_pairs_after_refresh(text)
   from public, anon, authenticated;
 revoke all on function cafe24_private.claim_verifications_after_refresh(text)
   from public, anon, authenticated;

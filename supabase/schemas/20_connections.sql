@@ -175,16 +175,18 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 
 -- Whoever writes providers (the OAuth callback, the app, an operator in Studio, a restored
--- backup), the private row follows, and usable tokens never stay in providers: a non-empty
--- refresh_token written under providers.cafe24 beside a non-empty mall_id is moved, with the
--- access_token and expiries beside it, into the private row as it is written. A refresh_token of
--- null removes the pair. A broken entry (an empty or non-string key) is left exactly as it is,
--- tokens included, and counted by its row_state. An access_token or expires_at without a
--- refresh_token is a copy (CAFE24_PLAINTEXT_TOKEN_COPY, or an app writing back what it read): it
--- stays where it is and changes nothing. A new refresh token or mall means a new
--- connection: its failures, backoff, reconnect_required status and lease belong to the old one
--- and are cleared, and token_version counts the new pair. Deleting providers.cafe24 removes the
--- pair with it. A write that changes nothing the private row holds leaves that row alone.
+-- backup), the private row follows, and tokens do not stay in providers: each of the pair's keys
+-- (cafe24_token_keys) that a write puts under providers.cafe24 or changes there is moved into the
+-- private row as it is written. A refresh_token of null removes the pair. An entry with a
+-- refresh_token that cannot be used (empty, not a string, or beside an empty or non-string
+-- mall_id) is left exactly as it is, tokens included, and counted by its row_state. A key the
+-- write leaves as it was stays: the access token and expiry a refresh copies there
+-- (CAFE24_PLAINTEXT_TOKEN_COPY: store_refreshed_tokens marks its own write with the
+-- transaction-local setting cafe24_private.writing_token_copy), and an app writing back what it
+-- read. A new refresh token or mall means a new connection: its failures, backoff,
+-- reconnect_required status and lease belong to the old one and are cleared, and token_version
+-- counts the new pair. Deleting providers.cafe24 removes the pair with it. A write that changes
+-- nothing the private row holds leaves that row alone.
 --
 -- One function, two triggers: before an update it takes the tokens out of the new row itself;
 -- after an insert (the private row's foreign key needs the auth_settings row to exist) it writes
@@ -201,6 +203,9 @@ declare
     when jsonb_typeof(new.providers) = 'object' and jsonb_typeof(new.providers -> 'cafe24') = 'object'
       then new.providers -> 'cafe24'
   end;
+  v_old_entry jsonb;
+  v_copying boolean :=
+    coalesce(current_setting('cafe24_private.writing_token_copy', true) = 'on', false);
   v_moved jsonb := '{}'::jsonb;
   v_key text;
   v_current cafe24_private.connections%rowtype;
@@ -213,16 +218,26 @@ declare
   v_refresh_expires_at timestamptz;
   v_new_credentials boolean;
 begin
-  if jsonb_typeof(v_entry -> 'refresh_token') = 'null'
-    or (jsonb_typeof(v_entry -> 'refresh_token') = 'string' and v_entry ->> 'refresh_token' <> ''
+  if tg_op = 'UPDATE' and jsonb_typeof(old.providers) = 'object' then
+    v_old_entry := old.providers -> 'cafe24';
+  end if;
+  foreach v_key in array cafe24_private.cafe24_token_keys() loop
+    if jsonb_typeof(v_entry -> v_key) in ('string', 'null')
+      and (v_entry -> v_key) is distinct from (v_old_entry -> v_key)
+      and not (v_copying and v_key in ('access_token', 'expires_at'))
+    then
+      v_moved := v_moved || jsonb_build_object(v_key, v_entry -> v_key);
+    end if;
+  end loop;
+  if (v_entry ? 'refresh_token') and jsonb_typeof(v_entry -> 'refresh_token') <> 'null'
+    and not (jsonb_typeof(v_entry -> 'refresh_token') = 'string'
+      and v_entry ->> 'refresh_token' <> ''
       and jsonb_typeof(v_entry -> 'mall_id') = 'string' and v_entry ->> 'mall_id' <> '')
   then
-    foreach v_key in array cafe24_private.cafe24_token_keys() loop
-      if jsonb_typeof(v_entry -> v_key) in ('string', 'null') then
-        v_moved := v_moved || jsonb_build_object(v_key, v_entry -> v_key);
-        v_entry := v_entry - v_key;
-      end if;
-    end loop;
+    v_moved := '{}'::jsonb;
+  end if;
+  if v_moved <> '{}'::jsonb then
+    v_entry := v_entry - array(select jsonb_object_keys(v_moved));
     v_providers := jsonb_set(v_providers, '{cafe24}', v_entry);
   end if;
 
@@ -244,10 +259,15 @@ begin
     -- No providers.cafe24 any more: the connection, and its pair, are gone.
     null;
   else
-    v_access_token := v_current.access_token;
+    v_access_token := case when v_moved ? 'access_token' then v_moved ->> 'access_token'
+      else v_current.access_token end;
     v_refresh_token := v_current.refresh_token;
-    v_access_expires_at := v_current.access_expires_at;
-    v_refresh_expires_at := v_current.refresh_expires_at;
+    v_access_expires_at := case when v_moved ? 'expires_at'
+      then cafe24_private.parse_instant(v_moved -> 'expires_at')
+      else v_current.access_expires_at end;
+    v_refresh_expires_at := case when v_moved ? 'refresh_token_expires_at'
+      then cafe24_private.parse_instant(v_moved -> 'refresh_token_expires_at')
+      else v_current.refresh_expires_at end;
   end if;
 
   v_row_state := cafe24_private.classify_connection(v_providers, v_refresh_token);

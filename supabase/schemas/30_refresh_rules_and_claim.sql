@@ -334,7 +334,7 @@ $$;
 -- worker holds (FOR UPDATE SKIP LOCKED, then a lease that outlives the transaction). Returns the
 -- refresh token to use and the token_version to settle with (the compare-and-swap of
 -- store_refreshed_tokens and record_refresh_failure).
-create or replace function cafe24_private.claim_due_connections(
+create or replace function cafe24_private.claim_due_pairs(
   p_run_id uuid,
   p_limit integer default 1
 )
@@ -388,6 +388,28 @@ begin
 end
 $$;
 
+-- The previous release's claim (no token_version; its settle compares the refresh token's
+-- text): kept while functions of that release may still run, between `db push` and
+-- `functions deploy`.
+create or replace function cafe24_private.claim_due_connections(
+  p_run_id uuid,
+  p_limit integer default 1
+)
+returns table (
+  auth_settings_id uuid,
+  mall_id text,
+  refresh_token text,
+  consecutive_failures integer,
+  answer_possibly_lost boolean
+)
+language sql
+set search_path = ''
+as $$
+  select p.auth_settings_id, p.mall_id, p.refresh_token, p.consecutive_failures,
+    p.answer_possibly_lost
+  from cafe24_private.claim_due_pairs(p_run_id, p_limit) p
+$$;
+
 -- Lets go of connections the run claimed but sent no request for (the worker is about to be
 -- stopped). They become claimable again at once, by any run: nothing was sent, so no answer can
 -- be lost. A connection whose request is in flight is never passed here; it keeps its lease.
@@ -426,6 +448,8 @@ revoke all on function cafe24_private.count_claimable_in(cafe24_private.refresh_
   from public, anon, authenticated;
 revoke all on function cafe24_private.count_claimable(uuid) from public, anon, authenticated;
 revoke all on function cafe24_private.claim_candidates_query(cafe24_private.refresh_scope)
+  from public, anon, authenticated;
+revoke all on function cafe24_private.claim_due_pairs(uuid, integer)
   from public, anon, authenticated;
 revoke all on function cafe24_private.claim_due_connections(uuid, integer)
   from public, anon, authenticated;

@@ -245,7 +245,7 @@ begin
   if p_claim_next then
     return query
     select p_outcome, c.*
-    from cafe24_private.claim_due_connections(p_run_id, 1) c;
+    from cafe24_private.claim_due_pairs(p_run_id, 1) c;
     if found then
       return;
     end if;
@@ -313,7 +313,11 @@ begin
   returning true into v_stored;
 
   if v_stored then
-    -- providers.cafe24 is written only when the grant's scopes changed, or for the copy.
+    -- providers.cafe24 is written only when the grant's scopes changed, or for the copy, which
+    -- the sync trigger is told to leave where it is.
+    if p_plaintext_copy then
+      perform set_config('cafe24_private.writing_token_copy', 'on', true);
+    end if;
     update public.auth_settings s
     set providers = jsonb_set(s.providers, '{cafe24}', (s.providers -> 'cafe24')
           || case when p_tokens ? 'scopes'
@@ -327,6 +331,9 @@ begin
       and jsonb_typeof(s.providers -> 'cafe24') = 'object'
       and (p_plaintext_copy
         or (p_tokens ? 'scopes' and (s.providers -> 'cafe24' -> 'scopes') is distinct from (p_tokens -> 'scopes')));
+    if p_plaintext_copy then
+      perform set_config('cafe24_private.writing_token_copy', 'off', true);
+    end if;
     v_outcome := 'stored';
   elsif exists (
     -- Already written: this is a retry of a store whose answer the caller never received. Told

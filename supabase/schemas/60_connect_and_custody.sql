@@ -857,8 +857,10 @@ comment on view public.cafe24_connections is
   'The signed-in user''s Cafe24 connections: status, expiry, shop and errors. Never a token.';
 
 -- Drop-in for code that selected auth_settings: the same columns, providers without credentials
--- (without_credentials). A browser (authenticated) sees its own rows; service_role, which reads
--- auth_settings whole anyway, sees every row, so server code can use the drop-in too.
+-- (without_credentials), with the connection's expiries under providers.cafe24 where the
+-- original app kept them (they live in the private row). A browser (authenticated) sees its own
+-- rows; service_role, which reads auth_settings whole anyway, sees every row, so server code can
+-- use the drop-in too.
 create or replace view public.auth_settings_without_tokens
 with (security_barrier = true)
 as
@@ -866,10 +868,20 @@ select
   s.id,
   s.org_id,
   s.user_id,
-  cafe24_private.without_credentials(s.providers) as providers,
+  case
+    when jsonb_typeof(p.shown -> 'cafe24') = 'object' then jsonb_set(p.shown, '{cafe24}',
+      (p.shown -> 'cafe24') || jsonb_strip_nulls(jsonb_build_object(
+        'expires_at',
+        to_char(c.access_expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        'refresh_token_expires_at',
+        to_char(c.refresh_expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))))
+    else p.shown
+  end as providers,
   s.created_at,
   s.updated_at
 from public.auth_settings s
+left join cafe24_private.connections c on c.auth_settings_id = s.id
+cross join lateral (select cafe24_private.without_credentials(s.providers) as shown) p
 where s.user_id = (select auth.uid()) or current_user = 'service_role';
 
 comment on view public.auth_settings_without_tokens is

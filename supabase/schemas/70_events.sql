@@ -384,8 +384,9 @@ as $$ select interval '10 minutes' $$;
 -- gets the rows. A connection whose access token has expired comes back with a null token and
 -- the mall's verification is left pending until its next refresh (pending_since): it is never
 -- refreshed for a notice. Each row carries the token_version to disconnect with
--- (disconnect_connection_if_current).
-create or replace function cafe24_private.claim_mall_verification(p_mall_id text)
+-- (disconnect_connection_if_current). Named for the token_version its rows carry; the name
+-- claim_mall_verification is the previous release's (below).
+create or replace function cafe24_private.claim_mall_verification_pairs(p_mall_id text)
 returns table (auth_settings_id uuid, access_token text, token_version bigint)
 language plpgsql
 set search_path = ''
@@ -444,7 +445,7 @@ $$;
 -- once: claiming clears pending_since and counts as a start. Pending rows of malls that no longer
 -- have a connection holding credentials are cleared without a verification. Each row carries the
 -- token_version to disconnect with.
-create or replace function cafe24_private.claim_verifications_after_refresh(
+create or replace function cafe24_private.claim_verification_pairs_after_refresh(
   p_mall_id text default null
 )
 returns table (mall_id text, auth_settings_id uuid, access_token text, token_version bigint)
@@ -483,8 +484,31 @@ begin
 end
 $$;
 
+-- The previous release's claim_mall_verification and claim_verifications_after_refresh (no
+-- token_version: its disconnect_connection_if_current compares the access token's text): kept
+-- while functions of that release may still run.
+create or replace function cafe24_private.claim_mall_verification(p_mall_id text)
+returns table (auth_settings_id uuid, access_token text)
+language sql
+set search_path = ''
+as $$
+  select p.auth_settings_id, p.access_token
+  from cafe24_private.claim_mall_verification_pairs(p_mall_id) p
+$$;
+
+create or replace function cafe24_private.claim_verifications_after_refresh(
+  p_mall_id text default null
+)
+returns table (mall_id text, auth_settings_id uuid, access_token text)
+language sql
+set search_path = ''
+as $$
+  select p.mall_id, p.auth_settings_id, p.access_token
+  from cafe24_private.claim_verification_pairs_after_refresh(p_mall_id) p
+$$;
+
 -- disconnect_connection, but only while the row still holds the pair that Cafe24's answer was
--- about (the token_version claim_mall_verification returned): a refresh or a reconnect in the
+-- about (the token_version claim_mall_verification_pairs returned): a refresh or a reconnect in the
 -- meantime means the answer is stale. Returns 'disconnected' or 'superseded'.
 create or replace function cafe24_private.disconnect_connection_if_current(
   p_auth_settings_id uuid,
@@ -632,9 +656,13 @@ revoke all on function cafe24_private.defer_event_deliveries(timestamptz)
   from public, anon, authenticated;
 revoke all on function cafe24_private.invoke_cafe24_events() from public, anon, authenticated;
 revoke all on function cafe24_private.mall_verification_interval() from public, anon, authenticated;
+revoke all on function cafe24_private.claim_mall_verification_pairs(text)
+  from public, anon, authenticated;
 revoke all on function cafe24_private.claim_mall_verification(text)
   from public, anon, authenticated;
 revoke all on function cafe24_private.defer_mall_verification(text)
+  from public, anon, authenticated;
+revoke all on function cafe24_private.claim_verification_pairs_after_refresh(text)
   from public, anon, authenticated;
 revoke all on function cafe24_private.claim_verifications_after_refresh(text)
   from public, anon, authenticated;

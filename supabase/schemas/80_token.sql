@@ -60,14 +60,15 @@ as $$
 $$;
 
 -- Claims one named connection for the run, if the run's rules say it is due: the verdict comes
--- from verdict_expression(), the same rules the census and claim_due_connections are built from,
+-- from verdict_expression(), the same rules the census and claim_due_pairs are built from,
 -- under the run's scope (a token run's margin is the validity its caller asked for). The row is
 -- locked first, so two callers racing for one connection queue here and the second sees the
 -- first one's lease ('leased'). The lease is the one claim_due_connections takes (the same
--- columns and values; a test compares the two). Returns the verdict and, when it is 'due', the
+-- columns and values; a test compares claim_connection with claim_due_connections, which wrap
+-- these two). Returns the verdict and, when it is 'due', the
 -- claimed connection with the refresh token to send and its token_version; no row when the
 -- connection does not exist.
-create or replace function cafe24_private.claim_connection(
+create or replace function cafe24_private.claim_connection_pair(
   p_run_id uuid,
   p_auth_settings_id uuid
 )
@@ -133,8 +134,32 @@ begin
 end
 $$;
 
+-- The previous release's claim_connection (no token_version; its settle compares the refresh
+-- token's text): kept while functions of that release may still run.
+create or replace function cafe24_private.claim_connection(
+  p_run_id uuid,
+  p_auth_settings_id uuid
+)
+returns table (
+  verdict text,
+  auth_settings_id uuid,
+  mall_id text,
+  refresh_token text,
+  consecutive_failures integer,
+  answer_possibly_lost boolean
+)
+language sql
+set search_path = ''
+as $$
+  select p.verdict, p.auth_settings_id, p.mall_id, p.refresh_token, p.consecutive_failures,
+    p.answer_possibly_lost
+  from cafe24_private.claim_connection_pair(p_run_id, p_auth_settings_id) p
+$$;
+
 -- Privileges: only the functions' owner calls them.
 revoke all on function cafe24_private.token_connections(uuid, text)
+  from public, anon, authenticated;
+revoke all on function cafe24_private.claim_connection_pair(uuid, uuid)
   from public, anon, authenticated;
 revoke all on function cafe24_private.claim_connection(uuid, uuid)
   from public, anon, authenticated;

@@ -711,7 +711,7 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
   await t.step("refresh now: a user's token refreshes that user's connections only", async () => {
     const tokensOf = async (userId: string) =>
       (await db.sql<{ token: string }[]>`
-        select providers -> 'cafe24' ->> 'refresh_token' as token from auth_settings
+        select refresh_token as token from cafe24_private.connections
         where user_id = ${userId}`).map((r) => r.token);
     const bobBefore = await tokensOf(bob);
     const bobRequests = sandbox.counters().byMall.shopbob!.refreshRequests;
@@ -860,8 +860,8 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
     async () => {
       const [row] = await db.sql<{ tokens: string[] }[]>`
         select coalesce(array_agg(v), '{}') as tokens from (
-          select providers -> 'cafe24' ->> 'refresh_token' as v from auth_settings
-          union all select providers -> 'cafe24' ->> 'access_token' from auth_settings) t
+          select refresh_token as v from cafe24_private.connections
+          union all select access_token from cafe24_private.connections) t
         where v is not null`;
       const hops = browsers.flatMap((b) => b.hops);
       // Cafe24's own redirect to the callback carries the code, and the callback's redirect to

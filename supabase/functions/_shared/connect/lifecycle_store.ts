@@ -50,7 +50,7 @@ export interface LifecycleStore {
   deferMallVerification(mallId: string): Promise<void>;
   /**
    * The pending verifications whose mall was refreshed since (all malls, or only `mallId`), each
-   * handed out once (claim_verifications_after_refresh).
+   * handed out once (claim_verification_pairs_after_refresh).
    */
   claimVerificationsAfterRefresh(mallId: string | null): Promise<RefreshedVerificationTarget[]>;
   /** Disconnects only while the row still holds the pair of `tokenVersion`. */
@@ -87,7 +87,7 @@ export function createLifecycleStore(sql: postgres.Sql): LifecycleStore {
       const rows = await sql<
         { auth_settings_id: string; access_token: string | null; token_version: string }[]
       >`
-        select * from cafe24_private.claim_mall_verification(${mallId})`;
+        select * from cafe24_private.claim_mall_verification_pairs(${mallId})`;
       return rows.map((row) => ({
         authSettingsId: row.auth_settings_id,
         accessToken: row.access_token,
@@ -103,7 +103,7 @@ export function createLifecycleStore(sql: postgres.Sql): LifecycleStore {
       const rows = await sql<
         { mall_id: string; auth_settings_id: string; access_token: string; token_version: string }[]
       >`
-        select * from cafe24_private.claim_verifications_after_refresh(${mallId})`;
+        select * from cafe24_private.claim_verification_pairs_after_refresh(${mallId})`;
       return rows.map((row) => ({
         mallId: row.mall_id,
         authSettingsId: row.auth_settings_id,

@@ -5,7 +5,9 @@ import { CENSUS_VERDICTS, type CensusVerdict } from "./skip_reasons.ts";
 /**
  * The refresher's view of the database: each method is one call to a cafe24_private SQL
  * function (supabase/schemas/30_refresh_rules_and_claim.sql and 40_runs_and_settle.sql), where
- * the state transitions are race-free by construction.
+ * the state transitions are race-free by construction. A claim returns the pair's token_version
+ * and settling passes it back: the compare-and-swap never compares token text, so the tokens
+ * can be stored in another form (encrypted) without a settle mistaking it for a new pair.
  * A run is recorded with its scope first (startRun); every later call names the run by its id,
  * which is also the id of the leases it takes, and the SQL reads the scope from the run's row.
  */
@@ -189,7 +191,7 @@ export function createRefreshStore(sql: postgres.Sql): RefreshStore {
 
     async claim(runId) {
       const [row] = await sql<ClaimRow[]>`
-        select * from cafe24_private.claim_due_connections(${runId}, 1)`;
+        select * from cafe24_private.claim_due_pairs(${runId}, 1)`;
       return row === undefined ? undefined : claimed(row);
     },
 

@@ -233,7 +233,7 @@ async function refreshOnce(
   let verdict: string | null = null;
   try {
     const claim = await fromDatabase(
-      "cafe24_private.claim_connection",
+      "cafe24_private.claim_connection_pair",
       () => store.claim(runId, row.authSettingsId),
     );
     verdict = claim?.verdict ?? null;

@@ -15,7 +15,7 @@ export interface TokenStore {
   /** The app asked for this connection's token (keep_alive keeps it fresh for a while). */
   noteRequest(authSettingsId: string): Promise<void>;
   /**
-   * claim_connection: the run's verdict on the connection, and the connection when it was due
+   * claim_connection_pair: the run's verdict on the connection, and the connection when it was due
    * and is now leased to the run; null when there is no such connection.
    */
   claim(runId: string, authSettingsId: string): Promise<Claim | null>;
@@ -88,7 +88,7 @@ export function createTokenStore(sql: postgres.Sql): TokenStore {
 
       async claim(runId, authSettingsId) {
         const [row] = await sql<ClaimRow[]>`
-          select * from cafe24_private.claim_connection(${runId}::uuid, ${authSettingsId}::uuid)`;
+          select * from cafe24_private.claim_connection_pair(${runId}::uuid, ${authSettingsId}::uuid)`;
         if (row === undefined) return null;
         return {
           verdict: row.verdict,
