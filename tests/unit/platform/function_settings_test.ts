@@ -34,6 +34,7 @@ const INVALID: Partial<Record<EnvName, string>> = {
   CAFE24_ACCEPT_SERVICE_ROLE_KEY: "maybe",
   CAFE24_EVENTS_WEBHOOK_URL: "ftp://events.example",
   CAFE24_EVENTS_WEBHOOK_SECRET: "short",
+  CAFE24_PLAINTEXT_TOKEN_COPY: "maybe",
 };
 const ANY_TEXT: EnvName[] = [
   "SUPABASE_DB_URL",
