@@ -392,10 +392,10 @@ $$;
 -- the claim returned: if the row now holds another pair (the owner reconnected or disconnected
 -- meanwhile), the newer state stays and the outcome is 'superseded'. The new pair is a new start:
 -- failures, backoff and the lease are cleared. providers.cafe24 is written only when the answer's
--- scopes differ from the ones it holds (the grant changed). With p_plaintext_copy (CAFE24_PLAINTEXT_TOKEN_COPY)
--- the access token and its expiry are also copied into providers.cafe24, in the same transaction,
--- for apps that read them there; never the refresh token. With p_claim_next, the run's next
--- connection is claimed in the same round trip.
+-- scopes differ from the ones it holds (the grant changed), or with p_plaintext_copy
+-- (CAFE24_PLAINTEXT_TOKEN_COPY), which also copies the access token and its expiry there, in the
+-- same transaction, for apps that read them there; never the refresh token. With p_claim_next,
+-- the run's next connection is claimed in the same round trip.
 create or replace function cafe24_private.store_refreshed_tokens(
   p_run_id uuid,
   p_auth_settings_id uuid,
@@ -413,11 +413,25 @@ declare
   v_refresh_expires_at timestamptz :=
     cafe24_private.parse_instant(p_tokens -> 'refresh_token_expires_at');
   v_stored boolean;
+  v_write_providers boolean := false;
   v_outcome text;
 begin
   if not cafe24_private.is_complete_token_pair(p_tokens) then
     raise exception 'store_refreshed_tokens: tokens must carry non-empty access_token, refresh_token and an ISO-8601 expires_at'
       using errcode = '22023';
+  end if;
+
+  -- providers.cafe24 is written only for the copy or when the answer's scopes differ from the
+  -- ones it holds (the grant changed). Its row is then locked first: every writer of providers
+  -- takes the auth_settings row before the connection's (the sync trigger), and so does this.
+  if p_plaintext_copy or (p_tokens ? 'scopes' and exists (
+    select 1 from public.auth_settings s
+    where s.id = p_auth_settings_id
+      and jsonb_typeof(s.providers -> 'cafe24') = 'object'
+      and (s.providers -> 'cafe24' -> 'scopes') is distinct from (p_tokens -> 'scopes')
+  )) then
+    perform 1 from public.auth_settings s where s.id = p_auth_settings_id for update;
+    v_write_providers := true;
   end if;
 
   update cafe24_private.connections c
@@ -444,25 +458,20 @@ begin
   returning true into v_stored;
 
   if v_stored then
-    -- providers.cafe24 is written only when the grant's scopes changed, or for the copy, which
-    -- the sync trigger is told to leave where it is.
-    if p_plaintext_copy then
+    if v_write_providers then
+      -- The sync trigger leaves the copy where it is: this write marks itself as the copy.
       perform set_config('cafe24_private.writing_token_copy', 'on', true);
-    end if;
-    update public.auth_settings s
-    set providers = jsonb_set(s.providers, '{cafe24}', (s.providers -> 'cafe24')
-          || case when p_tokens ? 'scopes'
-            then jsonb_build_object('scopes', p_tokens -> 'scopes') else '{}'::jsonb end
-          || case when p_plaintext_copy
-            then jsonb_build_object('access_token', p_tokens -> 'access_token',
-              'expires_at', p_tokens -> 'expires_at')
-            else '{}'::jsonb end),
-        updated_at = now()
-    where s.id = p_auth_settings_id
-      and jsonb_typeof(s.providers -> 'cafe24') = 'object'
-      and (p_plaintext_copy
-        or (p_tokens ? 'scopes' and (s.providers -> 'cafe24' -> 'scopes') is distinct from (p_tokens -> 'scopes')));
-    if p_plaintext_copy then
+      update public.auth_settings s
+      set providers = jsonb_set(s.providers, '{cafe24}', (s.providers -> 'cafe24')
+            || case when p_tokens ? 'scopes'
+              then jsonb_build_object('scopes', p_tokens -> 'scopes') else '{}'::jsonb end
+            || case when p_plaintext_copy
+              then jsonb_build_object('access_token', p_tokens -> 'access_token',
+                'expires_at', p_tokens -> 'expires_at')
+              else '{}'::jsonb end),
+          updated_at = now()
+      where s.id = p_auth_settings_id
+        and jsonb_typeof(s.providers -> 'cafe24') = 'object';
       perform set_config('cafe24_private.writing_token_copy', 'off', true);
     end if;
     v_outcome := 'stored';

@@ -7,7 +7,8 @@
  * new pair is in the private row, where the new release's functions then refresh it again).
  */
 import assert from "node:assert/strict";
-import { connectMall, CRON_SECRET, startRefreshStack } from "../support/stack.ts";
+import { connectMall, CRON_SECRET, insertConnection, startRefreshStack } from "../support/stack.ts";
+import { startTestDatabase } from "../../local/postgres/database.ts";
 import { waitFor } from "../support/wait.ts";
 
 const ROOT = new URL("../../", import.meta.url);
@@ -171,5 +172,45 @@ Deno.test("the previous release's functions refresh against the new SQL and lose
     await previous.stop();
     await stack.stop();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("applying every migration again keeps each pair in its private row", async () => {
+  const db = await startTestDatabase();
+  try {
+    const id = await insertConnection(db, {
+      mallId: "shopagain",
+      refreshToken: "rt-again",
+      accessToken: "at-again",
+      expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+      extra: { shop_no: 2 },
+    });
+    const state = async () =>
+      (await db.sql`
+        select c.row_state, c.status, c.mall_id, c.refresh_token, c.access_token, c.token_version,
+          s.providers -> 'cafe24' as cafe24
+        from cafe24_private.connections c join public.auth_settings s on s.id = c.auth_settings_id
+        where c.auth_settings_id = ${id}`)[0]!;
+    const before = await state();
+    assert.equal(before.row_state, "ok");
+    assert.deepEqual(before.cafe24, { mall_id: "shopagain", shop_no: 2 });
+
+    // In order, as `supabase db push` applies them.
+    const names: string[] = [];
+    for await (const entry of Deno.readDir(new URL("supabase/migrations/", ROOT))) {
+      if (entry.name.endsWith(".sql")) names.push(entry.name);
+    }
+    for (const name of names.sort()) {
+      await db.sql.unsafe(await Deno.readTextFile(new URL(`supabase/migrations/${name}`, ROOT)))
+        .simple();
+    }
+    const after = await state();
+    assert.deepEqual(
+      { ...after },
+      { ...before },
+      "the same pair, version, state and providers after the migrations ran again",
+    );
+  } finally {
+    await db.stop();
   }
 });

@@ -219,6 +219,7 @@ Deno.test("refreshSettings() derives the run settings, with lease = timeout + 60
     policy: "eager",
     keepAliveWindowMs: 7 * 24 * 60 * 60_000,
     poolSize: 1,
+    plaintextTokenCopy: false,
   });
 });
 
@@ -375,6 +376,14 @@ Deno.test("a short CRON_SECRET is accepted and reported as CRON_SECRET_WEAK", ()
   assert.match(CONFIG_WARNINGS.CRON_SECRET_WEAK.message, /shorter than 32 characters/);
   assert.deepEqual(configWarnings(refreshConfig({ CRON_SECRET: "x".repeat(32) })), []);
   assert.deepEqual(configWarnings(refreshConfig()), [], "no secret set: nothing to warn about");
+});
+
+Deno.test("CAFE24_PLAINTEXT_TOKEN_COPY=true copies access tokens and is reported", () => {
+  const copying = refreshConfig({ CAFE24_PLAINTEXT_TOKEN_COPY: "true" });
+  assert.equal(refreshSettings(copying).plaintextTokenCopy, true);
+  assert.deepEqual(configWarnings(copying), ["PLAINTEXT_TOKEN_COPY"]);
+  assert.match(CONFIG_WARNINGS.PLAINTEXT_TOKEN_COPY.message, /never|plaintext/);
+  assert.equal(refreshSettings(refreshConfig()).plaintextTokenCopy, false);
 });
 
 Deno.test("CAFE24_USER_REFRESH_INTERVAL_S is read from its string", () => {
