@@ -429,7 +429,6 @@ const REFRESH_TUNING = [
   "CAFE24_REFRESH_POLICY",
   "CAFE24_KEEP_ALIVE_WINDOW_S",
   "CAFE24_MAX_CONNECTIONS_PER_RUN",
-  "CAFE24_PLAINTEXT_TOKEN_COPY",
 ] as const satisfies readonly EnvName[];
 const REFRESH_VARIABLES = [...REFRESH_TUNING, ...REFRESH_CONFIG_REQUIRED] as const;
 
@@ -483,18 +482,28 @@ export const FUNCTION_SETTINGS = {
   },
   "cafe24-refresh": {
     required: REFRESH_CONFIG_REQUIRED,
-    tolerates: [...REFRESH_TUNING, "CAFE24_USER_REFRESH_INTERVAL_S"],
+    tolerates: [
+      ...REFRESH_TUNING,
+      "CAFE24_USER_REFRESH_INTERVAL_S",
+      "CAFE24_PLAINTEXT_TOKEN_COPY",
+    ],
     uses: [
       ...REFRESH_VARIABLES,
       ...SCHEDULER_VARIABLES,
       "CAFE24_USER_REFRESH_INTERVAL_S",
+      "CAFE24_PLAINTEXT_TOKEN_COPY",
       "CORS_ALLOWED_ORIGINS",
     ],
   },
   "cafe24-token": {
     required: REFRESH_CONFIG_REQUIRED,
-    tolerates: REFRESH_TUNING,
-    uses: [...REFRESH_VARIABLES, ...SECRET_KEY_VARIABLES, "CORS_ALLOWED_ORIGINS"],
+    tolerates: [...REFRESH_TUNING, "CAFE24_PLAINTEXT_TOKEN_COPY"],
+    uses: [
+      ...REFRESH_VARIABLES,
+      ...SECRET_KEY_VARIABLES,
+      "CAFE24_PLAINTEXT_TOKEN_COPY",
+      "CORS_ALLOWED_ORIGINS",
+    ],
   },
   "cafe24-webhook": {
     required: REFRESH_CONFIG_REQUIRED,
