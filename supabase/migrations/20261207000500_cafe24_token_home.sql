@@ -1016,6 +1016,33 @@ begin
 end
 $$;
 
+-- CAFE24_PLAINTEXT_TOKEN_COPY after a connect: copies the access token the private row holds, and
+-- its expiry, into providers.cafe24 (never the refresh token), as store_refreshed_tokens does
+-- after a refresh, for apps that read them there. Marked as the copy, so the sync trigger leaves
+-- it where it is.
+create or replace function cafe24_private.copy_access_token(p_auth_settings_id uuid)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform set_config('cafe24_private.writing_token_copy', 'on', true);
+  update public.auth_settings s
+  set providers = jsonb_set(s.providers, '{cafe24}', (s.providers -> 'cafe24')
+        || jsonb_build_object(
+          'access_token', c.access_token,
+          'expires_at',
+          to_char(c.access_expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))),
+      updated_at = now()
+  from cafe24_private.connections c
+  where s.id = p_auth_settings_id
+    and c.auth_settings_id = s.id
+    and c.access_token is not null
+    and jsonb_typeof(s.providers -> 'cafe24') = 'object';
+  perform set_config('cafe24_private.writing_token_copy', 'off', true);
+end
+$$;
+
 -- Drop-in for code that selected auth_settings: the same columns, providers without credentials
 -- (without_credentials), with the connection's expiries under providers.cafe24 where the
 -- original app kept them (they live in the private row). A browser (authenticated) sees its own
@@ -1415,6 +1442,7 @@ revoke all on function cafe24_private.claim_connection(uuid, uuid)
   from public, anon, authenticated;
 revoke all on function cafe24_private.token_connections(uuid, text)
   from public, anon, authenticated;
+revoke all on function cafe24_private.copy_access_token(uuid) from public, anon, authenticated;
 revoke all on function cafe24_private.claim_mall_verification_pairs(text)
   from public, anon, authenticated;
 revoke all on function cafe24_private.claim_mall_verification(text)

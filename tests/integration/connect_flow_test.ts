@@ -589,6 +589,25 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
     },
   );
 
+  await t.step(
+    "CAFE24_PLAINTEXT_TOKEN_COPY: a new connection's access token is copied into providers",
+    async () => {
+      const server = await stack.startFunctions({ CAFE24_PLAINTEXT_TOKEN_COPY: "true" });
+      outputs.push(server.output);
+      sandbox.addMall("shopcopied");
+      const user = crypto.randomUUID();
+      const done = await browserAt(server).connect(await auth.mint({ sub: user }), "shopcopied");
+      assert.equal(done.status, 200, JSON.stringify(done.body));
+      const [row] = await db.sql<{ cafe24: Record<string, unknown>; access_token: string }[]>`
+        select s.providers -> 'cafe24' as cafe24, c.access_token
+        from auth_settings s join cafe24_private.connections c on c.auth_settings_id = s.id
+        where s.user_id = ${user}`;
+      assert.equal(row!.cafe24.access_token, row!.access_token);
+      assert.match(String(row!.cafe24.expires_at), /Z$/);
+      assert.equal(row!.cafe24.refresh_token, undefined, "never the refresh token");
+    },
+  );
+
   await t.step("connecting another mall drops the old mall's shop and board choices", async () => {
     const dana = (await db.sql<{ user_id: string }[]>`
       select user_id from auth_settings where providers -> 'cafe24' ->> 'mall_id' = 'shopkeep'

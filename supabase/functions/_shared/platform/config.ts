@@ -139,9 +139,9 @@ const EnvSchema = z.object({
    */
   CAFE24_WEBHOOK_API_KEY: text("the WebHook key from Cafe24 Developers (sent as X-API-Key)"),
   /**
-   * `true` also copies each refreshed access token and its expiry (never the refresh token) into
-   * public.auth_settings.providers.cafe24, for apps that still read them there. Off, the tokens
-   * live only in the connection's private row.
+   * `true` also copies each new access token (connect and refresh) and its expiry, never the
+   * refresh token, into public.auth_settings.providers.cafe24, for apps that still read them
+   * there. Off, the tokens live only in the connection's private row.
    */
   CAFE24_PLAINTEXT_TOKEN_COPY: z.stringbool().default(false).describe("true or false"),
 });
@@ -450,10 +450,12 @@ export const FUNCTION_SETTINGS = {
   },
   "cafe24-callback": {
     required: CALLBACK_CONFIG_REQUIRED,
+    tolerates: ["CAFE24_PLAINTEXT_TOKEN_COPY"],
     uses: [
       ...CALLBACK_CONFIG_REQUIRED,
       ...USER_AUTH_VARIABLES,
       ...CAFE24_APP_VARIABLES,
+      "CAFE24_PLAINTEXT_TOKEN_COPY",
       "CORS_ALLOWED_ORIGINS",
     ],
   },
