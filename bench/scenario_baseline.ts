@@ -26,8 +26,17 @@ async function seedApproachBaseline(
   fetchFn: typeof fetch,
 ): Promise<{ refreshed: number; failed: number; statements: number }> {
   let statements = 1;
+  // The app's own read of its rows and their pairs, which live in the private row now: the
+  // document it writes back carries them into providers, and the sync trigger moves them.
   const rows = await sql<{ id: string; providers: Record<string, unknown> | null }[]>`
-    select id, org_id, user_id, providers from public.auth_settings`;
+    select s.id, s.org_id, s.user_id,
+      case when jsonb_typeof(s.providers -> 'cafe24') = 'object'
+        then jsonb_set(s.providers, '{cafe24}', (s.providers -> 'cafe24')
+          || jsonb_strip_nulls(jsonb_build_object('refresh_token', c.refresh_token,
+            'access_token', c.access_token)))
+        else s.providers end as providers
+    from public.auth_settings s
+    left join cafe24_private.connections c on c.auth_settings_id = s.id`;
   let refreshed = 0;
   let failed = 0;
   const basic = btoa(`${CLIENT_ID}:${CLIENT_SECRET}`);

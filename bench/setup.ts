@@ -179,9 +179,10 @@ export async function seedConnections(db: TestDatabase, sandbox: Cafe24Sandbox, 
   await db.sql`vacuum analyze`;
 }
 
+/** Every connection due now: its access token's expiry forgotten (it lives in the private row). */
 export async function makeAllDue(db: TestDatabase): Promise<void> {
   await db.sql`
-    update public.auth_settings set providers = providers #- '{cafe24,expires_at}'
-    where providers ? 'cafe24'`;
+    update cafe24_private.connections set access_expires_at = null, due_at = '-infinity'
+    where row_state = 'ok'`;
   await db.sql`vacuum analyze`;
 }

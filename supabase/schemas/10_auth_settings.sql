@@ -1,5 +1,6 @@
--- public.auth_settings: one row per app user (or org) with each provider's settings and tokens
--- in `providers`; Cafe24 lives under `providers.cafe24`. The app may have created the table
+-- public.auth_settings: one row per app user (or org) with each provider's settings (and other
+-- providers' tokens) in `providers`; Cafe24's settings live under `providers.cafe24`, its tokens
+-- in cafe24_private.connections (20_connections.sql), where a trigger moves any written here. The app may have created the table
 -- before this project: the migrations then keep it and its rows as they are.
 
 create table public.auth_settings (
@@ -14,7 +15,7 @@ create table public.auth_settings (
 create index auth_settings_user_id_idx on public.auth_settings (user_id);
 
 comment on table public.auth_settings is
-  'Per-user provider settings and OAuth tokens. providers.cafe24 holds mall_id, refresh_token, access_token, expires_at and settings such as scope, shop_no, board_no.';
+  'Per-user provider settings. providers.cafe24 holds what identifies the Cafe24 connection (mall_id, shop_no, board_no, scope, connected_at); its tokens and their expiries live in cafe24_private.connections.';
 
 -- Tokens are in this table, so no browser role reads or writes it: not even the owner's own row
 -- (one XSS or stolen session would otherwise hand out the mall's Admin API). RLS is on with no

@@ -1,17 +1,19 @@
--- Connections: the refresh state of every public.auth_settings row, kept in step with its
--- providers.cafe24 by a trigger.
+-- Connections: the refresh state and the tokens of every public.auth_settings row, kept in step
+-- with its providers.cafe24 by a trigger.
 --
 -- Why the care: Cafe24 rotates the refresh token on every refresh and the old one dies at once.
 -- Two workers refreshing one mall, or a new pair that is not written, disconnects the mall until
 -- its owner logs in again. So: a lease per connection (the claim, 30_refresh_rules_and_claim.sql),
--- a compare-and-swap on the refresh token that was used and failures that never touch the tokens
+-- a compare-and-swap on the pair that was used (token_version) and failures that never touch the
+-- tokens
 -- (the settle, 40_runs_and_settle.sql), and one row per run (refresh_runs, also there).
 
--- One row per auth_settings row, kept in step by a trigger. It mirrors what the refresher needs
--- from providers.cafe24 in plain, indexable columns, so finding due connections reads an index
--- instead of parsing every row's JSON. Every claim and store rewrites a row without touching an
--- indexed column; the free space fillfactor leaves on each page lets those updates stay on the
--- page (HOT) instead of adding index entries each time.
+-- One row per auth_settings row, kept in step by a trigger. It is the one home of the
+-- connection's tokens and their expiries; providers.cafe24 keeps what identifies the connection
+-- (mall_id, shop_no, scope, connected_at, …) and is written only when the connection itself
+-- changes. A refresh writes this one narrow row and nothing else. Every claim and store rewrites
+-- a row without touching an indexed column; the free space fillfactor leaves on each page lets
+-- those updates stay on the page (HOT) instead of adding index entries each time.
 create table cafe24_private.connections (
   auth_settings_id uuid primary key references public.auth_settings (id) on delete cascade,
   user_id uuid,
@@ -52,7 +54,20 @@ create table cafe24_private.connections (
   token_requested_at timestamptz,
   -- When an Admin API call's 401 last made this connection due (reject_access_token,
   -- 90_admin_api.sql): at most one such refresh per mall per 10 minutes.
-  token_rejected_at timestamptz
+  token_rejected_at timestamptz,
+  -- The pair. Written by a refresh (store_refreshed_tokens), by a connect, and by the trigger
+  -- that moves tokens written into providers.cafe24 from outside (sync_connection). Plaintext for
+  -- now; the functions' read and write points are where encryption goes.
+  access_token text,
+  refresh_token text,
+  -- Counts the pairs this row has held: every new or removed refresh token (a refresh, a
+  -- connect, a disconnect, a write from outside) adds one, and nothing else does. The settle and
+  -- the conditional disconnects compare it (compare-and-swap) instead of the token text, so a
+  -- row rewritten with the same pair (a later re-encryption) never looks like a new pair.
+  token_version bigint not null default 0,
+  -- providers.cafe24.connected_at as the trigger last saw it: only a connect changes it, which
+  -- tells a reconnect from a refresh (record_connection_event, 70_events.sql).
+  connected_at text
 ) with (fillfactor = 80);
 
 comment on table cafe24_private.connections is
@@ -68,9 +83,14 @@ create index connections_user_id_idx on cafe24_private.connections (user_id);
 -- Reading providers.cafe24
 -- ---------------------------------------------------------------------------------------------
 
--- Classifies a providers document for the refresher. Non-string or empty keys are not repaired
--- or guessed at: the row is skipped and counted, and its tokens are left exactly as they are.
-create or replace function cafe24_private.classify_providers(p_providers jsonb)
+-- Classifies a connection for the refresher from its providers document and the refresh token
+-- its private row holds. Non-string or empty keys are not repaired or guessed at: the row is
+-- skipped and counted, and its tokens are left exactly as they are (a broken entry's
+-- refresh_token stays under providers.cafe24, where it is read here).
+create or replace function cafe24_private.classify_connection(
+  p_providers jsonb,
+  p_refresh_token text
+)
 returns text
 language sql
 immutable
@@ -84,10 +104,21 @@ as $$
       or jsonb_typeof(p_providers -> 'cafe24' -> 'refresh_token') not in ('string', 'null')
       then 'malformed'
     when coalesce(p_providers -> 'cafe24' ->> 'mall_id', '') = ''
-      or coalesce(p_providers -> 'cafe24' ->> 'refresh_token', '') = ''
+      or coalesce(p_providers -> 'cafe24' ->> 'refresh_token', p_refresh_token, '') = ''
       then 'missing_keys'
     else 'ok'
   end
+$$;
+
+-- The keys of a pair under providers.cafe24 that belong in the private row: the trigger takes
+-- them out of providers whenever a usable pair arrives there (sync_connection).
+create or replace function cafe24_private.cafe24_token_keys()
+returns text[]
+language sql
+immutable
+set search_path = ''
+as $$
+  select array['access_token', 'refresh_token', 'expires_at', 'refresh_token_expires_at']
 $$;
 
 -- Reads an instant this project wrote (ISO-8601 with an explicit offset). Anything else,
@@ -146,9 +177,24 @@ $$;
 -- Keeping connections in step with auth_settings
 -- ---------------------------------------------------------------------------------------------
 
--- Whoever writes providers (a refresh, the OAuth callback, the app, an operator in Studio), the
--- refresh state follows. A new refresh token or mall means a new connection: its failures,
--- backoff, reconnect_required status and lease belong to the old one and are cleared.
+-- Whoever writes providers (the OAuth callback, the app, an operator in Studio, a restored
+-- backup), the private row follows, and tokens do not stay in providers: each of the pair's keys
+-- (cafe24_token_keys) that a write puts under providers.cafe24 or changes there is moved into the
+-- private row as it is written. A refresh_token of null removes the pair. An entry with a
+-- refresh_token that cannot be used (empty, not a string, or beside an empty or non-string
+-- mall_id) is left exactly as it is, tokens included, and counted by its row_state. A key the
+-- write leaves as it was stays: the access token and expiry a refresh copies there
+-- (CAFE24_PLAINTEXT_TOKEN_COPY: store_refreshed_tokens marks its own write with the
+-- transaction-local setting cafe24_private.writing_token_copy), and an app writing back what it
+-- read. A new refresh token or mall means a new connection: its failures, backoff,
+-- reconnect_required status and lease belong to the old one and are cleared, and token_version
+-- counts the new pair. Deleting providers.cafe24 removes the pair with it. A write that changes
+-- nothing the private row holds leaves that row alone.
+--
+-- One function, two triggers: before an update it takes the tokens out of the new row itself;
+-- after an insert (the private row's foreign key needs the auth_settings row to exist) it writes
+-- the private row, then strips the tokens with an update of the row just inserted, in the same
+-- statement.
 create or replace function cafe24_private.sync_connection()
 returns trigger
 language plpgsql
@@ -156,54 +202,141 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_row_state text := cafe24_private.classify_providers(new.providers);
-  v_entry jsonb := case when v_row_state in ('ok', 'missing_keys') then new.providers -> 'cafe24' end;
+  v_entry jsonb := case
+    when jsonb_typeof(new.providers) = 'object' and jsonb_typeof(new.providers -> 'cafe24') = 'object'
+      then new.providers -> 'cafe24'
+  end;
   v_old_entry jsonb;
-  v_access_expires_at timestamptz := cafe24_private.parse_instant(v_entry -> 'expires_at');
-  v_refresh_expires_at timestamptz :=
-    cafe24_private.parse_instant(v_entry -> 'refresh_token_expires_at');
+  v_copying boolean :=
+    coalesce(current_setting('cafe24_private.writing_token_copy', true) = 'on', false);
+  v_moved jsonb := '{}'::jsonb;
+  v_key text;
+  v_current cafe24_private.connections%rowtype;
+  v_providers jsonb := new.providers;
+  v_row_state text;
+  v_mall_id text;
+  v_access_token text;
+  v_refresh_token text;
+  v_access_expires_at timestamptz;
+  v_refresh_expires_at timestamptz;
   v_new_credentials boolean;
 begin
   if tg_op = 'UPDATE' and jsonb_typeof(old.providers) = 'object' then
     v_old_entry := old.providers -> 'cafe24';
   end if;
-  v_new_credentials := tg_op = 'INSERT'
-    or (v_old_entry -> 'refresh_token') is distinct from (v_entry -> 'refresh_token')
-    or (v_old_entry -> 'mall_id') is distinct from (v_entry -> 'mall_id');
+  foreach v_key in array cafe24_private.cafe24_token_keys() loop
+    if jsonb_typeof(v_entry -> v_key) in ('string', 'null')
+      and (v_entry -> v_key) is distinct from (v_old_entry -> v_key)
+      and not (v_copying and v_key in ('access_token', 'expires_at'))
+    then
+      v_moved := v_moved || jsonb_build_object(v_key, v_entry -> v_key);
+    end if;
+  end loop;
+  if (v_entry ? 'refresh_token') and jsonb_typeof(v_entry -> 'refresh_token') <> 'null'
+    and not (jsonb_typeof(v_entry -> 'refresh_token') = 'string'
+      and v_entry ->> 'refresh_token' <> ''
+      and jsonb_typeof(v_entry -> 'mall_id') = 'string' and v_entry ->> 'mall_id' <> '')
+  then
+    v_moved := '{}'::jsonb;
+  end if;
+  if v_moved <> '{}'::jsonb then
+    v_entry := v_entry - array(select jsonb_object_keys(v_moved));
+    v_providers := jsonb_set(v_providers, '{cafe24}', v_entry);
+  end if;
 
-  insert into cafe24_private.connections as c (
-    auth_settings_id, user_id, mall_id, row_state,
-    access_expires_at, refresh_expires_at, due_at
-  ) values (
-    new.id, new.user_id, v_entry ->> 'mall_id', v_row_state,
-    v_access_expires_at, v_refresh_expires_at,
-    cafe24_private.refresh_due_at(v_access_expires_at, v_refresh_expires_at)
-  )
-  on conflict (auth_settings_id) do update set
-    user_id = excluded.user_id,
-    mall_id = excluded.mall_id,
-    row_state = excluded.row_state,
-    access_expires_at = excluded.access_expires_at,
-    refresh_expires_at = excluded.refresh_expires_at,
-    due_at = excluded.due_at,
-    status = case when v_new_credentials then 'active' else c.status end,
-    consecutive_failures = case when v_new_credentials then 0 else c.consecutive_failures end,
-    next_attempt_at = case when v_new_credentials then null else c.next_attempt_at end,
-    lease_id = case when v_new_credentials then null else c.lease_id end,
-    lease_expires_at = case when v_new_credentials then null else c.lease_expires_at end,
-    in_flight_since = case when v_new_credentials then null else c.in_flight_since end,
-    answer_possibly_lost_at =
-      case when v_new_credentials then null else c.answer_possibly_lost_at end,
-    last_error_code = case when v_new_credentials then null else c.last_error_code end,
-    last_error_message = case when v_new_credentials then null else c.last_error_message end,
-    last_error_at = case when v_new_credentials then null else c.last_error_at end,
-    updated_at = now();
-  return null;
+  if tg_op = 'UPDATE' then
+    select * into v_current
+    from cafe24_private.connections c
+    where c.auth_settings_id = new.id
+    for update;
+  end if;
+
+  if v_moved ? 'refresh_token' then
+    v_access_token := v_moved ->> 'access_token';
+    v_refresh_token := v_moved ->> 'refresh_token';
+    v_access_expires_at := cafe24_private.parse_instant(v_moved -> 'expires_at');
+    v_refresh_expires_at := cafe24_private.parse_instant(v_moved -> 'refresh_token_expires_at');
+  elsif coalesce(jsonb_typeof(v_providers -> 'cafe24'), 'null') = 'null'
+    and jsonb_typeof(v_providers) = 'object'
+  then
+    -- No providers.cafe24 any more: the connection, and its pair, are gone.
+    null;
+  else
+    v_access_token := case when v_moved ? 'access_token' then v_moved ->> 'access_token'
+      else v_current.access_token end;
+    v_refresh_token := v_current.refresh_token;
+    v_access_expires_at := case when v_moved ? 'expires_at'
+      then cafe24_private.parse_instant(v_moved -> 'expires_at')
+      else v_current.access_expires_at end;
+    v_refresh_expires_at := case when v_moved ? 'refresh_token_expires_at'
+      then cafe24_private.parse_instant(v_moved -> 'refresh_token_expires_at')
+      else v_current.refresh_expires_at end;
+  end if;
+
+  v_row_state := cafe24_private.classify_connection(v_providers, v_refresh_token);
+  v_mall_id := case when v_row_state in ('ok', 'missing_keys') then v_entry ->> 'mall_id' end;
+  v_new_credentials := v_current.auth_settings_id is null
+    or v_refresh_token is distinct from v_current.refresh_token
+    or v_mall_id is distinct from v_current.mall_id;
+
+  if v_current.auth_settings_id is null or v_new_credentials
+    or v_moved <> '{}'::jsonb
+    or new.user_id is distinct from v_current.user_id
+    or v_row_state is distinct from v_current.row_state
+    or (v_entry ->> 'connected_at') is distinct from v_current.connected_at
+  then
+    insert into cafe24_private.connections as c (
+      auth_settings_id, user_id, mall_id, row_state,
+      access_expires_at, refresh_expires_at, due_at,
+      access_token, refresh_token, connected_at
+    ) values (
+      new.id, new.user_id, v_mall_id, v_row_state,
+      v_access_expires_at, v_refresh_expires_at,
+      cafe24_private.refresh_due_at(v_access_expires_at, v_refresh_expires_at),
+      v_access_token, v_refresh_token, v_entry ->> 'connected_at'
+    )
+    on conflict (auth_settings_id) do update set
+      user_id = excluded.user_id,
+      mall_id = excluded.mall_id,
+      row_state = excluded.row_state,
+      access_expires_at = excluded.access_expires_at,
+      refresh_expires_at = excluded.refresh_expires_at,
+      due_at = excluded.due_at,
+      access_token = excluded.access_token,
+      refresh_token = excluded.refresh_token,
+      connected_at = excluded.connected_at,
+      token_version = c.token_version + case when v_new_credentials then 1 else 0 end,
+      status = case when v_new_credentials then 'active' else c.status end,
+      consecutive_failures = case when v_new_credentials then 0 else c.consecutive_failures end,
+      next_attempt_at = case when v_new_credentials then null else c.next_attempt_at end,
+      lease_id = case when v_new_credentials then null else c.lease_id end,
+      lease_expires_at = case when v_new_credentials then null else c.lease_expires_at end,
+      in_flight_since = case when v_new_credentials then null else c.in_flight_since end,
+      answer_possibly_lost_at =
+        case when v_new_credentials then null else c.answer_possibly_lost_at end,
+      last_error_code = case when v_new_credentials then null else c.last_error_code end,
+      last_error_message = case when v_new_credentials then null else c.last_error_message end,
+      last_error_at = case when v_new_credentials then null else c.last_error_at end,
+      updated_at = now();
+  end if;
+
+  if tg_op = 'INSERT' then
+    if v_moved <> '{}'::jsonb then
+      update public.auth_settings s set providers = v_providers where s.id = new.id;
+    end if;
+    return null;
+  end if;
+  new.providers := v_providers;
+  return new;
 end
 $$;
 
 create trigger sync_cafe24_connection
-  after insert or update of providers, user_id on public.auth_settings
+  after insert on public.auth_settings
+  for each row execute function cafe24_private.sync_connection();
+
+create trigger sync_cafe24_connection_update
+  before update of providers, user_id on public.auth_settings
   for each row execute function cafe24_private.sync_connection();
 
 -- ---------------------------------------------------------------------------------------------
@@ -266,7 +399,9 @@ revoke all on table cafe24_private.connections, cafe24_private.connection_status
 grant select on table cafe24_private.connections, cafe24_private.connection_status
   to service_role;
 
-revoke all on function cafe24_private.classify_providers(jsonb) from public, anon, authenticated;
+revoke all on function cafe24_private.classify_connection(jsonb, text)
+  from public, anon, authenticated;
+revoke all on function cafe24_private.cafe24_token_keys() from public, anon, authenticated;
 revoke all on function cafe24_private.parse_instant(jsonb) from public, anon, authenticated;
 revoke all on function cafe24_private.refresh_due_at(timestamptz, timestamptz)
   from public, anon, authenticated;

@@ -332,8 +332,9 @@ $$;
 
 -- Claims up to p_limit due connections for the run, most overdue first, skipping rows another
 -- worker holds (FOR UPDATE SKIP LOCKED, then a lease that outlives the transaction). Returns the
--- refresh token to use.
-create or replace function cafe24_private.claim_due_connections(
+-- refresh token to use and the token_version to settle with (the compare-and-swap of
+-- store_refreshed_tokens and record_refresh_failure).
+create or replace function cafe24_private.claim_due_pairs(
   p_run_id uuid,
   p_limit integer default 1
 )
@@ -342,7 +343,8 @@ returns table (
   mall_id text,
   refresh_token text,
   consecutive_failures integer,
-  answer_possibly_lost boolean
+  answer_possibly_lost boolean,
+  token_version bigint
 )
 language plpgsql
 set search_path = ''
@@ -372,17 +374,40 @@ begin
         last_claimed_at = now(),
         updated_at = now()
     where c.auth_settings_id = any (v_ids)
-    returning c.auth_settings_id, c.mall_id, c.consecutive_failures, c.answer_possibly_lost_at
+    returning c.auth_settings_id, c.mall_id, c.refresh_token, c.consecutive_failures,
+      c.answer_possibly_lost_at, c.token_version
   )
   select
     k.auth_settings_id,
     k.mall_id,
-    s.providers -> 'cafe24' ->> 'refresh_token',
+    k.refresh_token,
     k.consecutive_failures,
-    k.answer_possibly_lost_at is not null
-  from claimed k
-  join public.auth_settings s on s.id = k.auth_settings_id;
+    k.answer_possibly_lost_at is not null,
+    k.token_version
+  from claimed k;
 end
+$$;
+
+-- The previous release's claim (no token_version; its settle compares the refresh token's
+-- text): kept while functions of that release may still run, between `db push` and
+-- `functions deploy`.
+create or replace function cafe24_private.claim_due_connections(
+  p_run_id uuid,
+  p_limit integer default 1
+)
+returns table (
+  auth_settings_id uuid,
+  mall_id text,
+  refresh_token text,
+  consecutive_failures integer,
+  answer_possibly_lost boolean
+)
+language sql
+set search_path = ''
+as $$
+  select p.auth_settings_id, p.mall_id, p.refresh_token, p.consecutive_failures,
+    p.answer_possibly_lost
+  from cafe24_private.claim_due_pairs(p_run_id, p_limit) p
 $$;
 
 -- Lets go of connections the run claimed but sent no request for (the worker is about to be
@@ -423,6 +448,8 @@ revoke all on function cafe24_private.count_claimable_in(cafe24_private.refresh_
   from public, anon, authenticated;
 revoke all on function cafe24_private.count_claimable(uuid) from public, anon, authenticated;
 revoke all on function cafe24_private.claim_candidates_query(cafe24_private.refresh_scope)
+  from public, anon, authenticated;
+revoke all on function cafe24_private.claim_due_pairs(uuid, integer)
   from public, anon, authenticated;
 revoke all on function cafe24_private.claim_due_connections(uuid, integer)
   from public, anon, authenticated;

@@ -212,7 +212,8 @@ create type cafe24_private.settled_step as (
   next_mall_id text,
   next_refresh_token text,
   next_consecutive_failures integer,
-  next_answer_possibly_lost boolean
+  next_answer_possibly_lost boolean,
+  next_token_version bigint
 );
 
 -- Why a refresh failed, as record_refresh_failure takes it.
@@ -244,35 +245,44 @@ begin
   if p_claim_next then
     return query
     select p_outcome, c.*
-    from cafe24_private.claim_due_connections(p_run_id, 1) c;
+    from cafe24_private.claim_due_pairs(p_run_id, 1) c;
     if found then
       return;
     end if;
   end if;
   return query select p_outcome, null::uuid, null::text, null::text, null::integer,
-    null::boolean;
+    null::boolean, null::bigint;
 end
 $$;
 
--- Writes a refreshed pair the moment Cafe24 returns it. Compare-and-swap on the refresh token
--- that was sent: if the row now holds another token (the owner reconnected meanwhile), the newer
--- tokens stay and the outcome is 'superseded'. The pair is merged into providers.cafe24 here, in
--- SQL, so every other key (scope, shop_no, board_no, …) and every other provider survives.
--- The sync trigger then clears failures, backoff and the lease: the new token is a new start.
--- With p_claim_next, the run's next connection is claimed in the same round trip.
+-- Writes a refreshed pair the moment Cafe24 returns it, into the connection's private row and
+-- nowhere else: the hot path is one narrow update that fires no trigger doing work (the events
+-- and jitter triggers' WHEN clauses leave a refresh out). Compare-and-swap on the token_version
+-- the claim returned: if the row now holds another pair (the owner reconnected or disconnected
+-- meanwhile), the newer state stays and the outcome is 'superseded'. The new pair is a new start:
+-- failures, backoff and the lease are cleared. providers.cafe24 is written only when the answer's
+-- scopes differ from the ones it holds (the grant changed), or with p_plaintext_copy
+-- (CAFE24_PLAINTEXT_TOKEN_COPY), which also copies the access token and its expiry there, in the
+-- same transaction, for apps that read them there; never the refresh token. With p_claim_next,
+-- the run's next connection is claimed in the same round trip.
 create or replace function cafe24_private.store_refreshed_tokens(
   p_run_id uuid,
   p_auth_settings_id uuid,
-  p_used_refresh_token text,
+  p_token_version bigint,
   p_tokens jsonb,
-  p_claim_next boolean default false
+  p_claim_next boolean default false,
+  p_plaintext_copy boolean default false
 )
 returns setof cafe24_private.settled_step
 language plpgsql
 set search_path = ''
 as $$
 declare
+  v_access_expires_at timestamptz := cafe24_private.parse_instant(p_tokens -> 'expires_at');
+  v_refresh_expires_at timestamptz :=
+    cafe24_private.parse_instant(p_tokens -> 'refresh_token_expires_at');
   v_stored boolean;
+  v_write_providers boolean := false;
   v_outcome text;
 begin
   if not cafe24_private.is_complete_token_pair(p_tokens) then
@@ -280,24 +290,70 @@ begin
       using errcode = '22023';
   end if;
 
-  update public.auth_settings s
-  set providers = jsonb_set(s.providers, '{cafe24}', (s.providers -> 'cafe24') || p_tokens),
+  -- providers.cafe24 is written only for the copy or when the answer's scopes differ from the
+  -- ones it holds (the grant changed). Its row is then locked first: every writer of providers
+  -- takes the auth_settings row before the connection's (the sync trigger), and so does this.
+  if p_plaintext_copy or (p_tokens ? 'scopes' and exists (
+    select 1 from public.auth_settings s
+    where s.id = p_auth_settings_id
+      and jsonb_typeof(s.providers -> 'cafe24') = 'object'
+      and (s.providers -> 'cafe24' -> 'scopes') is distinct from (p_tokens -> 'scopes')
+  )) then
+    perform 1 from public.auth_settings s where s.id = p_auth_settings_id for update;
+    v_write_providers := true;
+  end if;
+
+  update cafe24_private.connections c
+  set access_token = p_tokens ->> 'access_token',
+      refresh_token = p_tokens ->> 'refresh_token',
+      token_version = c.token_version + 1,
+      access_expires_at = v_access_expires_at,
+      refresh_expires_at = v_refresh_expires_at,
+      due_at = cafe24_private.refresh_due_at(v_access_expires_at, v_refresh_expires_at),
+      last_refreshed_at = now(),
+      status = 'active',
+      consecutive_failures = 0,
+      next_attempt_at = null,
+      lease_id = null,
+      lease_expires_at = null,
+      in_flight_since = null,
+      answer_possibly_lost_at = null,
+      last_error_code = null,
+      last_error_message = null,
+      last_error_at = null,
       updated_at = now()
-  where s.id = p_auth_settings_id
-    and jsonb_typeof(s.providers -> 'cafe24') = 'object'
-    and s.providers -> 'cafe24' ->> 'refresh_token' = p_used_refresh_token
+  where c.auth_settings_id = p_auth_settings_id
+    and c.token_version = p_token_version
   returning true into v_stored;
 
   if v_stored then
-    update cafe24_private.connections
-    set last_refreshed_at = now()
-    where auth_settings_id = p_auth_settings_id;
+    if v_write_providers then
+      -- The sync trigger leaves the copy where it is: this write marks itself as the copy.
+      perform set_config('cafe24_private.writing_token_copy', 'on', true);
+      update public.auth_settings s
+      set providers = jsonb_set(s.providers, '{cafe24}', (s.providers -> 'cafe24')
+            || case when p_tokens ? 'scopes'
+              then jsonb_build_object('scopes', p_tokens -> 'scopes') else '{}'::jsonb end
+            || case when p_plaintext_copy
+              then jsonb_build_object('access_token', p_tokens -> 'access_token',
+                'expires_at', p_tokens -> 'expires_at')
+              else '{}'::jsonb end),
+          updated_at = now()
+      where s.id = p_auth_settings_id
+        and jsonb_typeof(s.providers -> 'cafe24') = 'object';
+      perform set_config('cafe24_private.writing_token_copy', 'off', true);
+    end if;
     v_outcome := 'stored';
   elsif exists (
-    -- Already written: this is a retry of a store whose answer the caller never received.
-    select 1 from public.auth_settings s
-    where s.id = p_auth_settings_id
-      and s.providers -> 'cafe24' ->> 'refresh_token' = p_tokens ->> 'refresh_token'
+    -- Already written: this is a retry of a store whose answer the caller never received. Told
+    -- by the pair's expiries and the next version, never by the token text (which a
+    -- re-encryption may have rewritten meanwhile).
+    select 1 from cafe24_private.connections c
+    where c.auth_settings_id = p_auth_settings_id
+      and c.token_version = p_token_version + 1
+      and c.access_expires_at = v_access_expires_at
+      and c.refresh_expires_at is not distinct from v_refresh_expires_at
+      and c.last_refreshed_at is not null
   ) then
     v_outcome := 'stored';
   else
@@ -312,9 +368,45 @@ begin
 end
 $$;
 
--- Records a failed refresh. Never touches the tokens. Outcomes:
---   'already_rotated'    the row holds another refresh token now (another worker or a reconnect
---                        won): not a failure of this connection;
+-- The previous release's store_refreshed_tokens, called with the refresh token that was sent:
+-- kept while functions of that release may still run (between `db push` and `functions
+-- deploy`). Compares the text as that release did, then stores through the version-checked one
+-- above, so the pair lands in the private row. Remove once no such function can be running.
+create or replace function cafe24_private.store_refreshed_tokens(
+  p_run_id uuid,
+  p_auth_settings_id uuid,
+  p_used_refresh_token text,
+  p_tokens jsonb,
+  p_claim_next boolean default false
+)
+returns setof cafe24_private.settled_step
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_connection cafe24_private.connections%rowtype;
+begin
+  select * into v_connection
+  from cafe24_private.connections c
+  where c.auth_settings_id = p_auth_settings_id
+  for update;
+  if v_connection.refresh_token is distinct from p_used_refresh_token
+    and v_connection.refresh_token is not distinct from p_tokens ->> 'refresh_token'
+  then
+    return query select * from cafe24_private.with_next_claim('stored', p_run_id, p_claim_next);
+    return;
+  end if;
+  return query select * from cafe24_private.store_refreshed_tokens(
+    p_run_id, p_auth_settings_id,
+    case when v_connection.refresh_token = p_used_refresh_token then v_connection.token_version end,
+    p_tokens, p_claim_next, false);
+end
+$$;
+
+-- Records a failed refresh. Never touches the tokens. Compare-and-swap on the token_version the
+-- claim returned. Outcomes:
+--   'already_rotated'    the row holds another pair now (another worker or a reconnect won):
+--                        not a failure of this connection;
 --   'lease_lost'         the run's lease ran out and someone else holds the row: nothing
 --                        is recorded;
 --   'reconnect_required' a permanent failure: no more automatic attempts until the mall
@@ -324,7 +416,7 @@ $$;
 create or replace function cafe24_private.record_refresh_failure(
   p_run_id uuid,
   p_auth_settings_id uuid,
-  p_used_refresh_token text,
+  p_token_version bigint,
   p_failure cafe24_private.refresh_failure,
   p_claim_next boolean default false
 )
@@ -333,7 +425,6 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-  v_current_token text;
   v_connection cafe24_private.connections%rowtype;
   v_outcome text;
 begin
@@ -342,11 +433,7 @@ begin
   where auth_settings_id = p_auth_settings_id
   for update;
 
-  select s.providers -> 'cafe24' ->> 'refresh_token' into v_current_token
-  from public.auth_settings s
-  where s.id = p_auth_settings_id;
-
-  if v_current_token is distinct from p_used_refresh_token then
+  if v_connection.token_version is distinct from p_token_version then
     update cafe24_private.connections
     set lease_id = null, lease_expires_at = null, in_flight_since = null, updated_at = now()
     where auth_settings_id = p_auth_settings_id and lease_id = p_run_id;
@@ -378,6 +465,33 @@ begin
 end
 $$;
 
+-- The previous release's record_refresh_failure, called with the refresh token that was sent:
+-- kept while functions of that release may still run. Compares the text as that release did.
+create or replace function cafe24_private.record_refresh_failure(
+  p_run_id uuid,
+  p_auth_settings_id uuid,
+  p_used_refresh_token text,
+  p_failure cafe24_private.refresh_failure,
+  p_claim_next boolean default false
+)
+returns setof cafe24_private.settled_step
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_connection cafe24_private.connections%rowtype;
+begin
+  select * into v_connection
+  from cafe24_private.connections c
+  where c.auth_settings_id = p_auth_settings_id
+  for update;
+  return query select * from cafe24_private.record_refresh_failure(
+    p_run_id, p_auth_settings_id,
+    case when v_connection.refresh_token = p_used_refresh_token then v_connection.token_version end,
+    p_failure, p_claim_next);
+end
+$$;
+
 -- ---------------------------------------------------------------------------------------------
 -- Privileges: service_role reads the tables and may start a user's refresh; only the functions'
 -- owner writes and calls the rest.
@@ -400,8 +514,14 @@ revoke all on function cafe24_private.is_complete_token_pair(jsonb)
   from public, anon, authenticated;
 revoke all on function cafe24_private.with_next_claim(text, uuid, boolean)
   from public, anon, authenticated;
+revoke all on function cafe24_private.store_refreshed_tokens(
+  uuid, uuid, bigint, jsonb, boolean, boolean
+) from public, anon, authenticated;
 revoke all on function cafe24_private.store_refreshed_tokens(uuid, uuid, text, jsonb, boolean)
   from public, anon, authenticated;
+revoke all on function cafe24_private.record_refresh_failure(
+  uuid, uuid, bigint, cafe24_private.refresh_failure, boolean
+) from public, anon, authenticated;
 revoke all on function cafe24_private.record_refresh_failure(
   uuid, uuid, text, cafe24_private.refresh_failure, boolean
 ) from public, anon, authenticated;

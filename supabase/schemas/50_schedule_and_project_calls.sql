@@ -653,12 +653,13 @@ $$;
 
 -- A pair issued within the last 10 minutes is first due up to first_due_spread earlier than its
 -- token's expiry says, drawn at random, never before now. Its issue is the later of
--- providers.cafe24.connected_at (the connect flow's store_connection sets it) and its access
--- token's expiry less the lifetime Cafe24 gives access tokens, so pairs stored the original
--- app's way (no connected_at, no history here: an imported fleet) are spread too. Malls
+-- providers.cafe24.connected_at (the connect flow's store_connection sets it; the sync trigger
+-- keeps it in connections.connected_at) and its access token's expiry less the lifetime Cafe24
+-- gives access tokens, so pairs stored the original app's way (no connected_at, no history here: an imported fleet) are spread too. Malls
 -- connected or imported in one go then come due over an hour instead of in one minute. Only when
 -- tokens arrive from outside a refresh (no run holds the row) and push the due time later; a
--- refresh's own new tokens are never moved.
+-- refresh's own new tokens are never moved, and the update trigger's WHEN leaves leased rows (a
+-- refresh storing its pair) out, so the hot path does not call it.
 create or replace function cafe24_private.jitter_first_due()
 returns trigger
 language plpgsql
@@ -686,10 +687,7 @@ begin
   if v_spread is null or v_spread <= interval '0' then
     return new;
   end if;
-  select cafe24_private.parse_instant(a.providers -> 'cafe24' -> 'connected_at')
-  into v_connected_at
-  from public.auth_settings a
-  where a.id = new.auth_settings_id;
+  v_connected_at := cafe24_private.parse_instant(to_jsonb(new.connected_at));
   v_issued_at := greatest(v_connected_at,
     new.access_expires_at - cafe24_private.access_token_lifetime());
   if v_issued_at is null or v_issued_at < now() - interval '10 minutes' then
@@ -706,7 +704,7 @@ create trigger jitter_first_due_on_insert
 
 create trigger jitter_first_due_on_update
   before update of due_at on cafe24_private.connections
-  for each row when (new.due_at is distinct from old.due_at)
+  for each row when (new.due_at is distinct from old.due_at and old.lease_id is null)
   execute function cafe24_private.jitter_first_due();
 
 -- ---------------------------------------------------------------------------------------------

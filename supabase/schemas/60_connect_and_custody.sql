@@ -146,8 +146,10 @@ $$;
 -- shop_no, board_no, …). When the mall changes, the settings that name things in the old mall
 -- (shop_no, board_no, shops) are dropped: shop 2 or board 7 of one mall means nothing in another.
 -- Expiry and scopes of the old pair are dropped before merging, so a token answer without them
--- does not leave stale values beside the new tokens. The new refresh token (or mall) makes the
--- sync trigger reset the connection's refresh state: reconnect_required, failures, backoff, lease.
+-- does not leave stale values beside the new tokens. The pair is written under providers.cafe24,
+-- and the sync trigger moves it into the private row in the same statement (identity stays in
+-- providers); the new refresh token (or mall) makes it reset the connection's refresh state:
+-- reconnect_required, failures, backoff, lease. The replaced pair is read from the private row.
 create or replace function cafe24_private.store_connection(
   p_user_id uuid,
   p_mall_id text,
@@ -163,6 +165,8 @@ declare
   v_id uuid;
   v_providers jsonb;
   v_entry jsonb;
+  v_access_token text;
+  v_refresh_token text;
 begin
   if p_user_id is null or coalesce(p_mall_id, '') = ''
     or not coalesce(cafe24_private.is_complete_token_pair(p_tokens), false)
@@ -193,11 +197,14 @@ begin
     when jsonb_typeof(v_providers -> 'cafe24') = 'object' then v_providers -> 'cafe24'
     else '{}'::jsonb
   end;
-  if coalesce(v_entry ->> 'refresh_token', '') not in ('', p_tokens ->> 'refresh_token') then
+  select c.access_token, c.refresh_token into v_access_token, v_refresh_token
+  from cafe24_private.connections c
+  where c.auth_settings_id = v_id;
+  if coalesce(v_refresh_token, '') not in ('', p_tokens ->> 'refresh_token') then
     replaced := jsonb_strip_nulls(jsonb_build_object(
       'mall_id', v_entry -> 'mall_id',
-      'access_token', v_entry -> 'access_token',
-      'refresh_token', v_entry -> 'refresh_token'
+      'access_token', v_access_token,
+      'refresh_token', v_refresh_token
     ));
   end if;
   if (v_entry ->> 'mall_id') is distinct from p_mall_id then
@@ -220,6 +227,33 @@ begin
     where auth_settings.id = v_id;
   end if;
   id := v_id;
+end
+$$;
+
+-- CAFE24_PLAINTEXT_TOKEN_COPY after a connect: copies the access token the private row holds, and
+-- its expiry, into providers.cafe24 (never the refresh token), as store_refreshed_tokens does
+-- after a refresh, for apps that read them there. Marked as the copy, so the sync trigger leaves
+-- it where it is.
+create or replace function cafe24_private.copy_access_token(p_auth_settings_id uuid)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform set_config('cafe24_private.writing_token_copy', 'on', true);
+  update public.auth_settings s
+  set providers = jsonb_set(s.providers, '{cafe24}', (s.providers -> 'cafe24')
+        || jsonb_build_object(
+          'access_token', c.access_token,
+          'expires_at',
+          to_char(c.access_expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))),
+      updated_at = now()
+  from cafe24_private.connections c
+  where s.id = p_auth_settings_id
+    and c.auth_settings_id = s.id
+    and c.access_token is not null
+    and jsonb_typeof(s.providers -> 'cafe24') = 'object';
+  perform set_config('cafe24_private.writing_token_copy', 'off', true);
 end
 $$;
 
@@ -440,6 +474,8 @@ as $$
 declare
   v_entry jsonb;
   v_removed jsonb;
+  v_access_token text;
+  v_refresh_token text;
 begin
   if p_auth_settings_id is null or coalesce(p_reason, '') !~ '^[A-Z][A-Z0-9_]{2,63}$' then
     raise exception 'disconnect_connection: an auth_settings id and an UPPER_SNAKE reason code are required'
@@ -454,18 +490,25 @@ begin
     return null;
   end if;
 
-  if coalesce(v_entry ->> 'refresh_token', v_entry ->> 'access_token', '') <> '' then
+  select c.access_token, c.refresh_token into v_access_token, v_refresh_token
+  from cafe24_private.connections c
+  where c.auth_settings_id = p_auth_settings_id;
+  if coalesce(v_refresh_token, v_access_token, '') <> '' then
     v_removed := jsonb_strip_nulls(jsonb_build_object(
-      'access_token', v_entry -> 'access_token',
-      'refresh_token', v_entry -> 'refresh_token'
+      'access_token', v_access_token,
+      'refresh_token', v_refresh_token
     ));
   end if;
 
+  -- A refresh_token of null tells the sync trigger to remove the pair from the private row (a
+  -- new token_version, so a refresh in flight fails its compare-and-swap); it takes the key out
+  -- of providers again.
   update public.auth_settings
   set providers = jsonb_set(
         providers,
         '{cafe24}',
-        v_entry - cafe24_private.cafe24_credential_keys()
+        (v_entry - cafe24_private.cafe24_credential_keys())
+          || jsonb_build_object('refresh_token', null)
       ),
       updated_at = now()
   where id = p_auth_settings_id;
@@ -510,13 +553,16 @@ as $$
 declare
   v_id uuid;
   v_entry jsonb;
+  v_access_token text;
+  v_refresh_token text;
 begin
   if coalesce(p_mall_id, '') = '' or not coalesce(cafe24_private.is_complete_token_pair(p_tokens), false)
   then
     return;
   end if;
 
-  select s.id, s.providers -> 'cafe24' into v_id, v_entry
+  select s.id, s.providers -> 'cafe24', c.access_token, c.refresh_token
+  into v_id, v_entry, v_access_token, v_refresh_token
   from cafe24_private.connections c
   join public.auth_settings s on s.id = c.auth_settings_id
   where c.mall_id = p_mall_id
@@ -524,13 +570,13 @@ begin
     and c.status <> 'disconnected'
     and jsonb_typeof(s.providers -> 'cafe24') = 'object'
     and s.providers -> 'cafe24' ->> 'mall_id' = p_mall_id
-    and coalesce(s.providers -> 'cafe24' ->> 'refresh_token', '') <> ''
+    and coalesce(c.refresh_token, '') <> ''
   order by s.updated_at desc, s.id
   limit 1
   for update of s;
 
   if v_id is null
-    or coalesce(v_entry ->> 'refresh_token', '') = p_tokens ->> 'refresh_token'
+    or v_refresh_token = p_tokens ->> 'refresh_token'
     or not (
       case when jsonb_typeof(v_entry -> 'scopes') = 'array' then v_entry -> 'scopes' else '[]'::jsonb end
       <@ case when jsonb_typeof(p_tokens -> 'scopes') = 'array' then p_tokens -> 'scopes' else '[]'::jsonb end
@@ -541,9 +587,10 @@ begin
 
   replaced := jsonb_strip_nulls(jsonb_build_object(
     'mall_id', v_entry -> 'mall_id',
-    'access_token', v_entry -> 'access_token',
-    'refresh_token', v_entry -> 'refresh_token'
+    'access_token', v_access_token,
+    'refresh_token', v_refresh_token
   ));
+  -- The sync trigger moves the pair into the private row.
   update public.auth_settings s
   set providers = jsonb_set(
         s.providers,
@@ -837,8 +884,10 @@ comment on view public.cafe24_connections is
   'The signed-in user''s Cafe24 connections: status, expiry, shop and errors. Never a token.';
 
 -- Drop-in for code that selected auth_settings: the same columns, providers without credentials
--- (without_credentials). A browser (authenticated) sees its own rows; service_role, which reads
--- auth_settings whole anyway, sees every row, so server code can use the drop-in too.
+-- (without_credentials), with the connection's expiries under providers.cafe24 where the
+-- original app kept them (they live in the private row). A browser (authenticated) sees its own
+-- rows; service_role, which reads auth_settings whole anyway, sees every row, so server code can
+-- use the drop-in too.
 create or replace view public.auth_settings_without_tokens
 with (security_barrier = true)
 as
@@ -846,10 +895,20 @@ select
   s.id,
   s.org_id,
   s.user_id,
-  cafe24_private.without_credentials(s.providers) as providers,
+  case
+    when jsonb_typeof(p.shown -> 'cafe24') = 'object' then jsonb_set(p.shown, '{cafe24}',
+      (p.shown -> 'cafe24') || jsonb_strip_nulls(jsonb_build_object(
+        'expires_at',
+        to_char(c.access_expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        'refresh_token_expires_at',
+        to_char(c.refresh_expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))))
+    else p.shown
+  end as providers,
   s.created_at,
   s.updated_at
 from public.auth_settings s
+left join cafe24_private.connections c on c.auth_settings_id = s.id
+cross join lateral (select cafe24_private.without_credentials(s.providers) as shown) p
 where s.user_id = (select auth.uid()) or current_user = 'service_role';
 
 comment on view public.auth_settings_without_tokens is
@@ -887,6 +946,7 @@ revoke all on function cafe24_private.max_pending_connections() from public, ano
 revoke all on function cafe24_private.record_pending_connection(bytea, uuid, text, text[], jsonb)
   from public, anon, authenticated;
 revoke all on function cafe24_private.cafe24_credential_keys() from public, anon, authenticated;
+revoke all on function cafe24_private.copy_access_token(uuid) from public, anon, authenticated;
 revoke all on function cafe24_private.disconnect_connection(uuid, text)
   from public, anon, authenticated;
 revoke all on function cafe24_private.complete_pending_connection(bytea, uuid, timestamptz)

@@ -69,20 +69,6 @@ create index connection_event_deliveries_due_idx
   on cafe24_private.connection_event_deliveries (next_attempt_at)
   where delivered_at is null;
 
--- The connect flow's providers.cafe24.connected_at last seen for each connection that holds
--- credentials. A refresh and a reconnect both write a new refresh token (and the sync trigger
--- resets the connection the same way for both); connected_at is what only a connect changes.
--- Connections that already hold credentials when the table is created get a mark for what they
--- hold (the migrations write those rows): nothing about them is new, so no event is invented.
-create table cafe24_private.connection_event_marks (
-  auth_settings_id uuid primary key
-    references cafe24_private.connections (auth_settings_id) on delete cascade,
-  connected_at text
-);
-
-comment on table cafe24_private.connection_event_marks is
-  'providers.cafe24.connected_at as last seen by the connection events trigger: tells a reconnect from a refresh.';
-
 -- Connection events are kept for 90 days, delivered or not (trim_connection_events), so the
 -- outbox does not grow with every connect, takeover and disconnect forever.
 create or replace function cafe24_private.connection_event_retention()
@@ -117,8 +103,11 @@ create trigger connection_events_append_only
   for each row execute function cafe24_private.refuse_event_rewrite();
 
 -- Compares a connection's state before and after a change and writes the event it amounts to, if
--- any. Fires only when a column that carries state is assigned (claims and lease updates do not
--- assign them), and reads providers only for rows that hold credentials.
+-- any. Reads nothing but the row: connections.connected_at is providers.cafe24.connected_at as
+-- the sync trigger last saw it, which only a connect changes (a refresh and a reconnect both
+-- bring a new pair; connected_at tells them apart). The update trigger's WHEN runs it only when
+-- status, consecutive_failures, row_state, mall_id or connected_at change, so a plain refresh
+-- (which changes none of them) never calls it.
 create or replace function cafe24_private.record_connection_event()
 returns trigger
 language plpgsql
@@ -126,23 +115,10 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_connected_at text;
-  v_marked boolean := false;
-  v_previous_connected_at text;
   v_type text;
   v_code text;
   v_event_id bigint;
 begin
-  if new.row_state = 'ok' then
-    select s.providers -> 'cafe24' ->> 'connected_at' into v_connected_at
-    from public.auth_settings s
-    where s.id = new.auth_settings_id;
-    select true, m.connected_at into v_marked, v_previous_connected_at
-    from cafe24_private.connection_event_marks m
-    where m.auth_settings_id = new.auth_settings_id;
-    v_marked := coalesce(v_marked, false);
-  end if;
-
   if tg_op = 'INSERT' then
     if new.row_state = 'ok' then
       v_type := 'connected';
@@ -157,7 +133,7 @@ begin
     old.row_state <> 'ok'
     or old.status = 'disconnected'
     or old.mall_id is distinct from new.mall_id
-    or (v_marked and v_previous_connected_at is distinct from v_connected_at)
+    or old.connected_at is distinct from new.connected_at
   ) then
     v_type := 'connected';
   elsif new.status = 'reconnect_required' and old.status <> 'reconnect_required' then
@@ -168,14 +144,6 @@ begin
     or (old.consecutive_failures > 0 and new.consecutive_failures = 0)
   ) then
     v_type := 'recovered';
-  end if;
-
-  if new.row_state = 'ok'
-    and (not v_marked or v_previous_connected_at is distinct from v_connected_at)
-  then
-    insert into cafe24_private.connection_event_marks (auth_settings_id, connected_at)
-    values (new.auth_settings_id, v_connected_at)
-    on conflict (auth_settings_id) do update set connected_at = excluded.connected_at;
   end if;
 
   if v_type is not null then
@@ -193,9 +161,19 @@ end
 $$;
 
 create trigger record_cafe24_connection_event
-  after insert or update of status, consecutive_failures, row_state, mall_id
-  on cafe24_private.connections
+  after insert on cafe24_private.connections
   for each row execute function cafe24_private.record_connection_event();
+
+create trigger record_cafe24_connection_event_update
+  after update on cafe24_private.connections
+  for each row when (
+    old.status is distinct from new.status
+    or old.consecutive_failures is distinct from new.consecutive_failures
+    or old.row_state is distinct from new.row_state
+    or old.mall_id is distinct from new.mall_id
+    or old.connected_at is distinct from new.connected_at
+  )
+  execute function cafe24_private.record_connection_event();
 
 -- Deletes events older than connection_event_retention() (and their delivery rows), oldest
 -- first, at most p_limit per call; returns how many went. pg_cron job cafe24-trim-events, daily.
@@ -405,9 +383,11 @@ as $$ select interval '10 minutes' $$;
 -- no rows) or when the last verification is too recent. Atomic: of two notices racing, one
 -- gets the rows. A connection whose access token has expired comes back with a null token and
 -- the mall's verification is left pending until its next refresh (pending_since): it is never
--- refreshed for a notice.
-create or replace function cafe24_private.claim_mall_verification(p_mall_id text)
-returns table (auth_settings_id uuid, access_token text)
+-- refreshed for a notice. Each row carries the token_version to disconnect with
+-- (disconnect_connection_if_current). Named for the token_version its rows carry; the name
+-- claim_mall_verification is the previous release's (below).
+create or replace function cafe24_private.claim_mall_verification_pairs(p_mall_id text)
+returns table (auth_settings_id uuid, access_token text, token_version bigint)
 language plpgsql
 set search_path = ''
 as $$
@@ -439,12 +419,11 @@ begin
 
   return query
   select c.auth_settings_id,
-    case when c.access_expires_at <= now() then null
-      else s.providers -> 'cafe24' ->> 'access_token' end
+    case when c.access_expires_at <= now() then null else c.access_token end,
+    c.token_version
   from cafe24_private.connections c
-  join public.auth_settings s on s.id = c.auth_settings_id
   where c.mall_id = p_mall_id and c.row_state = 'ok' and c.status <> 'disconnected'
-    and jsonb_typeof(s.providers -> 'cafe24' -> 'access_token') = 'string'
+    and c.access_token is not null
   order by c.auth_settings_id;
 end
 $$;
@@ -464,11 +443,12 @@ $$;
 -- The pending verifications whose mall was refreshed since the notice (all malls, or only
 -- p_mall_id), with the connections to verify and their new access tokens. Each is handed out
 -- once: claiming clears pending_since and counts as a start. Pending rows of malls that no longer
--- have a connection holding credentials are cleared without a verification.
-create or replace function cafe24_private.claim_verifications_after_refresh(
+-- have a connection holding credentials are cleared without a verification. Each row carries the
+-- token_version to disconnect with.
+create or replace function cafe24_private.claim_verification_pairs_after_refresh(
   p_mall_id text default null
 )
-returns table (mall_id text, auth_settings_id uuid, access_token text)
+returns table (mall_id text, auth_settings_id uuid, access_token text, token_version bigint)
 language plpgsql
 set search_path = ''
 as $$
@@ -495,19 +475,69 @@ begin
       )
     returning v.mall_id
   )
-  select c.mall_id, c.auth_settings_id, s.providers -> 'cafe24' ->> 'access_token'
+  select c.mall_id, c.auth_settings_id, c.access_token, c.token_version
   from claimed
   join cafe24_private.connections c on c.mall_id = claimed.mall_id
-  join public.auth_settings s on s.id = c.auth_settings_id
   where c.row_state = 'ok' and c.status <> 'disconnected'
-    and jsonb_typeof(s.providers -> 'cafe24' -> 'access_token') = 'string'
+    and c.access_token is not null
   order by c.mall_id, c.auth_settings_id;
 end
 $$;
 
--- disconnect_connection, but only while the row still holds the access token that Cafe24's
--- answer was about: a refresh or a reconnect in the meantime means the answer is stale. Returns
--- 'disconnected' or 'superseded'.
+-- The previous release's claim_mall_verification and claim_verifications_after_refresh (no
+-- token_version: its disconnect_connection_if_current compares the access token's text): kept
+-- while functions of that release may still run.
+create or replace function cafe24_private.claim_mall_verification(p_mall_id text)
+returns table (auth_settings_id uuid, access_token text)
+language sql
+set search_path = ''
+as $$
+  select p.auth_settings_id, p.access_token
+  from cafe24_private.claim_mall_verification_pairs(p_mall_id) p
+$$;
+
+create or replace function cafe24_private.claim_verifications_after_refresh(
+  p_mall_id text default null
+)
+returns table (mall_id text, auth_settings_id uuid, access_token text)
+language sql
+set search_path = ''
+as $$
+  select p.mall_id, p.auth_settings_id, p.access_token
+  from cafe24_private.claim_verification_pairs_after_refresh(p_mall_id) p
+$$;
+
+-- disconnect_connection, but only while the row still holds the pair that Cafe24's answer was
+-- about (the token_version claim_mall_verification_pairs returned): a refresh or a reconnect in the
+-- meantime means the answer is stale. Returns 'disconnected' or 'superseded'.
+create or replace function cafe24_private.disconnect_connection_if_current(
+  p_auth_settings_id uuid,
+  p_token_version bigint,
+  p_reason text
+)
+returns text
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform 1 from public.auth_settings s
+  where s.id = p_auth_settings_id
+  for update;
+  perform 1 from cafe24_private.connections c
+  where c.auth_settings_id = p_auth_settings_id
+    and c.token_version = p_token_version
+  for update;
+  if not found then
+    return 'superseded';
+  end if;
+  perform cafe24_private.disconnect_connection(p_auth_settings_id, p_reason);
+  return 'disconnected';
+end
+$$;
+
+-- The previous release's disconnect_connection_if_current, called with the access token that
+-- was verified: kept while functions of that release may still run. Compares the text as that
+-- release did.
 create or replace function cafe24_private.disconnect_connection_if_current(
   p_auth_settings_id uuid,
   p_access_token text,
@@ -520,7 +550,10 @@ as $$
 begin
   perform 1 from public.auth_settings s
   where s.id = p_auth_settings_id
-    and s.providers -> 'cafe24' ->> 'access_token' = p_access_token
+  for update;
+  perform 1 from cafe24_private.connections c
+  where c.auth_settings_id = p_auth_settings_id
+    and c.access_token = p_access_token
   for update;
   if not found then
     return 'superseded';
@@ -601,8 +634,6 @@ $$;
 revoke all on table cafe24_private.connection_events from public, anon, authenticated, service_role;
 revoke all on table cafe24_private.connection_event_deliveries
   from public, anon, authenticated, service_role;
-revoke all on table cafe24_private.connection_event_marks
-  from public, anon, authenticated, service_role;
 revoke all on table cafe24_private.mall_verifications from public, anon, authenticated, service_role;
 revoke all on sequence cafe24_private.connection_events_id_seq
   from public, anon, authenticated, service_role;
@@ -625,11 +656,17 @@ revoke all on function cafe24_private.defer_event_deliveries(timestamptz)
   from public, anon, authenticated;
 revoke all on function cafe24_private.invoke_cafe24_events() from public, anon, authenticated;
 revoke all on function cafe24_private.mall_verification_interval() from public, anon, authenticated;
+revoke all on function cafe24_private.claim_mall_verification_pairs(text)
+  from public, anon, authenticated;
 revoke all on function cafe24_private.claim_mall_verification(text)
   from public, anon, authenticated;
 revoke all on function cafe24_private.defer_mall_verification(text)
   from public, anon, authenticated;
+revoke all on function cafe24_private.claim_verification_pairs_after_refresh(text)
+  from public, anon, authenticated;
 revoke all on function cafe24_private.claim_verifications_after_refresh(text)
+  from public, anon, authenticated;
+revoke all on function cafe24_private.disconnect_connection_if_current(uuid, bigint, text)
   from public, anon, authenticated;
 revoke all on function cafe24_private.disconnect_connection_if_current(uuid, text, text)
   from public, anon, authenticated;

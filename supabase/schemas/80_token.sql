@@ -1,7 +1,7 @@
 -- Handing a connection's access token to the app's server code (cafe24-token): read the
 -- connection a request names, and, when its token is too close to expiry, claim exactly that
 -- connection for a refresh run with trigger 'token'. The refresh itself is the one every run does
--- (store_refreshed_tokens / record_refresh_failure, compare-and-swap on the refresh token sent),
+-- (store_refreshed_tokens / record_refresh_failure, compare-and-swap on the token_version claimed),
 -- so a token request and a scheduled run can never both send one refresh token: whoever holds
 -- the lease refreshes, the other waits for it to end.
 
@@ -44,8 +44,7 @@ as $$
     c.mall_id,
     c.row_state,
     c.status,
-    case when jsonb_typeof(s.providers -> 'cafe24' -> 'access_token') = 'string'
-      then s.providers -> 'cafe24' ->> 'access_token' end,
+    c.access_token,
     c.access_expires_at,
     s.providers -> 'cafe24' -> 'shop_no',
     s.providers -> 'cafe24' -> 'scopes',
@@ -61,13 +60,15 @@ as $$
 $$;
 
 -- Claims one named connection for the run, if the run's rules say it is due: the verdict comes
--- from verdict_expression(), the same rules the census and claim_due_connections are built from,
+-- from verdict_expression(), the same rules the census and claim_due_pairs are built from,
 -- under the run's scope (a token run's margin is the validity its caller asked for). The row is
 -- locked first, so two callers racing for one connection queue here and the second sees the
 -- first one's lease ('leased'). The lease is the one claim_due_connections takes (the same
--- columns and values; a test compares the two). Returns the verdict and, when it is 'due', the
--- claimed connection with the refresh token to send; no row when the connection does not exist.
-create or replace function cafe24_private.claim_connection(
+-- columns and values; a test compares claim_connection with claim_due_connections, which wrap
+-- these two). Returns the verdict and, when it is 'due', the
+-- claimed connection with the refresh token to send and its token_version; no row when the
+-- connection does not exist.
+create or replace function cafe24_private.claim_connection_pair(
   p_run_id uuid,
   p_auth_settings_id uuid
 )
@@ -77,7 +78,8 @@ returns table (
   mall_id text,
   refresh_token text,
   consecutive_failures integer,
-  answer_possibly_lost boolean
+  answer_possibly_lost boolean,
+  token_version bigint
 )
 language plpgsql
 set search_path = ''
@@ -103,7 +105,7 @@ begin
 
   if v_verdict <> 'due' then
     return query select v_verdict, null::uuid, null::text, null::text, null::integer,
-      null::boolean;
+      null::boolean, null::bigint;
     return;
   end if;
 
@@ -117,22 +119,47 @@ begin
         last_claimed_at = now(),
         updated_at = now()
     where c.auth_settings_id = p_auth_settings_id
-    returning c.auth_settings_id, c.mall_id, c.consecutive_failures, c.answer_possibly_lost_at
+    returning c.auth_settings_id, c.mall_id, c.refresh_token, c.consecutive_failures,
+      c.answer_possibly_lost_at, c.token_version
   )
   select
     'due'::text,
     k.auth_settings_id,
     k.mall_id,
-    s.providers -> 'cafe24' ->> 'refresh_token',
+    k.refresh_token,
     k.consecutive_failures,
-    k.answer_possibly_lost_at is not null
-  from claimed k
-  join public.auth_settings s on s.id = k.auth_settings_id;
+    k.answer_possibly_lost_at is not null,
+    k.token_version
+  from claimed k;
 end
+$$;
+
+-- The previous release's claim_connection (no token_version; its settle compares the refresh
+-- token's text): kept while functions of that release may still run.
+create or replace function cafe24_private.claim_connection(
+  p_run_id uuid,
+  p_auth_settings_id uuid
+)
+returns table (
+  verdict text,
+  auth_settings_id uuid,
+  mall_id text,
+  refresh_token text,
+  consecutive_failures integer,
+  answer_possibly_lost boolean
+)
+language sql
+set search_path = ''
+as $$
+  select p.verdict, p.auth_settings_id, p.mall_id, p.refresh_token, p.consecutive_failures,
+    p.answer_possibly_lost
+  from cafe24_private.claim_connection_pair(p_run_id, p_auth_settings_id) p
 $$;
 
 -- Privileges: only the functions' owner calls them.
 revoke all on function cafe24_private.token_connections(uuid, text)
+  from public, anon, authenticated;
+revoke all on function cafe24_private.claim_connection_pair(uuid, uuid)
   from public, anon, authenticated;
 revoke all on function cafe24_private.claim_connection(uuid, uuid)
   from public, anon, authenticated;

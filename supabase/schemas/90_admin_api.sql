@@ -136,7 +136,6 @@ set search_path = ''
 as $$
 declare
   v_connection cafe24_private.connections;
-  v_current text;
 begin
   select * into v_connection from cafe24_private.connections c
   where c.auth_settings_id = p_auth_settings_id
@@ -144,9 +143,7 @@ begin
   if not found then
     return 'not_found';
   end if;
-  select s.providers -> 'cafe24' ->> 'access_token' into v_current
-  from public.auth_settings s where s.id = p_auth_settings_id;
-  if v_current is distinct from p_rejected then
+  if v_connection.access_token is distinct from p_rejected then
     return 'changed';
   end if;
   if v_connection.last_refreshed_at > now() - interval '5 minutes' then

@@ -1430,10 +1430,8 @@ async function badInputSteps(
     );
     const [stored] = await db.sql<{ tokens: string[] }[]>`
       select coalesce(array_agg(v), '{}') as tokens from (
-        select providers -> 'cafe24' ->> 'refresh_token' as v from auth_settings
-          where jsonb_typeof(providers -> 'cafe24') = 'object'
-        union all select providers -> 'cafe24' ->> 'access_token' from auth_settings
-          where jsonb_typeof(providers -> 'cafe24') = 'object'
+        select refresh_token as v from cafe24_private.connections
+        union all select access_token from cafe24_private.connections
         union all select tokens ->> 'refresh_token' from cafe24_private.pending_connections
         union all select tokens ->> 'access_token' from cafe24_private.pending_connections) t
       where length(v) >= 16`;

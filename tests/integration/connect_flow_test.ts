@@ -589,6 +589,25 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
     },
   );
 
+  await t.step(
+    "CAFE24_PLAINTEXT_TOKEN_COPY: a new connection's access token is copied into providers",
+    async () => {
+      const server = await stack.startFunctions({ CAFE24_PLAINTEXT_TOKEN_COPY: "true" });
+      outputs.push(server.output);
+      sandbox.addMall("shopcopied");
+      const user = crypto.randomUUID();
+      const done = await browserAt(server).connect(await auth.mint({ sub: user }), "shopcopied");
+      assert.equal(done.status, 200, JSON.stringify(done.body));
+      const [row] = await db.sql<{ cafe24: Record<string, unknown>; access_token: string }[]>`
+        select s.providers -> 'cafe24' as cafe24, c.access_token
+        from auth_settings s join cafe24_private.connections c on c.auth_settings_id = s.id
+        where s.user_id = ${user}`;
+      assert.equal(row!.cafe24.access_token, row!.access_token);
+      assert.match(String(row!.cafe24.expires_at), /Z$/);
+      assert.equal(row!.cafe24.refresh_token, undefined, "never the refresh token");
+    },
+  );
+
   await t.step("connecting another mall drops the old mall's shop and board choices", async () => {
     const dana = (await db.sql<{ user_id: string }[]>`
       select user_id from auth_settings where providers -> 'cafe24' ->> 'mall_id' = 'shopkeep'
@@ -711,7 +730,7 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
   await t.step("refresh now: a user's token refreshes that user's connections only", async () => {
     const tokensOf = async (userId: string) =>
       (await db.sql<{ token: string }[]>`
-        select providers -> 'cafe24' ->> 'refresh_token' as token from auth_settings
+        select refresh_token as token from cafe24_private.connections
         where user_id = ${userId}`).map((r) => r.token);
     const bobBefore = await tokensOf(bob);
     const bobRequests = sandbox.counters().byMall.shopbob!.refreshRequests;
@@ -860,8 +879,8 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
     async () => {
       const [row] = await db.sql<{ tokens: string[] }[]>`
         select coalesce(array_agg(v), '{}') as tokens from (
-          select providers -> 'cafe24' ->> 'refresh_token' as v from auth_settings
-          union all select providers -> 'cafe24' ->> 'access_token' from auth_settings) t
+          select refresh_token as v from cafe24_private.connections
+          union all select access_token from cafe24_private.connections) t
         where v is not null`;
       const hops = browsers.flatMap((b) => b.hops);
       // Cafe24's own redirect to the callback carries the code, and the callback's redirect to

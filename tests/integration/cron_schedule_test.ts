@@ -728,14 +728,12 @@ Deno.test("migrations keep an existing auth_settings table and its rows", async 
     const rows = await sql<{ providers: Record<string, unknown>; created_at: Date }[]>`
       select providers, created_at from public.auth_settings order by providers::text`;
     assert.equal(rows.length, 2);
-    assert.deepEqual(rows[0]!.providers, {
-      cafe24: {
-        mall_id: "legacyshop",
-        refresh_token: "legacy-rt",
-        expires_at: "2026-11-25T14:00:00.000",
-        shop_no: 1,
-      },
-    });
+    // The row stays; its pair moved to the connection's private row.
+    assert.deepEqual(rows[0]!.providers, { cafe24: { mall_id: "legacyshop", shop_no: 1 } });
+    const [pair] = await sql<{ refresh_token: string; token_version: string }[]>`
+      select refresh_token, token_version from cafe24_private.connections
+      where mall_id = 'legacyshop'`;
+    assert.deepEqual({ ...pair }, { refresh_token: "legacy-rt", token_version: "0" });
     assert.ok(rows.every((r) => r.created_at instanceof Date));
     const states = await sql<{ mall_id: string | null; row_state: string; due_now: boolean }[]>`
       select mall_id, row_state, due_at = '-infinity' as due_now from cafe24_private.connections order by row_state`;

@@ -167,9 +167,8 @@ Deno.test("custody of a connection", async (t) => {
       );
       for (const answer of answers) assert.equal(answer.status, 200, JSON.stringify(answer.body));
       const holders = await db.sql<{ user_id: string }[]>`
-        select user_id from public.auth_settings
-        where providers -> 'cafe24' ->> 'mall_id' = 'raceshop'
-          and providers -> 'cafe24' ? 'refresh_token'`;
+        select user_id from cafe24_private.connections
+        where mall_id = 'raceshop' and refresh_token is not null`;
       assert.equal(holders.length, 1);
       const disconnected = await db.sql`
         select 1 from cafe24_private.connections

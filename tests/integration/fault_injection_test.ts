@@ -296,7 +296,7 @@ Deno.test("fault injection: nothing is lost or refreshed twice under faults, kil
       lease_id: string | null;
     }[]>`
       select c.auth_settings_id as id, c.mall_id as mall,
-        s.providers -> 'cafe24' ->> 'refresh_token' as token, c.status, c.last_error_code,
+        c.refresh_token as token, c.status, c.last_error_code,
         c.last_refreshed_at, c.due_at, c.lease_id
       from cafe24_private.connections c join auth_settings s on s.id = c.auth_settings_id
       where c.mall_id like 'fault%'`;

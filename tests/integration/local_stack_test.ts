@@ -238,7 +238,7 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
           refreshed: boolean;
         }[]
       >`
-        select s.providers -> 'cafe24' ->> 'refresh_token' as refresh_token, c.status,
+        select c.refresh_token, c.status,
           c.last_error_code, c.last_refreshed_at is not null as refreshed
         from public.auth_settings s join cafe24_private.connections c on c.auth_settings_id = s.id
         where s.providers -> 'cafe24' ->> 'mall_id' = ${mallId}`;

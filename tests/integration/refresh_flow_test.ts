@@ -10,6 +10,7 @@ import {
   connectMall,
   CRON_SECRET,
   insertConnection,
+  providersEntry,
   startRefreshStack,
 } from "../support/stack.ts";
 import { formatKst } from "../../local/cafe24_sandbox.ts";
@@ -135,8 +136,8 @@ Deno.test("cafe24-refresh", async (t) => {
       const output = stack.functions.output.join("\n");
       const [tokenRow] = await db.sql<{ tokens: string[] }[]>`
         select array_agg(v) as tokens from (
-          select providers -> 'cafe24' ->> 'refresh_token' as v from auth_settings
-          union all select providers -> 'cafe24' ->> 'access_token' from auth_settings) t
+          select refresh_token as v from cafe24_private.connections
+          union all select access_token from cafe24_private.connections) t
         where v is not null`;
       const tokens = tokenRow!.tokens;
       for (const secret of [...tokens, CRON_SECRET, CLIENT_SECRET]) {
@@ -160,6 +161,39 @@ Deno.test("cafe24-refresh", async (t) => {
         assert.equal(s.scanned, s.refreshed! + s.failed! + s.skipped!);
       }
     });
+
+    await t.step(
+      "CAFE24_PLAINTEXT_TOKEN_COPY copies the access token into providers, never the refresh token",
+      async () => {
+        const { id } = await connectMall(stack, "shopcopy", { extra: { shop_no: 3 } });
+        const copying = await stack.startFunctions({ CAFE24_PLAINTEXT_TOKEN_COPY: "true" });
+        const response = await fetch(`${copying.url}/cafe24-refresh?mall_id=shopcopy`, {
+          method: "POST",
+          headers: { "x-cron-secret": CRON_SECRET },
+        });
+        const summary = await response.json();
+        assert.equal(summary.refreshed, 1);
+        assert.deepEqual(summary.warnings, ["PLAINTEXT_TOKEN_COPY"]);
+        const stored = await cafe24Entry(db, id);
+        const shown = await providersEntry(db, id);
+        assert.equal(shown.access_token, stored.access_token);
+        assert.equal(Date.parse(String(shown.expires_at)), Date.parse(String(stored.expires_at)));
+        assert.equal(shown.refresh_token, undefined);
+        assert.equal(shown.shop_no, 3);
+
+        // The app writes back what it read: the copy stays a copy, the pair is untouched.
+        const [before] = await db.sql<{ token_version: string }[]>`
+          select token_version from cafe24_private.connections where auth_settings_id = ${id}`;
+        await db.sql`
+          update auth_settings set providers = jsonb_set(providers, '{cafe24,board_no}', '9')
+          where id = ${id}`;
+        assert.deepEqual(await providersEntry(db, id), { ...shown, board_no: 9 });
+        const [after] = await db.sql<{ token_version: string }[]>`
+          select token_version from cafe24_private.connections where auth_settings_id = ${id}`;
+        assert.equal(after!.token_version, before!.token_version);
+        assert.equal((await cafe24Entry(db, id)).refresh_token, stored.refresh_token);
+      },
+    );
 
     await t.step("KST: sandbox timestamps carry no offset", () => {
       assert.match(formatKst(Date.UTC(2021, 2, 1, 5)), /^2021-03-01T14:00:00\.000$/);

@@ -6,7 +6,14 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { cafe24Entry, connectionState, connectMall, startRefreshStack } from "../support/stack.ts";
+import {
+  cafe24Entry,
+  connectionState,
+  connectMall,
+  forgetExpiries,
+  startRefreshStack,
+  storedRefreshTokens,
+} from "../support/stack.ts";
 import type { MalformedVariant } from "../../local/cafe24_sandbox.ts";
 import { waitFor } from "../support/wait.ts";
 import {
@@ -40,10 +47,7 @@ Deno.test("refresh invariants", async (t) => {
       `the refresh of ${mall} to reach the sandbox`,
       () => (sandbox.counters().byMall[mall]?.refreshRequests ?? 0) > 0,
     );
-  const due = () =>
-    db.sql`
-    update public.auth_settings set providers = providers #- '{cafe24,expires_at}'
-    where jsonb_typeof(providers -> 'cafe24') = 'object'`;
+  const due = () => forgetExpiries(db);
   try {
     await t.step(
       "overlapping runs in several processes refresh each mall exactly once",
@@ -73,9 +77,7 @@ Deno.test("refresh invariants", async (t) => {
         for (const mall of malls) assert.equal(counters.byMall[mall]!.refreshSuccesses, 1, mall);
         assert.equal(summaries.reduce((n, s) => n + s.refreshed, 0), malls.length);
         for (const s of summaries) assert.equal(s.scanned, s.refreshed + s.failed + s.skipped);
-        const rows = await db.sql<{ mall: string; token: string }[]>`
-        select providers -> 'cafe24' ->> 'mall_id' as mall, providers -> 'cafe24' ->> 'refresh_token' as token
-        from auth_settings where providers -> 'cafe24' ->> 'mall_id' like 'shopconc%'`;
+        const rows = await storedRefreshTokens(db, "shopconc%");
         for (const row of rows) assert.equal(row.token, sandbox.liveRefreshToken(row.mall));
       },
     );

@@ -59,7 +59,7 @@ Deno.test("keep_alive keeps every refresh token alive and refreshes far less tha
     assert.equal(summaries.reduce((n, s) => n + s.failed, 0), 0);
     for (const mall of [...IDLE_MALLS, ASKED_MALL]) {
       const [row] = await db.sql<{ token: string; status: string; refresh_expires_at: Date }[]>`
-        select s.providers -> 'cafe24' ->> 'refresh_token' as token, c.status,
+        select c.refresh_token as token, c.status,
           c.refresh_expires_at
         from public.auth_settings s
         join cafe24_private.connections c on c.auth_settings_id = s.id

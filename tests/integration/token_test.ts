@@ -182,8 +182,8 @@ Deno.test("cafe24-token", async (t) => {
           select cafe24_private.start_refresh_run(p_trigger => 'cron', p_mode => 'async',
             p_refresh_margin => interval '30 minutes', p_lease_duration => interval '75 seconds',
             p_mall_id => 'tkcron') as id`;
-        const [claimed] = await db.sql<{ refresh_token: string }[]>`
-          select * from cafe24_private.claim_due_connections(${run!.id}, 1)`;
+        const [claimed] = await db.sql<{ token_version: string }[]>`
+          select * from cafe24_private.claim_due_pairs(${run!.id}, 1)`;
         const pending = token({ mall_id: "tkcron" });
         // The caller has read the row (and noted the request): it now waits on the lease.
         await waitFor("the request to be noted", async () => {
@@ -196,7 +196,7 @@ Deno.test("cafe24-token", async (t) => {
         const next = sandbox.issueTokens("tkcron");
         await db.sql`
           select * from cafe24_private.store_refreshed_tokens(${run!.id}, ${held.id},
-            ${claimed!.refresh_token}, ${
+            ${claimed!.token_version}::bigint, ${
           db.sql.json({
             access_token: next.accessToken,
             refresh_token: next.refreshToken,

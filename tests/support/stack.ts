@@ -179,7 +179,54 @@ export async function connectMall(
   return { id, refreshToken: tokens.refreshToken };
 }
 
+/**
+ * A connection as the original app kept it under providers.cafe24: the settings there, with the
+ * pair and its expiries from the private row (cafe24_private.connections) where they live now.
+ * Expiries read back as toISOString() writes them; null when there is no providers.cafe24.
+ */
 export async function cafe24Entry(db: TestDatabase, id: string): Promise<Record<string, unknown>> {
+  const [row] = await db.sql<{ cafe24: Record<string, unknown> }[]>`
+    select case when jsonb_typeof(s.providers -> 'cafe24') = 'object'
+      then (s.providers -> 'cafe24') || jsonb_strip_nulls(jsonb_build_object(
+        'access_token', c.access_token,
+        'refresh_token', c.refresh_token,
+        'expires_at', to_char(c.access_expires_at at time zone 'UTC',
+          'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        'refresh_token_expires_at', to_char(c.refresh_expires_at at time zone 'UTC',
+          'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
+      else s.providers -> 'cafe24' end as cafe24
+    from public.auth_settings s
+    left join cafe24_private.connections c on c.auth_settings_id = s.id
+    where s.id = ${id}`;
+  return row!.cafe24;
+}
+
+/**
+ * Forgets every stored access token expiry, as removing providers.cafe24.expires_at did when the
+ * pair lived there: every connection is due now.
+ */
+export async function forgetExpiries(db: TestDatabase): Promise<void> {
+  await db.sql`
+    update cafe24_private.connections
+    set access_expires_at = null, due_at = '-infinity'
+    where access_expires_at is not null or due_at <> '-infinity'`;
+}
+
+/** The refresh token each connection of malls matching `mallLike` holds (its private row). */
+export async function storedRefreshTokens(
+  db: TestDatabase,
+  mallLike: string,
+): Promise<{ mall: string; token: string }[]> {
+  return await db.sql<{ mall: string; token: string }[]>`
+    select mall_id as mall, refresh_token as token
+    from cafe24_private.connections where mall_id like ${mallLike}`;
+}
+
+/** providers.cafe24 itself: what the app reads there (no tokens unless copied). */
+export async function providersEntry(
+  db: TestDatabase,
+  id: string,
+): Promise<Record<string, unknown>> {
   const [row] = await db.sql<{ cafe24: Record<string, unknown> }[]>`
     select providers -> 'cafe24' as cafe24 from public.auth_settings where id = ${id}`;
   return row!.cafe24;

@@ -39,6 +39,7 @@ function connectDeps(config: Config<(typeof CALLBACK_CONFIG_REQUIRED)[number]>):
       app: cafe24App(config),
       redirectUri: config.CAFE24_REDIRECT_URI,
       stateSecret: config.CAFE24_OAUTH_STATE_SECRET,
+      plaintextTokenCopy: config.CAFE24_PLAINTEXT_TOKEN_COPY,
     },
   };
 }

@@ -168,8 +168,9 @@ export async function finding07(t: Deno.TestContext): Promise<void> {
       board_no: 7,
       scope: "mall.read_store",
       connected_at: "2026-12-01T00:00:00Z",
-      expires_at: "2026-12-07T02:00:00Z",
-      refresh_token_expires_at: "2026-12-21T00:00:00Z",
+      // The expiries, from the connection's private row where they live.
+      expires_at: "2026-12-07T02:00:00.000Z",
+      refresh_token_expires_at: "2026-12-21T00:00:00.000Z",
     };
 
     await t.step(

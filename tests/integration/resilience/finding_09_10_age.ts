@@ -40,9 +40,8 @@ export async function finding09(t: Deno.TestContext): Promise<void> {
       where mall_id = 'shopyoung'`;
     const pair = async () =>
       (await db.sql<{ expires: Date; token: string }[]>`
-        select c.access_expires_at as expires, a.providers -> 'cafe24' ->> 'refresh_token' as token
-        from cafe24_private.connections c join public.auth_settings a on a.id = c.auth_settings_id
-        where c.mall_id = 'shopyoung'`)[0]!;
+        select c.access_expires_at as expires, c.refresh_token as token
+        from cafe24_private.connections c where c.mall_id = 'shopyoung'`)[0]!;
     const before = await pair();
     const refreshNow = async () => {
       await db.sql`delete from cafe24_private.user_refresh_starts where user_id = ${user}`;

@@ -221,6 +221,7 @@ Deno.test("refreshSettings() derives the run settings, with lease = timeout + 60
     policy: "eager",
     keepAliveWindowMs: 7 * 24 * 60 * 60_000,
     poolSize: 1,
+    plaintextTokenCopy: false,
   });
 });
 
@@ -427,6 +428,14 @@ Deno.test("a malformed ring never makes cafe24-refresh, -token or -webhook refus
   assert.ok(!refused.ok);
   assert.ok(!JSON.stringify(refused).includes(KEY), "the ring is never echoed");
   assert.match(refused.rules[0]!, /^CAFE24_TOKEN_KEYS must be a JSON object of key ids/);
+});
+
+Deno.test("CAFE24_PLAINTEXT_TOKEN_COPY=true copies access tokens and is reported", () => {
+  const copying = refreshConfig({ CAFE24_PLAINTEXT_TOKEN_COPY: "true" });
+  assert.equal(refreshSettings(copying).plaintextTokenCopy, true);
+  assert.deepEqual(configWarnings(copying), ["PLAINTEXT_TOKEN_COPY"]);
+  assert.match(CONFIG_WARNINGS.PLAINTEXT_TOKEN_COPY.message, /never|plaintext/);
+  assert.equal(refreshSettings(refreshConfig()).plaintextTokenCopy, false);
 });
 
 Deno.test("CAFE24_USER_REFRESH_INTERVAL_S is read from its string", () => {

@@ -39,6 +39,7 @@ const INVALID: Partial<Record<EnvName, string>> = {
   CAFE24_EVENTS_WEBHOOK_SECRET: "short",
   CAFE24_TOKEN_KEYS: "k1=c2VjcmV0",
   CAFE24_TOKEN_KEY_ID: "key one",
+  CAFE24_PLAINTEXT_TOKEN_COPY: "maybe",
 };
 const ANY_TEXT: EnvName[] = [
   "SUPABASE_DB_URL",

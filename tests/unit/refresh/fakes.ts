@@ -37,6 +37,7 @@ export const SETTINGS: RefreshSettings = {
   policy: "eager",
   keepAliveWindowMs: 7 * 24 * 60 * 60_000,
   poolSize: 1,
+  plaintextTokenCopy: false,
 };
 
 export class FakeClock implements RunClock {
@@ -61,6 +62,7 @@ export function connection(n: number): ClaimedConnection {
     id: `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`,
     mallId: `shop${String(n).padStart(4, "0")}`,
     refreshToken: `rt-${n}`,
+    tokenVersion: "1",
     consecutiveFailures: 0,
     answerPossiblyLost: false,
   };

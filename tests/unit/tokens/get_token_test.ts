@@ -116,6 +116,7 @@ class FakeTokenStore implements TokenStore {
         id: ID,
         mallId: MALL,
         refreshToken: this.refreshToken,
+        tokenVersion: "1",
         consecutiveFailures: 0,
         answerPossiblyLost: false,
       };

@@ -15,7 +15,7 @@ import {
  * How Cafe24 authenticates these deliveries is not documented, so a notice is treated as a hint,
  * never as proof: it makes this project ask Cafe24 itself, with the mall's own access token, and
  * only Cafe24's answer changes anything. What a forged notice can cost is bounded in the
- * database: one verification per mall per 10 minutes (claim_mall_verification), and none for a
+ * database: one verification per mall per 10 minutes (claim_mall_verification_pairs), and none for a
  * mall that has no connection. A verification never refreshes a mall: a refresh rotates the
  * grant, and a notice anyone can send must not rotate anything. When the stored access token is
  * dead (expired, or refused with 401) the verification waits for the mall's next refresh, by the
@@ -92,7 +92,7 @@ export async function verifyAfterNotice(
   for (const target of targets) {
     let verification: Verification;
     if (target.accessToken === null) {
-      // claim_mall_verification already left the mall's verification pending.
+      // claim_mall_verification_pairs already left the mall's verification pending.
       verification = { authSettingsId: target.authSettingsId, access: null, action: "deferred" };
     } else {
       const access = await appAccess(deps, notice.mallId, target.accessToken);
@@ -101,7 +101,7 @@ export async function verifyAfterNotice(
         deferred = true;
         verification = { authSettingsId: target.authSettingsId, access, action: "deferred" };
       } else {
-        verification = await settle(deps, target.authSettingsId, target.accessToken, access);
+        verification = await settle(deps, target.authSettingsId, target.tokenVersion, access);
       }
     }
     results.push(verification);
@@ -111,7 +111,7 @@ export async function verifyAfterNotice(
 }
 
 /**
- * Runs the verifications that waited for a refresh (claim_verifications_after_refresh), for every
+ * Runs the verifications that waited for a refresh (claim_verification_pairs_after_refresh), for every
  * mall refreshed since its notice or only `mallId`; called after a refresh run and after
  * cafe24-token refreshed a connection. One Admin API request per connection, with the access
  * token the refresh just stored.
@@ -126,7 +126,7 @@ export async function verifyAfterRefresh(
   const results: Verification[] = [];
   for (const target of targets) {
     const access = await appAccess(deps, target.mallId, target.accessToken);
-    const verification = await settle(deps, target.authSettingsId, target.accessToken, access);
+    const verification = await settle(deps, target.authSettingsId, target.tokenVersion, access);
     results.push(verification);
     logVerification("refresh", target.mallId, verification, null);
   }
@@ -156,11 +156,11 @@ export async function runVerificationsAfterRefresh(
 async function settle(
   deps: VerifyDeps,
   authSettingsId: string,
-  accessToken: string,
+  tokenVersion: string,
   access: AppAccess,
 ): Promise<Verification> {
   const action = access === "app_deleted"
-    ? await deps.store.disconnectIfCurrent(authSettingsId, accessToken, APP_UNINSTALLED)
+    ? await deps.store.disconnectIfCurrent(authSettingsId, tokenVersion, APP_UNINSTALLED)
     : "none";
   return { authSettingsId, access, action };
 }

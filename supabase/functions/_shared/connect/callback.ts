@@ -39,6 +39,8 @@ export interface ConnectSettings {
   app: Cafe24App;
   redirectUri: string;
   stateSecret: string;
+  /** CAFE24_PLAINTEXT_TOKEN_COPY: copy a new connection's access token into providers.cafe24. */
+  plaintextTokenCopy?: boolean;
 }
 
 export interface ConnectDeps {

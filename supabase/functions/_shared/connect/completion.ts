@@ -87,6 +87,17 @@ export async function completeConnection(
       revoke: revokes[index],
     });
   }
+  if (deps.settings.plaintextTokenCopy) {
+    try {
+      await deps.store.copyAccessToken(authSettingsId);
+    } catch {
+      // Connected all the same; the next refresh writes the copy.
+      logEvent("warn", "cafe24_token_copy_failed", {
+        mall_id: mallId,
+        auth_settings_id: authSettingsId,
+      });
+    }
+  }
   const accessToken = completion.tokens.access_token;
   const warning = typeof accessToken === "string"
     ? await lookUpShops(deps, mallId, authSettingsId, accessToken)

@@ -22,12 +22,16 @@ export interface VerificationTarget {
   authSettingsId: string;
   /** Null when the stored access token has expired: the verification then waits for a refresh. */
   accessToken: string | null;
+  /** The pair's token_version, for disconnectIfCurrent. */
+  tokenVersion: string;
 }
 
 export interface RefreshedVerificationTarget {
   mallId: string;
   authSettingsId: string;
   accessToken: string;
+  /** The pair's token_version, for disconnectIfCurrent. */
+  tokenVersion: string;
 }
 
 export interface LifecycleStore {
@@ -46,13 +50,13 @@ export interface LifecycleStore {
   deferMallVerification(mallId: string): Promise<void>;
   /**
    * The pending verifications whose mall was refreshed since (all malls, or only `mallId`), each
-   * handed out once (claim_verifications_after_refresh).
+   * handed out once (claim_verification_pairs_after_refresh).
    */
   claimVerificationsAfterRefresh(mallId: string | null): Promise<RefreshedVerificationTarget[]>;
-  /** Disconnects only while the row still holds `accessToken`. */
+  /** Disconnects only while the row still holds the pair of `tokenVersion`. */
   disconnectIfCurrent(
     authSettingsId: string,
-    accessToken: string,
+    tokenVersion: string,
     reason: string,
   ): Promise<"disconnected" | "superseded">;
 }
@@ -80,11 +84,14 @@ export function createLifecycleStore(sql: postgres.Sql): LifecycleStore {
     },
 
     async claimMallVerification(mallId) {
-      const rows = await sql<{ auth_settings_id: string; access_token: string | null }[]>`
-        select * from cafe24_private.claim_mall_verification(${mallId})`;
+      const rows = await sql<
+        { auth_settings_id: string; access_token: string | null; token_version: string }[]
+      >`
+        select * from cafe24_private.claim_mall_verification_pairs(${mallId})`;
       return rows.map((row) => ({
         authSettingsId: row.auth_settings_id,
         accessToken: row.access_token,
+        tokenVersion: String(row.token_version),
       }));
     },
 
@@ -93,19 +100,22 @@ export function createLifecycleStore(sql: postgres.Sql): LifecycleStore {
     },
 
     async claimVerificationsAfterRefresh(mallId) {
-      const rows = await sql<{ mall_id: string; auth_settings_id: string; access_token: string }[]>`
-        select * from cafe24_private.claim_verifications_after_refresh(${mallId})`;
+      const rows = await sql<
+        { mall_id: string; auth_settings_id: string; access_token: string; token_version: string }[]
+      >`
+        select * from cafe24_private.claim_verification_pairs_after_refresh(${mallId})`;
       return rows.map((row) => ({
         mallId: row.mall_id,
         authSettingsId: row.auth_settings_id,
         accessToken: row.access_token,
+        tokenVersion: String(row.token_version),
       }));
     },
 
-    async disconnectIfCurrent(authSettingsId, accessToken, reason) {
+    async disconnectIfCurrent(authSettingsId, tokenVersion, reason) {
       const [row] = await sql<{ outcome: "disconnected" | "superseded" }[]>`
         select cafe24_private.disconnect_connection_if_current(
-          ${authSettingsId}::uuid, ${accessToken}, ${reason}) as outcome`;
+          ${authSettingsId}::uuid, ${tokenVersion}::bigint, ${reason}::text) as outcome`;
       return row!.outcome;
     },
   };

@@ -61,6 +61,11 @@ export interface ConnectStore {
     state: OAuthState,
     tokens: Record<string, unknown>,
   ): Promise<"recorded" | "over_limit">;
+  /**
+   * CAFE24_PLAINTEXT_TOKEN_COPY: copies the connection's access token and its expiry into
+   * providers.cafe24 (copy_access_token).
+   */
+  copyAccessToken(authSettingsId: string): Promise<void>;
   /** Uses a pending connection up for `userId`; see complete_pending_connection. */
   completePending(handleHash: Uint8Array, userId: string, connectedAt: Date): Promise<Completion>;
   /** Leases up to `limit` pending connections nobody completed, for revocation. */
@@ -114,6 +119,10 @@ export function createConnectStore(sql: postgres.Sql): ConnectStore {
         }
         throw error;
       }
+    },
+
+    async copyAccessToken(authSettingsId) {
+      await sql`select cafe24_private.copy_access_token(${authSettingsId}::uuid)`;
     },
 
     async completePending(handleHash, userId, connectedAt) {

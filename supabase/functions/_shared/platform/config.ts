@@ -165,6 +165,12 @@ const EnvSchema = z.object({
   /** The key id of CAFE24_TOKEN_KEYS that new values are written with; older ids still decrypt. */
   CAFE24_TOKEN_KEY_ID: z.string().regex(KID_PATTERN).optional()
     .describe("a key id of CAFE24_TOKEN_KEYS (1-32 letters, digits, _ or -)"),
+  /**
+   * `true` also copies each new access token (connect and refresh) and its expiry, never the
+   * refresh token, into public.auth_settings.providers.cafe24, for apps that still read them
+   * there. Off, the tokens live only in the connection's private row.
+   */
+  CAFE24_PLAINTEXT_TOKEN_COPY: z.stringbool().default(false).describe("true or false"),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -270,6 +276,7 @@ export function configWarnings(config: Env, ignored: readonly string[] = []): Co
   if (config.CRON_SECRET !== undefined && config.CRON_SECRET.length < SECRET_MIN_LENGTH) {
     warnings.push("CRON_SECRET_WEAK");
   }
+  if (config.CAFE24_PLAINTEXT_TOKEN_COPY) warnings.push("PLAINTEXT_TOKEN_COPY");
   return warnings;
 }
 
@@ -308,6 +315,8 @@ export interface RefreshSettings {
   keepAliveWindowMs: number;
   /** Database connections of one invocation's pool. */
   poolSize: number;
+  /** CAFE24_PLAINTEXT_TOKEN_COPY: also copy each new access token into providers.cafe24. */
+  plaintextTokenCopy: boolean;
 }
 
 /**
@@ -337,6 +346,7 @@ export function refreshSettings(
     policy: config.CAFE24_REFRESH_POLICY,
     keepAliveWindowMs: config.CAFE24_KEEP_ALIVE_WINDOW_S * 1000,
     poolSize: config.CAFE24_REFRESH_POOL_SIZE,
+    plaintextTokenCopy: config.CAFE24_PLAINTEXT_TOKEN_COPY,
   };
 }
 
@@ -347,7 +357,10 @@ export interface AdminApiSettings extends TokenPathSettings {
   maxPerS: number;
 }
 
-type TokenPathSettings = Pick<RefreshSettings, "app" | "leaseMs" | "keepAliveWindowMs">;
+type TokenPathSettings = Pick<
+  RefreshSettings,
+  "app" | "leaseMs" | "keepAliveWindowMs" | "plaintextTokenCopy"
+>;
 
 export const ADMIN_API_CONFIG_REQUIRED = REFRESH_CONFIG_REQUIRED;
 
@@ -359,6 +372,7 @@ export function adminApiSettings(
     app: refresh.app,
     leaseMs: refresh.leaseMs,
     keepAliveWindowMs: refresh.keepAliveWindowMs,
+    plaintextTokenCopy: refresh.plaintextTokenCopy,
     bucketCapacity: config.CAFE24_API_BUCKET_CAPACITY,
     bucketDrainPerS: config.CAFE24_API_BUCKET_DRAIN_PER_S,
     maxPerS: config.CAFE24_API_MAX_PER_S,
@@ -520,10 +534,11 @@ const ADMIN_API_VARIABLES = [
 export const FUNCTION_SETTINGS = {
   "cafe24-api": {
     required: ADMIN_API_CONFIG_REQUIRED,
-    tolerates: REFRESH_TUNING,
+    tolerates: [...REFRESH_TUNING, "CAFE24_PLAINTEXT_TOKEN_COPY"],
     uses: [
       ...REFRESH_VARIABLES,
       ...ADMIN_API_VARIABLES,
+      "CAFE24_PLAINTEXT_TOKEN_COPY",
       ...SECRET_KEY_VARIABLES,
       "CORS_ALLOWED_ORIGINS",
     ],
@@ -539,10 +554,12 @@ export const FUNCTION_SETTINGS = {
   },
   "cafe24-callback": {
     required: CALLBACK_CONFIG_REQUIRED,
+    tolerates: ["CAFE24_PLAINTEXT_TOKEN_COPY"],
     uses: [
       ...CALLBACK_CONFIG_REQUIRED,
       ...USER_AUTH_VARIABLES,
       ...CAFE24_APP_VARIABLES,
+      "CAFE24_PLAINTEXT_TOKEN_COPY",
       "CORS_ALLOWED_ORIGINS",
     ],
   },
@@ -571,22 +588,29 @@ export const FUNCTION_SETTINGS = {
   },
   "cafe24-refresh": {
     required: REFRESH_CONFIG_REQUIRED,
-    tolerates: [...REFRESH_TUNING, ...TOKEN_KEY_VARIABLES, "CAFE24_USER_REFRESH_INTERVAL_S"],
+    tolerates: [
+      ...REFRESH_TUNING,
+      ...TOKEN_KEY_VARIABLES,
+      "CAFE24_USER_REFRESH_INTERVAL_S",
+      "CAFE24_PLAINTEXT_TOKEN_COPY",
+    ],
     uses: [
       ...REFRESH_VARIABLES,
       ...TOKEN_KEY_VARIABLES,
       ...SCHEDULER_VARIABLES,
       "CAFE24_USER_REFRESH_INTERVAL_S",
+      "CAFE24_PLAINTEXT_TOKEN_COPY",
       "CORS_ALLOWED_ORIGINS",
     ],
   },
   "cafe24-token": {
     required: REFRESH_CONFIG_REQUIRED,
-    tolerates: [...REFRESH_TUNING, ...TOKEN_KEY_VARIABLES],
+    tolerates: [...REFRESH_TUNING, ...TOKEN_KEY_VARIABLES, "CAFE24_PLAINTEXT_TOKEN_COPY"],
     uses: [
       ...REFRESH_VARIABLES,
       ...TOKEN_KEY_VARIABLES,
       ...SECRET_KEY_VARIABLES,
+      "CAFE24_PLAINTEXT_TOKEN_COPY",
       "CORS_ALLOWED_ORIGINS",
     ],
   },

@@ -151,6 +151,10 @@ export const CONFIG_WARNINGS = {
     message:
       "A setting has an invalid value and its default is used instead; the functions' log line config_value_ignored names it and its rule",
   },
+  PLAINTEXT_TOKEN_COPY: {
+    message:
+      "CAFE24_PLAINTEXT_TOKEN_COPY is on: every refresh also copies the access token and its expiry into public.auth_settings.providers.cafe24 in plaintext and rewrites that document; turn it off once the app reads tokens through cafe24-token",
+  },
 } as const satisfies Record<string, { message: string }>;
 
 export type ConfigWarningCode = keyof typeof CONFIG_WARNINGS;

@@ -27,7 +27,7 @@ import type { RunTally } from "./summary.ts";
 export interface StepContext {
   runId: string;
   store: RefreshStore;
-  settings: Pick<RefreshSettings, "app">;
+  settings: Pick<RefreshSettings, "app" | "plaintextTokenCopy">;
   tally: RunTally;
   clock: RunClock;
   random: () => number;
@@ -88,6 +88,7 @@ export async function refreshConnection(
           connection,
           tokens: storedTokenFields(tokens),
           claimNext,
+          plaintextCopy: settings.plaintextTokenCopy,
         }),
       clock.sleep,
     );

@@ -5,7 +5,9 @@ import { CENSUS_VERDICTS, type CensusVerdict } from "./skip_reasons.ts";
 /**
  * The refresher's view of the database: each method is one call to a cafe24_private SQL
  * function (supabase/schemas/30_refresh_rules_and_claim.sql and 40_runs_and_settle.sql), where
- * the state transitions are race-free by construction.
+ * the state transitions are race-free by construction. A claim returns the pair's token_version
+ * and settling passes it back: the compare-and-swap never compares token text, so the tokens
+ * can be stored in another form (encrypted) without a settle mistaking it for a new pair.
  * A run is recorded with its scope first (startRun); every later call names the run by its id,
  * which is also the id of the leases it takes, and the SQL reads the scope from the run's row.
  */
@@ -27,6 +29,8 @@ export interface ClaimedConnection {
   id: string;
   mallId: string;
   refreshToken: string;
+  /** The pair's token_version: what settling compares (never the token text). */
+  tokenVersion: string;
   consecutiveFailures: number;
   answerPossiblyLost: boolean;
 }
@@ -49,7 +53,7 @@ export interface FailureRecord {
 /** Settling a claimed connection, and whether to claim the run's next one in the same call. */
 interface Settle {
   runId: string;
-  connection: Pick<ClaimedConnection, "id" | "refreshToken">;
+  connection: Pick<ClaimedConnection, "id" | "tokenVersion">;
   claimNext: boolean;
 }
 
@@ -70,7 +74,13 @@ export interface RefreshStore {
   claim(runId: string): Promise<ClaimedConnection | undefined>;
   /** What the run would still claim. */
   countClaimable(runId: string): Promise<number>;
-  storeTokens(settle: Settle & { tokens: Record<string, unknown> }): Promise<Settled<StoreOutcome>>;
+  /**
+   * Stores a refreshed pair in the connection's private row; with `plaintextCopy`
+   * (CAFE24_PLAINTEXT_TOKEN_COPY) also the access token and its expiry under providers.cafe24.
+   */
+  storeTokens(
+    settle: Settle & { tokens: Record<string, unknown>; plaintextCopy: boolean },
+  ): Promise<Settled<StoreOutcome>>;
   recordFailure(settle: Settle & { failure: FailureRecord }): Promise<Settled<FailureOutcome>>;
   /** Lets go of connections the run claimed but sent no request for; returns how many. */
   releaseLeases(runId: string, ids: string[]): Promise<number>;
@@ -84,6 +94,8 @@ interface ClaimRow {
   refresh_token: string;
   consecutive_failures: number;
   answer_possibly_lost: boolean;
+  /** bigint, as text. */
+  token_version: string;
 }
 
 interface SettleRow<T> {
@@ -93,12 +105,14 @@ interface SettleRow<T> {
   next_refresh_token: string;
   next_consecutive_failures: number;
   next_answer_possibly_lost: boolean;
+  next_token_version: string;
 }
 
 const claimed = (row: ClaimRow): ClaimedConnection => ({
   id: row.auth_settings_id,
   mallId: row.mall_id,
   refreshToken: row.refresh_token,
+  tokenVersion: String(row.token_version),
   consecutiveFailures: row.consecutive_failures,
   answerPossiblyLost: row.answer_possibly_lost,
 });
@@ -112,6 +126,7 @@ function settled<T>(row: SettleRow<T>): Settled<T> {
       refresh_token: row.next_refresh_token,
       consecutive_failures: row.next_consecutive_failures,
       answer_possibly_lost: row.next_answer_possibly_lost,
+      token_version: row.next_token_version,
     }),
   };
 }
@@ -176,7 +191,7 @@ export function createRefreshStore(sql: postgres.Sql): RefreshStore {
 
     async claim(runId) {
       const [row] = await sql<ClaimRow[]>`
-        select * from cafe24_private.claim_due_connections(${runId}, 1)`;
+        select * from cafe24_private.claim_due_pairs(${runId}, 1)`;
       return row === undefined ? undefined : claimed(row);
     },
 
@@ -186,18 +201,22 @@ export function createRefreshStore(sql: postgres.Sql): RefreshStore {
       return Number(row!.count);
     },
 
-    async storeTokens({ runId, connection, tokens, claimNext }) {
+    async storeTokens({ runId, connection, tokens, claimNext, plaintextCopy }) {
       const [row] = await sql<SettleRow<StoreOutcome>[]>`
         select * from cafe24_private.store_refreshed_tokens(
-          ${runId}, ${connection.id}, ${connection.refreshToken},
-          ${sql.json(tokens as postgres.JSONValue)}, ${claimNext})`;
+          p_run_id => ${runId}::uuid,
+          p_auth_settings_id => ${connection.id}::uuid,
+          p_token_version => ${connection.tokenVersion}::bigint,
+          p_tokens => ${sql.json(tokens as postgres.JSONValue)}::jsonb,
+          p_claim_next => ${claimNext}::boolean,
+          p_plaintext_copy => ${plaintextCopy}::boolean)`;
       return settled(row!);
     },
 
     async recordFailure({ runId, connection, failure, claimNext }) {
       const [row] = await sql<SettleRow<FailureOutcome>[]>`
         select * from cafe24_private.record_refresh_failure(
-          ${runId}, ${connection.id}, ${connection.refreshToken},
+          ${runId}::uuid, ${connection.id}::uuid, ${connection.tokenVersion}::bigint,
           row(${failure.code}::text, ${failure.message}::text, ${failure.permanent}::boolean,
             ${failure.outcomeUnknown}::boolean,
             ${failure.nextAttemptAt}::timestamptz)::cafe24_private.refresh_failure,

@@ -36,7 +36,7 @@ export const RUN_SUMMARY_KEYS = [
  * What one run saw and did. `scanned = refreshed + failed + skipped` always.
  *
  * - `scanned`: connections in scope (every auth_settings row, or those of the mall or user asked).
- * - `eligible`: scanned rows whose providers.cafe24 has a mall_id and a refresh_token, the
+ * - `eligible`: scanned rows with a mall_id in providers.cafe24 and a stored refresh token, the
  *   meaning the original endpoint gave it, whether or not they need a refresh now.
  * - `due`: eligible connections that needed a refresh now (or every refreshable one with
  *   force); each ends refreshed, failed, skipped as already_rotated/superseded/leased, or as

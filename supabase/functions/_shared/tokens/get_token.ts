@@ -73,7 +73,10 @@ export async function getCafe24AccessToken(
 }
 
 /** What a token request needs of the refresh settings (refreshSettings(config) has it all). */
-export type TokenSettings = Pick<RefreshSettings, "app" | "leaseMs" | "keepAliveWindowMs">;
+export type TokenSettings = Pick<
+  RefreshSettings,
+  "app" | "leaseMs" | "keepAliveWindowMs" | "plaintextTokenCopy"
+>;
 
 export interface TokenDeps {
   store: TokenStore;
@@ -262,7 +265,7 @@ async function refreshOnce(
   let verdict: string | null = null;
   try {
     const claim = await fromDatabase(
-      "cafe24_private.claim_connection",
+      "cafe24_private.claim_connection_pair",
       () => store.claim(runId, row.authSettingsId),
     );
     verdict = claim?.verdict ?? null;

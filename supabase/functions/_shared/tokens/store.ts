@@ -20,7 +20,7 @@ export interface TokenStore {
    */
   rejectToken(authSettingsId: string, rejected: string): Promise<RejectVerdict>;
   /**
-   * claim_connection: the run's verdict on the connection, and the connection when it was due
+   * claim_connection_pair: the run's verdict on the connection, and the connection when it was due
    * and is now leased to the run; null when there is no such connection.
    */
   claim(runId: string, authSettingsId: string): Promise<Claim | null>;
@@ -57,6 +57,8 @@ interface ClaimRow {
   refresh_token: string;
   consecutive_failures: number;
   answer_possibly_lost: boolean;
+  /** bigint, as text. */
+  token_version: string;
 }
 
 const stores = new WeakMap<postgres.Sql, TokenStore>();
@@ -100,7 +102,7 @@ export function createTokenStore(sql: postgres.Sql): TokenStore {
 
       async claim(runId, authSettingsId) {
         const [row] = await sql<ClaimRow[]>`
-          select * from cafe24_private.claim_connection(${runId}::uuid, ${authSettingsId}::uuid)`;
+          select * from cafe24_private.claim_connection_pair(${runId}::uuid, ${authSettingsId}::uuid)`;
         if (row === undefined) return null;
         return {
           verdict: row.verdict,
@@ -108,6 +110,7 @@ export function createTokenStore(sql: postgres.Sql): TokenStore {
             id: row.auth_settings_id,
             mallId: row.mall_id,
             refreshToken: row.refresh_token,
+            tokenVersion: String(row.token_version),
             consecutiveFailures: row.consecutive_failures,
             answerPossiblyLost: row.answer_possibly_lost,
           },
