@@ -12,7 +12,11 @@ import { startTestDatabase } from "../../local/postgres/database.ts";
 import { waitFor } from "../support/wait.ts";
 
 const ROOT = new URL("../../", import.meta.url);
-const MIGRATION = "supabase/migrations/20261207000500_cafe24_token_home.sql";
+/**
+ * The release deployed before the tokens moved to the private row: its functions are what runs
+ * between `db push` and `functions deploy`.
+ */
+const PREVIOUS_RELEASE = "539337006d0fdacfc1b37b6406681b7b0e27d225";
 
 async function git(args: string[]): Promise<string> {
   const out = await new Deno.Command("git", { args, cwd: ROOT, stdout: "piped", stderr: "piped" })
@@ -23,10 +27,9 @@ async function git(args: string[]): Promise<string> {
   return new TextDecoder().decode(out.stdout).trim();
 }
 
-/** The commit before the one that added MIGRATION (its parent), or HEAD while it is uncommitted. */
+/** The previous release's commit; a checkout without that history cannot run this test. */
 async function previousRelease(): Promise<string> {
-  const added = await git(["log", "-1", "--format=%H", "--diff-filter=A", "--", MIGRATION]);
-  return added === "" ? await git(["rev-parse", "HEAD"]) : await git(["rev-parse", `${added}^`]);
+  return await git(["rev-parse", "--verify", `${PREVIOUS_RELEASE}^{commit}`]);
 }
 
 /** The previous release's tree in a temporary directory, sharing this checkout's node_modules. */
