@@ -232,11 +232,14 @@ Deno.test({
       const row = (page: Page, mall: string) =>
         page.locator(`#connections tr[data-mall="${mall}"]`);
 
+      // The pair lives in the connection's private row (providers.cafe24 keeps no copy).
       const rowsOf = async (userId: string) => [
         ...await db.sql<{ mall_id: string; has_tokens: boolean }[]>`
-          select providers -> 'cafe24' ->> 'mall_id' as mall_id,
-            (providers -> 'cafe24' ? 'refresh_token') as has_tokens
-          from public.auth_settings where user_id = ${userId} order by 1`,
+          select s.providers -> 'cafe24' ->> 'mall_id' as mall_id,
+            (c.refresh_token is not null) as has_tokens
+          from public.auth_settings s
+          left join cafe24_private.connections c on c.auth_settings_id = s.id
+          where s.user_id = ${userId} order by 1`,
       ];
 
       // ---- scenarios ---------------------------------------------------------------------------
