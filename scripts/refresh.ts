@@ -232,7 +232,7 @@ async function main(): Promise<number> {
   let summary: RunSummary;
   try {
     const run = await beginRefreshRun({
-      store: createRefreshStore(sql),
+      store: createRefreshStore(sql, settings.tokenSeal),
       settings,
       onProgress: ({ settled, due }) => progress.update(settled, due),
     }, {

@@ -408,3 +408,103 @@ revoke all on function cafe24_private.refresh_due_at(timestamptz, timestamptz)
 revoke all on function cafe24_private.access_token_lifetime() from public, anon, authenticated;
 revoke all on function cafe24_private.sync_connection() from public, anon, authenticated;
 revoke all on function cafe24_private.note_token_request(uuid) from public, anon, authenticated;
+
+-- ---------------------------------------------------------------------------------------------
+-- Resealing: bringing stored tokens to the form new values are written in
+-- ---------------------------------------------------------------------------------------------
+
+-- The functions seal tokens before writing them (token_seal.ts); SQL never sees a key. A row
+-- written before the key ring was set, by a connect, or from outside (sync_connection) holds
+-- legacy plaintext, and a row sealed under an earlier key still names that key: the functions
+-- reseal both in the background. This lists such rows: a window of at most p_window rows of
+-- the primary key from p_from (a random id, wrapping round to the start), so each call costs a
+-- bounded index range whatever the table's size, and successive calls cover it all. Leased rows
+-- are left to their refresh, which writes the current form itself. p_current_prefix is
+-- 'v1.<active kid>.', or '' when no ring is set (plaintext is then current).
+create or replace function cafe24_private.tokens_to_reseal(
+  p_current_prefix text,
+  p_from uuid,
+  p_window integer,
+  p_limit integer
+)
+returns table (auth_settings_id uuid, access_token text, refresh_token text, token_version bigint)
+language sql
+stable
+set search_path = ''
+as $$
+  with candidates as (
+    (select c.* from cafe24_private.connections c
+     where c.auth_settings_id >= p_from order by c.auth_settings_id limit p_window)
+    union all
+    (select c.* from cafe24_private.connections c
+     where c.auth_settings_id < p_from order by c.auth_settings_id limit p_window)
+  )
+  select c.auth_settings_id, c.access_token, c.refresh_token, c.token_version
+  from candidates c
+  where c.refresh_token is not null
+    and (c.lease_expires_at is null or c.lease_expires_at <= now())
+    and case when p_current_prefix = ''
+      then starts_with(c.refresh_token, 'v1.')
+        or coalesce(starts_with(c.access_token, 'v1.'), false)
+      else not starts_with(c.refresh_token, p_current_prefix)
+        or not coalesce(starts_with(c.access_token, p_current_prefix), true)
+    end
+  limit p_limit
+$$;
+
+-- One connection's stored tokens, for resealing it right after a connect.
+create or replace function cafe24_private.connection_tokens(p_auth_settings_id uuid)
+returns table (auth_settings_id uuid, access_token text, refresh_token text, token_version bigint)
+language sql
+stable
+set search_path = ''
+as $$
+  select c.auth_settings_id, c.access_token, c.refresh_token, c.token_version
+  from cafe24_private.connections c
+  where c.auth_settings_id = p_auth_settings_id and c.refresh_token is not null
+$$;
+
+-- Writes a row's tokens back in another form (the same pair, resealed). Compare-and-swap on
+-- token_version, and never while the row is leased: a refresh in flight keeps its claim on the
+-- pair, and a pair that changed meanwhile is not overwritten with the old one. token_version
+-- stays as it is, since the pair is the same. True when written.
+create or replace function cafe24_private.reseal_tokens(
+  p_auth_settings_id uuid,
+  p_token_version bigint,
+  p_access_token text,
+  p_refresh_token text
+)
+returns boolean
+language sql
+volatile
+set search_path = ''
+as $$
+  with written as (
+    update cafe24_private.connections c
+    set access_token = p_access_token, refresh_token = p_refresh_token
+    where c.auth_settings_id = p_auth_settings_id
+      and c.token_version = p_token_version
+      and (c.lease_expires_at is null or c.lease_expires_at <= now())
+      and p_refresh_token is not null
+    returning 1
+  )
+  select exists (select 1 from written)
+$$;
+
+-- How many rows each key protects: the kid of each stored refresh token ('plaintext' for legacy
+-- rows). What the status query and deploy:check show while a rotation or the first sealing runs.
+create or replace view cafe24_private.token_keys_in_use as
+select case when starts_with(c.refresh_token, 'v1.') then split_part(c.refresh_token, '.', 2)
+    else 'plaintext' end as kid,
+  count(*) as connections
+from cafe24_private.connections c
+where c.refresh_token is not null
+group by 1;
+
+revoke all on table cafe24_private.token_keys_in_use from public, anon, authenticated;
+grant select on table cafe24_private.token_keys_in_use to service_role;
+revoke all on function cafe24_private.tokens_to_reseal(text, uuid, integer, integer)
+  from public, anon, authenticated;
+revoke all on function cafe24_private.connection_tokens(uuid) from public, anon, authenticated;
+revoke all on function cafe24_private.reseal_tokens(uuid, bigint, text, text)
+  from public, anon, authenticated;

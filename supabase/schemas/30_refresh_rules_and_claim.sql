@@ -455,3 +455,24 @@ revoke all on function cafe24_private.claim_due_connections(uuid, integer)
   from public, anon, authenticated;
 revoke all on function cafe24_private.release_leases(uuid, uuid[])
   from public, anon, authenticated;
+
+-- Lets go of a claimed connection whose refresh token the function could not open (its key is
+-- not in the ring, or the value was moved or forged): no request was sent, so nothing is
+-- recorded against the connection (no failure, no backoff, never reconnect_required). Unlike
+-- release_leases it keeps last_claimed_at, so the same run does not claim it again.
+create or replace function cafe24_private.set_aside_unopened(p_run_id uuid, p_auth_settings_id uuid)
+returns boolean
+language sql
+set search_path = ''
+as $$
+  with released as (
+    update cafe24_private.connections
+    set lease_id = null, lease_expires_at = null, in_flight_since = null, updated_at = now()
+    where lease_id = p_run_id and auth_settings_id = p_auth_settings_id
+    returning 1
+  )
+  select exists (select 1 from released)
+$$;
+
+revoke all on function cafe24_private.set_aside_unopened(uuid, uuid)
+  from public, anon, authenticated;

@@ -263,7 +263,8 @@ $$;
 -- failures, backoff and the lease are cleared. providers.cafe24 is written only when the answer's
 -- scopes differ from the ones it holds (the grant changed), or with p_plaintext_copy
 -- (CAFE24_PLAINTEXT_TOKEN_COPY), which also copies the access token and its expiry there, in the
--- same transaction, for apps that read them there; never the refresh token. With p_claim_next,
+-- same transaction, for apps that read them there; never the refresh token. The tokens arrive
+-- sealed; the copy is p_tokens.plaintext_access_token, which the private row never stores. With p_claim_next,
 -- the run's next connection is claimed in the same round trip.
 create or replace function cafe24_private.store_refreshed_tokens(
   p_run_id uuid,
@@ -335,7 +336,8 @@ begin
             || case when p_tokens ? 'scopes'
               then jsonb_build_object('scopes', p_tokens -> 'scopes') else '{}'::jsonb end
             || case when p_plaintext_copy
-              then jsonb_build_object('access_token', p_tokens -> 'access_token',
+              then jsonb_build_object(
+                'access_token', coalesce(p_tokens -> 'plaintext_access_token', p_tokens -> 'access_token'),
                 'expires_at', p_tokens -> 'expires_at')
               else '{}'::jsonb end),
           updated_at = now()

@@ -314,7 +314,7 @@ Deno.test("refresh invariants", async (t) => {
         assert.ok(loaded.ok);
         const sql = postgres(db.dbUrl, { prepare: false, max: 4, onnotice: () => {} });
         try {
-          const real = createRefreshStore(sql);
+          const real = createRefreshStore(sql, refreshSettings(loaded.config).tokenSeal);
           let slowAtNotice: Awaited<ReturnType<typeof connectionState>> | null = null;
           const store: RefreshStore = {
             ...real,

@@ -7,6 +7,7 @@
  * verify_jwt is off in config.toml: this code verifies the token itself (see user_auth.ts), so
  * that every answer, 401 included, carries CORS headers and the project's error body.
  */
+import { configuredTokenSeal } from "../_shared/platform/token_seal.ts";
 import { parseAuthorizeRequest, startAuthorization } from "../_shared/connect/authorize.ts";
 import { createConnectStore } from "../_shared/connect/store.ts";
 import { database } from "../_shared/platform/db.ts";
@@ -38,7 +39,7 @@ async function handle(request: Request): Promise<Response> {
     );
     url = await startAuthorization(
       {
-        store: createConnectStore(database(config.SUPABASE_DB_URL)),
+        store: createConnectStore(database(config.SUPABASE_DB_URL), configuredTokenSeal(config)),
         settings: {
           apiBaseUrl: config.CAFE24_API_BASE_URL,
           clientId: config.CAFE24_CLIENT_ID,

@@ -7,6 +7,7 @@
  *   POST {"handle": "…"} with Authorization: Bearer <the user's access token>: the app completes
  *        the connection. Only the user who started it succeeds; see _shared/connect/completion.ts.
  */
+import { configuredTokenSeal } from "../_shared/platform/token_seal.ts";
 import { cafe24App } from "../_shared/cafe24/app.ts";
 import {
   type CallbackOutcome,
@@ -34,7 +35,7 @@ const FUNCTION = "cafe24-callback";
 
 function connectDeps(config: Config<(typeof CALLBACK_CONFIG_REQUIRED)[number]>): ConnectDeps {
   return {
-    store: createConnectStore(database(config.SUPABASE_DB_URL)),
+    store: createConnectStore(database(config.SUPABASE_DB_URL), configuredTokenSeal(config)),
     settings: {
       app: cafe24App(config),
       redirectUri: config.CAFE24_REDIRECT_URI,

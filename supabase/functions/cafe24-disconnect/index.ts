@@ -11,6 +11,7 @@
  * verify_jwt is off in config.toml: the secret key is not always a JWT, and every answer, 401
  * included, carries CORS headers and this project's error body.
  */
+import { configuredTokenSeal } from "../_shared/platform/token_seal.ts";
 import { cafe24App } from "../_shared/cafe24/app.ts";
 import { disconnect } from "../_shared/connect/disconnect.ts";
 import { parseConnectionTarget } from "../_shared/connect/target.ts";
@@ -40,7 +41,7 @@ async function handle(request: Request): Promise<Response> {
     const target = parseConnectionTarget(await requestParameters(request));
     const answer = await disconnect(
       {
-        store: createLifecycleStore(database(config.SUPABASE_DB_URL)),
+        store: createLifecycleStore(database(config.SUPABASE_DB_URL), configuredTokenSeal(config)),
         settings: { app: cafe24App(config) },
       },
       caller,

@@ -5,7 +5,7 @@
  * who only reach their own connections. verify_jwt is off in config.toml (the cron secret is not
  * a JWT), so this code is the only gate and fails closed.
  */
-import { configWarnings, refreshSettings } from "../_shared/platform/config.ts";
+import { configWarnings, refreshSettings, tokenKeyWarnings } from "../_shared/platform/config.ts";
 import { continueAfterResponse } from "../_shared/platform/background.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
@@ -26,6 +26,7 @@ import {
 } from "../_shared/refresh/run.ts";
 import { createRefreshStore } from "../_shared/refresh/store.ts";
 import { createConnectStore } from "../_shared/connect/store.ts";
+import { resealInBackground } from "../_shared/tokens/reseal.ts";
 import { revokeExpiredPendingConnections } from "../_shared/connect/sweep.ts";
 import { runVerificationsAfterRefresh } from "../_shared/connect/app_uninstalled.ts";
 import { createUserRefreshThrottle } from "../_shared/refresh/throttle.ts";
@@ -58,7 +59,7 @@ async function handle(request: Request): Promise<Response> {
   };
 
   const sql = database(config.SUPABASE_DB_URL, settings.poolSize);
-  const store = createRefreshStore(sql);
+  const store = createRefreshStore(sql, settings.tokenSeal);
   const runRequest: RunRequest = {
     trigger: options.trigger,
     mode: options.respondAsync ? "async" : "sync",
@@ -66,7 +67,7 @@ async function handle(request: Request): Promise<Response> {
     mallId: options.mallId,
     userId: caller.kind === "user" ? caller.userId : null,
     tickId: options.tickId,
-    warnings: configWarnings(config, ignored),
+    warnings: [...configWarnings(config, ignored), ...tokenKeyWarnings(config, ignored)],
   };
   let run;
   try {
@@ -85,13 +86,19 @@ async function handle(request: Request): Promise<Response> {
     return errorResponse("REFRESH_RUN_FAILED", {}, cors);
   }
 
-  // The scheduled run also revokes the pairs of connection attempts nobody completed in time.
+  // The scheduled run also revokes the pairs of connection attempts nobody completed in time,
+  // and reseals a bounded number of rows the schedule will not rewrite soon (legacy plaintext,
+  // rows under an earlier key) with the active key.
   const sweep = () =>
     options.trigger === "cron"
-      ? revokeExpiredPendingConnections({ store: createConnectStore(sql), settings })
+      ? revokeExpiredPendingConnections({
+        store: createConnectStore(sql, settings.tokenSeal),
+        settings,
+      })
         .catch((error) => {
           reportFailure("cafe24_pending_sweep_failed", error);
         })
+        .then(() => resealInBackground(sql, settings.tokenSeal))
       : Promise.resolve();
 
   // App notices that found a mall's access token dead wait for its next refresh: verified now,

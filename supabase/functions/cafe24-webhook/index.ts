@@ -83,7 +83,7 @@ async function verify(config: WebhookConfig, notice: AppNotice): Promise<void> {
   const settings = refreshSettings(config);
   try {
     const verified = await verifyAfterNotice({
-      store: createLifecycleStore(database(config.SUPABASE_DB_URL)),
+      store: createLifecycleStore(database(config.SUPABASE_DB_URL), settings.tokenSeal),
       settings,
     }, notice);
     // No connection here, or verified lately: what a forged notice gets. Counted like the other

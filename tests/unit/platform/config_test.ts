@@ -204,7 +204,11 @@ Deno.test("loadConfig() ignores environment variables it does not know", () => {
 
 Deno.test("refreshSettings() derives the run settings, with lease = timeout + 60 s", () => {
   assert.equal(LEASE_SLACK_MS, 60_000);
-  assert.deepEqual(refreshSettings(refreshConfig()), {
+  const settings = refreshSettings(refreshConfig());
+  // No ring set: the seal writes plaintext (and every run warns TOKEN_KEYS_MISSING).
+  assert.equal(settings.tokenSeal.mode, "plaintext");
+  const { tokenSeal: _seal, ...values } = settings;
+  assert.deepEqual(values, {
     app: {
       apiBaseUrl: "https://{mall_id}.cafe24api.com",
       clientId: "my_client_id",

@@ -16,6 +16,7 @@ import {
   type Settled,
   type StoreOutcome,
 } from "../../../supabase/functions/_shared/refresh/store.ts";
+import { tokenSeal } from "../../../supabase/functions/_shared/platform/token_seal.ts";
 import type { CensusVerdict } from "../../../supabase/functions/_shared/refresh/skip_reasons.ts";
 
 export const START_MS = Date.parse("2026-12-01T00:00:00Z");
@@ -38,6 +39,8 @@ export const SETTINGS: RefreshSettings = {
   keepAliveWindowMs: 7 * 24 * 60 * 60_000,
   poolSize: 1,
   plaintextTokenCopy: false,
+  // No ring: tokens pass as they are (the seal's own tests cover sealing).
+  tokenSeal: tokenSeal(undefined, undefined),
 };
 
 export class FakeClock implements RunClock {
@@ -62,6 +65,7 @@ export function connection(n: number): ClaimedConnection {
     id: `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`,
     mallId: `shop${String(n).padStart(4, "0")}`,
     refreshToken: `rt-${n}`,
+    keyProblem: null,
     tokenVersion: "1",
     consecutiveFailures: 0,
     answerPossiblyLost: false,
@@ -89,6 +93,9 @@ export class FakeStore implements RefreshStore {
   readonly stores: SettleCall<{ tokens: Record<string, unknown> }>[] = [];
   readonly failures: SettleCall<{ failure: FailureRecord }>[] = [];
   readonly released: string[] = [];
+  readonly setAside: string[] = [];
+  /** False: no active key to store an answer with. */
+  tokensWritable = true;
   readonly finished: { status: string; summary: unknown }[] = [];
   /** Replaces the outcome of a store (may throw, may wait). */
   onStore: ((id: string) => Promise<StoreOutcome> | StoreOutcome) | null = null;
@@ -158,6 +165,11 @@ export class FakeStore implements RefreshStore {
   }
 
   /** Claimable again, as in SQL: first in line, since they were the most overdue. */
+  setAsideUnopened(_runId: string, id: string): Promise<boolean> {
+    this.setAside.push(id);
+    return Promise.resolve(true);
+  }
+
   releaseLeases(_runId: string, ids: string[]): Promise<number> {
     this.released.push(...ids);
     const back = ids.map((id) => this.claimedById.get(id)!);

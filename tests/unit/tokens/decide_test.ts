@@ -19,6 +19,8 @@ function row(overrides: Partial<TokenRow> = {}): TokenRow {
     rowState: "ok",
     status: "active",
     accessToken: "at",
+    storedAccessToken: "at",
+    keyProblem: null,
     accessExpiresAt: at(3_600_000),
     shopNo: 1,
     scopes: ["mall.read_store"],

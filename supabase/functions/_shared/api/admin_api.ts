@@ -466,7 +466,7 @@ function lower(code: RequestErrorCode): Lowercase<RequestErrorCode> {
 async function verifyDeleted(deps: AdminApiDeps, mallId: string): Promise<void> {
   try {
     await verifyAfterNotice({
-      store: createLifecycleStore(deps.sql),
+      store: createLifecycleStore(deps.sql, deps.settings.tokenSeal),
       settings: { app: deps.settings.app },
     }, { eventNo: APP_DELETED_EVENT, mallId });
   } catch (error) {

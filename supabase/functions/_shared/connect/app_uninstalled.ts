@@ -1,3 +1,4 @@
+import type { TokenSeal } from "../platform/token_seal.ts";
 import type { Cafe24App } from "../cafe24/app.ts";
 import { type AppAccess, classifyAppAccess } from "../cafe24/app_status.ts";
 import { isValidMallId } from "../cafe24/mall_id.ts";
@@ -140,11 +141,14 @@ export async function verifyAfterRefresh(
  */
 export async function runVerificationsAfterRefresh(
   sql: postgres.Sql,
-  settings: { app: Cafe24App },
+  settings: { app: Cafe24App; tokenSeal: TokenSeal },
   mallId: string | null,
 ): Promise<void> {
   try {
-    await verifyAfterRefresh({ store: createLifecycleStore(sql), settings }, mallId);
+    await verifyAfterRefresh(
+      { store: createLifecycleStore(sql, settings.tokenSeal), settings },
+      mallId,
+    );
   } catch {
     logEvent("error", "cafe24_app_notice_failed", {
       after: "refresh",

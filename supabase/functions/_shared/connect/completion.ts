@@ -98,6 +98,7 @@ export async function completeConnection(
       });
     }
   }
+  await resealNow(deps, authSettingsId);
   const accessToken = completion.tokens.access_token;
   const warning = typeof accessToken === "string"
     ? await lookUpShops(deps, mallId, authSettingsId, accessToken)
@@ -131,6 +132,7 @@ async function endRefusedPair(
   if (completion.keptBy === null) {
     return { revoke: await revokePair(app, completion.mallId, completion.tokens ?? {}) };
   }
+  await resealNow(deps, completion.keptBy);
   const replacedRevoke = completion.replaced === null
     ? null
     : await revokePair(app, completion.mallId, completion.replaced);
@@ -141,6 +143,24 @@ async function endRefusedPair(
     replaced_pair_revoke: replacedRevoke,
   });
   return { kept_by: completion.keptBy };
+}
+
+/**
+ * A pair that came from a pending connection lands in the row as the callback wrote it; it is
+ * sealed for that row at once. Should that fail, the scheduled background pass seals it.
+ */
+export async function resealNow(
+  deps: { store: Pick<ConnectDeps["store"], "reseal"> },
+  authSettingsId: string,
+): Promise<void> {
+  try {
+    await deps.store.reseal(authSettingsId);
+  } catch (error) {
+    reportFailure("cafe24_token_reseal_failed", error, {
+      sqlFunction: "cafe24_private.reseal_tokens",
+      fields: { auth_settings_id: authSettingsId },
+    });
+  }
 }
 
 /**

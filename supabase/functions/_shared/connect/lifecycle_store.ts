@@ -1,11 +1,13 @@
 import type postgres from "postgres";
+import { connectionPlace, openPair, type TokenSeal } from "../platform/token_seal.ts";
 import type { StoredPair } from "./store.ts";
 import type { ConnectionTarget } from "./target.ts";
 
 /**
  * Ending connections: disconnecting on request (cafe24-disconnect) and verifying a mall after
  * Cafe24's app-uninstalled notice (cafe24-webhook). Each method is one call to a cafe24_private
- * SQL function (supabase/schemas/70_events.sql) or one read.
+ * SQL function (supabase/schemas/70_events.sql) or one read. Tokens come back opened (the
+ * TokenSeal); one that does not open is left out, never sent anywhere as it is stored.
  */
 
 export type DisconnectLookup =
@@ -61,7 +63,12 @@ export interface LifecycleStore {
   ): Promise<"disconnected" | "superseded">;
 }
 
-export function createLifecycleStore(sql: postgres.Sql): LifecycleStore {
+export function createLifecycleStore(sql: postgres.Sql, seal: TokenSeal): LifecycleStore {
+  const openAccess = async (authSettingsId: string, stored: string | null) => {
+    if (stored === null) return null;
+    const opened = await seal.open(connectionPlace(authSettingsId), "access_token", stored);
+    return opened.ok ? opened.value : null;
+  };
   return {
     async disconnectRequested(target, userId, reason) {
       const [row] = await sql<{
@@ -79,7 +86,9 @@ export function createLifecycleStore(sql: postgres.Sql): LifecycleStore {
         outcome: "disconnected",
         authSettingsId: row.auth_settings_id,
         mallId: row.mall_id,
-        removed: row.removed,
+        removed: row.removed === null
+          ? null
+          : await openPair(seal, connectionPlace(row.auth_settings_id), row.removed),
       };
     },
 
@@ -88,11 +97,12 @@ export function createLifecycleStore(sql: postgres.Sql): LifecycleStore {
         { auth_settings_id: string; access_token: string | null; token_version: string }[]
       >`
         select * from cafe24_private.claim_mall_verification_pairs(${mallId})`;
-      return rows.map((row) => ({
+      // A token that does not open counts as none: the verification waits for the next refresh.
+      return await Promise.all(rows.map(async (row) => ({
         authSettingsId: row.auth_settings_id,
-        accessToken: row.access_token,
+        accessToken: await openAccess(row.auth_settings_id, row.access_token),
         tokenVersion: String(row.token_version),
-      }));
+      })));
     },
 
     async deferMallVerification(mallId) {
@@ -104,12 +114,18 @@ export function createLifecycleStore(sql: postgres.Sql): LifecycleStore {
         { mall_id: string; auth_settings_id: string; access_token: string; token_version: string }[]
       >`
         select * from cafe24_private.claim_verification_pairs_after_refresh(${mallId})`;
-      return rows.map((row) => ({
-        mallId: row.mall_id,
-        authSettingsId: row.auth_settings_id,
-        accessToken: row.access_token,
-        tokenVersion: String(row.token_version),
-      }));
+      const targets: RefreshedVerificationTarget[] = [];
+      for (const row of rows) {
+        const accessToken = await openAccess(row.auth_settings_id, row.access_token);
+        if (accessToken === null) continue;
+        targets.push({
+          mallId: row.mall_id,
+          authSettingsId: row.auth_settings_id,
+          accessToken,
+          tokenVersion: String(row.token_version),
+        });
+      }
+      return targets;
     },
 
     async disconnectIfCurrent(authSettingsId, tokenVersion, reason) {

@@ -1,10 +1,13 @@
 import type postgres from "postgres";
+import { connectionPlace, openPair, type TokenSeal } from "../platform/token_seal.ts";
+import { resealConnection } from "../tokens/reseal.ts";
 import type { ShopSummary } from "../cafe24/shops.ts";
 import type { OAuthState } from "./state.ts";
 
 /**
  * The connect flow's view of the database: each method is one call to a cafe24_private SQL
- * function (supabase/schemas/60_connect_and_custody.sql).
+ * function (supabase/schemas/60_connect_and_custody.sql). Pairs read from connections come back
+ * opened (the TokenSeal) for revocation; a new connection is resealed at once (`reseal`).
  */
 
 export type ConsumeOutcome = "consumed" | "unknown" | "mismatch" | "expired";
@@ -66,6 +69,8 @@ export interface ConnectStore {
    * providers.cafe24 (copy_access_token).
    */
   copyAccessToken(authSettingsId: string): Promise<void>;
+  /** Brings a connection's pair to the form new values are written in (tokens/reseal.ts). */
+  reseal(authSettingsId: string): Promise<void>;
   /** Uses a pending connection up for `userId`; see complete_pending_connection. */
   completePending(handleHash: Uint8Array, userId: string, connectedAt: Date): Promise<Completion>;
   /** Leases up to `limit` pending connections nobody completed, for revocation. */
@@ -90,8 +95,14 @@ export interface ConnectStore {
   shopNo(authSettingsId: string): Promise<unknown>;
 }
 
-export function createConnectStore(sql: postgres.Sql): ConnectStore {
+export function createConnectStore(sql: postgres.Sql, seal: TokenSeal): ConnectStore {
+  const opened = <T extends StoredPair>(authSettingsId: string, pair: T) =>
+    openPair(seal, connectionPlace(authSettingsId), pair);
   return {
+    async reseal(authSettingsId) {
+      await resealConnection(sql, seal, authSettingsId);
+    },
+
     async recordState(state) {
       await sql`
         select cafe24_private.record_oauth_state(
@@ -139,14 +150,18 @@ export function createConnectStore(sql: postgres.Sql): ConnectStore {
           ${handleHash}, ${userId}::uuid, ${connectedAt})`;
       if (row === undefined || row.outcome === "invalid") return { outcome: "invalid" };
       if (row.outcome === "connected") {
+        const id = row.auth_settings_id!;
         return {
           outcome: "connected",
-          authSettingsId: row.auth_settings_id!,
+          authSettingsId: id,
           mallId: row.mall_id!,
           requestedScopes: row.requested_scopes ?? [],
+          // The pending pair: written by the callback in plaintext (see recordPending).
           tokens: row.tokens ?? {},
-          takenOver: row.taken_over ?? [],
-          replaced: row.replaced,
+          takenOver: await Promise.all(
+            (row.taken_over ?? []).map((pair) => opened(pair.auth_settings_id, pair)),
+          ),
+          replaced: row.replaced === null ? null : await opened(id, row.replaced),
         };
       }
       return {
@@ -154,7 +169,9 @@ export function createConnectStore(sql: postgres.Sql): ConnectStore {
         mallId: row.mall_id!,
         tokens: row.auth_settings_id === null ? row.tokens ?? {} : null,
         keptBy: row.auth_settings_id,
-        replaced: row.auth_settings_id === null ? null : row.replaced,
+        replaced: row.auth_settings_id === null || row.replaced === null
+          ? null
+          : await opened(row.auth_settings_id, row.replaced),
       };
     },
 
@@ -174,7 +191,10 @@ export function createConnectStore(sql: postgres.Sql): ConnectStore {
       const [row] = await sql<{ auth_settings_id: string | null; replaced: StoredPair | null }[]>`
         select * from cafe24_private.give_expired_pending_to_holder(${handleHash})`;
       if (row === undefined || row.auth_settings_id === null) return null;
-      return { authSettingsId: row.auth_settings_id, replaced: row.replaced };
+      return {
+        authSettingsId: row.auth_settings_id,
+        replaced: row.replaced === null ? null : await opened(row.auth_settings_id, row.replaced),
+      };
     },
 
     async settleExpiredPending(handleHash, revoked) {

@@ -1,6 +1,7 @@
 import type { Cafe24App } from "../cafe24/app.ts";
 import { revokePair } from "../cafe24/revoke.ts";
 import { logEvent } from "../platform/log.ts";
+import { resealNow } from "./completion.ts";
 import type { ConnectStore, ExpiredPending } from "./store.ts";
 
 /** Pending connections handled per sweep; the cron tick comes back for the rest. */
@@ -21,7 +22,7 @@ export async function revokeExpiredPendingConnections(
     settings: { app: Cafe24App };
     store: Pick<
       ConnectStore,
-      "takeExpiredPending" | "giveExpiredPendingToHolder" | "settleExpiredPending"
+      "takeExpiredPending" | "giveExpiredPendingToHolder" | "settleExpiredPending" | "reseal"
     >;
   },
 ): Promise<{ taken: number; removed: number }> {
@@ -43,6 +44,7 @@ async function revokeMallInTurn(
   for (const pending of pendings) {
     const kept = await deps.store.giveExpiredPendingToHolder(pending.handleHash);
     if (kept !== null) {
+      await resealNow(deps, kept.authSettingsId);
       const replacedRevoke = kept.replaced === null
         ? null
         : await revokePair(deps.settings.app, pending.mallId, kept.replaced);

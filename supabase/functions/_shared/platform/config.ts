@@ -5,6 +5,7 @@ import { KEEP_ALIVE_WINDOW_MS, REFRESH_POLICIES, type RefreshPolicy } from "../r
 import type { ConfigWarningCode } from "./errors.ts";
 import { SECRET_MIN_LENGTH } from "./secrets.ts";
 import { isKeyRingObject, KID_PATTERN, readKeyRing } from "./token_crypto.ts";
+import { configuredTokenSeal, type TokenSeal } from "./token_seal.ts";
 
 /**
  * Every environment variable the functions read, in one schema. Each function names the ones it
@@ -263,6 +264,9 @@ export function loadConfig<K extends EnvName>(
       rules: configRules("CONFIG_MISSING", missing),
     };
   }
+  // A ring that is set but unreadable is not "no ring": tokens must not be written in plaintext
+  // then. It stands as an empty ring, so the TokenSeal writes nothing (TOKEN_KEYS_INVALID).
+  if (ignored.includes("CAFE24_TOKEN_KEYS")) parsed.CAFE24_TOKEN_KEYS = "{}";
   return { ok: true, config: parsed as Config<K>, ignored: ignored.sort() };
 }
 
@@ -317,6 +321,8 @@ export interface RefreshSettings {
   poolSize: number;
   /** CAFE24_PLAINTEXT_TOKEN_COPY: also copy each new access token into providers.cafe24. */
   plaintextTokenCopy: boolean;
+  /** Seals tokens before they are stored and opens them after they are read (the key ring). */
+  tokenSeal: TokenSeal;
 }
 
 /**
@@ -347,6 +353,7 @@ export function refreshSettings(
     keepAliveWindowMs: config.CAFE24_KEEP_ALIVE_WINDOW_S * 1000,
     poolSize: config.CAFE24_REFRESH_POOL_SIZE,
     plaintextTokenCopy: config.CAFE24_PLAINTEXT_TOKEN_COPY,
+    tokenSeal: configuredTokenSeal(config),
   };
 }
 
@@ -359,7 +366,7 @@ export interface AdminApiSettings extends TokenPathSettings {
 
 type TokenPathSettings = Pick<
   RefreshSettings,
-  "app" | "leaseMs" | "keepAliveWindowMs" | "plaintextTokenCopy"
+  "app" | "leaseMs" | "keepAliveWindowMs" | "plaintextTokenCopy" | "tokenSeal"
 >;
 
 export const ADMIN_API_CONFIG_REQUIRED = REFRESH_CONFIG_REQUIRED;
@@ -373,6 +380,7 @@ export function adminApiSettings(
     leaseMs: refresh.leaseMs,
     keepAliveWindowMs: refresh.keepAliveWindowMs,
     plaintextTokenCopy: refresh.plaintextTokenCopy,
+    tokenSeal: refresh.tokenSeal,
     bucketCapacity: config.CAFE24_API_BUCKET_CAPACITY,
     bucketDrainPerS: config.CAFE24_API_BUCKET_DRAIN_PER_S,
     maxPerS: config.CAFE24_API_MAX_PER_S,
@@ -534,9 +542,10 @@ const ADMIN_API_VARIABLES = [
 export const FUNCTION_SETTINGS = {
   "cafe24-api": {
     required: ADMIN_API_CONFIG_REQUIRED,
-    tolerates: [...REFRESH_TUNING, "CAFE24_PLAINTEXT_TOKEN_COPY"],
+    tolerates: [...REFRESH_TUNING, ...TOKEN_KEY_VARIABLES, "CAFE24_PLAINTEXT_TOKEN_COPY"],
     uses: [
       ...REFRESH_VARIABLES,
+      ...TOKEN_KEY_VARIABLES,
       ...ADMIN_API_VARIABLES,
       "CAFE24_PLAINTEXT_TOKEN_COPY",
       ...SECRET_KEY_VARIABLES,
@@ -554,9 +563,10 @@ export const FUNCTION_SETTINGS = {
   },
   "cafe24-callback": {
     required: CALLBACK_CONFIG_REQUIRED,
-    tolerates: ["CAFE24_PLAINTEXT_TOKEN_COPY"],
+    tolerates: [...TOKEN_KEY_VARIABLES, "CAFE24_PLAINTEXT_TOKEN_COPY"],
     uses: [
       ...CALLBACK_CONFIG_REQUIRED,
+      ...TOKEN_KEY_VARIABLES,
       ...USER_AUTH_VARIABLES,
       ...CAFE24_APP_VARIABLES,
       "CAFE24_PLAINTEXT_TOKEN_COPY",
@@ -569,8 +579,10 @@ export const FUNCTION_SETTINGS = {
   },
   "cafe24-disconnect": {
     required: DISCONNECT_CONFIG_REQUIRED,
+    tolerates: TOKEN_KEY_VARIABLES,
     uses: [
       ...DISCONNECT_CONFIG_REQUIRED,
+      ...TOKEN_KEY_VARIABLES,
       ...CAFE24_APP_VARIABLES,
       ...SECRET_KEY_VARIABLES,
       "CORS_ALLOWED_ORIGINS",

@@ -182,19 +182,22 @@ async function executeRun(
 
   try {
     const census = await retrying(() => store.census(runId));
-    await runWorkers({
-      ctx: {
-        runId,
-        store,
-        settings,
-        tally,
-        clock,
-        random: deps.random ?? Math.random,
-      },
-      limits,
-      concurrency: settings.concurrency,
-      onSettled: () => deps.onProgress?.({ settled: tally.settled, due: census.due }),
-    });
+    // No key to store an answer with (CAFE24_TOKEN_KEY_ID names none of the ring's keys): send
+    // nothing, since the old refresh token dies with the answer. The warnings say why.
+    if (!store.tokensWritable) limits.stopped = "key_unavailable";
+    else {await runWorkers({
+        ctx: {
+          runId,
+          store,
+          settings,
+          tally,
+          clock,
+          random: deps.random ?? Math.random,
+        },
+        limits,
+        concurrency: settings.concurrency,
+        onSettled: () => deps.onProgress?.({ settled: tally.settled, due: census.due }),
+      });}
 
     const stopped = limits.stopped;
     const remaining = stopped === null ? 0 : await retrying(() => store.countClaimable(runId));

@@ -21,19 +21,24 @@ export const SKIP_REASONS = [
   "run_limit",
   "already_rotated",
   "superseded",
+  "key_unavailable",
 ] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 
 /**
  * Decided while a run works: it stopped before reaching a due connection (`out_of_time`: its wall
  * clock or CPU budget was spent, or the runtime announced it would stop the worker; `run_limit`:
- * its cap), or the connection's token changed under it (`already_rotated`, `superseded`).
+ * its cap), or the connection's token changed under it (`already_rotated`, `superseded`), or its
+ * stored refresh token did not open with the functions' key ring, or no key is there to store the
+ * answer with (`key_unavailable`: nothing was sent, the grant is untouched; see the run's
+ * warnings).
  */
 export const RUN_SKIP_REASONS = [
   "out_of_time",
   "run_limit",
   "already_rotated",
   "superseded",
+  "key_unavailable",
 ] as const satisfies readonly SkipReason[];
 export type RunSkipReason = (typeof RUN_SKIP_REASONS)[number];
 

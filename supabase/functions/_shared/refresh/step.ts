@@ -56,6 +56,9 @@ export async function refreshConnection(
   mayClaimNext: () => boolean,
 ): Promise<StepResult> {
   const { settings, store, clock } = ctx;
+  if (connection.keyProblem !== null || !store.tokensWritable) {
+    return await setAsideUnopened(ctx, connection, mayClaimNext);
+  }
   let tokens: TokenSet;
   try {
     if (!isValidMallId(connection.mallId)) {
@@ -109,6 +112,40 @@ export async function refreshConnection(
     await revokeDiscardedPair(ctx, connection, tokens);
   }
   return { claimAsked: claimNext, next: stored.next, databaseFailed: false };
+}
+
+/**
+ * A connection whose refresh token does not open here, or whose answer could not be stored (no
+ * active key): nothing is sent to Cafe24, so its grant is untouched, and nothing is recorded
+ * against it. It is let go at once and counted as `key_unavailable`; the log names the key it
+ * needs (a kid is a name, not a secret).
+ */
+async function setAsideUnopened(
+  ctx: StepContext,
+  connection: ClaimedConnection,
+  mayClaimNext: () => boolean,
+): Promise<StepResult> {
+  const { store, runId, clock } = ctx;
+  const released = await withDatabaseRetries(
+    () => store.setAsideUnopened(runId, connection.id),
+    clock.sleep,
+  ).catch(() => false);
+  ctx.tally.skip("key_unavailable");
+  logEvent("warn", "cafe24_refresh_key_unavailable", {
+    run_id: runId,
+    connection_id: connection.id,
+    reason: connection.keyProblem?.reason ?? "no_active_key",
+    kid: connection.keyProblem?.kid ?? null,
+    released,
+  });
+  const claimNext = mayClaimNext();
+  if (!claimNext) return { claimAsked: false, next: undefined, databaseFailed: false };
+  try {
+    const next = await withDatabaseRetries(() => store.claim(runId), clock.sleep);
+    return { claimAsked: true, next, databaseFailed: false };
+  } catch {
+    return { claimAsked: true, next: undefined, databaseFailed: true };
+  }
 }
 
 /**

@@ -1,4 +1,5 @@
 import type postgres from "postgres";
+import { connectionPlace, type KeyProblem, type TokenSeal } from "../platform/token_seal.ts";
 import type { RunScope, RunTrigger } from "./scope.ts";
 import { CENSUS_VERDICTS, type CensusVerdict } from "./skip_reasons.ts";
 
@@ -8,6 +9,8 @@ import { CENSUS_VERDICTS, type CensusVerdict } from "./skip_reasons.ts";
  * the state transitions are race-free by construction. A claim returns the pair's token_version
  * and settling passes it back: the compare-and-swap never compares token text, so the tokens
  * can be stored in another form (encrypted) without a settle mistaking it for a new pair.
+ * Token text crosses here and nowhere else: a claim opens the stored refresh token with the
+ * TokenSeal, a store seals the new pair, so the rest of the refresher deals in plaintext.
  * A run is recorded with its scope first (startRun); every later call names the run by its id,
  * which is also the id of the leases it takes, and the SQL reads the scope from the run's row.
  */
@@ -28,7 +31,10 @@ export type Census = { scanned: number } & Record<CensusVerdict, number>;
 export interface ClaimedConnection {
   id: string;
   mallId: string;
+  /** The refresh token in plaintext; empty when `keyProblem` says why it did not open. */
   refreshToken: string;
+  /** The stored refresh token does not open here (its key is not in the ring, or it is forged). */
+  keyProblem: KeyProblem | null;
   /** The pair's token_version: what settling compares (never the token text). */
   tokenVersion: string;
   consecutiveFailures: number;
@@ -64,6 +70,8 @@ export interface Settled<T> {
 }
 
 export interface RefreshStore {
+  /** Whether a refreshed pair can be stored now (the seal has an active key, or none is set). */
+  readonly tokensWritable: boolean;
   /** Records a run and its scope; returns the run's id. */
   startRun(run: RunStart): Promise<string>;
   finishRun(runId: string, status: "finished" | "failed", summary: unknown): Promise<void>;
@@ -82,13 +90,18 @@ export interface RefreshStore {
     settle: Settle & { tokens: Record<string, unknown>; plaintextCopy: boolean },
   ): Promise<Settled<StoreOutcome>>;
   recordFailure(settle: Settle & { failure: FailureRecord }): Promise<Settled<FailureOutcome>>;
+  /**
+   * Lets go of a claimed connection whose refresh token did not open (set_aside_unopened): nothing
+   * is recorded against it, and this run does not claim it again.
+   */
+  setAsideUnopened(runId: string, id: string): Promise<boolean>;
   /** Lets go of connections the run claimed but sent no request for; returns how many. */
   releaseLeases(runId: string, ids: string[]): Promise<number>;
 }
 
 const interval = (ms: number) => `${Math.round(ms)} milliseconds`;
 
-interface ClaimRow {
+export interface ClaimRow {
   auth_settings_id: string;
   mall_id: string;
   refresh_token: string;
@@ -108,19 +121,44 @@ interface SettleRow<T> {
   next_token_version: string;
 }
 
-const claimed = (row: ClaimRow): ClaimedConnection => ({
-  id: row.auth_settings_id,
-  mallId: row.mall_id,
-  refreshToken: row.refresh_token,
-  tokenVersion: String(row.token_version),
-  consecutiveFailures: row.consecutive_failures,
-  answerPossiblyLost: row.answer_possibly_lost,
-});
+/** A claimed row with its refresh token opened. */
+export async function openClaim(seal: TokenSeal, row: ClaimRow): Promise<ClaimedConnection> {
+  const opened = await seal.open(
+    connectionPlace(row.auth_settings_id),
+    "refresh_token",
+    row.refresh_token,
+  );
+  return {
+    id: row.auth_settings_id,
+    mallId: row.mall_id,
+    refreshToken: opened.ok ? opened.value : "",
+    keyProblem: opened.ok ? null : opened.problem,
+    tokenVersion: String(row.token_version),
+    consecutiveFailures: row.consecutive_failures,
+    answerPossiblyLost: row.answer_possibly_lost,
+  };
+}
 
-function settled<T>(row: SettleRow<T>): Settled<T> {
+/** The stored form of a refreshed pair's fields: both tokens sealed for the connection. */
+export async function sealPair(
+  seal: TokenSeal,
+  authSettingsId: string,
+  tokens: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  const sealed = { ...tokens };
+  for (const field of ["access_token", "refresh_token"] as const) {
+    const value = tokens[field];
+    if (typeof value === "string") {
+      sealed[field] = await seal.seal(connectionPlace(authSettingsId), field, value);
+    }
+  }
+  return sealed;
+}
+
+async function settled<T>(seal: TokenSeal, row: SettleRow<T>): Promise<Settled<T>> {
   return {
     outcome: row.outcome,
-    next: row.next_auth_settings_id === null ? undefined : claimed({
+    next: row.next_auth_settings_id === null ? undefined : await openClaim(seal, {
       auth_settings_id: row.next_auth_settings_id,
       mall_id: row.next_mall_id,
       refresh_token: row.next_refresh_token,
@@ -147,8 +185,10 @@ export function censusFromRows(rows: { verdict: string; connections: number | st
   return census;
 }
 
-export function createRefreshStore(sql: postgres.Sql): RefreshStore {
+export function createRefreshStore(sql: postgres.Sql, seal: TokenSeal): RefreshStore {
   return {
+    tokensWritable: seal.writable,
+
     async startRun({ trigger, mode, scope, leaseMs }) {
       const [row] = await sql<{ id: string }[]>`
         select cafe24_private.start_refresh_run(
@@ -192,7 +232,7 @@ export function createRefreshStore(sql: postgres.Sql): RefreshStore {
     async claim(runId) {
       const [row] = await sql<ClaimRow[]>`
         select * from cafe24_private.claim_due_pairs(${runId}, 1)`;
-      return row === undefined ? undefined : claimed(row);
+      return row === undefined ? undefined : await openClaim(seal, row);
     },
 
     async countClaimable(runId) {
@@ -202,15 +242,18 @@ export function createRefreshStore(sql: postgres.Sql): RefreshStore {
     },
 
     async storeTokens({ runId, connection, tokens, claimNext, plaintextCopy }) {
+      const sealed = await sealPair(seal, connection.id, tokens);
+      // The copy for apps that read providers.cafe24 is the one plaintext the SQL ever gets.
+      if (plaintextCopy) sealed.plaintext_access_token = tokens.access_token;
       const [row] = await sql<SettleRow<StoreOutcome>[]>`
         select * from cafe24_private.store_refreshed_tokens(
           p_run_id => ${runId}::uuid,
           p_auth_settings_id => ${connection.id}::uuid,
           p_token_version => ${connection.tokenVersion}::bigint,
-          p_tokens => ${sql.json(tokens as postgres.JSONValue)}::jsonb,
+          p_tokens => ${sql.json(sealed as postgres.JSONValue)}::jsonb,
           p_claim_next => ${claimNext}::boolean,
           p_plaintext_copy => ${plaintextCopy}::boolean)`;
-      return settled(row!);
+      return await settled(seal, row!);
     },
 
     async recordFailure({ runId, connection, failure, claimNext }) {
@@ -221,7 +264,13 @@ export function createRefreshStore(sql: postgres.Sql): RefreshStore {
             ${failure.outcomeUnknown}::boolean,
             ${failure.nextAttemptAt}::timestamptz)::cafe24_private.refresh_failure,
           ${claimNext})`;
-      return settled(row!);
+      return await settled(seal, row!);
+    },
+
+    async setAsideUnopened(runId, id) {
+      const [row] = await sql<{ released: boolean }[]>`
+        select cafe24_private.set_aside_unopened(${runId}::uuid, ${id}::uuid) as released`;
+      return row?.released === true;
     },
 
     async releaseLeases(runId, ids) {

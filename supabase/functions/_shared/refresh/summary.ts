@@ -59,7 +59,7 @@ export interface RunSummary {
 }
 
 /** Why a run stopped claiming before nothing was left to claim. */
-export type StopReason = Extract<RunSkipReason, "out_of_time" | "run_limit">;
+export type StopReason = Extract<RunSkipReason, "out_of_time" | "run_limit" | "key_unavailable">;
 
 const zeroSkips = (): Record<SkipReason, number> =>
   Object.fromEntries(SKIP_REASONS.map((reason) => [reason, 0])) as Record<SkipReason, number>;
@@ -102,10 +102,10 @@ export class RunTally {
   /** Due connections this run has finished with. */
   get settled(): number {
     return this.refreshed + this.failed + (this.skips.get("already_rotated") ?? 0) +
-      (this.skips.get("superseded") ?? 0);
+      (this.skips.get("superseded") ?? 0) + (this.skips.get("key_unavailable") ?? 0);
   }
 
-  skip(reason: "already_rotated" | "superseded"): void {
+  skip(reason: "already_rotated" | "superseded" | "key_unavailable"): void {
     this.skips.set(reason, (this.skips.get(reason) ?? 0) + 1);
   }
 

@@ -4,14 +4,20 @@
  * times are written with.
  */
 
+import type { KeyProblem } from "../platform/token_seal.ts";
+
 /** A connection as a token request reads it (cafe24_private.token_connections). */
 export interface TokenRow {
   authSettingsId: string;
   mallId: string | null;
   rowState: string;
   status: string;
-  /** Null when providers.cafe24 holds no access token string. */
+  /** In plaintext; null when none is stored or it did not open (then `keyProblem` says why). */
   accessToken: string | null;
+  /** The access token as stored (sealed): what reject_access_token compares. */
+  storedAccessToken: string | null;
+  /** The stored access token does not open with the functions' key ring. */
+  keyProblem: KeyProblem | null;
   /** Null when unknown (none stored, or not an instant this project can read). */
   accessExpiresAt: Date | null;
   shopNo: unknown;

@@ -63,7 +63,7 @@ export async function getCafe24AccessToken(
   });
   return await getAccessToken(
     {
-      store: createTokenStore(sql),
+      store: createTokenStore(sql, settings.tokenSeal),
       settings,
       ...(onRefreshed === undefined ? {} : { onRefreshed }),
     },
@@ -75,7 +75,7 @@ export async function getCafe24AccessToken(
 /** What a token request needs of the refresh settings (refreshSettings(config) has it all). */
 export type TokenSettings = Pick<
   RefreshSettings,
-  "app" | "leaseMs" | "keepAliveWindowMs" | "plaintextTokenCopy"
+  "app" | "leaseMs" | "keepAliveWindowMs" | "plaintextTokenCopy" | "tokenSeal"
 >;
 
 export interface TokenDeps {
@@ -120,12 +120,13 @@ export async function getAccessToken(
   let row: TokenRow = selected.row;
   const id = row.authSettingsId;
   await fromDatabase("cafe24_private.note_token_request", () => store.noteRequest(id));
+  throwIfUnopened(row);
   if (rejectedToken !== undefined && row.accessToken === rejectedToken) {
     // A verdict other than `marked` leaves the row as it is; `marked` makes it due, so the
     // decision below refreshes it through the shared flight like any token too close to expiry.
     const verdict = await fromDatabase(
       "cafe24_private.reject_access_token",
-      () => store.rejectToken(id, rejectedToken),
+      () => store.rejectToken(id, row.storedAccessToken ?? ""),
     );
     if (verdict !== "too_young") {
       const [again] = await fromDatabase(
@@ -139,6 +140,7 @@ export async function getAccessToken(
 
   let failure: string | null = null;
   for (let round = 1;; round++) {
+    throwIfUnopened(row);
     const decision = decideToken(row, request.minValidS, failure);
     switch (decision.kind) {
       case "answer":
@@ -210,6 +212,7 @@ async function refreshUntilSettled(
       () => deps.store.read({ authSettingsId: id, mallId: null }),
     );
     if (row === undefined) return { row: null, failure };
+    if (row.keyProblem !== null) return { row, failure };
     const decision = decideToken(row, minValidS, failure);
     if (decision.kind === "wait") {
       const left = deadline - clock.now();
@@ -310,6 +313,19 @@ async function refreshOnce(
   });
   if (tally.refreshed > 0 && row.mallId !== null) deps.onRefreshed?.(row.mallId);
   return tally.failure;
+}
+
+/**
+ * The stored access token did not open: its key is not in the ring (restoring the key brings it
+ * back) or the value does not belong to this row. 503 naming the key, never a refresh: the
+ * refresh token is sealed alike, and nothing may be sent that could cost the grant.
+ */
+function throwIfUnopened(row: TokenRow): void {
+  if (row.keyProblem === null) return;
+  throw new RequestError("TOKEN_KEY_UNAVAILABLE", {
+    kid: row.keyProblem.kid,
+    reason: row.keyProblem.reason,
+  });
 }
 
 /**

@@ -1,11 +1,18 @@
 import type postgres from "postgres";
 import type { ConnectionTarget } from "../connect/target.ts";
-import { type ClaimedConnection, createRefreshStore, type RefreshStore } from "../refresh/store.ts";
+import { connectionPlace, type TokenSeal } from "../platform/token_seal.ts";
+import {
+  type ClaimedConnection,
+  createRefreshStore,
+  openClaim,
+  type RefreshStore,
+} from "../refresh/store.ts";
 import type { TokenRow } from "./decide.ts";
 
 /**
  * A token request's view of the database: reading the connection it names, noting the request,
- * and claiming that one connection for a run. The refresh itself (start and finish the run, store
+ * and claiming that one connection for a run. Tokens are opened here (the TokenSeal), so callers
+ * see plaintext and the database only ever holds the sealed form. The refresh itself (start and finish the run, store
  * the pair or record the failure) goes through the refresher's own store.
  */
 export interface TokenStore {
@@ -15,10 +22,11 @@ export interface TokenStore {
   /** The app asked for this connection's token (keep_alive keeps it fresh for a while). */
   noteRequest(authSettingsId: string): Promise<void>;
   /**
-   * reject_access_token: an Admin API call was answered 401 with `rejected`. The token is compared
-   * in SQL, so of many callers meeting one 401 only the first makes the connection due.
+   * reject_access_token: an Admin API call was answered 401 with the token stored as
+   * `storedRejected` (the row's storedAccessToken). Compared in SQL, so of many callers meeting
+   * one 401 only the first makes the connection due.
    */
-  rejectToken(authSettingsId: string, rejected: string): Promise<RejectVerdict>;
+  rejectToken(authSettingsId: string, storedRejected: string): Promise<RejectVerdict>;
   /**
    * claim_connection_pair: the run's verdict on the connection, and the connection when it was due
    * and is now leased to the run; null when there is no such connection.
@@ -61,32 +69,46 @@ interface ClaimRow {
   token_version: string;
 }
 
-const stores = new WeakMap<postgres.Sql, TokenStore>();
+const stores = new WeakMap<postgres.Sql, Map<TokenSeal, TokenStore>>();
 
 /** One store per client, so that every caller in a process shares its in-flight refreshes. */
-export function createTokenStore(sql: postgres.Sql): TokenStore {
-  let store = stores.get(sql);
+export function createTokenStore(sql: postgres.Sql, seal: TokenSeal): TokenStore {
+  let bySeal = stores.get(sql);
+  if (bySeal === undefined) {
+    bySeal = new Map();
+    stores.set(sql, bySeal);
+  }
+  let store = bySeal.get(seal);
   if (store === undefined) {
     store = {
-      refresh: createRefreshStore(sql),
+      refresh: createRefreshStore(sql, seal),
 
       async read({ authSettingsId, mallId }) {
         const rows = await sql<Row[]>`
           select * from cafe24_private.token_connections(
             ${authSettingsId}::uuid, ${mallId}::text)`;
-        return rows.map((row) => ({
-          authSettingsId: row.auth_settings_id,
-          mallId: row.mall_id,
-          rowState: row.row_state,
-          status: row.status,
-          accessToken: row.access_token,
-          accessExpiresAt: row.access_expires_at,
-          shopNo: row.shop_no,
-          scopes: row.scopes,
-          leaseExpiresAt: row.lease_expires_at,
-          nextAttemptAt: row.next_attempt_at,
-          lastErrorCode: row.last_error_code,
-          dbNow: row.db_now,
+        return await Promise.all(rows.map(async (row) => {
+          const opened = row.access_token === null ? null : await seal.open(
+            connectionPlace(row.auth_settings_id),
+            "access_token",
+            row.access_token,
+          );
+          return {
+            authSettingsId: row.auth_settings_id,
+            mallId: row.mall_id,
+            rowState: row.row_state,
+            status: row.status,
+            accessToken: opened?.ok ? opened.value : null,
+            storedAccessToken: row.access_token,
+            keyProblem: opened === null || opened.ok ? null : opened.problem,
+            accessExpiresAt: row.access_expires_at,
+            shopNo: row.shop_no,
+            scopes: row.scopes,
+            leaseExpiresAt: row.lease_expires_at,
+            nextAttemptAt: row.next_attempt_at,
+            lastErrorCode: row.last_error_code,
+            dbNow: row.db_now,
+          };
         }));
       },
 
@@ -94,9 +116,10 @@ export function createTokenStore(sql: postgres.Sql): TokenStore {
         await sql`select cafe24_private.note_token_request(${authSettingsId}::uuid)`;
       },
 
-      async rejectToken(authSettingsId, rejected) {
+      async rejectToken(authSettingsId, storedRejected) {
         const [row] = await sql<{ verdict: RejectVerdict }[]>`
-          select cafe24_private.reject_access_token(${authSettingsId}::uuid, ${rejected}) as verdict`;
+          select cafe24_private.reject_access_token(${authSettingsId}::uuid, ${storedRejected})
+            as verdict`;
         return row?.verdict ?? "not_found";
       },
 
@@ -106,18 +129,14 @@ export function createTokenStore(sql: postgres.Sql): TokenStore {
         if (row === undefined) return null;
         return {
           verdict: row.verdict,
-          connection: row.auth_settings_id === null ? null : {
-            id: row.auth_settings_id,
-            mallId: row.mall_id,
-            refreshToken: row.refresh_token,
-            tokenVersion: String(row.token_version),
-            consecutiveFailures: row.consecutive_failures,
-            answerPossiblyLost: row.answer_possibly_lost,
-          },
+          connection: row.auth_settings_id === null ? null : await openClaim(seal, {
+            ...row,
+            auth_settings_id: row.auth_settings_id,
+          }),
         };
       },
     };
-    stores.set(sql, store);
+    bySeal.set(seal, store);
   }
   return store;
 }
