@@ -240,3 +240,35 @@ $$;
 
 revoke all on function cafe24_private.set_aside_unopened(uuid, uuid)
   from public, anon, authenticated;
+
+-- CAFE24_PLAINTEXT_TOKEN_COPY after a connect, with the tokens sealed: the function hands over
+-- the access token it opened (the private row holds only its sealed form), and its expiry comes
+-- from the private row. Never the refresh token.
+create or replace function cafe24_private.copy_access_token(
+  p_auth_settings_id uuid,
+  p_access_token text
+)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform set_config('cafe24_private.writing_token_copy', 'on', true);
+  update public.auth_settings s
+  set providers = jsonb_set(s.providers, '{cafe24}', (s.providers -> 'cafe24')
+        || jsonb_build_object(
+          'access_token', p_access_token,
+          'expires_at',
+          to_char(c.access_expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))),
+      updated_at = now()
+  from cafe24_private.connections c
+  where s.id = p_auth_settings_id
+    and c.auth_settings_id = s.id
+    and p_access_token is not null
+    and jsonb_typeof(s.providers -> 'cafe24') = 'object';
+  perform set_config('cafe24_private.writing_token_copy', 'off', true);
+end
+$$;
+
+revoke all on function cafe24_private.copy_access_token(uuid, text)
+  from public, anon, authenticated;

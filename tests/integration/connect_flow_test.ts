@@ -21,6 +21,7 @@ import {
   connectStackOptions,
   CRON_SECRET,
   insertConnection,
+  openStored,
   type RefreshStack,
   startRefreshStack,
 } from "../support/stack.ts";
@@ -275,7 +276,9 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
       assert.equal(pending?.user_id, alice);
       assert.equal(pending?.mall_id, "shopalice");
       assert.deepEqual(pending?.requested_scopes, ALLOWED_SCOPES);
-      assert.equal(pending?.tokens.refresh_token, sandbox.liveRefreshToken("shopalice"));
+      // Sealed for this pending connection (completion reseals it for the row it joins).
+      assert.match(String(pending?.tokens.refresh_token), /^v1\./);
+      assert.ok(!JSON.stringify(pending?.tokens).includes(sandbox.liveRefreshToken("shopalice")!));
       assert.equal(pending?.ttl_seconds, 600);
       const parked = sandbox.counters().byMall.shopalice!;
       assert.equal(parked.codeExchanges, 1);
@@ -598,11 +601,17 @@ async function connectFlowSteps(t: Deno.TestContext, stack: RefreshStack, auth: 
       const user = crypto.randomUUID();
       const done = await browserAt(server).connect(await auth.mint({ sub: user }), "shopcopied");
       assert.equal(done.status, 200, JSON.stringify(done.body));
-      const [row] = await db.sql<{ cafe24: Record<string, unknown>; access_token: string }[]>`
-        select s.providers -> 'cafe24' as cafe24, c.access_token
+      const [row] = await db.sql<
+        { id: string; cafe24: Record<string, unknown>; access_token: string }[]
+      >`
+        select s.id, s.providers -> 'cafe24' as cafe24, c.access_token
         from auth_settings s join cafe24_private.connections c on c.auth_settings_id = s.id
         where s.user_id = ${user}`;
-      assert.equal(row!.cafe24.access_token, row!.access_token);
+      assert.equal(
+        row!.cafe24.access_token,
+        await openStored(db, row!.id, "access_token", row!.access_token),
+      );
+      assert.match(row!.access_token, /^v1\./, "the private row keeps it sealed");
       assert.match(String(row!.cafe24.expires_at), /Z$/);
       assert.equal(row!.cafe24.refresh_token, undefined, "never the refresh token");
     },

@@ -10,6 +10,12 @@ import {
 } from "../../local/cafe24_sandbox.ts";
 import { startTestDatabase, type TestDatabase } from "../../local/postgres/database.ts";
 import {
+  configuredTokenSeal,
+  connectionPlace,
+  type TokenSeal,
+} from "../../supabase/functions/_shared/platform/token_seal.ts";
+import type { TokenField } from "../../supabase/functions/_shared/platform/token_crypto.ts";
+import {
   type FunctionsServer,
   sandboxFunctionEnv,
   startFunctionsServer,
@@ -108,6 +114,7 @@ export async function startRefreshStack(options: StackOptions = {}): Promise<Ref
       return server;
     };
     const functions = await startFunctions();
+    sealOfDatabase.set(db, configuredTokenSeal(env));
     return {
       db,
       sandbox,
@@ -180,6 +187,26 @@ export async function connectMall(
 }
 
 /**
+ * Each stack's database and the seal of the ring its functions run with: the helpers below open
+ * stored tokens as the functions do, so tests compare plaintext. (token_encryption_test.ts checks
+ * that what is stored is ciphertext.)
+ */
+const sealOfDatabase = new WeakMap<TestDatabase, TokenSeal>();
+
+/** A stored token opened with the stack's ring; the stored text when it does not open. */
+export async function openStored(
+  db: TestDatabase,
+  id: string,
+  field: TokenField,
+  stored: string,
+): Promise<string> {
+  const seal = sealOfDatabase.get(db);
+  if (seal === undefined) return stored;
+  const opened = await seal.open(connectionPlace(id), field, stored);
+  return opened.ok ? opened.value : stored;
+}
+
+/**
  * A connection as the original app kept it under providers.cafe24: the settings there, with the
  * pair and its expiries from the private row (cafe24_private.connections) where they live now.
  * Expiries read back as toISOString() writes them; null when there is no providers.cafe24.
@@ -198,7 +225,13 @@ export async function cafe24Entry(db: TestDatabase, id: string): Promise<Record<
     from public.auth_settings s
     left join cafe24_private.connections c on c.auth_settings_id = s.id
     where s.id = ${id}`;
-  return row!.cafe24;
+  const entry = row!.cafe24;
+  for (const field of ["access_token", "refresh_token"] as const) {
+    if (typeof entry?.[field] === "string") {
+      entry[field] = await openStored(db, id, field, entry[field] as string);
+    }
+  }
+  return entry;
 }
 
 /**
@@ -217,9 +250,13 @@ export async function storedRefreshTokens(
   db: TestDatabase,
   mallLike: string,
 ): Promise<{ mall: string; token: string }[]> {
-  return await db.sql<{ mall: string; token: string }[]>`
-    select mall_id as mall, refresh_token as token
+  const rows = await db.sql<{ id: string; mall: string; token: string }[]>`
+    select auth_settings_id as id, mall_id as mall, refresh_token as token
     from cafe24_private.connections where mall_id like ${mallLike}`;
+  return await Promise.all(rows.map(async ({ id, mall, token }) => ({
+    mall,
+    token: token === null ? token : await openStored(db, id, "refresh_token", token),
+  })));
 }
 
 /** providers.cafe24 itself: what the app reads there (no tokens unless copied). */

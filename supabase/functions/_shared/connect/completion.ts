@@ -6,6 +6,8 @@ import { reportFailure } from "../platform/failure.ts";
 import { logEvent } from "../platform/log.ts";
 import type { ConnectDeps } from "./callback.ts";
 import { handleHash, isWellFormedHandle } from "./handle.ts";
+import { systemClock } from "../refresh/clock.ts";
+import { withDatabaseRetries } from "../refresh/retries.ts";
 import type { Completion } from "./store.ts";
 
 /**
@@ -38,10 +40,11 @@ export async function completeConnection(
   const now = deps.now ?? Date.now;
   const { app } = deps.settings;
 
+  const hash = await handleHash(handle);
   let completion;
   try {
     completion = await deps.store.completePending(
-      await handleHash(handle),
+      hash,
       userId,
       new Date(now()),
     );
@@ -59,7 +62,7 @@ export async function completeConnection(
       throw new RequestError("HANDLE_INVALID");
     case "expired":
     case "mismatch": {
-      const revoke = await endRefusedPair(deps, completion);
+      const revoke = await endRefusedPair(deps, completion, hash);
       if (completion.outcome === "expired") throw new RequestError("HANDLE_INVALID");
       logEvent("warn", "cafe24_connect_user_mismatch", {
         user_id: userId,
@@ -87,9 +90,11 @@ export async function completeConnection(
       revoke: revokes[index],
     });
   }
-  if (deps.settings.plaintextTokenCopy) {
+  await resealNow(deps, authSettingsId, hash);
+  const accessToken = completion.tokens.access_token;
+  if (deps.settings.plaintextTokenCopy && typeof accessToken === "string") {
     try {
-      await deps.store.copyAccessToken(authSettingsId);
+      await deps.store.copyAccessToken(authSettingsId, accessToken);
     } catch {
       // Connected all the same; the next refresh writes the copy.
       logEvent("warn", "cafe24_token_copy_failed", {
@@ -98,8 +103,6 @@ export async function completeConnection(
       });
     }
   }
-  await resealNow(deps, authSettingsId);
-  const accessToken = completion.tokens.access_token;
   const warning = typeof accessToken === "string"
     ? await lookUpShops(deps, mallId, authSettingsId, accessToken)
     : "SHOPS_LOOKUP_FAILED";
@@ -127,12 +130,13 @@ export async function completeConnection(
 async function endRefusedPair(
   deps: ConnectDeps,
   completion: Extract<Completion, { outcome: "expired" | "mismatch" }>,
+  hash: Uint8Array,
 ): Promise<Record<string, unknown>> {
   const { app } = deps.settings;
   if (completion.keptBy === null) {
     return { revoke: await revokePair(app, completion.mallId, completion.tokens ?? {}) };
   }
-  await resealNow(deps, completion.keptBy);
+  await resealNow(deps, completion.keptBy, hash);
   const replacedRevoke = completion.replaced === null
     ? null
     : await revokePair(app, completion.mallId, completion.replaced);
@@ -146,15 +150,18 @@ async function endRefusedPair(
 }
 
 /**
- * A pair that came from a pending connection lands in the row as the callback wrote it; it is
- * sealed for that row at once. Should that fail, the scheduled background pass seals it.
+ * A pair that came from a pending connection lands in the row sealed for the pending connection
+ * (`from`, its handle hash); it is resealed for the row at once. Until then the row's refreshes
+ * set it aside (key_unavailable), sending nothing; should this fail, reconnecting fixes it.
  */
 export async function resealNow(
   deps: { store: Pick<ConnectDeps["store"], "reseal"> },
   authSettingsId: string,
+  from: Uint8Array,
 ): Promise<void> {
   try {
-    await deps.store.reseal(authSettingsId);
+    // Retried: only this call can open the pair for the row (the pending connection is gone).
+    await withDatabaseRetries(() => deps.store.reseal(authSettingsId, from), systemClock.sleep);
   } catch (error) {
     reportFailure("cafe24_token_reseal_failed", error, {
       sqlFunction: "cafe24_private.reseal_tokens",

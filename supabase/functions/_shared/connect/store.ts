@@ -1,4 +1,5 @@
 import type postgres from "postgres";
+import type { TokenPlace } from "../platform/token_crypto.ts";
 import { connectionPlace, openPair, type TokenSeal } from "../platform/token_seal.ts";
 import { resealConnection } from "../tokens/reseal.ts";
 import type { ShopSummary } from "../cafe24/shops.ts";
@@ -65,12 +66,15 @@ export interface ConnectStore {
     tokens: Record<string, unknown>,
   ): Promise<"recorded" | "over_limit">;
   /**
-   * CAFE24_PLAINTEXT_TOKEN_COPY: copies the connection's access token and its expiry into
-   * providers.cafe24 (copy_access_token).
+   * CAFE24_PLAINTEXT_TOKEN_COPY: copies the connection's access token (opened: the row holds it
+   * sealed) and its expiry into providers.cafe24 (copy_access_token).
    */
-  copyAccessToken(authSettingsId: string): Promise<void>;
-  /** Brings a connection's pair to the form new values are written in (tokens/reseal.ts). */
-  reseal(authSettingsId: string): Promise<void>;
+  copyAccessToken(authSettingsId: string, accessToken: string): Promise<void>;
+  /**
+   * Brings a connection's pair to the form new values are written in (tokens/reseal.ts); `from`
+   * is the handle hash of the pending connection the pair came from, sealed for it.
+   */
+  reseal(authSettingsId: string, from: Uint8Array): Promise<void>;
   /** Uses a pending connection up for `userId`; see complete_pending_connection. */
   completePending(handleHash: Uint8Array, userId: string, connectedAt: Date): Promise<Completion>;
   /** Leases up to `limit` pending connections nobody completed, for revocation. */
@@ -98,9 +102,12 @@ export interface ConnectStore {
 export function createConnectStore(sql: postgres.Sql, seal: TokenSeal): ConnectStore {
   const opened = <T extends StoredPair>(authSettingsId: string, pair: T) =>
     openPair(seal, connectionPlace(authSettingsId), pair);
+  const pendingPlace = (handleHash: Uint8Array): TokenPlace => ({ kind: "pending", handleHash });
+  const openedPending = <T extends StoredPair>(handleHash: Uint8Array, pair: T) =>
+    openPair(seal, pendingPlace(handleHash), pair);
   return {
-    async reseal(authSettingsId) {
-      await resealConnection(sql, seal, authSettingsId);
+    async reseal(authSettingsId, from) {
+      await resealConnection(sql, seal, authSettingsId, pendingPlace(from));
     },
 
     async recordState(state) {
@@ -118,6 +125,15 @@ export function createConnectStore(sql: postgres.Sql, seal: TokenSeal): ConnectS
     },
 
     async recordPending(handleHash, state, tokens) {
+      // Sealed for this pending connection; completion reseals the pair for its row.
+      const sealed = { ...tokens };
+      for (const field of ["access_token", "refresh_token"] as const) {
+        const value = tokens[field];
+        if (typeof value === "string") {
+          sealed[field] = await seal.seal(pendingPlace(handleHash), field, value);
+        }
+      }
+      tokens = sealed;
       try {
         await sql`
           select cafe24_private.record_pending_connection(
@@ -132,8 +148,9 @@ export function createConnectStore(sql: postgres.Sql, seal: TokenSeal): ConnectS
       }
     },
 
-    async copyAccessToken(authSettingsId) {
-      await sql`select cafe24_private.copy_access_token(${authSettingsId}::uuid)`;
+    async copyAccessToken(authSettingsId, accessToken) {
+      await sql`
+        select cafe24_private.copy_access_token(${authSettingsId}::uuid, ${accessToken}::text)`;
     },
 
     async completePending(handleHash, userId, connectedAt) {
@@ -156,8 +173,7 @@ export function createConnectStore(sql: postgres.Sql, seal: TokenSeal): ConnectS
           authSettingsId: id,
           mallId: row.mall_id!,
           requestedScopes: row.requested_scopes ?? [],
-          // The pending pair: written by the callback in plaintext (see recordPending).
-          tokens: row.tokens ?? {},
+          tokens: await openedPending(handleHash, row.tokens ?? {}),
           takenOver: await Promise.all(
             (row.taken_over ?? []).map((pair) => opened(pair.auth_settings_id, pair)),
           ),
@@ -167,7 +183,9 @@ export function createConnectStore(sql: postgres.Sql, seal: TokenSeal): ConnectS
       return {
         outcome: row.outcome,
         mallId: row.mall_id!,
-        tokens: row.auth_settings_id === null ? row.tokens ?? {} : null,
+        tokens: row.auth_settings_id === null
+          ? await openedPending(handleHash, row.tokens ?? {})
+          : null,
         keptBy: row.auth_settings_id,
         replaced: row.auth_settings_id === null || row.replaced === null
           ? null
@@ -179,12 +197,12 @@ export function createConnectStore(sql: postgres.Sql, seal: TokenSeal): ConnectS
       const rows = await sql<
         { handle_hash: Uint8Array; mall_id: string; tokens: StoredPair; revoke_attempts: number }[]
       >`select * from cafe24_private.lease_expired_pending_connections(${limit})`;
-      return rows.map((row) => ({
+      return await Promise.all(rows.map(async (row) => ({
         handleHash: row.handle_hash,
         mallId: row.mall_id,
-        tokens: row.tokens,
+        tokens: await openedPending(row.handle_hash, row.tokens),
         revokeAttempts: row.revoke_attempts,
-      }));
+      })));
     },
 
     async giveExpiredPendingToHolder(handleHash) {

@@ -44,7 +44,7 @@ async function revokeMallInTurn(
   for (const pending of pendings) {
     const kept = await deps.store.giveExpiredPendingToHolder(pending.handleHash);
     if (kept !== null) {
-      await resealNow(deps, kept.authSettingsId);
+      await resealNow(deps, kept.authSettingsId, pending.handleHash);
       const replacedRevoke = kept.replaced === null
         ? null
         : await revokePair(deps.settings.app, pending.mallId, kept.replaced);

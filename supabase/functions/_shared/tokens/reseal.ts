@@ -1,7 +1,11 @@
 import type postgres from "postgres";
 import { reportFailure } from "../platform/failure.ts";
 import { logEvent } from "../platform/log.ts";
-import { TOKEN_CIPHERTEXT_VERSION } from "../platform/token_crypto.ts";
+import {
+  TOKEN_CIPHERTEXT_VERSION,
+  type TokenField,
+  type TokenPlace,
+} from "../platform/token_crypto.ts";
 import { connectionPlace, type TokenSeal } from "../platform/token_seal.ts";
 
 /**
@@ -73,17 +77,22 @@ export async function resealStaleRows(
   return outcome;
 }
 
-/** One connection resealed, when it is not in the current form already (after a connect). */
+/**
+ * One connection resealed, when it is not in the current form already. After a connect its pair
+ * is still sealed for the pending connection it came from (`from`, its handle hash): only that
+ * place opens it, which also proves the row still holds that very pair.
+ */
 export async function resealConnection(
   sql: postgres.Sql,
   seal: TokenSeal,
   authSettingsId: string,
+  from?: TokenPlace,
 ): Promise<ResealOutcome> {
   const outcome: ResealOutcome = { resealed: 0, unopened: 0, changed: 0 };
   if (!seal.writable) return outcome;
   const [row] = await sql<StoredRow[]>`
     select * from cafe24_private.connection_tokens(${authSettingsId}::uuid)`;
-  if (row !== undefined) await resealRow(sql, seal, row, outcome);
+  if (row !== undefined) await resealRow(sql, seal, row, outcome, from);
   return outcome;
 }
 
@@ -92,18 +101,24 @@ async function resealRow(
   seal: TokenSeal,
   row: StoredRow,
   outcome: ResealOutcome,
+  from?: TokenPlace,
 ): Promise<void> {
-  if (
-    seal.isCurrent(row.refresh_token) &&
-    (row.access_token === null || seal.isCurrent(row.access_token))
-  ) {
-    return;
-  }
+  const current = seal.isCurrent(row.refresh_token) &&
+    (row.access_token === null || seal.isCurrent(row.access_token));
+  // In the current form for the row itself: nothing to do. (A pair still sealed for its pending
+  // connection names the current key too, so with `from` only opening tells.)
+  if (current && from === undefined) return;
   const place = connectionPlace(row.auth_settings_id);
-  const refresh = await seal.open(place, "refresh_token", row.refresh_token);
-  const access = row.access_token === null
-    ? null
-    : await seal.open(place, "access_token", row.access_token);
+  let openedFrom = false;
+  const open = async (field: TokenField, stored: string) => {
+    const here = await seal.open(place, field, stored);
+    if (here.ok || from === undefined) return here;
+    const there = await seal.open(from, field, stored);
+    openedFrom ||= there.ok;
+    return there;
+  };
+  const refresh = await open("refresh_token", row.refresh_token);
+  const access = row.access_token === null ? null : await open("access_token", row.access_token);
   if (!refresh.ok || (access !== null && !access.ok)) {
     outcome.unopened++;
     const problem = !refresh.ok
@@ -118,6 +133,7 @@ async function resealRow(
     });
     return;
   }
+  if (current && !openedFrom) return;
   const [written] = await sql<{ written: boolean }[]>`
     select cafe24_private.reseal_tokens(
       ${row.auth_settings_id}::uuid, ${row.token_version}::bigint,
