@@ -22,6 +22,12 @@ import { readEnvFile } from "../local/stack/env_file.ts";
 import { colourWanted, paint } from "../local/stack/report.ts";
 import { redactUrl } from "../local/stack/database_target.ts";
 import { usageError } from "../local/stack/usage.ts";
+import { loadTokenRing } from "../local/stack/token_ring.ts";
+import { readKeyRing } from "../supabase/functions/_shared/platform/token_crypto.ts";
+import { connectionPlace, tokenSeal } from "../supabase/functions/_shared/platform/token_seal.ts";
+
+/** token_keys_in_use's name for rows whose tokens are not sealed. */
+const PLAINTEXT_KID = "plaintext";
 import {
   absolutePath,
   DEFAULT_DATA_DIR,
@@ -464,7 +470,8 @@ async function loadSettings(
       dbUrl: stack.db_url,
       cronSecret: stack.cron_secret,
       apiKey: null,
-      env: {},
+      // The stack's key ring, kept beside its database.
+      env: { ...await loadTokenRing(dataDir) },
       source: `the local stack (${dataDir}/stack.json)`,
     };
   }
@@ -486,6 +493,68 @@ async function loadSettings(
       ? `the environment and ${envFile}`
       : `the environment only: ${envFile} does not exist`,
   };
+}
+
+/** A key id in use: how many rows it protects and one of their stored refresh tokens. */
+export interface KeyInUse {
+  kid: string;
+  connections: number;
+  auth_settings_id: string;
+  refresh_token: string;
+}
+
+/**
+ * The token key ring against what the database holds: every key id in use must be in the
+ * operator's copy of the ring (CAFE24_TOKEN_KEYS in the env file) and one value per key id must
+ * open with it; rows still in plaintext are a warning (the scheduled run reseals them).
+ */
+export async function tokenKeysVerdict(
+  inUse: KeyInUse[],
+  env: Record<string, string | undefined>,
+): Promise<Verdict> {
+  const counts = inUse.map((row) => `${row.kid} ${row.connections}`).join(", ") || "no tokens";
+  const plaintext = inUse.find((row) => row.kid === PLAINTEXT_KID)?.connections ?? 0;
+  const sealed = inUse.filter((row) => row.kid !== PLAINTEXT_KID);
+  if (!env.CAFE24_TOKEN_KEYS) {
+    return warn(
+      `rows per key: ${counts}; CAFE24_TOKEN_KEYS is not in these settings`,
+      sealed.length > 0
+        ? "add your copy of CAFE24_TOKEN_KEYS to the env file so each key in use can be checked"
+        : "set CAFE24_TOKEN_KEYS and CAFE24_TOKEN_KEY_ID (README: The key ring): tokens are stored in plaintext until then (TOKEN_KEYS_MISSING)",
+    );
+  }
+  const seal = tokenSeal(env.CAFE24_TOKEN_KEYS, env.CAFE24_TOKEN_KEY_ID);
+  const { keys } = readKeyRing(env.CAFE24_TOKEN_KEYS, env.CAFE24_TOKEN_KEY_ID);
+  const missing = sealed.filter((row) => !keys.has(row.kid)).map((row) => row.kid);
+  if (missing.length > 0) {
+    return fail(
+      `rows per key: ${counts}; the ring lacks ${missing.join(", ")}`,
+      "restore those keys to CAFE24_TOKEN_KEYS from your copy and set the secrets: until then " +
+        "their malls are not refreshed (key_unavailable) and cafe24-token answers 503",
+    );
+  }
+  const wrong: string[] = [];
+  for (const row of sealed) {
+    const opened = await seal.open(
+      connectionPlace(row.auth_settings_id),
+      "refresh_token",
+      row.refresh_token,
+    );
+    if (!opened.ok) wrong.push(row.kid);
+  }
+  if (wrong.length > 0) {
+    return fail(
+      `rows per key: ${counts}; a value under ${wrong.join(", ")} does not open with this ring`,
+      "the key stored under that id is not the one that wrote the values: restore the right one",
+    );
+  }
+  if (plaintext > 0) {
+    return warn(
+      `rows per key: ${counts}`,
+      "rows in plaintext are resealed by the scheduled cafe24-refresh, up to 200 per invocation",
+    );
+  }
+  return pass(`rows per key: ${counts}; each key opens its values`);
 }
 
 export const DEFAULT_ENV_FILE = `${PROJECT_ROOT}/supabase/functions/.env.production`;
@@ -649,6 +718,19 @@ async function main(): Promise<number> {
           where name = 'cafe24_project_url'`;
         const stored = row === undefined ? null : row.value.replace(/\/+$/, "");
         return vaultVerdict("cafe24_project_url", stored, settings.supabaseUrl, "SUPABASE_URL");
+      });
+      await check("token keys", async () => {
+        const inUse = await sql<KeyInUse[]>`
+          select distinct on (kid) kid, count(*) over (partition by kid)::int as connections,
+            auth_settings_id, refresh_token
+          from (
+            select case when starts_with(c.refresh_token, 'v1.')
+                then split_part(c.refresh_token, '.', 2) else ${PLAINTEXT_KID} end as kid,
+              c.auth_settings_id, c.refresh_token
+            from cafe24_private.connections c where c.refresh_token is not null
+          ) t
+          order by kid`;
+        return await tokenKeysVerdict(inUse, settings.env);
       });
       await check("vault cron secret", async () => {
         const [row] = await sql<{ value: string }[]>`

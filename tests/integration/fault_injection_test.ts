@@ -21,7 +21,7 @@ import type postgres from "postgres";
 import type { FaultKind, RefreshLogEntry } from "../../local/cafe24_sandbox.ts";
 import { mulberry32 } from "../../local/cafe24_sandbox/util.ts";
 import type { FunctionsServer } from "../../local/functions/server.ts";
-import { CRON_SECRET, type RefreshStack, startRefreshStack } from "../support/stack.ts";
+import { CRON_SECRET, openStored, type RefreshStack, startRefreshStack } from "../support/stack.ts";
 import { waitFor } from "../support/wait.ts";
 import {
   BACKOFF_BASE_MS,
@@ -285,7 +285,7 @@ Deno.test("fault injection: nothing is lost or refreshed twice under faults, kil
     // --- The records ---------------------------------------------------------------------
     const counters = sandbox.counters();
     const log: RefreshLogEntry[] = sandbox.refreshLog();
-    const rows = await db.sql<{
+    const storedRows = await db.sql<{
       id: string;
       mall: string;
       token: string;
@@ -300,6 +300,11 @@ Deno.test("fault injection: nothing is lost or refreshed twice under faults, kil
         c.last_refreshed_at, c.due_at, c.lease_id
       from cafe24_private.connections c join auth_settings s on s.id = c.auth_settings_id
       where c.mall_id like 'fault%'`;
+    // Stored sealed: opened with the stack's ring to compare with Cafe24's live tokens.
+    const rows = await Promise.all(storedRows.map(async (row) => ({
+      ...row,
+      token: await openStored(db, row.id, "refresh_token", row.token),
+    })));
     const audit = await db.sql<{
       id: string;
       next_attempt_at: Date | null;

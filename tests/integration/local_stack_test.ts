@@ -18,6 +18,11 @@ import { JWKS_PATH } from "../../local/supabase/auth_stand_in.ts";
 import { demoCookieName } from "../../local/settings_page/server.ts";
 import { waitFor as waitForEvent } from "../support/wait.ts";
 import { rawRequest } from "../support/raw_http.ts";
+import { loadTokenRing } from "../../local/stack/token_ring.ts";
+import {
+  configuredTokenSeal,
+  connectionPlace,
+} from "../../supabase/functions/_shared/platform/token_seal.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const FIRST_CRON_RUN_TIMEOUT_MS = 80_000; // pg_cron fires on minute boundaries
@@ -229,21 +234,28 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
     sql = db;
     const output = stack.output;
 
+    // The stack keeps its key ring beside the database; stored tokens open with it.
+    const ring = await loadTokenRing(dataDir);
+    assert.ok(ring, "npm start keeps a token key ring in its data dir");
+    const seal = configuredTokenSeal(ring);
     const cafe24 = async (mallId: string) => {
       const [row] = await db<
         {
+          id: string;
           refresh_token: string;
           status: string;
           last_error_code: string | null;
           refreshed: boolean;
         }[]
       >`
-        select c.refresh_token, c.status,
+        select s.id, c.refresh_token, c.status,
           c.last_error_code, c.last_refreshed_at is not null as refreshed
         from public.auth_settings s join cafe24_private.connections c on c.auth_settings_id = s.id
         where s.providers -> 'cafe24' ->> 'mall_id' = ${mallId}`;
       assert.ok(row, `no demo row for ${mallId}`);
-      return row;
+      const opened = await seal.open(connectionPlace(row.id), "refresh_token", row.refresh_token);
+      assert.ok(opened.ok, `${mallId}: the stored refresh token opens with the stack's ring`);
+      return { ...row, refresh_token: opened.value };
     };
     // The sandbox's control API wants this start's token, which only stack.json holds.
     const control = { authorization: `Bearer ${info.control_token}` };
@@ -535,6 +547,8 @@ Deno.test("npm start: the real cron job refreshes the demo malls; Ctrl-C leaves 
             CAFE24_CLIENT_ID: SANDBOX_CLIENT_ID,
             CAFE24_CLIENT_SECRET_KEY: SANDBOX_CLIENT_SECRET,
             CAFE24_API_BASE_URL: info.cafe24_api_base_url,
+            // The database's ring, as an operator's env file would hold it.
+            ...ring,
           },
         );
         assert.equal(result.code, 1, result.stderr);
