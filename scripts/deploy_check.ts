@@ -510,7 +510,7 @@ export interface KeyInUse {
  */
 export async function tokenKeysVerdict(
   inUse: KeyInUse[],
-  env: Record<string, string | undefined>,
+  env: { CAFE24_TOKEN_KEYS?: string; CAFE24_TOKEN_KEY_ID?: string },
 ): Promise<Verdict> {
   const counts = inUse.map((row) => `${row.kid} ${row.connections}`).join(", ") || "no tokens";
   const plaintext = inUse.find((row) => row.kid === PLAINTEXT_KID)?.connections ?? 0;

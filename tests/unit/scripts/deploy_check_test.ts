@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
 import { usageError } from "../../../local/stack/usage.ts";
+import { newTokenRing } from "../../../local/stack/token_ring.ts";
+import {
+  connectionPlace,
+  tokenSeal,
+} from "../../../supabase/functions/_shared/platform/token_seal.ts";
 import {
   authorizeWithoutUser,
   callbackWithoutState,
@@ -13,6 +18,7 @@ import {
   queryFailedVerdict,
   refreshWithoutSecret,
   refreshWithSecret,
+  tokenKeysVerdict,
   unreachableVerdict,
   vaultVerdict,
   webhookWithoutKey,
@@ -208,4 +214,55 @@ Deno.test("deploy:check with nothing set suggests --local; usage errors come las
   assert.equal(lines.length, 1);
   assert.match(lines[0]!, /^npm run deploy:check: Unknown option '--bogus' .*--help/);
   assert.match(vaultVerdict("cafe24_cron_secret", null, "x", "CRON_SECRET").fix!, /deploy:vault/);
+});
+
+Deno.test("token keys: every key in use is in the ring and opens its values", async () => {
+  const ringA = newTokenRing();
+  const fresh = newTokenRing();
+  const keyB = JSON.parse(fresh.CAFE24_TOKEN_KEYS)[fresh.CAFE24_TOKEN_KEY_ID];
+  const ringB = {
+    CAFE24_TOKEN_KEYS: JSON.stringify({ other: keyB }),
+    CAFE24_TOKEN_KEY_ID: "other",
+  };
+  const kidA = ringA.CAFE24_TOKEN_KEY_ID;
+  const id = "00000000-0000-4000-8000-000000000001";
+  const sealedA = await tokenSeal(ringA.CAFE24_TOKEN_KEYS, kidA).seal(
+    connectionPlace(id),
+    "refresh_token",
+    "rt-live",
+  );
+  const inUse = [{ kid: kidA, connections: 3, auth_settings_id: id, refresh_token: sealedA }];
+
+  const good = await tokenKeysVerdict(inUse, ringA);
+  assert.equal(good.ok, true);
+  assert.equal(good.warning, undefined);
+  assert.match(good.detail, new RegExp(`${kidA} 3`));
+
+  const lacking = await tokenKeysVerdict(inUse, ringB);
+  assert.equal(lacking.ok, false);
+  assert.match(lacking.detail, new RegExp(`the ring lacks ${kidA}`));
+
+  // The same key id with other key material: the value does not open.
+  const otherMaterial = { ...ringB, CAFE24_TOKEN_KEY_ID: kidA };
+  otherMaterial.CAFE24_TOKEN_KEYS = JSON.stringify({ [kidA]: keyB });
+  const wrong = await tokenKeysVerdict(inUse, otherMaterial);
+  assert.equal(wrong.ok, false);
+  assert.match(wrong.detail, /does not open/);
+
+  const moved = await tokenKeysVerdict(
+    [{ ...inUse[0]!, auth_settings_id: "00000000-0000-4000-8000-000000000002" }],
+    ringA,
+  );
+  assert.equal(moved.ok, false, "a value moved to another row does not open");
+
+  const legacy = await tokenKeysVerdict(
+    [...inUse, { kid: "plaintext", connections: 2, auth_settings_id: id, refresh_token: "x" }],
+    ringA,
+  );
+  assert.equal(legacy.ok, true);
+  assert.equal(legacy.warning, true);
+
+  const noRing = await tokenKeysVerdict(inUse, {});
+  assert.equal(noRing.warning, true);
+  assert.match(noRing.fix!, /copy of CAFE24_TOKEN_KEYS/);
 });
