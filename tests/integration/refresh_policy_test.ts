@@ -7,7 +7,7 @@
  * eager does.
  */
 import assert from "node:assert/strict";
-import { connectMall, startRefreshStack } from "../support/stack.ts";
+import { connectMall, openStored, startRefreshStack } from "../support/stack.ts";
 import type { RunSummary } from "../../supabase/functions/_shared/refresh/run.ts";
 
 const REFRESH_LIFETIME_MS = 12_000;
@@ -58,13 +58,19 @@ Deno.test("keep_alive keeps every refresh token alive and refreshes far less tha
     assert.deepEqual(log.filter((e) => e.outcome !== "issued").map((e) => e.outcome), []);
     assert.equal(summaries.reduce((n, s) => n + s.failed, 0), 0);
     for (const mall of [...IDLE_MALLS, ASKED_MALL]) {
-      const [row] = await db.sql<{ token: string; status: string; refresh_expires_at: Date }[]>`
-        select c.refresh_token as token, c.status,
+      const [row] = await db.sql<
+        { id: string; token: string; status: string; refresh_expires_at: Date }[]
+      >`
+        select c.auth_settings_id as id, c.refresh_token as token, c.status,
           c.refresh_expires_at
         from public.auth_settings s
         join cafe24_private.connections c on c.auth_settings_id = s.id
         where c.mall_id = ${mall}`;
-      assert.equal(row!.token, sandbox.liveRefreshToken(mall), mall);
+      assert.equal(
+        await openStored(db, row!.id, "refresh_token", row!.token),
+        sandbox.liveRefreshToken(mall),
+        mall,
+      );
       assert.equal(row!.status, "active", mall);
       assert.ok(row!.refresh_expires_at.getTime() > Date.now(), `${mall}: refresh token expired`);
       // Between two refreshes of a mall, less than a refresh token's life went by.

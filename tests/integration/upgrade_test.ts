@@ -7,7 +7,13 @@
  * new pair is in the private row, where the new release's functions then refresh it again).
  */
 import assert from "node:assert/strict";
-import { connectMall, CRON_SECRET, insertConnection, startRefreshStack } from "../support/stack.ts";
+import {
+  connectMall,
+  CRON_SECRET,
+  insertConnection,
+  openStored,
+  startRefreshStack,
+} from "../support/stack.ts";
 import { startTestDatabase } from "../../local/postgres/database.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -165,7 +171,13 @@ Deno.test("the previous release's functions refresh against the new SQL and lose
       const summary = await refreshWith(stack.functions.url, "shopupgrade");
       assert.equal(summary.refreshed, 1, JSON.stringify(summary));
       const after = await privateRow(id);
-      assert.equal(after.refresh_token, sandbox.liveRefreshToken("shopupgrade"));
+      // The new release stores the pair sealed (from then on there is no going back: the
+      // previous release cannot read it; docs/upgrading.md).
+      assert.match(String(after.refresh_token), /^v1\./);
+      assert.equal(
+        await openStored(db, id, "refresh_token", after.refresh_token!),
+        sandbox.liveRefreshToken("shopupgrade"),
+      );
       assert.equal(after.consecutive_failures, 0);
       const counters = sandbox.counters();
       assert.equal(counters.deadTokenReuses, 0);
