@@ -288,6 +288,42 @@ Deno.test("tokens sealed at rest", async (t) => {
     );
 
     await t.step(
+      "without a key ring: connecting is refused, existing malls keep refreshing in plaintext",
+      async () => {
+        const legacy = await connectMall(stack, "noringshop");
+        const noRing = await stack.startFunctions({
+          CAFE24_TOKEN_KEYS: "",
+          CAFE24_TOKEN_KEY_ID: "",
+        });
+        const url = new URL(`${noRing.url}/cafe24-authorize`);
+        url.searchParams.set("mall_id", "noringnew");
+        url.searchParams.set("mode", "json");
+        const refused = await fetch(url, {
+          headers: { authorization: `Bearer ${await jwt(crypto.randomUUID())}` },
+        });
+        assert.equal(refused.status, 500);
+        assert.deepEqual(
+          { ...(await refused.json()), rules: undefined },
+          { error: "CONFIG_MISSING", missing: ["CAFE24_TOKEN_KEYS"], rules: undefined },
+        );
+
+        const before = refreshes();
+        const run = await refreshAt(noRing, { mall_id: "noringshop", force: "true" });
+        assert.equal(run.body.refreshed, 1, JSON.stringify(run.body));
+        assert.ok(run.body.warnings.includes("TOKEN_KEYS_MISSING"), JSON.stringify(run.body));
+        assert.equal(refreshes(), before + 1);
+        const kept = await stored(legacy.id);
+        assert.equal(kept.refresh_token, sandbox.liveRefreshToken("noringshop"), "plaintext");
+        // A sealed row does not open without the ring: set aside, never sent.
+        const sealedRow = await connectAs(crypto.randomUUID(), "noringsealed");
+        const skipped = await refreshAt(noRing, { mall_id: "noringsealed", force: "true" });
+        assert.equal(skipped.body.skipped_reasons.key_unavailable, 1);
+        assert.equal(refreshes(), before + 1, "nothing sent for the sealed row");
+        assert.match((await stored(sealedRow)).refresh_token!, /^v1\./);
+      },
+    );
+
+    await t.step(
       "CAFE24_PLAINTEXT_TOKEN_COPY copies the access token only, the private row stays sealed",
       async () => {
         const row = await connectAs(crypto.randomUUID(), "copyshop");

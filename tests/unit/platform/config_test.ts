@@ -268,6 +268,8 @@ const CONNECT_ENV = {
   CAFE24_OAUTH_STATE_SECRET: "a-state-secret-of-32-characters!",
   CAFE24_SCOPES: "mall.read_store, mall.read_product",
   CAFE24_APP_RETURN_URL: "https://app.example/settings/integrations",
+  CAFE24_TOKEN_KEYS: JSON.stringify({ k1: "A".repeat(43) + "=" }),
+  CAFE24_TOKEN_KEY_ID: "k1",
 };
 
 /** CONNECT_ENV without `name`. */

@@ -66,6 +66,8 @@ const VALID: Record<string, string> = {
   CAFE24_OAUTH_STATE_SECRET: "s".repeat(40),
   CAFE24_SCOPES: "mall.read_store",
   CAFE24_APP_RETURN_URL: "https://app.example/settings",
+  CAFE24_TOKEN_KEYS: JSON.stringify({ k1: "A".repeat(43) + "=" }),
+  CAFE24_TOKEN_KEY_ID: "k1",
 };
 
 const FUNCTIONS = Object.keys(FUNCTION_SETTINGS) as FunctionName[];

@@ -427,6 +427,9 @@ export const AUTHORIZE_CONFIG_REQUIRED = [
   "CAFE24_REDIRECT_URI",
   "CAFE24_OAUTH_STATE_SECRET",
   "CAFE24_SCOPES",
+  // No new connection without a key ring to seal its tokens: connecting is refused
+  // (CONFIG_MISSING) while existing connections keep refreshing (token_seal.ts, `plaintext`).
+  "CAFE24_TOKEN_KEYS",
 ] as const;
 
 /**
