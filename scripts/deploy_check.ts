@@ -26,8 +26,10 @@ import { loadTokenRing } from "../local/stack/token_ring.ts";
 import { readKeyRing } from "../supabase/functions/_shared/platform/token_crypto.ts";
 import { connectionPlace, tokenSeal } from "../supabase/functions/_shared/platform/token_seal.ts";
 
-/** token_keys_in_use's name for rows whose tokens are not sealed. */
+/** token_keys_in_use's names for rows whose tokens are not sealed, and for dotted values that are
+ * not sealed either (altered: the functions never open them). */
 const PLAINTEXT_KID = "plaintext";
+const UNREADABLE_KID = "unreadable";
 import {
   absolutePath,
   DEFAULT_DATA_DIR,
@@ -514,6 +516,14 @@ export async function tokenKeysVerdict(
 ): Promise<Verdict> {
   const counts = inUse.map((row) => `${row.kid} ${row.connections}`).join(", ") || "no tokens";
   const plaintext = inUse.find((row) => row.kid === PLAINTEXT_KID)?.connections ?? 0;
+  const unreadable = inUse.find((row) => row.kid === UNREADABLE_KID)?.connections ?? 0;
+  if (unreadable > 0) {
+    return fail(
+      `rows per key: ${counts}; ${unreadable} hold a value that is neither sealed nor a token`,
+      "those values were altered in the database: their malls are set aside (key_unavailable) " +
+        "until they connect again",
+    );
+  }
   const sealed = inUse.filter((row) => row.kid !== PLAINTEXT_KID);
   if (!env.CAFE24_TOKEN_KEYS) {
     return warn(
@@ -725,7 +735,9 @@ async function main(): Promise<number> {
             auth_settings_id, refresh_token
           from (
             select case when starts_with(c.refresh_token, 'v1.')
-                then split_part(c.refresh_token, '.', 2) else ${PLAINTEXT_KID} end as kid,
+                then split_part(c.refresh_token, '.', 2)
+                when strpos(c.refresh_token, '.') > 0 then ${UNREADABLE_KID}
+                else ${PLAINTEXT_KID} end as kid,
               c.auth_settings_id, c.refresh_token
             from cafe24_private.connections c where c.refresh_token is not null
           ) t

@@ -203,9 +203,11 @@ as $$
 $$;
 
 -- How many rows each key protects: the kid of each stored refresh token ('plaintext' for legacy
--- rows). What the status query and deploy:check show while a rotation or the first sealing runs.
+-- rows; 'unreadable' for a dotted value that is not sealed, which the functions never open). What
+-- the status query and deploy:check show while a rotation or the first sealing runs.
 create or replace view cafe24_private.token_keys_in_use as
 select case when starts_with(c.refresh_token, 'v1.') then split_part(c.refresh_token, '.', 2)
+    when strpos(c.refresh_token, '.') > 0 then 'unreadable'
     else 'plaintext' end as kid,
   count(*) as connections
 from cafe24_private.connections c
@@ -221,9 +223,12 @@ revoke all on function cafe24_private.reseal_tokens(uuid, bigint, text, text)
   from public, anon, authenticated;
 
 -- Lets go of a claimed connection whose refresh token the function could not open (its key is
--- not in the ring, or the value was moved or forged): no request was sent, so nothing is
--- recorded against the connection (no failure, no backoff, never reconnect_required). Unlike
--- release_leases it keeps last_claimed_at, so the same run does not claim it again.
+-- not in the ring, or the value was moved or forged): no request was sent, so no failure is
+-- recorded (consecutive_failures and the error stay as they are, never reconnect_required).
+-- Unlike release_leases it keeps last_claimed_at, so the same run does not claim it again, and
+-- it holds the row back for 10 minutes (next_attempt_at): rows nobody can open would otherwise
+-- stay the most overdue and take every claim of every run ahead of the malls that can be
+-- refreshed. A restored key brings the row back within those 10 minutes.
 create or replace function cafe24_private.set_aside_unopened(p_run_id uuid, p_auth_settings_id uuid)
 returns boolean
 language sql
@@ -231,7 +236,8 @@ set search_path = ''
 as $$
   with released as (
     update cafe24_private.connections
-    set lease_id = null, lease_expires_at = null, in_flight_since = null, updated_at = now()
+    set lease_id = null, lease_expires_at = null, in_flight_since = null,
+      next_attempt_at = now() + interval '10 minutes', updated_at = now()
     where lease_id = p_run_id and auth_settings_id = p_auth_settings_id
     returning 1
   )

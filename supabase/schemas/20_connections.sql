@@ -492,9 +492,11 @@ as $$
 $$;
 
 -- How many rows each key protects: the kid of each stored refresh token ('plaintext' for legacy
--- rows). What the status query and deploy:check show while a rotation or the first sealing runs.
+-- rows; 'unreadable' for a dotted value that is not sealed, which the functions never open). What
+-- the status query and deploy:check show while a rotation or the first sealing runs.
 create or replace view cafe24_private.token_keys_in_use as
 select case when starts_with(c.refresh_token, 'v1.') then split_part(c.refresh_token, '.', 2)
+    when strpos(c.refresh_token, '.') > 0 then 'unreadable'
     else 'plaintext' end as kid,
   count(*) as connections
 from cafe24_private.connections c

@@ -457,9 +457,12 @@ revoke all on function cafe24_private.release_leases(uuid, uuid[])
   from public, anon, authenticated;
 
 -- Lets go of a claimed connection whose refresh token the function could not open (its key is
--- not in the ring, or the value was moved or forged): no request was sent, so nothing is
--- recorded against the connection (no failure, no backoff, never reconnect_required). Unlike
--- release_leases it keeps last_claimed_at, so the same run does not claim it again.
+-- not in the ring, or the value was moved or forged): no request was sent, so no failure is
+-- recorded (consecutive_failures and the error stay as they are, never reconnect_required).
+-- Unlike release_leases it keeps last_claimed_at, so the same run does not claim it again, and
+-- it holds the row back for 10 minutes (next_attempt_at): rows nobody can open would otherwise
+-- stay the most overdue and take every claim of every run ahead of the malls that can be
+-- refreshed. A restored key brings the row back within those 10 minutes.
 create or replace function cafe24_private.set_aside_unopened(p_run_id uuid, p_auth_settings_id uuid)
 returns boolean
 language sql
@@ -467,7 +470,8 @@ set search_path = ''
 as $$
   with released as (
     update cafe24_private.connections
-    set lease_id = null, lease_expires_at = null, in_flight_since = null, updated_at = now()
+    set lease_id = null, lease_expires_at = null, in_flight_since = null,
+      next_attempt_at = now() + interval '10 minutes', updated_at = now()
     where lease_id = p_run_id and auth_settings_id = p_auth_settings_id
     returning 1
   )

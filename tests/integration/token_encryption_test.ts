@@ -194,6 +194,8 @@ Deno.test("tokens sealed at rest", async (t) => {
         assert.equal(state.status, "active");
         assert.equal(state.consecutive_failures, 0);
         assert.equal(state.lease_id, null, "let go at once");
+        // Held back, so rows nobody can open never stay ahead of the malls that can be refreshed.
+        assert.ok(state.next_attempt_at!.getTime() > Date.now() + 9 * 60_000);
         // A field swapped within its own row does not open either.
         await db.sql`
           update cafe24_private.connections set refresh_token = access_token
@@ -201,12 +203,39 @@ Deno.test("tokens sealed at rest", async (t) => {
         const swapped = await refreshAt(stack.functions, { mall_id: "moveone", force: "true" });
         assert.equal(swapped.body.skipped_reasons.key_unavailable, 1);
         assert.equal(refreshes(), before);
+
+        // A sealed value whose prefix was altered is not taken for a legacy plaintext token:
+        // never sent to Cafe24, never served, never resealed as genuine.
+        const [three, four] = [
+          await connectAs(crypto.randomUUID(), "alterone"),
+          await connectAs(crypto.randomUUID(), "altertwo"),
+        ];
+        await db.sql`
+          update cafe24_private.connections
+          set refresh_token = 'V1' || substr(refresh_token, 3),
+            access_token = 'V1' || substr(access_token, 3)
+          where auth_settings_id in (${three}, ${four})`;
+        const altered = await token(stack.functions, { auth_settings_id: four });
+        assert.equal(altered.status, 503, JSON.stringify(altered.body));
+        const alteredRun = await refreshAt(stack.functions, { mall_id: "alterone", force: "true" });
+        assert.equal(alteredRun.body.skipped_reasons.key_unavailable, 1);
+        assert.equal(refreshes(), before, "nothing was sent to Cafe24");
+        assert.equal((await connectionState(db, three)).status, "active");
+        const sweep = await refreshAt(stack.functions, { trigger: "cron" });
+        assert.equal(sweep.status, 200);
+        assert.match((await stored(three)).refresh_token!, /^V1\./, "not resealed as genuine");
+        const [unreadable] = await db.sql<{ connections: string }[]>`
+          select connections from cafe24_private.token_keys_in_use where kid = 'unreadable'`;
+        assert.equal(Number(unreadable?.connections), 2);
+        // The broken rows go: the rotation below counts every other row.
+        await db
+          .sql`delete from public.auth_settings where id in (${one}, ${two}, ${three}, ${four})`;
       },
     );
 
     await t.step("a key missing from the ring skips its rows with a warning", async () => {
       const row = await connectAs(crypto.randomUUID(), "lostkeyshop");
-      const otherRing = newTokenRing();
+      const otherRing = newTokenRing("elsewhere");
       const withoutA = await stack.startFunctions({
         CAFE24_TOKEN_KEYS: otherRing.CAFE24_TOKEN_KEYS,
         CAFE24_TOKEN_KEY_ID: otherRing.CAFE24_TOKEN_KEY_ID,
@@ -222,7 +251,14 @@ Deno.test("tokens sealed at rest", async (t) => {
         { error: served.body.error, kid: served.body.kid },
         { error: "TOKEN_KEY_UNAVAILABLE", kid: ringA.kid },
       );
-      // The key comes back: the mall was never lost.
+      // The key comes back: the mall was never lost. It was held back 10 minutes when set
+      // aside (so unreadable rows never stay ahead of the others); the ten minutes pass.
+      const held = await refreshAt(stack.functions, { mall_id: "lostkeyshop", force: "true" });
+      assert.equal(held.body.refreshed, 0, JSON.stringify(held.body));
+      assert.equal(held.body.skipped_reasons.backing_off, 1);
+      await db.sql`
+        update cafe24_private.connections set next_attempt_at = now() - interval '1 second'
+        where auth_settings_id = ${row}`;
       const back = await refreshAt(stack.functions, { mall_id: "lostkeyshop", force: "true" });
       assert.equal(back.body.refreshed, 1);
     });
@@ -251,7 +287,7 @@ Deno.test("tokens sealed at rest", async (t) => {
         assert.equal((await providersEntry(db, legacy.id)).refresh_token, undefined);
 
         // Rotate: a new key B beside A, active B.
-        const ringB = newTokenRing();
+        const ringB = newTokenRing("rotated");
         const keysAB = JSON.stringify({
           ...JSON.parse(ringA.keys),
           ...JSON.parse(ringB.CAFE24_TOKEN_KEYS),

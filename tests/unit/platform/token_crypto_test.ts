@@ -3,6 +3,7 @@
  * their key, refuse tampering, and let legacy plaintext through; the ring reports what is wrong
  * with it by kid, never by key.
  */
+import { tokenSeal } from "../../../supabase/functions/_shared/platform/token_seal.ts";
 import assert from "node:assert/strict";
 import {
   decryptToken,
@@ -207,4 +208,24 @@ Deno.test("an invalid place is a programming error", async () => {
     encryptToken(ring, { kind: "connection", authSettingsId: "" }, "access_token", TOKEN),
     TypeError,
   );
+});
+
+Deno.test("the seal opens legacy plaintext, never a dotted value that is not sealed", async () => {
+  const place = {
+    kind: "connection",
+    authSettingsId: "00000000-0000-4000-8000-000000000001",
+  } as const;
+  for (
+    const seal of [
+      tokenSeal(undefined, undefined),
+      tokenSeal(JSON.stringify({ k1: "A".repeat(43) }), "k1"),
+    ]
+  ) {
+    assert.deepEqual(await seal.open(place, "refresh_token", "rt-legacy"), {
+      ok: true,
+      value: "rt-legacy",
+    });
+    const altered = await seal.open(place, "refresh_token", "V1.k1.salt.iv.body");
+    assert.deepEqual(altered, { ok: false, problem: { reason: "undecryptable", kid: null } });
+  }
 });

@@ -266,3 +266,15 @@ Deno.test("token keys: every key in use is in the ring and opens its values", as
   assert.equal(noRing.warning, true);
   assert.match(noRing.fix!, /copy of CAFE24_TOKEN_KEYS/);
 });
+
+Deno.test("token keys: a dotted value that is not sealed fails the check", async () => {
+  const ring = newTokenRing();
+  const verdict = await tokenKeysVerdict([{
+    kid: "unreadable",
+    connections: 1,
+    auth_settings_id: "00000000-0000-4000-8000-000000000001",
+    refresh_token: "V1.x.y",
+  }], ring);
+  assert.equal(verdict.ok, false);
+  assert.match(verdict.detail, /neither sealed nor a token/);
+});

@@ -97,7 +97,14 @@ function createSeal(keysJson: string | undefined, activeKid: string | undefined)
     },
 
     async open(place, field, stored) {
-      if (!isCiphertext(stored)) return { ok: true, value: stored };
+      if (!isCiphertext(stored)) {
+        // Legacy plaintext is a Cafe24 token as stored before the ring: never a dotted value. A
+        // dotted one is a sealed value with its prefix altered (`V1.…`): taken for a token it
+        // would be sent to Cafe24 and resealed as genuine, so it does not open.
+        return stored.includes(".")
+          ? { ok: false, problem: { reason: "undecryptable", kid: null } }
+          : { ok: true, value: stored };
+      }
       if (mode === "plaintext") {
         return { ok: false, problem: { reason: "key_unavailable", kid: kidOf(stored) } };
       }
