@@ -1,6 +1,6 @@
 import type postgres from "postgres";
 import type { TokenPlace } from "../platform/token_crypto.ts";
-import { connectionPlace, openPair, type TokenSeal } from "../platform/token_seal.ts";
+import { connectionPlace, openPair, sealPair, type TokenSeal } from "../platform/token_seal.ts";
 import { resealConnection } from "../tokens/reseal.ts";
 import type { ShopSummary } from "../cafe24/shops.ts";
 import type { OAuthState } from "./state.ts";
@@ -126,14 +126,7 @@ export function createConnectStore(sql: postgres.Sql, seal: TokenSeal): ConnectS
 
     async recordPending(handleHash, state, tokens) {
       // Sealed for this pending connection; completion reseals the pair for its row.
-      const sealed = { ...tokens };
-      for (const field of ["access_token", "refresh_token"] as const) {
-        const value = tokens[field];
-        if (typeof value === "string") {
-          sealed[field] = await seal.seal(pendingPlace(handleHash), field, value);
-        }
-      }
-      tokens = sealed;
+      tokens = await sealPair(seal, pendingPlace(handleHash), tokens);
       try {
         await sql`
           select cafe24_private.record_pending_connection(

@@ -27,6 +27,8 @@ import {
 
 export type SealMode = "encrypting" | "plaintext" | "blocked";
 
+const TOKEN_FIELDS: readonly TokenField[] = ["access_token", "refresh_token"];
+
 /** Why a stored value cannot be opened here; `kid` names the key it needs (null: none named). */
 export interface KeyProblem {
   reason: "key_unavailable" | "undecryptable";
@@ -134,6 +136,20 @@ export const connectionPlace = (authSettingsId: string): TokenPlace => ({
   authSettingsId,
 });
 
+/** A pair's fields as they are stored: both tokens sealed for `place`, the rest as they are. */
+export async function sealPair<T extends Record<string, unknown>>(
+  seal: TokenSeal,
+  place: TokenPlace,
+  pair: T,
+): Promise<T> {
+  const sealed: Record<string, unknown> = { ...pair };
+  for (const field of TOKEN_FIELDS) {
+    const value = pair[field];
+    if (typeof value === "string") sealed[field] = await seal.seal(place, field, value);
+  }
+  return sealed as T;
+}
+
 /**
  * A stored pair opened for revocation: the fields that open, in plaintext; the others left out
  * (a token that cannot be opened cannot be revoked either, and is never sent as it is).
@@ -144,7 +160,7 @@ export async function openPair<T extends { access_token?: unknown; refresh_token
   pair: T,
 ): Promise<T> {
   const opened: T = { ...pair };
-  for (const field of ["access_token", "refresh_token"] as const) {
+  for (const field of TOKEN_FIELDS) {
     const stored = pair[field];
     if (typeof stored !== "string") continue;
     const result = await seal.open(place, field, stored);

@@ -1,5 +1,10 @@
 import type postgres from "postgres";
-import { connectionPlace, type KeyProblem, type TokenSeal } from "../platform/token_seal.ts";
+import {
+  connectionPlace,
+  type KeyProblem,
+  sealPair,
+  type TokenSeal,
+} from "../platform/token_seal.ts";
 import type { RunScope, RunTrigger } from "./scope.ts";
 import { CENSUS_VERDICTS, type CensusVerdict } from "./skip_reasons.ts";
 
@@ -139,22 +144,6 @@ export async function openClaim(seal: TokenSeal, row: ClaimRow): Promise<Claimed
   };
 }
 
-/** The stored form of a refreshed pair's fields: both tokens sealed for the connection. */
-export async function sealPair(
-  seal: TokenSeal,
-  authSettingsId: string,
-  tokens: Record<string, unknown>,
-): Promise<Record<string, unknown>> {
-  const sealed = { ...tokens };
-  for (const field of ["access_token", "refresh_token"] as const) {
-    const value = tokens[field];
-    if (typeof value === "string") {
-      sealed[field] = await seal.seal(connectionPlace(authSettingsId), field, value);
-    }
-  }
-  return sealed;
-}
-
 async function settled<T>(seal: TokenSeal, row: SettleRow<T>): Promise<Settled<T>> {
   return {
     outcome: row.outcome,
@@ -242,7 +231,7 @@ export function createRefreshStore(sql: postgres.Sql, seal: TokenSeal): RefreshS
     },
 
     async storeTokens({ runId, connection, tokens, claimNext, plaintextCopy }) {
-      const sealed = await sealPair(seal, connection.id, tokens);
+      const sealed = await sealPair(seal, connectionPlace(connection.id), tokens);
       // The copy for apps that read providers.cafe24 is the one plaintext the SQL ever gets.
       if (plaintextCopy) sealed.plaintext_access_token = tokens.access_token;
       const [row] = await sql<SettleRow<StoreOutcome>[]>`
