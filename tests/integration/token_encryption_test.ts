@@ -20,6 +20,7 @@ import {
   startRefreshStack,
 } from "../support/stack.ts";
 import { recordTokensSeen } from "../support/tokens_seen.ts";
+import { waitFor } from "../support/wait.ts";
 import { postgresBinary } from "../../local/postgres/cluster.ts";
 import { newTokenRing } from "../../local/stack/token_ring.ts";
 import type { FunctionsServer } from "../../local/functions/server.ts";
@@ -320,6 +321,51 @@ Deno.test("tokens sealed at rest", async (t) => {
           ),
           true,
         );
+      },
+    );
+
+    await t.step(
+      "a refresh in flight keeps its new pair while its legacy row is being sealed",
+      async () => {
+        const legacy = await connectMall(stack, "inflightshop");
+        const [before] = await db.sql<{ token_version: string }[]>`
+          select token_version from cafe24_private.connections
+          where auth_settings_id = ${legacy.id}`;
+        sandbox.setFaults("inflightshop", { latencyMs: 1_500 });
+        const running = refreshAt(stack.functions, { mall_id: "inflightshop", force: "true" });
+        await waitFor("the refresh to hold the row", async () => {
+          const [row] = await db.sql<{ leased: boolean }[]>`
+            select lease_id is not null as leased from cafe24_private.connections
+            where auth_settings_id = ${legacy.id}`;
+          return row?.leased === true;
+        });
+        // The background pass leaves a leased row alone, and a reseal of the pair it read
+        // before the claim is refused: the refresh's answer is the only pair that counts.
+        const [listed] = await db.sql<{ n: number }[]>`
+          select count(*)::int as n from cafe24_private.tokens_to_reseal(
+            ${`v1.${ringA.kid}.`}, '00000000-0000-0000-0000-000000000000', 500, 500)
+          where auth_settings_id = ${legacy.id}`;
+        assert.equal(listed!.n, 0, "a leased row is not listed for resealing");
+        const [resealed] = await db.sql<{ written: boolean }[]>`
+          select cafe24_private.reseal_tokens(
+            ${legacy.id}::uuid, ${before!.token_version}::bigint, 'v1.x.stale', 'v1.x.stale')
+            as written`;
+        assert.equal(resealed!.written, false);
+        const run = await running;
+        assert.equal(run.body.refreshed, 1, JSON.stringify(run.body));
+        sandbox.clearFaults();
+        const after = await stored(legacy.id);
+        assert.match(after.refresh_token!, new RegExp(`^v1\\.${ringA.kid}\\.`));
+        assert.equal(
+          (await cafe24Entry(db, legacy.id)).refresh_token,
+          sandbox.liveRefreshToken("inflightshop"),
+        );
+        // Now it holds a sealed pair, a reseal with the version it had is refused too.
+        const [late] = await db.sql<{ written: boolean }[]>`
+          select cafe24_private.reseal_tokens(
+            ${legacy.id}::uuid, ${before!.token_version}::bigint, 'v1.x.stale', 'v1.x.stale')
+            as written`;
+        assert.equal(late!.written, false, "the pair changed: compare-and-swap on token_version");
       },
     );
 
