@@ -276,5 +276,19 @@ begin
 end
 $$;
 
+-- The previous release's copy_access_token, called after a connect by functions of that release
+-- (between `db push` and `functions deploy`), whose rows still hold plaintext: copies the
+-- private row's access token through copy_access_token(uuid, text). Remove once no such
+-- function can run.
+create or replace function cafe24_private.copy_access_token(p_auth_settings_id uuid)
+returns void
+language sql
+set search_path = ''
+as $$
+  select cafe24_private.copy_access_token(c.auth_settings_id, c.access_token)
+  from cafe24_private.connections c
+  where c.auth_settings_id = p_auth_settings_id
+$$;
+
 revoke all on function cafe24_private.copy_access_token(uuid, text)
   from public, anon, authenticated;

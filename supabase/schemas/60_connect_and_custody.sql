@@ -230,33 +230,6 @@ begin
 end
 $$;
 
--- CAFE24_PLAINTEXT_TOKEN_COPY after a connect: copies the access token the private row holds, and
--- its expiry, into providers.cafe24 (never the refresh token), as store_refreshed_tokens does
--- after a refresh, for apps that read them there. Marked as the copy, so the sync trigger leaves
--- it where it is.
-create or replace function cafe24_private.copy_access_token(p_auth_settings_id uuid)
-returns void
-language plpgsql
-set search_path = ''
-as $$
-begin
-  perform set_config('cafe24_private.writing_token_copy', 'on', true);
-  update public.auth_settings s
-  set providers = jsonb_set(s.providers, '{cafe24}', (s.providers -> 'cafe24')
-        || jsonb_build_object(
-          'access_token', c.access_token,
-          'expires_at',
-          to_char(c.access_expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))),
-      updated_at = now()
-  from cafe24_private.connections c
-  where s.id = p_auth_settings_id
-    and c.auth_settings_id = s.id
-    and c.access_token is not null
-    and jsonb_typeof(s.providers -> 'cafe24') = 'object';
-  perform set_config('cafe24_private.writing_token_copy', 'off', true);
-end
-$$;
-
 -- Stores the compact shop list ([{shop_no, name, default}]) of a just-connected mall and, when
 -- the app has not chosen a shop yet, picks the default one (the one flagged default, else the
 -- only one). Clears an earlier lookup warning. Touches nothing else, tokens least of all, and
@@ -946,7 +919,6 @@ revoke all on function cafe24_private.max_pending_connections() from public, ano
 revoke all on function cafe24_private.record_pending_connection(bytea, uuid, text, text[], jsonb)
   from public, anon, authenticated;
 revoke all on function cafe24_private.cafe24_credential_keys() from public, anon, authenticated;
-revoke all on function cafe24_private.copy_access_token(uuid) from public, anon, authenticated;
 revoke all on function cafe24_private.disconnect_connection(uuid, text)
   from public, anon, authenticated;
 revoke all on function cafe24_private.complete_pending_connection(bytea, uuid, timestamptz)
@@ -999,5 +971,20 @@ begin
 end
 $$;
 
+-- The previous release's copy_access_token, called after a connect by functions of that release
+-- (between `db push` and `functions deploy`), whose rows still hold plaintext: copies the
+-- private row's access token through copy_access_token(uuid, text). Remove once no such
+-- function can run.
+create or replace function cafe24_private.copy_access_token(p_auth_settings_id uuid)
+returns void
+language sql
+set search_path = ''
+as $$
+  select cafe24_private.copy_access_token(c.auth_settings_id, c.access_token)
+  from cafe24_private.connections c
+  where c.auth_settings_id = p_auth_settings_id
+$$;
+
+revoke all on function cafe24_private.copy_access_token(uuid) from public, anon, authenticated;
 revoke all on function cafe24_private.copy_access_token(uuid, text)
   from public, anon, authenticated;
