@@ -345,7 +345,8 @@ function scanSection(r: Report, push: Push): void {
       "",
       `Partial index \`connections_due_idx\` used: ${s.indexUsed ? "yes" : "**no**"}.`,
       "",
-      "EXPLAIN (ANALYZE, BUFFERS) of the claim's candidate query, limit 1 (what each claim runs):",
+      "The plan of the claim's candidate statement inside `claim_due_pairs` (auto_explain with " +
+        "analyze and buffers, nested statements), limit 1 (what each claim runs):",
       "",
       "```",
       s.explainSingle,
@@ -357,12 +358,6 @@ function scanSection(r: Report, push: Push): void {
       s.explainBatch,
       "```",
       "",
-      "The plan PostgreSQL used for the EXECUTE inside `claim_due_connections` (auto_explain, " +
-        "nested statements, limit 1):",
-      "",
-      "```",
-      s.nestedPlan,
-      "```",
     );
   }
 }
@@ -499,7 +494,7 @@ function notes(r: Report): string[] {
   }
   if (r.scan !== null) {
     const s = r.scan;
-    const candidateMs = Number(/Execution Time: ([\d.]+) ms/.exec(s.explainBatch)?.[1]);
+    const candidateMs = Number(/duration: ([\d.]+) ms/.exec(s.explainBatch)?.[1]);
     out.push(
       `Scan: finding the due rows is cheap (the candidate query takes ${fmt(candidateMs, 2)} ms ` +
         `for all ${int(s.due)} on the partial index); most of a batch claim's time is ` +

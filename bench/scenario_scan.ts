@@ -25,33 +25,7 @@ export interface ScanMeasurement {
   fillfactor80SingleClaimMedianMs: number;
   explainSingle: string;
   explainBatch: string;
-  nestedPlan: string;
   indexUsed: boolean;
-}
-
-/** EXPLAIN of the claim's candidate query (the text claim_due_connections executes, from
- * cafe24_private.claim_candidates_query), prepared with the run's scope and the limit as its two
- * parameters, which the planner sees as constants as it does under EXECUTE … USING. */
-async function explainCandidates(
-  tx: postgres.TransactionSql,
-  runId: string,
-  limit: number,
-): Promise<string> {
-  const [{ query }] = await tx<[{ query: string }]>`
-    select cafe24_private.claim_candidates_query(cafe24_private.scope_of_run(${runId})) as query`;
-  await tx.unsafe(`prepare claim_candidates(cafe24_private.refresh_scope, integer) as ${query}`);
-  try {
-    // EXPLAIN takes no bound parameters: the run id (a uuid from the database) and limit inline.
-    const plan = await tx.unsafe<{ "QUERY PLAN": string }[]>(
-      `explain (analyze, buffers, costs off)
-       execute claim_candidates(cafe24_private.scope_of_run('${runId}'::uuid), ${
-        Math.trunc(limit)
-      })`,
-    );
-    return plan.map((line) => line["QUERY PLAN"]).join("\n");
-  } finally {
-    await tx.unsafe("deallocate claim_candidates");
-  }
 }
 
 /** A run recorded as the function records one, whose scope the claims and counts below use. */
@@ -189,11 +163,8 @@ export async function measureScan(
     }
     await releaseClaims(db);
 
-    const explain = (limit: number) =>
-      inRolledBackTransaction(db.sql, (tx) => explainCandidates(tx, runId, limit));
-    const explainSingle = await explain(1);
-    const explainBatch = await explain(due + 10);
-    const nestedPlan = await planInsideTheFunction(db, runId);
+    const explainSingle = await planInsideTheFunction(db, runId, 1);
+    const explainBatch = await planInsideTheFunction(db, runId, due + 10);
 
     // The migration gives connections fillfactor = 80 (room on each page for HOT lease updates);
     // rows bulk-inserted before a rewrite still sit on full pages. VACUUM FULL gives every page
@@ -234,18 +205,22 @@ export async function measureScan(
       fillfactor80SingleClaimMedianMs: median(fillfactor80Singles),
       explainSingle,
       explainBatch,
-      nestedPlan,
       indexUsed: /connections_due_idx/.test(explainSingle) &&
-        /connections_due_idx/.test(nestedPlan),
+        /connections_due_idx/.test(explainBatch),
     };
   } finally {
     await db.stop();
   }
 }
 
-/** The plan PostgreSQL really used for the EXECUTE inside claim_due_connections, via
- * auto_explain with nested statements, sent to this client as LOG messages. */
-async function planInsideTheFunction(db: TestDatabase, runId: string): Promise<string> {
+/** The plan PostgreSQL really used for the candidate statement inside claim_due_pairs (the plan
+ * made once per session), via auto_explain with nested statements, sent to this client as LOG
+ * messages; its first line is the statement's duration. */
+async function planInsideTheFunction(
+  db: TestDatabase,
+  runId: string,
+  limit: number,
+): Promise<string> {
   const messages: string[] = [];
   const client = (await import("postgres")).default(db.dbUrl, {
     prepare: false,
@@ -259,13 +234,14 @@ async function planInsideTheFunction(db: TestDatabase, runId: string): Promise<s
       await tx.unsafe(`set local auto_explain.log_nested_statements = on`);
       await tx.unsafe(`set local auto_explain.log_analyze = on`);
       await tx.unsafe(`set local auto_explain.log_timing = off`);
+      await tx.unsafe(`set local auto_explain.log_buffers = on`);
       await tx.unsafe(`set local client_min_messages = log`);
-      await claimCall(tx, runId, 1);
+      await claimCall(tx, runId, limit);
     });
   } finally {
     await client.end({ timeout: 5 });
   }
-  const nested = messages.find((m) => m.includes("select array_agg(auth_settings_id)"));
-  return (nested ?? messages.join("\n")).replace(/^duration: [\d.]+ ms\s+/, "")
+  const nested = messages.find((m) => m.includes("select array_agg(p.id)"));
+  return (nested ?? messages.join("\n")).replace(/^(duration: [\d.]+ ms)\s+plan:/, "$1")
     .split("\n").map((line) => line.trimEnd()).filter((line) => line !== "").join("\n");
 }

@@ -123,28 +123,32 @@ $$;
 
 -- Reads an instant this project wrote (ISO-8601 with an explicit offset). Anything else,
 -- including offset-less Korea-time strings as Cafe24 writes them, is "unknown", which makes the
--- connection due: one refresh later it carries a well-formed instant.
+-- connection due: one refresh later it carries a well-formed instant. Never raises: the pattern
+-- admits only values the cast accepts, and a day its month does not have (2026-02-30) is unknown
+-- too. One SQL expression without a SET clause, inlined into the statements that read it: every
+-- store reads two, and a PL/pgSQL exception handler here would cost each of them a
+-- subtransaction.
 create or replace function cafe24_private.parse_instant(p_value jsonb)
 returns timestamptz
-language plpgsql
+language sql
 stable
-set search_path = ''
 as $$
-begin
-  if jsonb_typeof(p_value) is distinct from 'string'
-    or (p_value #>> '{}') !~ '^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)$'
-  then
-    return null;
-  end if;
-  return (p_value #>> '{}')::timestamptz;
-exception when others then
-  return null;
-end
+  select case
+    when jsonb_typeof(p_value) is distinct from 'string'
+      or (p_value #>> '{}') !~ '^[1-9]\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?(Z|[+-](0\d|1[0-5])(:?[0-5]\d)?)$'
+      then null
+    when extract(day from pg_catalog.make_date(substr(p_value #>> '{}', 1, 4)::integer,
+        substr(p_value #>> '{}', 6, 2)::integer, 1) + (substr(p_value #>> '{}', 9, 2)::integer - 1))
+      <> substr(p_value #>> '{}', 9, 2)::integer
+      then null
+    else (p_value #>> '{}')::timestamptz
+  end
 $$;
 
 -- When a connection becomes due (connections.due_at): the earlier of the access token's expiry
 -- and 3 days before the refresh token's; -infinity (due at once) when the access expiry is
--- unknown.
+-- unknown. Inlined (no SET clause: it names nothing through search_path) into the statements that
+-- write due_at.
 create or replace function cafe24_private.refresh_due_at(
   p_access_expires_at timestamptz,
   p_refresh_expires_at timestamptz
@@ -152,7 +156,6 @@ create or replace function cafe24_private.refresh_due_at(
 returns timestamptz
 language sql
 stable
-set search_path = ''
 as $$
   select case
     when p_access_expires_at is null then '-infinity'::timestamptz

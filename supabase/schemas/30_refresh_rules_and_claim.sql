@@ -1,8 +1,10 @@
--- What a run refreshes, defined once: the rules a connection must pass to be refreshed now. The
--- census (why each connection in scope will or will not be refreshed), the claim (take the most
--- overdue refreshable connections), claim_connection (one named connection, 80_token.sql),
--- count_claimable (what a run left behind) and the schedule's tick counts
--- (50_schedule_and_project_calls.sql) are all built from these rules, so they cannot disagree.
+-- What a run refreshes, defined once: refresh_verdict, the rules a connection must pass to be
+-- refreshed now, and in_scope, the connections a run covers. The census (why each connection in
+-- scope will or will not be refreshed), the claim (take the most overdue refreshable
+-- connections), claim_connection (one named connection, 80_token.sql), count_claimable (what a
+-- run left behind) and the schedule's tick counts (50_schedule_and_project_calls.sql) all read
+-- these two, so they cannot disagree. Every statement is static SQL: nothing is planned from
+-- text built per call.
 
 -- A run's scope as the rules read it: made from its parts by make_scope, for a run from its
 -- refresh_runs row (scope_of_run) and for a tick's counts (tick_scope).
@@ -36,92 +38,76 @@ create type cafe24_private.refresh_scope as (
 -- The rules
 -- ---------------------------------------------------------------------------------------------
 
--- The rules, checked in this order; the first one a connection fails is the one reason it is
--- skipped, and a connection that passes them all is due. Each requirement is SQL over the
--- connection `c` and the run's scope `$1` (a refresh_scope). The reasons are keys of the run
+-- The one reason a connection `c` will or will not be refreshed now under the run's scope `s`: the
+-- first rule it fails, or 'due' when it passes them all. The reasons are keys of the run
 -- summary's skipped_reasons (supabase/functions/_shared/refresh/skip_reasons.ts; a test compares
 -- the two).
 --
--- malformed: after no_cafe24 and missing_keys, a row that is not 'ok' is malformed. Written as
--- row_state = 'ok' (not <> 'malformed') so that the claim's condition implies the due index's
--- predicate. reconnect_required includes 'disconnected': both wait for the owner to connect.
--- leased: another run holds it, or has held it since this run started (a run takes each
--- connection once). not_due: the due time is within the run's horizon, or (early: eager runs of
--- a tick, and a user's refresh now) within the early window and the pair was issued long enough
--- ago; under keep_alive also one of: expiry unknown, refresh token expiring within the window,
--- token asked for recently. Its leading `due_at <= claim_before` is the bound the due index is
--- read up to. A pair's issue is the later of this project's last refresh and its access token's
--- expiry less the lifetime Cafe24 gives access tokens: the latter dates every pair, including
--- one connected just now (due_at says nothing of age: the first-due jitter moves it) and one
--- stored by the original app or an import, of which this project saw no refresh.
-create or replace function cafe24_private.refresh_rules()
-returns table (ordinal integer, skip_reason text, requirement text)
+-- malformed: after no_cafe24 and missing_keys, a row that is not 'ok' is malformed.
+-- reconnect_required includes 'disconnected': both wait for the owner to connect. leased: another
+-- run holds it, or has held it since this run started (a run takes each connection once).
+-- not_due: the due time is within the run's horizon, or (early: eager runs of a tick, and a
+-- user's refresh now) within the early window and the pair was issued long enough ago; under
+-- keep_alive also one of: expiry unknown, refresh token expiring within the window, token asked
+-- for recently. A pair's issue is the later of this project's last refresh and its access
+-- token's expiry less the lifetime Cafe24 gives access tokens: the latter dates every pair,
+-- including one connected just now (due_at says nothing of age: the first-due jitter moves it)
+-- and one stored by the original app or an import, of which this project saw no refresh.
+--
+-- Written as one SQL expression without a SET clause so that PostgreSQL inlines it into the
+-- statements that use it: a census reads it for every row, and a claim filters with it while it
+-- walks an index. It reads only the row and the scope, and names nothing through search_path.
+-- A 'due' verdict implies row_state = 'ok', status = 'active' and due_at <= claim_before: the
+-- due index's predicate and the bound it is read up to, which the claim states beside it.
+create or replace function cafe24_private.refresh_verdict(
+  c cafe24_private.connections,
+  s cafe24_private.refresh_scope
+)
+returns text
 language sql
-immutable
-set search_path = ''
-as $rules$
-  values
-    (1, 'no_cafe24', $r$c.row_state <> 'no_cafe24'$r$),
-    (2, 'missing_keys', $r$c.row_state <> 'missing_keys'$r$),
-    (3, 'malformed', $r$c.row_state = 'ok'$r$),
-    (4, 'reconnect_required', $r$c.status = 'active'$r$),
-    (5, 'leased', $r$(c.lease_expires_at is null or c.lease_expires_at <= ($1).as_of)
-      and (c.last_claimed_at is null or c.last_claimed_at < ($1).as_of)$r$),
-    (6, 'backing_off', $r$c.next_attempt_at is null or c.next_attempt_at <= ($1).as_of$r$),
-    (7, 'not_due', $r$c.due_at <= ($1).claim_before
-      and (c.due_at <= ($1).due_before
-        or (c.due_at <= ($1).early_before
+stable
+as $$
+  select case
+    when (c.row_state <> 'no_cafe24') is not true then 'no_cafe24'
+    when (c.row_state <> 'missing_keys') is not true then 'missing_keys'
+    when (c.row_state = 'ok') is not true then 'malformed'
+    when (c.status = 'active') is not true then 'reconnect_required'
+    when ((c.lease_expires_at is null or c.lease_expires_at <= s.as_of)
+      and (c.last_claimed_at is null or c.last_claimed_at < s.as_of)) is not true then 'leased'
+    when (c.next_attempt_at is null or c.next_attempt_at <= s.as_of) is not true
+      then 'backing_off'
+    when (c.due_at <= s.claim_before
+      and (c.due_at <= s.due_before
+        or (c.due_at <= s.early_before
           and greatest(c.last_refreshed_at,
             c.access_expires_at - cafe24_private.access_token_lifetime())
-            <= ($1).early_refreshed_before))
-      and (($1).policy = 'eager'
+            <= s.early_refreshed_before))
+      and (s.policy = 'eager'
         or c.due_at = '-infinity'
         or c.refresh_expires_at is null
-        or c.refresh_expires_at <= ($1).keep_alive_before
-        or c.token_requested_at >= ($1).requested_since)$r$)
-$rules$;
-
--- Which connections a run covers: every one, a mall's or a user's, and for a tick's later slices
--- only what the due index holds up to the run's horizon (the index's own predicate), so their
--- census reads that index instead of every row. Only the filters that apply are written, so the
--- planner sees `c.mall_id = …` and reads that index.
-create or replace function cafe24_private.scope_condition(p_scope cafe24_private.refresh_scope)
-returns text
-language sql
-immutable
-set search_path = ''
-as $$
-  select 'true'
-    || case when p_scope.mall_id is not null then ' and c.mall_id = ($1).mall_id' else '' end
-    || case when p_scope.user_id is not null then ' and c.user_id = ($1).user_id' else '' end
-    || case when coalesce(p_scope.due_only, false)
-      then ' and c.row_state = ''ok'' and c.status = ''active'' and c.due_at <= ($1).claim_before'
-      else '' end
+        or c.refresh_expires_at <= s.keep_alive_before
+        or c.token_requested_at >= s.requested_since)) is not true then 'not_due'
+    else 'due'
+  end
 $$;
 
--- Every rule at once: the connection is due now.
-create or replace function cafe24_private.claimable_condition()
-returns text
+-- Whether the run covers connection `c`: every connection, a mall's, a user's, and for a tick's
+-- later slices only what the due index holds up to the run's horizon. Inlined like the verdict.
+-- The statements that filter with it also state the condition that picks their index
+-- (c.mall_id = s.mall_id, …): a plan made once for every scope cannot choose its index from
+-- values it does not know.
+create or replace function cafe24_private.in_scope(
+  c cafe24_private.connections,
+  s cafe24_private.refresh_scope
+)
+returns boolean
 language sql
-immutable
-set search_path = ''
+stable
 as $$
-  select string_agg(format('(%s)', requirement), E'\n and ' order by ordinal)
-  from cafe24_private.refresh_rules()
-$$;
-
--- The one reason a connection will or will not be refreshed now: a skip reason, or 'due'.
-create or replace function cafe24_private.verdict_expression()
-returns text
-language sql
-immutable
-set search_path = ''
-as $$
-  select 'case '
-    || string_agg(format('when (%s) is not true then %L', requirement, skip_reason), ' '
-      order by ordinal)
-    || ' else ''due'' end'
-  from cafe24_private.refresh_rules()
+  select (s.mall_id is null or c.mall_id = s.mall_id)
+    and (s.user_id is null or c.user_id = s.user_id)
+    and (s.due_only is not true
+      or (c.row_state = 'ok' and c.status = 'active' and c.due_at <= s.claim_before))
 $$;
 
 -- ---------------------------------------------------------------------------------------------
@@ -213,32 +199,27 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 
 -- Counts every connection in the run's scope by its verdict (one row per verdict present). The
--- verdicts are exclusive, so the counts add up to the connections in scope.
+-- verdicts are exclusive, so the counts add up to the connections in scope. Once per run, so
+-- each call is planned with its scope's values (force_custom_plan): a mall's or a user's census
+-- reads that index, a tick's later slice the due index, and a full census every row.
 create or replace function cafe24_private.census(p_run_id uuid)
 returns table (verdict text, connections bigint)
 language plpgsql
 stable
 set search_path = ''
+set plan_cache_mode = force_custom_plan
 as $$
 declare
   v_scope cafe24_private.refresh_scope := cafe24_private.scope_of_run(p_run_id);
 begin
-  -- Built per call, like the claim, so that a mall's or a user's census reads its index instead
-  -- of every row.
-  return query execute format(
-    $q$
-      select v.verdict, count(*)
-      from (
-        select %s as verdict
-        from cafe24_private.connections c
-        where %s
-      ) v
-      group by v.verdict
-    $q$,
-    cafe24_private.verdict_expression(),
-    cafe24_private.scope_condition(v_scope)
-  )
-  using v_scope;
+  return query
+  select v.verdict, count(*)
+  from (
+    select cafe24_private.refresh_verdict(c, v_scope) as verdict
+    from cafe24_private.connections c
+    where cafe24_private.in_scope(c, v_scope)
+  ) v
+  group by v.verdict;
 end
 $$;
 
@@ -249,25 +230,22 @@ returns bigint
 language plpgsql
 stable
 set search_path = ''
+set plan_cache_mode = force_custom_plan
 as $$
 declare
   v_scope cafe24_private.refresh_scope;
-  v_count bigint;
 begin
   v_scope.mall_id := p_mall_id;
   v_scope.user_id := p_user_id;
-  execute format(
-    'select count(*) from cafe24_private.connections c where %s',
-    cafe24_private.scope_condition(v_scope)
-  )
-  into v_count
-  using v_scope;
-  return v_count;
+  return (
+    select count(*) from cafe24_private.connections c
+    where cafe24_private.in_scope(c, v_scope)
+  );
 end
 $$;
 
 -- How many connections a scope would claim now (at most p_limit when given): count_claimable
--- for a run, and the tick's counts for scopes no run has yet.
+-- for a run, and the tick's counts for scopes no run has yet. Planned per call like the census.
 create or replace function cafe24_private.count_claimable_in(
   p_scope cafe24_private.refresh_scope,
   p_limit bigint default null
@@ -276,18 +254,18 @@ returns bigint
 language plpgsql
 stable
 set search_path = ''
+set plan_cache_mode = force_custom_plan
 as $$
-declare
-  v_count bigint;
 begin
-  execute format(
-    'select count(*) from (select 1 from cafe24_private.connections c where %s and %s limit $2) x',
-    cafe24_private.claimable_condition(),
-    cafe24_private.scope_condition(p_scope)
-  )
-  into v_count
-  using p_scope, p_limit;
-  return v_count;
+  return (
+    select count(*) from (
+      select 1 from cafe24_private.connections c
+      where c.row_state = 'ok' and c.status = 'active' and c.due_at <= p_scope.claim_before
+        and cafe24_private.in_scope(c, p_scope)
+        and cafe24_private.refresh_verdict(c, p_scope) = 'due'
+      limit p_limit
+    ) x
+  );
 end
 $$;
 
@@ -305,35 +283,14 @@ $$;
 -- Claiming
 -- ---------------------------------------------------------------------------------------------
 
--- The claim's candidate query: the run's due connections in its scope, most overdue first, locked
--- without waiting for rows another worker holds. $1 is the run's refresh_scope, $2 the limit.
--- Built per call so that the scope reaches the planner as constants and the matching index (due,
--- mall_id or user_id) is used; a generic plan would scan every row.
-create or replace function cafe24_private.claim_candidates_query(
-  p_scope cafe24_private.refresh_scope
-)
-returns text
-language sql
-immutable
-set search_path = ''
-as $$
-  select format(
-    $q$select c.auth_settings_id
-from cafe24_private.connections c
-where %s
-  and %s
-order by c.due_at
-limit $2
-for update skip locked$q$,
-    cafe24_private.claimable_condition(),
-    cafe24_private.scope_condition(p_scope)
-  )
-$$;
-
 -- Claims up to p_limit due connections for the run, most overdue first, skipping rows another
 -- worker holds (FOR UPDATE SKIP LOCKED, then a lease that outlives the transaction). Returns the
 -- refresh token to use and the token_version to settle with (the compare-and-swap of
 -- store_refreshed_tokens and record_refresh_failure).
+--
+-- The hot path: every refresh's settle claims the next connection here. One static statement
+-- per scope shape (a mall's, a user's, everything else through the due index), each planned
+-- once per session (force_generic_plan) instead of on every call; each reads its own index.
 create or replace function cafe24_private.claim_due_pairs(
   p_run_id uuid,
   p_limit integer default 1
@@ -348,43 +305,58 @@ returns table (
 )
 language plpgsql
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_scope cafe24_private.refresh_scope := cafe24_private.scope_of_run(p_run_id);
   v_ids uuid[];
 begin
-  execute format(
-    'select array_agg(auth_settings_id) from (%s) picked',
-    cafe24_private.claim_candidates_query(v_scope)
-  )
-  into v_ids
-  using v_scope, p_limit;
-
+  if v_scope.mall_id is not null then
+    select array_agg(p.id) into v_ids from (
+      select c.auth_settings_id as id from cafe24_private.connections c
+      where c.mall_id = v_scope.mall_id
+        and cafe24_private.in_scope(c, v_scope)
+        and cafe24_private.refresh_verdict(c, v_scope) = 'due'
+      order by c.due_at
+      limit p_limit
+      for update skip locked
+    ) p;
+  elsif v_scope.user_id is not null then
+    select array_agg(p.id) into v_ids from (
+      select c.auth_settings_id as id from cafe24_private.connections c
+      where c.user_id = v_scope.user_id
+        and cafe24_private.in_scope(c, v_scope)
+        and cafe24_private.refresh_verdict(c, v_scope) = 'due'
+      order by c.due_at
+      limit p_limit
+      for update skip locked
+    ) p;
+  else
+    select array_agg(p.id) into v_ids from (
+      select c.auth_settings_id as id from cafe24_private.connections c
+      where c.row_state = 'ok' and c.status = 'active' and c.due_at <= v_scope.claim_before
+        and cafe24_private.in_scope(c, v_scope)
+        and cafe24_private.refresh_verdict(c, v_scope) = 'due'
+      order by c.due_at
+      limit p_limit
+      for update skip locked
+    ) p;
+  end if;
   if v_ids is null then
     return;
   end if;
 
   return query
-  with claimed as (
-    update cafe24_private.connections c
-    set lease_id = p_run_id,
-        lease_expires_at = now() + v_scope.lease_duration,
-        answer_possibly_lost_at = coalesce(c.answer_possibly_lost_at, c.in_flight_since),
-        in_flight_since = now(),
-        last_claimed_at = now(),
-        updated_at = now()
-    where c.auth_settings_id = any (v_ids)
-    returning c.auth_settings_id, c.mall_id, c.refresh_token, c.consecutive_failures,
-      c.answer_possibly_lost_at, c.token_version
-  )
-  select
-    k.auth_settings_id,
-    k.mall_id,
-    k.refresh_token,
-    k.consecutive_failures,
-    k.answer_possibly_lost_at is not null,
-    k.token_version
-  from claimed k;
+  update cafe24_private.connections c
+  set lease_id = p_run_id,
+      lease_expires_at = now() + v_scope.lease_duration,
+      answer_possibly_lost_at = coalesce(c.answer_possibly_lost_at, c.in_flight_since),
+      in_flight_since = now(),
+      last_claimed_at = now(),
+      updated_at = now()
+  where c.auth_settings_id = any (v_ids)
+  returning c.auth_settings_id, c.mall_id, c.refresh_token, c.consecutive_failures,
+    c.answer_possibly_lost_at is not null, c.token_version;
 end
 $$;
 
@@ -432,11 +404,12 @@ $$;
 -- Privileges: only the functions' owner calls them.
 -- ---------------------------------------------------------------------------------------------
 
-revoke all on function cafe24_private.refresh_rules() from public, anon, authenticated;
-revoke all on function cafe24_private.scope_condition(cafe24_private.refresh_scope)
-  from public, anon, authenticated;
-revoke all on function cafe24_private.claimable_condition() from public, anon, authenticated;
-revoke all on function cafe24_private.verdict_expression() from public, anon, authenticated;
+revoke all on function cafe24_private.refresh_verdict(
+  cafe24_private.connections, cafe24_private.refresh_scope
+) from public, anon, authenticated;
+revoke all on function cafe24_private.in_scope(
+  cafe24_private.connections, cafe24_private.refresh_scope
+) from public, anon, authenticated;
 revoke all on function cafe24_private.make_scope(
   timestamptz, interval, boolean, text, interval, interval, text, uuid, interval, interval,
   interval, interval, boolean
@@ -447,8 +420,6 @@ revoke all on function cafe24_private.count_in_scope(text, uuid) from public, an
 revoke all on function cafe24_private.count_claimable_in(cafe24_private.refresh_scope, bigint)
   from public, anon, authenticated;
 revoke all on function cafe24_private.count_claimable(uuid) from public, anon, authenticated;
-revoke all on function cafe24_private.claim_candidates_query(cafe24_private.refresh_scope)
-  from public, anon, authenticated;
 revoke all on function cafe24_private.claim_due_pairs(uuid, integer)
   from public, anon, authenticated;
 revoke all on function cafe24_private.claim_due_connections(uuid, integer)

@@ -189,12 +189,12 @@ $$;
 
 -- A pair worth storing: non-empty access and refresh tokens and an expiry this project can read.
 -- The last line of defence: whatever the caller parsed, SQL never writes a pair that would erase
--- or blank a token.
+-- or blank a token. Inlined (no SET clause: it names nothing through search_path) into the
+-- statement that stores a pair, instead of being planned as a function of its own on every call.
 create or replace function cafe24_private.is_complete_token_pair(p_tokens jsonb)
 returns boolean
 language sql
 stable
-set search_path = ''
 as $$
   select jsonb_typeof(p_tokens) = 'object'
     and jsonb_typeof(p_tokens -> 'refresh_token') = 'string'
@@ -277,6 +277,7 @@ create or replace function cafe24_private.store_refreshed_tokens(
 returns setof cafe24_private.settled_step
 language plpgsql
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_access_expires_at timestamptz := cafe24_private.parse_instant(p_tokens -> 'expires_at');
@@ -425,6 +426,7 @@ create or replace function cafe24_private.record_refresh_failure(
 returns setof cafe24_private.settled_step
 language plpgsql
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_connection cafe24_private.connections%rowtype;

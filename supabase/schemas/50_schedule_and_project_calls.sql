@@ -315,7 +315,7 @@ create table cafe24_private.refresh_schedule_settings (
   early_window interval not null default interval '45 minutes'
     check (early_window >= interval '0'),
   -- ... whose pair was issued at least this long ago (so a token is never rotated again minutes
-  -- after it was issued, whatever the early window; refresh_rules says how a pair is dated).
+  -- after it was issued, whatever the early window; refresh_verdict says how a pair is dated).
   early_min_token_age interval not null default interval '30 minutes'
     check (early_min_token_age >= interval '0'),
   -- A new pair (connected, or stored the original app's way, within the last 10 minutes) is
@@ -732,14 +732,10 @@ declare
   v_scope cafe24_private.refresh_scope := cafe24_private.tick_scope(now(), interval '0');
   v_oldest timestamptz;
 begin
-  execute format(
-    'select min(c.due_at) filter (where c.due_at > ''-infinity'')
-     from cafe24_private.connections c where %s and %s',
-    cafe24_private.claimable_condition(),
-    cafe24_private.scope_condition(v_scope)
-  )
-  into v_oldest
-  using v_scope;
+  select min(c.due_at) filter (where c.due_at > '-infinity') into v_oldest
+  from cafe24_private.connections c
+  where c.row_state = 'ok' and c.status = 'active' and c.due_at <= v_scope.claim_before
+    and cafe24_private.refresh_verdict(c, v_scope) = 'due';
   as_of := v_scope.as_of;
   policy := v_scope.policy;
   due_now := cafe24_private.count_claimable_in(v_scope);

@@ -60,7 +60,7 @@ as $$
 $$;
 
 -- Claims one named connection for the run, if the run's rules say it is due: the verdict comes
--- from verdict_expression(), the same rules the census and claim_due_pairs are built from,
+-- from refresh_verdict, the same rules the census and claim_due_pairs read,
 -- under the run's scope (a token run's margin is the validity its caller asked for). The row is
 -- locked first, so two callers racing for one connection queue here and the second sees the
 -- first one's lease ('leased'). The lease is the one claim_due_connections takes (the same
@@ -96,12 +96,9 @@ begin
   end if;
 
   -- A statement of its own after the lock, so it reads the row as the previous holder left it.
-  execute format(
-    'select %s from cafe24_private.connections c where c.auth_settings_id = $2',
-    cafe24_private.verdict_expression()
-  )
-  into v_verdict
-  using v_scope, p_auth_settings_id;
+  select cafe24_private.refresh_verdict(c, v_scope) into v_verdict
+  from cafe24_private.connections c
+  where c.auth_settings_id = p_auth_settings_id;
 
   if v_verdict <> 'due' then
     return query select v_verdict, null::uuid, null::text, null::text, null::integer,

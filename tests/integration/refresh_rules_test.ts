@@ -5,7 +5,7 @@
  * agree on it. Also the planner's use of the indexes, token requests and released leases.
  */
 import assert from "node:assert/strict";
-import type postgres from "postgres";
+import postgres from "postgres";
 import { startTestDatabase, type TestDatabase } from "../../local/postgres/database.ts";
 import {
   CENSUS_SKIP_REASONS,
@@ -191,16 +191,61 @@ Deno.test("refresh rules", async (t) => {
   const { sql } = db;
   try {
     await t.step("the rules' reasons are the TypeScript census reasons", async () => {
-      const rules = await sql<{ skip_reason: string }[]>`
-        select skip_reason from cafe24_private.refresh_rules() order by ordinal`;
-      const reasons = rules.map((r) => r.skip_reason);
+      const [verdict] = await sql<{ definition: string }[]>`
+        select pg_get_functiondef('cafe24_private.refresh_verdict(
+          cafe24_private.connections, cafe24_private.refresh_scope)'::regprocedure) as definition`;
+      const reasons = [...verdict!.definition.matchAll(/then '([a-z0-9_]+)'/g)].map((m) => m[1]!);
       assert.equal(new Set(reasons).size, reasons.length, "each reason names one rule");
       assert.deepEqual([...reasons].sort(), [...CENSUS_SKIP_REASONS].sort());
-      const [verdict] = await sql<{ expression: string }[]>`
-        select cafe24_private.verdict_expression() as expression`;
-      const named = [...verdict!.expression.matchAll(/then '([a-z0-9_]+)'|else '([a-z0-9_]+)'/g)]
-        .map((m) => m[1] ?? m[2]);
-      assert.deepEqual(named.sort(), [...CENSUS_VERDICTS].sort(), "the census's verdicts");
+      const otherwise = [...verdict!.definition.matchAll(/else '([a-z0-9_]+)'/g)].map((m) => m[1]);
+      assert.deepEqual(otherwise, ["due"], "a connection that passes every rule is due");
+      assert.deepEqual([...reasons, "due"].sort(), [...CENSUS_VERDICTS].sort(), "the verdicts");
+    });
+
+    await t.step(
+      "parse_instant reads the instants this project writes, and never raises",
+      async () => {
+        const cases: [unknown, string | null][] = [
+          ["2026-12-07T10:00:00.000Z", "2026-12-07T10:00:00.000Z"],
+          ["2026-12-07T19:00:00+09:00", "2026-12-07T10:00:00.000Z"],
+          ["2026-12-07T10:00Z", "2026-12-07T10:00:00.000Z"],
+          ["2028-02-29T00:00:00Z", "2028-02-29T00:00:00.000Z"],
+          // Cafe24's own format (Korea time, no offset) is unknown: the connection becomes due.
+          ["2026-12-07T19:00:00.000", null],
+          ["2026-02-30T00:00:00Z", null],
+          ["2026-13-01T00:00:00Z", null],
+          ["2026-12-07T24:00:00Z", null],
+          ["0000-01-01T00:00:00Z", null],
+          ["tomorrow", null],
+          [1765101600, null],
+          [null, null],
+        ];
+        for (const [value, expected] of cases) {
+          const [row] = await sql<{ at: Date | null }[]>`
+          select cafe24_private.parse_instant(${
+            sql.json(value as postgres.JSONValue)
+          }::jsonb) as at`;
+          assert.equal(row!.at?.toISOString() ?? null, expected, JSON.stringify(value));
+        }
+      },
+    );
+
+    await t.step("the rules are inlined into the statements that read them", async () => {
+      const rows = await sql<{ name: string; config: string[] | null; language: string }[]>`
+        select p.proname as name, p.proconfig as config, l.lanname as language
+        from pg_proc p join pg_language l on l.oid = p.prolang
+        where p.oid in ('cafe24_private.refresh_verdict(
+          cafe24_private.connections, cafe24_private.refresh_scope)'::regprocedure,
+          'cafe24_private.in_scope(
+          cafe24_private.connections, cafe24_private.refresh_scope)'::regprocedure,
+          'cafe24_private.parse_instant(jsonb)'::regprocedure)`;
+      assert.equal(rows.length, 3);
+      // A SET clause or another language would stop PostgreSQL inlining them: the census would
+      // then call a function for every row, and each store would plan one per instant.
+      for (const row of rows) {
+        assert.equal(row.config, null, `${row.name} has no SET clause`);
+        assert.equal(row.language, "sql", row.name);
+      }
     });
 
     const seeded: { c: Case; id: string; userId: string }[] = [];
@@ -331,36 +376,58 @@ Deno.test("refresh rules", async (t) => {
             'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
         from generate_series(1, 5000) as i`;
       await sql`analyze cafe24_private.connections`;
+      // The plan the claim really uses inside claim_due_pairs (made once per session, for every
+      // scope of its shape), from auto_explain's nested statements sent to this client. The
+      // claims are rolled back.
       const plan = async (scope: Scope) => {
         const runId = await startRun(sql, scope);
-        let text = "";
-        await sql.begin(async (tx) => {
-          const [q] = await tx<{ query: string }[]>`
-            select cafe24_private.claim_candidates_query(cafe24_private.scope_of_run(${runId}))
-              as query`;
-          await tx.unsafe(
-            `prepare candidates(cafe24_private.refresh_scope, integer) as ${q!.query}`,
-          );
-          // EXPLAIN takes no bound parameters: the run id (a uuid from the database) inline.
-          const lines = await tx.unsafe<{ "QUERY PLAN": string }[]>(
-            `explain execute candidates(cafe24_private.scope_of_run('${runId}'::uuid), 1)`,
-          );
-          await tx.unsafe("deallocate candidates");
-          text = lines.map((l) => l["QUERY PLAN"]).join("\n");
+        const messages: string[] = [];
+        const rolledBack = new Error("rolled back");
+        const client = postgres(db.dbUrl, {
+          prepare: false,
+          max: 1,
+          onnotice: (notice) => messages.push(String(notice.message ?? "")),
         });
-        return text;
+        try {
+          await client.begin(async (tx) => {
+            await tx.unsafe(`load 'auto_explain'`);
+            await tx.unsafe(`set local auto_explain.log_min_duration = 0`);
+            await tx.unsafe(`set local auto_explain.log_nested_statements = on`);
+            await tx.unsafe(`set local client_min_messages = log`);
+            // Six claims: the last ones run the plan the session keeps.
+            for (let i = 0; i < 6; i++) {
+              await tx`select * from cafe24_private.claim_due_pairs(${runId}, 1)`;
+            }
+            await tx`select * from cafe24_private.census(${runId})`;
+            throw rolledBack;
+          }).catch((error) => {
+            if (error !== rolledBack) throw error;
+          });
+        } finally {
+          await client.end({ timeout: 5 });
+        }
+        const candidates = messages.filter((m) => m.includes("select array_agg(p.id)"));
+        assert.ok(candidates.length >= 6, `the claim's statement was explained: ${messages}`);
+        const census = messages.filter((m) => m.includes("select v.verdict, count(*)"));
+        assert.equal(census.length, 1, `the census's statement was explained: ${messages}`);
+        return { claim: candidates.at(-1)!, census: census[0]! };
       };
       for (const policy of ["eager", "keep_alive"] as const) {
-        assert.match(await plan({ policy }), /connections_due_idx/, policy);
+        const { claim, census } = await plan({ policy });
+        assert.match(claim, /connections_due_idx/, policy);
+        // Every connection is counted: no index narrows a full census.
+        assert.match(census, /Seq Scan on connections/, policy);
       }
-      assert.match(
-        await plan({ policy: "eager", mallId: "plan000042" }),
-        /connections_mall_id_idx/,
-      );
-      assert.match(
-        await plan({ policy: "eager", userId: crypto.randomUUID() }),
-        /connections_user_id_idx/,
-      );
+      for (
+        const [scope, index] of [
+          [{ policy: "eager", mallId: "plan000042" }, /connections_mall_id_idx/],
+          [{ policy: "eager", userId: crypto.randomUUID() }, /connections_user_id_idx/],
+        ] as const
+      ) {
+        const { claim, census } = await plan(scope);
+        assert.match(claim, index, JSON.stringify(scope));
+        assert.match(census, index, JSON.stringify(scope));
+      }
     });
   } finally {
     await db.stop();
