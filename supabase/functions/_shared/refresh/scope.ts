@@ -1,7 +1,7 @@
 /**
  * What a run covers, decided once when it starts and recorded with it (refresh_runs): every
  * claim, count and settle of the run reads it from there. Which connections are due under a scope
- * is decided in SQL (cafe24_private.refresh_rules()); this module only decides the scope.
+ * is decided in SQL (cafe24_private.refresh_verdict()); this module only decides the scope.
  */
 
 const HOUR_MS = 60 * 60_000;

@@ -2,7 +2,7 @@
  * Why a connection in a run's scope was not refreshed: the keys of the summary's
  * `skipped_reasons`, in the order the summary lists them.
  *
- * Most are decided in SQL, by the rules of cafe24_private.refresh_rules() (in
+ * Most are decided in SQL, by the rules of cafe24_private.refresh_verdict() (in
  * supabase/schemas/30_refresh_rules_and_claim.sql): a connection is skipped for the first rule it
  * fails. The others are decided
  * while a run works (RUN_SKIP_REASONS); every other reason here is a rule's.
