@@ -10,6 +10,7 @@ import {
   type RunRequest,
   summaryIfNothingInScope,
 } from "../../../supabase/functions/_shared/refresh/run.ts";
+import { PROCESS_CPU_BUDGET_MS } from "../../../supabase/functions/_shared/refresh/cpu_share.ts";
 import type { RunSummary } from "../../../supabase/functions/_shared/refresh/summary.ts";
 import {
   BACKOFF_BASE_MS,
@@ -48,9 +49,11 @@ function harness(
     settings?: Partial<RefreshDeps["settings"]>;
     answer?: Parameters<typeof tokenEndpoint>[1];
     cost?: Parameters<typeof tokenEndpoint>[2];
+    /** Another harness's clock: runs served by one process at once. */
+    clock?: FakeClock;
   } = {},
 ): Harness {
-  const clock = new FakeClock();
+  const clock = options.clock ?? new FakeClock();
   const endpoint = tokenEndpoint(clock, options.answer, options.cost);
   return {
     store,
@@ -179,6 +182,49 @@ runTest(
     const unbounded = await run(blind);
     assert.equal(unbounded.refreshed, 10);
     assert.equal(unbounded.remaining, 0);
+  },
+);
+
+runTest(
+  "runs that share a process each count their share of its CPU, and stop together at the process budget",
+  async () => {
+    const cpuBound = {
+      settings: { runCpuBudgetMs: 150, concurrency: 1 },
+      cost: { wallMs: 10, cpuMs: 40 },
+    };
+    // Three runs at once: each takes on as many connections as it would alone (4, as above),
+    // where counting the whole process against each would stop them after 1 or 2.
+    const first = harness(new FakeStore(malls(10)), cpuBound);
+    const three = [
+      first,
+      ...[1, 2].map(() => harness(new FakeStore(malls(10)), { ...cpuBound, clock: first.clock })),
+    ];
+    const summaries = await Promise.all(three.map((h) => run(h)));
+    assert.deepEqual(summaries.map((s) => s.refreshed), [4, 4, 4]);
+    for (const summary of summaries) assertBooksBalance(summary);
+
+    // Ten runs at once would spend 10 × 160 ms: they stop together once the process has spent
+    // PROCESS_CPU_BUDGET_MS since the first began (each may finish the request it has in flight).
+    const lead = harness(new FakeStore(malls(10)), cpuBound);
+    const ten = [
+      lead,
+      ...Array.from(
+        { length: 9 },
+        () => harness(new FakeStore(malls(10)), { ...cpuBound, clock: lead.clock }),
+      ),
+    ];
+    const cpuBefore = lead.clock.cpu!;
+    const results = await Promise.all(ten.map((h) => run(h)));
+    const refreshed = results.reduce((sum, s) => sum + s.refreshed, 0);
+    const spent = lead.clock.cpu! - cpuBefore;
+    assert.ok(refreshed < 40, `the process budget stopped them: ${refreshed}`);
+    assert.ok(spent >= PROCESS_CPU_BUDGET_MS, `${spent} ms`);
+    assert.ok(
+      spent <= PROCESS_CPU_BUDGET_MS + 10 * 40,
+      `at most one request per run past it: ${spent}`,
+    );
+    assert.ok(results.every((s) => s.refreshed >= 1), "every run got a share");
+    for (const summary of results) assertBooksBalance(summary);
   },
 );
 

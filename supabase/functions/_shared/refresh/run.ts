@@ -3,6 +3,7 @@ import type { ConfigWarningCode } from "../platform/errors.ts";
 import { reportFailure } from "../platform/failure.ts";
 import { logEvent } from "../platform/log.ts";
 import { type RunClock, systemClock } from "./clock.ts";
+import { type CpuAccount, ledgerFor, PROCESS_CPU_BUDGET_MS } from "./cpu_share.ts";
 import { withDatabaseRetries } from "./retries.ts";
 import { runScope, type ScopeRequest } from "./scope.ts";
 import { refreshConnection, type StepContext } from "./step.ts";
@@ -92,7 +93,8 @@ class RunLimits {
   interruptedBy: string | null = null;
   private claims = 0;
   private readonly startedAt: number;
-  private readonly cpuAtStart: number | null;
+  /** The run's share of the process's CPU (runs served by one process at once split it). */
+  readonly cpu: CpuAccount;
 
   constructor(
     private readonly settings: Pick<
@@ -102,7 +104,7 @@ class RunLimits {
     private readonly clock: RunClock,
   ) {
     this.startedAt = clock.now();
-    this.cpuAtStart = clock.cpuMs();
+    this.cpu = ledgerFor(clock.cpuMs).open();
   }
 
   /** Takes on one more connection when the run may: budgets left, cap not reached. */
@@ -124,21 +126,31 @@ class RunLimits {
     this.claims--;
   }
 
+  /**
+   * The wall clock, the run's own share of the CPU, or the CPU of every run the process serves at
+   * once (PROCESS_CPU_BUDGET_MS). Where the runtime gives no CPU reading, the wall clock, the cap
+   * and the runtime's beforeunload notice still stop the run.
+   */
   private budgetSpent(): boolean {
     if (this.clock.now() - this.startedAt >= this.settings.runBudgetMs) return true;
-    const cpu = this.clock.cpuMs();
-    return cpu !== null && this.cpuAtStart !== null &&
-      cpu - this.cpuAtStart >= this.settings.runCpuBudgetMs;
+    const own = this.cpu.ownMs();
+    if (own !== null && own >= this.settings.runCpuBudgetMs) return true;
+    const busy = this.cpu.busyMs();
+    return busy !== null && busy >= PROCESS_CPU_BUDGET_MS;
   }
 }
 
 /**
- * The CPU the process spent during the run, for the run's log line (how close a run came to the
- * CPU limit); nothing where the runtime does not say. A process serving several runs at once
- * counts all of them.
+ * The run's share of the process's CPU, for the run's log line (how close a run came to its
+ * budget), and how many runs shared the process when it ended; nothing where the runtime does not
+ * say.
  */
-function cpuSpent(atStart: number | null, atEnd: number | null): { cpu_ms?: number } {
-  return atStart === null || atEnd === null ? {} : { cpu_ms: Math.round(atEnd - atStart) };
+function cpuSpent(
+  account: CpuAccount,
+  sharedWith: number,
+): { cpu_ms?: number; runs_in_process?: number } {
+  const own = account.ownMs();
+  return own === null ? {} : { cpu_ms: Math.round(own), runs_in_process: sharedWith };
 }
 
 /** The runtime's reason from a beforeunload event, when it is a plain word. */
@@ -159,7 +171,6 @@ async function executeRun(
   const { settings, store } = deps;
   const retrying = <T>(call: () => Promise<T>) => withDatabaseRetries(call, clock.sleep);
   const startedAt = clock.now();
-  const cpuAtStart = clock.cpuMs();
   const warnings = request.warnings ?? [];
   const tally = new RunTally(runId, warnings);
   const limits = new RunLimits(settings, clock);
@@ -185,7 +196,8 @@ async function executeRun(
     // No key to store an answer with (CAFE24_TOKEN_KEY_ID names none of the ring's keys): send
     // nothing, since the old refresh token dies with the answer. The warnings say why.
     if (!store.tokensWritable) limits.stopped = "key_unavailable";
-    else {await runWorkers({
+    else {
+      await runWorkers({
         ctx: {
           runId,
           store,
@@ -197,7 +209,8 @@ async function executeRun(
         limits,
         concurrency: settings.concurrency,
         onSettled: () => deps.onProgress?.({ settled: tally.settled, due: census.due }),
-      });}
+      });
+    }
 
     const stopped = limits.stopped;
     const remaining = stopped === null ? 0 : await retrying(() => store.countClaimable(runId));
@@ -220,7 +233,7 @@ async function executeRun(
       skipped: summary.skipped,
       remaining: summary.remaining,
       duration_ms: summary.duration_ms,
-      ...cpuSpent(cpuAtStart, clock.cpuMs()),
+      ...cpuSpent(limits.cpu, ledgerFor(clock.cpuMs).openRuns),
       max_connections: settings.maxConnectionsPerRun,
       ...(request.tickId == null ? {} : { tick_id: request.tickId }),
       ...(limits.interruptedBy === null ? {} : { interrupted_by: limits.interruptedBy }),
@@ -232,6 +245,7 @@ async function executeRun(
       .catch(() => {});
     throw error;
   } finally {
+    limits.cpu.close();
     globalThis.removeEventListener("beforeunload", onUnload);
   }
 }
