@@ -22,6 +22,7 @@
  *   --push-malls 12000,24000,36000,48000  --push-stage-minutes 5  --push-parallel 150
  *   --workers 16  --push-workers 24  --latency-ms 50  --jitter-ms 10  --no-tls
  *   --pool-sizes 1,2,3,10  --pool-refreshes 600  --out bench/SCALE.md  --chart bench/scale.svg
+ *   --shared-process (every invocation to one process, all at once)
  */
 import { startCafe24Sandbox } from "../../local/cafe24_sandbox.ts";
 import { sandboxFunctionEnv } from "../../local/functions/server.ts";
@@ -143,8 +144,14 @@ export async function scaleMain(args: string[]): Promise<void> {
         await response.body?.cancel();
       }
     };
-    console.log(`\nstarting ${options.workers} function workers…`);
-    const pool = await startWorkerPool(env, options.workers, warmUp);
+    console.log(
+      options.sharedProcess
+        ? "\nstarting one function process for every invocation…"
+        : `\nstarting ${options.workers} function workers…`,
+    );
+    const pool = await startWorkerPool(env, options.sharedProcess ? 1 : options.workers, warmUp, {
+      shared: options.sharedProcess,
+    });
     cleanups.unshift(() => pool.close());
     const deliverer = startNetDeliverer(db.dbUrl);
     cleanups.unshift(() => deliverer.stop());

@@ -20,6 +20,11 @@ export interface ScaleOptions {
   pushParallel: number;
   /** Worker processes (one invocation each at a time) in the first phase and in the push. */
   workers: number;
+  /**
+   * Every cafe24-refresh invocation to one process, all at once (as `supabase functions serve`
+   * runs them, and a hosted isolate may): the runs share the process's CPU.
+   */
+  sharedProcess: boolean;
   pushWorkers: number;
   latencyMs: number;
   jitterMs: number;
@@ -48,6 +53,7 @@ export function parseScaleOptions(args: string[]): ScaleOptions {
       "latency-ms": { type: "string", default: "50" },
       "jitter-ms": { type: "string", default: "10" },
       "no-tls": { type: "boolean", default: false },
+      "shared-process": { type: "boolean", default: false },
       "pool-sizes": { type: "string", default: "1,2,3,10" },
       "pool-refreshes": { type: "string", default: "600" },
       "out": { type: "string", default: "bench/SCALE.md" },
@@ -70,6 +76,7 @@ export function parseScaleOptions(args: string[]): ScaleOptions {
     latencyMs: number("latency-ms", values["latency-ms"], 0, 10_000),
     jitterMs: number("jitter-ms", values["jitter-ms"], 0, 10_000),
     tls: !values["no-tls"],
+    sharedProcess: values["shared-process"],
     poolSizes: list("pool-sizes", values["pool-sizes"], 1, 64),
     poolRefreshes: Math.round(number("pool-refreshes", values["pool-refreshes"], 0, 100_000)),
     out: values.out,

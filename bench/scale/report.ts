@@ -227,10 +227,15 @@ export function renderScaleReport(r: ScaleReport): string {
       `${r.tls ? "HTTPS" : "plain HTTP"}, a new connection per request (each mall has its own ` +
       "host at Cafe24)",
     "- Everything on this machine: PostgreSQL with the migrations and pg_cron running the " +
-      "migration's own job every minute; the pg_net stand-in delivering its requests; each " +
-      "`cafe24-refresh` invocation in a `local/functions` worker process of its own (one run at a " +
-      "time, as a hosted worker runs it, so each run's CPU budget counts its own work) behind a " +
-      "dispatcher in the platform's place; the sandbox.",
+      "migration's own job every minute; the pg_net stand-in delivering its requests; " +
+      (o.sharedProcess
+        ? "every `cafe24-refresh` invocation in one `local/functions` process, all at once (as " +
+          "`supabase functions serve` runs them, and as a hosted isolate may: the runs share " +
+          "its CPU, and each run's budget counts its share)"
+        : "each `cafe24-refresh` invocation in a `local/functions` worker process of its own " +
+          "(one run at a time, as a hosted worker runs it, so each run's CPU budget counts its " +
+          "own work)") +
+      " behind a dispatcher in the platform's place; the sandbox.",
     "",
     "## Time compression",
     "",
@@ -385,9 +390,14 @@ export function renderScaleReport(r: ScaleReport): string {
     "",
     "## Notes",
     "",
-    "- CPU per invocation is the worker process's own: one run at a time per process, so " +
-      "`Deno.cpuUsage()` in the run (the figure its CPU budget reads) counts that run only. The " +
-      "/proc figure adds the request's handling before the run and is read at 10 ms resolution.",
+    o.sharedProcess
+      ? "- Run CPU per invocation is the run's share of the one process's CPU (what its budget " +
+        "reads: the process's CPU between two readings, split evenly among the runs open then); " +
+        "no /proc figure per invocation is possible in one shared process."
+      : "- CPU per invocation is the worker process's own: one run at a time per process, so " +
+        "`Deno.cpuUsage()` in the run (the figure its CPU budget reads) counts that run only. " +
+        "The /proc figure adds the request's handling before the run and is read at 10 ms " +
+        "resolution.",
     "- PostgreSQL CPU includes pg_cron, the tick's counts and the pg_net stand-in's queries; the " +
       "bench figure includes the sandbox's TLS handshakes, which Cafe24 pays in reality.",
     "- Each run of a tick after the first counts only what the due index holds up to its horizon, " +

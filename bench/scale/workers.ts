@@ -8,6 +8,10 @@
  *
  * Every invocation is recorded: how long it waited for a worker, the worker's CPU from /proc
  * between hand-over and the run's end, and the run's log line (refreshed, cpu_ms, max_connections).
+ *
+ * With `shared`, there is one worker and every invocation goes to it at once, as `supabase
+ * functions serve` runs them: the runs share its CPU (each run's log line says its share), and the
+ * /proc figure of one invocation means nothing, so it is not recorded.
  */
 import { type FunctionsProcess, spawnFunctions } from "../../local/functions/process.ts";
 import { cpuMs } from "../measure.ts";
@@ -97,6 +101,7 @@ export async function startWorkerPool(
   env: Record<string, string>,
   size: number,
   warmUp: (origin: string) => Promise<void>,
+  { shared = false }: { shared?: boolean } = {},
 ): Promise<WorkerPool> {
   const workers: Worker[] = [];
   const idle: Worker[] = [];
@@ -130,11 +135,13 @@ export async function startWorkerPool(
   const misc = await spawn(-1);
 
   const release = (worker: Worker) => {
+    if (shared && idle.length > 0) return;
     const next = queue.shift();
     if (next) next(worker);
     else idle.push(worker);
   };
   const acquire = (): Promise<Worker> => {
+    if (shared && idle.length > 0) return Promise.resolve(idle[0]!);
     const worker = idle.pop();
     if (worker) return Promise.resolve(worker);
     return new Promise((resolve) => queue.push(resolve));
@@ -183,7 +190,7 @@ export async function startWorkerPool(
     const arrivedAt = Date.now();
     const worker = await acquire();
     const startedAtMs = performance.now();
-    const cpuBefore = await cpuMs(worker.process.pid).catch(() => Number.NaN);
+    const cpuBefore = shared ? Number.NaN : await cpuMs(worker.process.pid).catch(() => Number.NaN);
     let answer;
     try {
       answer = await forward(worker.process.origin, request, body);
@@ -201,7 +208,9 @@ export async function startWorkerPool(
     }
     const finish = async (line: RunLine | null | "lost") => {
       const endedAtMs = performance.now();
-      const cpuAfter = await cpuMs(worker.process.pid).catch(() => Number.NaN);
+      const cpuAfter = shared
+        ? Number.NaN
+        : await cpuMs(worker.process.pid).catch(() => Number.NaN);
       records.push({
         worker: worker.index,
         arrivedAt,
@@ -232,6 +241,7 @@ export async function startWorkerPool(
   hosts = allowedHosts(port);
 
   const grow = async (n: number) => {
+    if (shared) n = 1;
     const start = workers.length;
     const added = await Promise.all(
       Array.from({ length: Math.max(0, n - start) }, (_, i) => spawn(start + i)),
