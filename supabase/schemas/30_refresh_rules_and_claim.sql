@@ -31,7 +31,9 @@ create type cafe24_private.refresh_scope as (
   -- The latest due_at any rule admits: the bound the due index is read up to.
   claim_before timestamptz,
   -- The scope is only what the due index holds up to claim_before (a tick's later slices).
-  due_only boolean
+  due_only boolean,
+  -- The key ids the run's function holds (refresh_runs.token_key_ids); null: not known.
+  key_ids text[]
 );
 
 -- ---------------------------------------------------------------------------------------------
@@ -44,7 +46,10 @@ create type cafe24_private.refresh_scope as (
 -- the two).
 --
 -- malformed: after no_cafe24 and missing_keys, a row that is not 'ok' is malformed.
--- reconnect_required includes 'disconnected': both wait for the owner to connect. leased: another
+-- reconnect_required includes 'disconnected': both wait for the owner to connect.
+-- key_unavailable: the refresh token is sealed (v1.<kid>.…) under a key id the run's function
+-- does not hold, so it could not be sent; legacy plaintext and every key the ring holds pass, and
+-- so does every row when the run did not say which keys it holds. leased: another
 -- run holds it, or has held it since this run started (a run takes each connection once).
 -- not_due: the due time is within the run's horizon, or (early: eager runs of a tick, and a
 -- user's refresh now) within the early window and the pair was issued long enough ago; under
@@ -72,6 +77,9 @@ as $$
     when (c.row_state <> 'missing_keys') is not true then 'missing_keys'
     when (c.row_state = 'ok') is not true then 'malformed'
     when (c.status = 'active') is not true then 'reconnect_required'
+    when (s.key_ids is null
+      or c.refresh_token not like 'v1.%'
+      or split_part(c.refresh_token, '.', 2) = any (s.key_ids)) is not true then 'key_unavailable'
     when ((c.lease_expires_at is null or c.lease_expires_at <= s.as_of)
       and (c.last_claimed_at is null or c.last_claimed_at < s.as_of)) is not true then 'leased'
     when (c.next_attempt_at is null or c.next_attempt_at <= s.as_of) is not true
@@ -132,7 +140,8 @@ create or replace function cafe24_private.make_scope(
   p_due_lookahead interval default null,
   p_early_window interval default null,
   p_early_min_token_age interval default null,
-  p_due_only boolean default false
+  p_due_only boolean default false,
+  p_key_ids text[] default null
 )
 returns cafe24_private.refresh_scope
 language plpgsql
@@ -164,6 +173,7 @@ begin
   end if;
   v_scope.claim_before := greatest(v_scope.due_before, v_scope.early_before);
   v_scope.due_only := coalesce(p_due_only, false);
+  v_scope.key_ids := p_key_ids;
   return v_scope;
 end
 $$;
@@ -183,7 +193,7 @@ begin
     select cafe24_private.make_scope(
       r.started_at, r.refresh_margin, r.force, r.policy, r.keep_alive_window,
       r.token_request_window, r.mall_id, r.user_id, r.lease_duration, r.due_lookahead,
-      r.early_window, r.early_min_token_age, coalesce(r.tick_slot > 0, false))
+      r.early_window, r.early_min_token_age, coalesce(r.tick_slot > 0, false), r.token_key_ids)
     from cafe24_private.refresh_runs r
     where r.id = p_run_id
   );
@@ -220,6 +230,28 @@ begin
     where cafe24_private.in_scope(c, v_scope)
   ) v
   group by v.verdict;
+end
+$$;
+
+-- The key ids the run's rules skip connections for (key_unavailable), with how many each: the
+-- run's warning names them. Read only when the census counted such connections.
+create or replace function cafe24_private.missing_key_ids(p_run_id uuid)
+returns table (kid text, connections bigint)
+language plpgsql
+stable
+set search_path = ''
+set plan_cache_mode = force_custom_plan
+as $$
+declare
+  v_scope cafe24_private.refresh_scope := cafe24_private.scope_of_run(p_run_id);
+begin
+  return query
+  select split_part(c.refresh_token, '.', 2), count(*)
+  from cafe24_private.connections c
+  where cafe24_private.in_scope(c, v_scope)
+    and cafe24_private.refresh_verdict(c, v_scope) = 'key_unavailable'
+  group by 1
+  order by 1;
 end
 $$;
 
@@ -412,10 +444,11 @@ revoke all on function cafe24_private.in_scope(
 ) from public, anon, authenticated;
 revoke all on function cafe24_private.make_scope(
   timestamptz, interval, boolean, text, interval, interval, text, uuid, interval, interval,
-  interval, interval, boolean
+  interval, interval, boolean, text[]
 ) from public, anon, authenticated;
 revoke all on function cafe24_private.scope_of_run(uuid) from public, anon, authenticated;
 revoke all on function cafe24_private.census(uuid) from public, anon, authenticated;
+revoke all on function cafe24_private.missing_key_ids(uuid) from public, anon, authenticated;
 revoke all on function cafe24_private.count_in_scope(text, uuid) from public, anon, authenticated;
 revoke all on function cafe24_private.count_claimable_in(cafe24_private.refresh_scope, bigint)
   from public, anon, authenticated;

@@ -52,7 +52,11 @@ create table cafe24_private.refresh_runs (
   -- early_min_token_age (a user's refresh now) refreshes what is due and every pair at least
   -- that old, whatever its due time (make_scope).
   early_window interval,
-  early_min_token_age interval
+  early_min_token_age interval,
+  -- The key ids of the starting function's ring (CAFE24_TOKEN_KEYS): a connection sealed under
+  -- another one cannot be opened by it, so the rules skip it (key_unavailable) instead of claiming
+  -- it. Null: not told (a run of an earlier release), every connection is claimed as before.
+  token_key_ids text[]
 );
 
 create index refresh_runs_started_at_idx on cafe24_private.refresh_runs (started_at desc);
@@ -73,7 +77,8 @@ create or replace function cafe24_private.start_refresh_run(
   p_keep_alive_window interval default null,
   p_token_request_window interval default null,
   p_tick_id bigint default null,
-  p_min_token_age interval default null
+  p_min_token_age interval default null,
+  p_token_key_ids text[] default null
 )
 returns uuid
 language plpgsql
@@ -105,7 +110,7 @@ begin
   insert into cafe24_private.refresh_runs (
     trigger, mode, refresh_margin, lease_duration, force, mall_id, user_id, policy,
     keep_alive_window, token_request_window, tick_id, tick_slot, due_lookahead, early_window,
-    early_min_token_age
+    early_min_token_age, token_key_ids
   ) values (
     p_trigger, p_mode, p_refresh_margin, p_lease_duration, coalesce(p_force, false), p_mall_id,
     p_user_id, p_policy, p_keep_alive_window, p_token_request_window,
@@ -114,7 +119,8 @@ begin
     case
       when coalesce(p_force, false) then p_min_token_age
       when p_policy = 'eager' then v_early_min_token_age
-    end
+    end,
+    p_token_key_ids
   )
   returning id into v_id;
   return v_id;
@@ -507,7 +513,8 @@ revoke all on table cafe24_private.user_refresh_starts from public, anon, authen
 grant select on table cafe24_private.user_refresh_starts to service_role;
 
 revoke all on function cafe24_private.start_refresh_run(
-  text, text, interval, interval, boolean, text, uuid, text, interval, interval, bigint, interval
+  text, text, interval, interval, boolean, text, uuid, text, interval, interval, bigint, interval,
+  text[]
 ) from public, anon, authenticated;
 revoke all on function cafe24_private.finish_refresh_run(uuid, text, jsonb)
   from public, anon, authenticated;

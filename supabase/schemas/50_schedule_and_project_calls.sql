@@ -479,7 +479,8 @@ comment on table cafe24_private.refresh_ticks is
   'One row per cafe24-refresh tick: what it counted, how many invocations it started and why. Trimmed by trim_histories.';
 
 -- The scope a tick counts with: the settings of the last scheduled run (the function's refresh
--- margin, policy and windows, recorded with every run), as of p_as_of, looking p_lookahead ahead.
+-- margin, policy, windows and key ids, recorded with every run), as of p_as_of, looking
+-- p_lookahead ahead.
 -- Before the first scheduled run, the function's defaults (config.ts): 30-minute margin, eager.
 create or replace function cafe24_private.tick_scope(
   p_as_of timestamptz,
@@ -504,7 +505,9 @@ as $$
     coalesce(r.lease_duration, interval '75 seconds'),
     p_lookahead,
     p_early_window,
-    p_early_min_token_age
+    p_early_min_token_age,
+    false,
+    r.token_key_ids
   )
   from (select 1) one
   left join lateral (

@@ -102,6 +102,8 @@ export class FakeStore implements RefreshStore {
   /** Replaces the outcome of a recorded failure. */
   onFailure: ((id: string) => Promise<FailureOutcome> | FailureOutcome) | null = null;
   inScope = 1;
+  /** What missingKeyIds answers (the rows the census counted as key_unavailable, by kid). */
+  missingKeys: Record<string, number> = {};
 
   constructor(due: ClaimedConnection[], census?: Census) {
     this.queue = [...due];
@@ -132,6 +134,10 @@ export class FakeStore implements RefreshStore {
 
   census(): Promise<Census> {
     return Promise.resolve(this.census$);
+  }
+
+  missingKeyIds(): Promise<Record<string, number>> {
+    return Promise.resolve(this.missingKeys);
   }
 
   countInScope(): Promise<number> {

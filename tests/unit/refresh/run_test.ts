@@ -17,7 +17,15 @@ import {
   CLIENT_AUTH_RETRY_MS,
 } from "../../../supabase/functions/_shared/refresh/policy.ts";
 import { withCapturedLogs } from "../../support/logs.ts";
-import { connection, FakeClock, FakeStore, newPair, SETTINGS, tokenEndpoint } from "./fakes.ts";
+import {
+  censusOf,
+  connection,
+  FakeClock,
+  FakeStore,
+  newPair,
+  SETTINGS,
+  tokenEndpoint,
+} from "./fakes.ts";
 
 const REQUEST: RunRequest = {
   trigger: "cron",
@@ -225,6 +233,27 @@ runTest(
     );
     assert.ok(results.every((s) => s.refreshed >= 1), "every run got a share");
     for (const summary of results) assertBooksBalance(summary);
+  },
+);
+
+runTest(
+  "rows the rules skipped for a key the ring lacks are counted, warned of and named in the log",
+  async (logs) => {
+    const store = new FakeStore(malls(2), censusOf({ due: 2, key_unavailable: 3 }));
+    store.missingKeys = { k2024: 3 };
+    const summary = await run(harness(store));
+    assert.equal(summary.refreshed, 2);
+    assert.equal(summary.skipped_reasons.key_unavailable, 3);
+    assert.equal(summary.eligible, 5, "rows under a missing key still count as eligible");
+    assert.ok(summary.warnings.includes("TOKEN_KEY_NOT_IN_RING"));
+    assertBooksBalance(summary);
+    const line = logs.find((e) => e.event === "cafe24_refresh_keys_missing")!;
+    assert.deepEqual(line.key_ids, { k2024: 3 });
+
+    logs.length = 0;
+    const clean = await run(harness(new FakeStore(malls(1))));
+    assert.ok(!clean.warnings.includes("TOKEN_KEY_NOT_IN_RING"));
+    assert.ok(!logs.some((e) => e.event === "cafe24_refresh_keys_missing"));
   },
 );
 

@@ -147,6 +147,10 @@ export const CONFIG_WARNINGS = {
     message:
       "CAFE24_TOKEN_KEYS is not a JSON object, or some of its entries are not a key id (1-32 letters, digits, _ or -) with base64 of exactly 32 bytes; those entries are unusable (values written with them do not decrypt): fix them from your copy of the ring",
   },
+  TOKEN_KEY_NOT_IN_RING: {
+    message:
+      "Some connections' tokens are sealed with a key id CAFE24_TOKEN_KEYS does not hold: they are skipped (key_unavailable), their grants untouched, until that key is added back to the ring; the log line cafe24_refresh_keys_missing names the key ids",
+  },
   CONFIG_VALUE_IGNORED: {
     message:
       "A setting has an invalid value and its default is used instead; the functions' log line config_value_ignored names it and its rule",

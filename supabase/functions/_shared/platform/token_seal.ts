@@ -43,6 +43,11 @@ export interface TokenSeal {
   readonly activeKid: string | null;
   /** Whether a value may be written now (not `blocked`). */
   readonly writable: boolean;
+  /**
+   * The key ids of the ring's usable keys (none without a ring): a value sealed under any other
+   * does not open here, so a run tells the SQL rules to skip it (refresh_runs.token_key_ids).
+   */
+  readonly keyIds: readonly string[];
   /** The value to store for `plaintext` at `place`/`field`. Throws when not `writable`. */
   seal(place: TokenPlace, field: TokenField, plaintext: string): Promise<string>;
   /** The plaintext of a stored value (legacy plaintext opens as it is). */
@@ -75,7 +80,10 @@ export function tokenSeal(
 }
 
 function createSeal(keysJson: string | undefined, activeKid: string | undefined): TokenSeal {
-  const { active, problems } = readKeyRing(keysJson, activeKid);
+  const { keys, active, problems } = readKeyRing(keysJson, activeKid);
+  const keyIds = [...keys.keys()];
+  // Only the ids are kept; the key material is imported (not extractable) on first use.
+  for (const bytes of keys.values()) bytes.fill(0);
   const mode: SealMode = problems.some((problem) => problem.code === "keys_missing")
     ? "plaintext"
     : active === null
@@ -89,6 +97,7 @@ function createSeal(keysJson: string | undefined, activeKid: string | undefined)
     mode,
     activeKid: mode === "encrypting" ? active : null,
     writable: mode !== "blocked",
+    keyIds,
 
     async seal(place, field, plaintext) {
       if (mode === "plaintext") return plaintext;

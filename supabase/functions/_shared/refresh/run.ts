@@ -1,5 +1,5 @@
 import type { RefreshSettings } from "../platform/config.ts";
-import type { ConfigWarningCode } from "../platform/errors.ts";
+import { CONFIG_WARNINGS, type ConfigWarningCode } from "../platform/errors.ts";
 import { reportFailure } from "../platform/failure.ts";
 import { logEvent } from "../platform/log.ts";
 import { type RunClock, systemClock } from "./clock.ts";
@@ -193,6 +193,7 @@ async function executeRun(
 
   try {
     const census = await retrying(() => store.census(runId));
+    if (census.key_unavailable > 0) await warnOfMissingKeys(store, runId, tally, retrying);
     // No key to store an answer with (CAFE24_TOKEN_KEY_ID names none of the ring's keys): send
     // nothing, since the old refresh token dies with the answer. The warnings say why.
     if (!store.tokensWritable) limits.stopped = "key_unavailable";
@@ -248,6 +249,28 @@ async function executeRun(
     limits.cpu.close();
     globalThis.removeEventListener("beforeunload", onUnload);
   }
+}
+
+/**
+ * Rows the rules skipped because they are sealed under a key id the ring lacks: the run's warnings
+ * say so, and the log names the key ids (names, not secrets) with how many rows each protects.
+ * A failure to read them costs the run nothing but the names.
+ */
+async function warnOfMissingKeys(
+  store: RefreshStore,
+  runId: string,
+  tally: RunTally,
+  retrying: <T>(call: () => Promise<T>) => Promise<T>,
+): Promise<void> {
+  if (!tally.warnings.includes("TOKEN_KEY_NOT_IN_RING")) {
+    tally.warnings.push("TOKEN_KEY_NOT_IN_RING");
+  }
+  const keyIds = await retrying(() => store.missingKeyIds(runId)).catch(() => null);
+  logEvent("warn", "cafe24_refresh_keys_missing", {
+    run_id: runId,
+    key_ids: keyIds,
+    message: CONFIG_WARNINGS.TOKEN_KEY_NOT_IN_RING.message,
+  });
 }
 
 interface Workers {

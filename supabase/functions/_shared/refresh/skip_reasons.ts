@@ -4,8 +4,8 @@
  *
  * Most are decided in SQL, by the rules of cafe24_private.refresh_verdict() (in
  * supabase/schemas/30_refresh_rules_and_claim.sql): a connection is skipped for the first rule it
- * fails. The others are decided
- * while a run works (RUN_SKIP_REASONS); every other reason here is a rule's.
+ * fails (CENSUS_SKIP_REASONS). The others are decided while a run works (RUN_SKIP_REASONS);
+ * `key_unavailable` is both.
  * tests/integration/refresh_rules_test.ts fails when the rules name a reason this list does not,
  * or the other way round.
  */
@@ -42,11 +42,22 @@ export const RUN_SKIP_REASONS = [
 ] as const satisfies readonly SkipReason[];
 export type RunSkipReason = (typeof RUN_SKIP_REASONS)[number];
 
-/** The reasons the census counts, i.e. the rules' reasons. */
-export type CensusSkipReason = Exclude<SkipReason, RunSkipReason>;
-export const CENSUS_SKIP_REASONS: readonly CensusSkipReason[] = SKIP_REASONS.filter(
-  (reason): reason is CensusSkipReason => !(RUN_SKIP_REASONS as readonly string[]).includes(reason),
-);
+/**
+ * The reasons the census counts, i.e. the rules' reasons. `key_unavailable` is also a run's: the
+ * rules skip a row sealed under a key id the run's ring lacks, and a run sets aside a row whose
+ * value does not open after all (moved, forged) or that it has no key to store an answer for.
+ */
+export const CENSUS_SKIP_REASONS = [
+  "no_cafe24",
+  "missing_keys",
+  "malformed",
+  "not_due",
+  "leased",
+  "backing_off",
+  "reconnect_required",
+  "key_unavailable",
+] as const satisfies readonly SkipReason[];
+export type CensusSkipReason = (typeof CENSUS_SKIP_REASONS)[number];
 
 /** The census reasons that mean the row has no mall_id and refresh_token to refresh with. */
 export const NOT_ELIGIBLE_REASONS = [

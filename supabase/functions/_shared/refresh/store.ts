@@ -81,6 +81,11 @@ export interface RefreshStore {
   startRun(run: RunStart): Promise<string>;
   finishRun(runId: string, status: "finished" | "failed", summary: unknown): Promise<void>;
   census(runId: string): Promise<Census>;
+  /**
+   * The key ids the run's rules skipped rows for (key_unavailable: sealed under a key the ring
+   * lacks), with how many rows each; read only when the census counted some.
+   */
+  missingKeyIds(runId: string): Promise<Record<string, number>>;
   /** Connections a mall or user filter covers, before any run is recorded. */
   countInScope(filter: { mallId: string | null; userId: string | null }): Promise<number>;
   /** Claims the run's most overdue due connection, if any. */
@@ -194,7 +199,8 @@ export function createRefreshStore(sql: postgres.Sql, seal: TokenSeal): RefreshS
           p_tick_id => ${scope.tickId}::bigint,
           p_min_token_age => ${
         scope.minTokenAgeMs === null ? null : interval(scope.minTokenAgeMs)
-      }::interval) as id`;
+      }::interval,
+          p_token_key_ids => ${seal.keyIds as string[]}::text[]) as id`;
       return row!.id;
     },
 
@@ -210,6 +216,12 @@ export function createRefreshStore(sql: postgres.Sql, seal: TokenSeal): RefreshS
         await sql<{ verdict: string; connections: string }[]>`
           select verdict, connections from cafe24_private.census(${runId})`,
       );
+    },
+
+    async missingKeyIds(runId) {
+      const rows = await sql<{ kid: string; connections: string }[]>`
+        select kid, connections from cafe24_private.missing_key_ids(${runId})`;
+      return Object.fromEntries(rows.map((row) => [row.kid, Number(row.connections)]));
     },
 
     async countInScope({ mallId, userId }) {
