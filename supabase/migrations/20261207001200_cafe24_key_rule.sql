@@ -5,7 +5,8 @@
 -- token is sealed under another key id as key_unavailable: the census counts it, the claim never
 -- takes it (so nothing is sent and nothing recorded against it), and the tick's counts, which read
 -- the last scheduled run's key ids, do not call for it. A run that does not say (an earlier
--- release's) claims every connection as before.
+-- release's) claims every connection as before. A scheduled invocation's background pass
+-- (pending attempts swept, rows resealed) is added to its run's stored summary.
 
 alter table cafe24_private.refresh_runs add column token_key_ids text[];
 
@@ -289,6 +290,21 @@ begin
 end
 $$;
 
+-- What a scheduled invocation did after its run (the background pass: pending connection
+-- attempts swept, rows resealed with the active key), added to the run's stored summary as
+-- `background`.
+create or replace function cafe24_private.record_background_pass(p_run_id uuid, p_pass jsonb)
+returns void
+language sql
+set search_path = ''
+as $$
+  update cafe24_private.refresh_runs
+  set summary = coalesce(summary, '{}'::jsonb) || jsonb_build_object('background', p_pass)
+  where id = p_run_id
+$$;
+
+revoke all on function cafe24_private.record_background_pass(uuid, jsonb)
+  from public, anon, authenticated;
 revoke all on function cafe24_private.missing_key_ids(uuid) from public, anon, authenticated;
 revoke all on function cafe24_private.make_scope(
   timestamptz, interval, boolean, text, interval, interval, text, uuid, interval, interval,

@@ -142,6 +142,19 @@ as $$
   where id = p_run_id
 $$;
 
+-- What a scheduled invocation did after its run (the background pass: pending connection
+-- attempts swept, rows resealed with the active key), added to the run's stored summary as
+-- `background`.
+create or replace function cafe24_private.record_background_pass(p_run_id uuid, p_pass jsonb)
+returns void
+language sql
+set search_path = ''
+as $$
+  update cafe24_private.refresh_runs
+  set summary = coalesce(summary, '{}'::jsonb) || jsonb_build_object('background', p_pass)
+  where id = p_run_id
+$$;
+
 -- ---------------------------------------------------------------------------------------------
 -- "Refresh now" from a signed-in user
 -- ---------------------------------------------------------------------------------------------
@@ -517,6 +530,8 @@ revoke all on function cafe24_private.start_refresh_run(
   text[]
 ) from public, anon, authenticated;
 revoke all on function cafe24_private.finish_refresh_run(uuid, text, jsonb)
+  from public, anon, authenticated;
+revoke all on function cafe24_private.record_background_pass(uuid, jsonb)
   from public, anon, authenticated;
 revoke all on function cafe24_private.start_user_refresh(uuid, interval)
   from public, anon, authenticated;

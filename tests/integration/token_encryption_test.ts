@@ -303,13 +303,25 @@ Deno.test("tokens sealed at rest", async (t) => {
           CAFE24_TOKEN_KEY_ID: ringB.CAFE24_TOKEN_KEY_ID,
         });
         const before = refreshes();
+        const runIds: string[] = [];
         for (let pass = 0; pass < 5; pass++) {
           const kids = await db.sql<{ kid: string }[]>`
             select kid from cafe24_private.token_keys_in_use`;
           if (kids.every(({ kid }) => kid === ringB.CAFE24_TOKEN_KEY_ID)) break;
           const run = await refreshAt(rotated, { trigger: "cron" });
           assert.equal(run.status, 200, JSON.stringify(run.body));
+          runIds.push(run.body.run_id);
         }
+        // Each scheduled run's stored summary counts its background pass.
+        const passes = await db.sql<{ background: { resealed: { resealed: number } | null } }[]>`
+          select summary -> 'background' as background from cafe24_private.refresh_runs
+          where id = any (${runIds}::uuid[])`;
+        assert.equal(passes.length, runIds.length);
+        assert.ok(passes.every((p) => p.background?.resealed !== null), JSON.stringify(passes));
+        assert.ok(
+          passes.reduce((sum, p) => sum + p.background.resealed!.resealed, 0) >= 1,
+          "the rows resealed are counted",
+        );
         const kids = await db.sql<{ kid: string; connections: string }[]>`
           select kid, connections from cafe24_private.token_keys_in_use`;
         assert.deepEqual(

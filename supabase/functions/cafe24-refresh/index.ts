@@ -25,9 +25,7 @@ import {
   summaryIfNothingInScope,
 } from "../_shared/refresh/run.ts";
 import { createRefreshStore } from "../_shared/refresh/store.ts";
-import { createConnectStore } from "../_shared/connect/store.ts";
-import { resealInBackground } from "../_shared/tokens/reseal.ts";
-import { revokeExpiredPendingConnections } from "../_shared/connect/sweep.ts";
+import { runBackgroundPass } from "../_shared/refresh/background_pass.ts";
 import { runVerificationsAfterRefresh } from "../_shared/connect/app_uninstalled.ts";
 import { createUserRefreshThrottle } from "../_shared/refresh/throttle.ts";
 
@@ -86,20 +84,9 @@ async function handle(request: Request): Promise<Response> {
     return errorResponse("REFRESH_RUN_FAILED", {}, cors);
   }
 
-  // The scheduled run also revokes the pairs of connection attempts nobody completed in time,
-  // and reseals a bounded number of rows the schedule will not rewrite soon (legacy plaintext,
-  // rows under an earlier key) with the active key.
-  const sweep = () =>
-    options.trigger === "cron"
-      ? revokeExpiredPendingConnections({
-        store: createConnectStore(sql, settings.tokenSeal),
-        settings,
-      })
-        .catch((error) => {
-          reportFailure("cafe24_pending_sweep_failed", error);
-        })
-        .then(() => resealInBackground(sql, settings.tokenSeal))
-      : Promise.resolve();
+  // A scheduled invocation ends with the background pass (background_pass.ts).
+  const sweep = (runId: string) =>
+    options.trigger === "cron" ? runBackgroundPass(sql, settings, runId) : Promise.resolve();
 
   // App notices that found a mall's access token dead wait for its next refresh: verified now,
   // with the new access token, when this run refreshed anything.
@@ -111,14 +98,15 @@ async function handle(request: Request): Promise<Response> {
   if (options.respondAsync) {
     // The run goes on after the 202; on Supabase, waitUntil keeps the worker alive for it.
     continueAfterResponse(
-      run.execute().then((summary) => verifyPending(summary.refreshed), () => {}).then(sweep),
+      run.execute().then((summary) => verifyPending(summary.refreshed), () => {})
+        .then(() => sweep(run.runId)),
     );
     return jsonResponse({ run_id: run.runId }, 202, cors);
   }
   try {
     const summary = await run.execute();
     await verifyPending(summary.refreshed);
-    await sweep();
+    await sweep(run.runId);
     return jsonResponse(summary, 200, cors);
   } catch {
     return errorResponse("REFRESH_RUN_FAILED", { run_id: run.runId }, cors);

@@ -40,8 +40,14 @@ const RESEAL_WINDOW = 500;
  */
 export const RESEAL_PER_INVOCATION = 200;
 
-/** The scheduled invocation's background pass; logged, never thrown (it is housekeeping). */
-export async function resealInBackground(sql: postgres.Sql, seal: TokenSeal): Promise<void> {
+/**
+ * The scheduled invocation's background pass; logged, never thrown (it is housekeeping). Returns
+ * what it did, for the run's summary; null when it could not run.
+ */
+export async function resealInBackground(
+  sql: postgres.Sql,
+  seal: TokenSeal,
+): Promise<ResealOutcome | null> {
   try {
     const outcome = await resealStaleRows(sql, seal, RESEAL_PER_INVOCATION);
     if (outcome.resealed + outcome.unopened + outcome.changed > 0) {
@@ -50,10 +56,12 @@ export async function resealInBackground(sql: postgres.Sql, seal: TokenSeal): Pr
         kid: seal.activeKid,
       });
     }
+    return outcome;
   } catch (error) {
     reportFailure("cafe24_token_reseal_failed", error, {
       sqlFunction: "cafe24_private.tokens_to_reseal",
     });
+    return null;
   }
 }
 
