@@ -3,7 +3,11 @@
  * shared evenly by the runs open in between, and the busy period lasts while any run is open.
  */
 import assert from "node:assert/strict";
-import { createCpuLedger } from "../../../supabase/functions/_shared/refresh/cpu_share.ts";
+import {
+  createCpuLedger,
+  PROCESS_CPU_BUDGET_MS,
+  processCpuBudgetMs,
+} from "../../../supabase/functions/_shared/refresh/cpu_share.ts";
 
 Deno.test("the process's CPU is shared by the runs open while it was spent", () => {
   let cpu = 1_000;
@@ -39,4 +43,9 @@ Deno.test("where the runtime does not report CPU, neither figure is known", () =
   assert.equal(run.ownMs(), null);
   assert.equal(run.busyMs(), null);
   run.close();
+});
+
+Deno.test("the process budget is never below a run's own budget", () => {
+  assert.equal(processCpuBudgetMs(150), PROCESS_CPU_BUDGET_MS);
+  assert.equal(processCpuBudgetMs(5_000), 5_000, "an operator who raised the run budget");
 });

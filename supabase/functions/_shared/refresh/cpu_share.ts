@@ -16,6 +16,15 @@
 /** CPU the open runs of one process may spend together before they all stop taking on work. */
 export const PROCESS_CPU_BUDGET_MS = 800;
 
+/**
+ * The process budget for runs whose own budget is `runCpuBudgetMs`: PROCESS_CPU_BUDGET_MS, or the
+ * run's own budget when an operator raised it above that (CAFE24_RUN_CPU_BUDGET_MS: they have said
+ * the runtime allows one invocation that much).
+ */
+export function processCpuBudgetMs(runCpuBudgetMs: number): number {
+  return Math.max(PROCESS_CPU_BUDGET_MS, runCpuBudgetMs);
+}
+
 export interface CpuAccount {
   /** This run's share of the process's CPU since it opened, ms; null where the runtime does not say. */
   ownMs(): number | null;

@@ -3,7 +3,7 @@ import { CONFIG_WARNINGS, type ConfigWarningCode } from "../platform/errors.ts";
 import { reportFailure } from "../platform/failure.ts";
 import { logEvent } from "../platform/log.ts";
 import { type RunClock, systemClock } from "./clock.ts";
-import { type CpuAccount, ledgerFor, PROCESS_CPU_BUDGET_MS } from "./cpu_share.ts";
+import { type CpuAccount, ledgerFor, processCpuBudgetMs } from "./cpu_share.ts";
 import { withDatabaseRetries } from "./retries.ts";
 import { runScope, type ScopeRequest } from "./scope.ts";
 import { refreshConnection, type StepContext } from "./step.ts";
@@ -128,7 +128,7 @@ class RunLimits {
 
   /**
    * The wall clock, the run's own share of the CPU, or the CPU of every run the process serves at
-   * once (PROCESS_CPU_BUDGET_MS). Where the runtime gives no CPU reading, the wall clock, the cap
+   * once (processCpuBudgetMs). Where the runtime gives no CPU reading, the wall clock, the cap
    * and the runtime's beforeunload notice still stop the run.
    */
   private budgetSpent(): boolean {
@@ -136,7 +136,7 @@ class RunLimits {
     const own = this.cpu.ownMs();
     if (own !== null && own >= this.settings.runCpuBudgetMs) return true;
     const busy = this.cpu.busyMs();
-    return busy !== null && busy >= PROCESS_CPU_BUDGET_MS;
+    return busy !== null && busy >= processCpuBudgetMs(this.settings.runCpuBudgetMs);
   }
 }
 
