@@ -32,7 +32,7 @@ Deno.test("a token round-trips and is stored in the v1 format with the active ki
   const ring = await parseKeyRing(RING, "k2025-01");
   assert.deepEqual(ring.problems, []);
   assert.equal(ring.active, "k2025-01");
-  const sealed = await encryptToken(ring, ROW, "refresh_token", TOKEN);
+  const sealed = encryptToken(ring, ROW, "refresh_token", TOKEN);
   assert.ok(sealed.ok);
   assert.match(
     sealed.value,
@@ -41,22 +41,22 @@ Deno.test("a token round-trips and is stored in the v1 format with the active ki
   assert.ok(!sealed.value.includes(TOKEN));
   assert.ok(isCiphertext(sealed.value));
   assert.equal(kidOf(sealed.value), "k2025-01");
-  assert.deepEqual(await decryptToken(ring, ROW, "refresh_token", sealed.value), {
+  assert.deepEqual(decryptToken(ring, ROW, "refresh_token", sealed.value), {
     ok: true,
     value: TOKEN,
     legacy: false,
     kid: "k2025-01",
   });
-  const pending = await encryptToken(ring, PENDING, "access_token", "é토큰");
+  const pending = encryptToken(ring, PENDING, "access_token", "é토큰");
   assert.ok(pending.ok);
-  const opened = await decryptToken(ring, PENDING, "access_token", pending.value);
+  const opened = decryptToken(ring, PENDING, "access_token", pending.value);
   assert.ok(opened.ok && opened.value === "é토큰");
 });
 
 Deno.test("the same token twice gives two different values (fresh salt and IV)", async () => {
   const ring = await parseKeyRing(RING, "k2");
-  const one = await encryptToken(ring, ROW, "access_token", TOKEN);
-  const two = await encryptToken(ring, ROW, "access_token", TOKEN);
+  const one = encryptToken(ring, ROW, "access_token", TOKEN);
+  const two = encryptToken(ring, ROW, "access_token", TOKEN);
   assert.ok(one.ok && two.ok);
   assert.notEqual(one.value, two.value);
   assert.notEqual(one.value.split(".")[2], two.value.split(".")[2], "salt");
@@ -65,26 +65,26 @@ Deno.test("the same token twice gives two different values (fresh salt and IV)",
 
 Deno.test("a value copied to another row, field or kind of place does not decrypt", async () => {
   const ring = await parseKeyRing(RING, "k2");
-  const sealed = await encryptToken(ring, ROW, "refresh_token", TOKEN);
+  const sealed = encryptToken(ring, ROW, "refresh_token", TOKEN);
   assert.ok(sealed.ok);
   const undecryptable = { ok: false, reason: "undecryptable", kid: "k2" };
   assert.deepEqual(
-    await decryptToken(ring, OTHER_ROW, "refresh_token", sealed.value),
+    decryptToken(ring, OTHER_ROW, "refresh_token", sealed.value),
     undecryptable,
   );
-  assert.deepEqual(await decryptToken(ring, ROW, "access_token", sealed.value), undecryptable);
-  assert.deepEqual(await decryptToken(ring, PENDING, "refresh_token", sealed.value), undecryptable);
+  assert.deepEqual(decryptToken(ring, ROW, "access_token", sealed.value), undecryptable);
+  assert.deepEqual(decryptToken(ring, PENDING, "refresh_token", sealed.value), undecryptable);
   // The row's id in upper case is the same row.
   const upper: TokenPlace = { kind: "connection", authSettingsId: ROW_ID.toUpperCase() };
-  assert.ok((await decryptToken(ring, upper, "refresh_token", sealed.value)).ok);
+  assert.ok((decryptToken(ring, upper, "refresh_token", sealed.value)).ok);
 });
 
 Deno.test("a kid the ring lacks is key_unavailable, naming the kid", async () => {
   const full = await parseKeyRing(RING, "k2");
-  const sealed = await encryptToken(full, ROW, "access_token", TOKEN);
+  const sealed = encryptToken(full, ROW, "access_token", TOKEN);
   assert.ok(sealed.ok);
   const without = await parseKeyRing(JSON.stringify({ "k2025-01": KEY_A }), "k2025-01");
-  assert.deepEqual(await decryptToken(without, ROW, "access_token", sealed.value), {
+  assert.deepEqual(decryptToken(without, ROW, "access_token", sealed.value), {
     ok: false,
     reason: "key_unavailable",
     kid: "k2",
@@ -93,10 +93,10 @@ Deno.test("a kid the ring lacks is key_unavailable, naming the kid", async () =>
 
 Deno.test("a kid rewritten to another key of the ring does not decrypt", async () => {
   const ring = await parseKeyRing(RING, "k2");
-  const sealed = await encryptToken(ring, ROW, "access_token", TOKEN);
+  const sealed = encryptToken(ring, ROW, "access_token", TOKEN);
   assert.ok(sealed.ok);
   const moved = sealed.value.replace(/^v1\.k2\./, "v1.k2025-01.");
-  assert.deepEqual(await decryptToken(ring, ROW, "access_token", moved), {
+  assert.deepEqual(decryptToken(ring, ROW, "access_token", moved), {
     ok: false,
     reason: "undecryptable",
     kid: "k2025-01",
@@ -105,7 +105,7 @@ Deno.test("a kid rewritten to another key of the ring does not decrypt", async (
 
 Deno.test("tampered or malformed ciphertext is undecryptable", async () => {
   const ring = await parseKeyRing(RING, "k2");
-  const sealed = await encryptToken(ring, ROW, "access_token", TOKEN);
+  const sealed = encryptToken(ring, ROW, "access_token", TOKEN);
   assert.ok(sealed.ok);
   const parts = sealed.value.split(".");
   const flip = (text: string, at: number) =>
@@ -120,10 +120,10 @@ Deno.test("tampered or malformed ciphertext is undecryptable", async () => {
     "v1.k2.!!!.???.***",
   ];
   for (const variant of variants) {
-    const result = await decryptToken(ring, ROW, "access_token", variant);
+    const result = decryptToken(ring, ROW, "access_token", variant);
     assert.deepEqual(result, { ok: false, reason: "undecryptable", kid: "k2" }, variant);
   }
-  assert.deepEqual(await decryptToken(ring, ROW, "access_token", "v1."), {
+  assert.deepEqual(decryptToken(ring, ROW, "access_token", "v1."), {
     ok: false,
     reason: "undecryptable",
     kid: null,
@@ -135,7 +135,7 @@ Deno.test("a value that is not v1 ciphertext is legacy plaintext, passed through
   for (const legacy of ["plainRefreshToken123", "V1.k2.a.b.c", "v2.k2.a.b.c", ""]) {
     assert.equal(isCiphertext(legacy), false, legacy);
     assert.equal(kidOf(legacy), null);
-    assert.deepEqual(await decryptToken(ring, ROW, "refresh_token", legacy), {
+    assert.deepEqual(decryptToken(ring, ROW, "refresh_token", legacy), {
       ok: true,
       value: legacy,
       legacy: true,
@@ -148,7 +148,7 @@ Deno.test("without an active key nothing is encrypted, and the reason says so", 
   const ring = await parseKeyRing(RING, "gone");
   assert.equal(ring.active, null);
   assert.deepEqual(ring.problems, [{ code: "active_unknown" }]);
-  assert.deepEqual(await encryptToken(ring, ROW, "access_token", TOKEN), {
+  assert.deepEqual(encryptToken(ring, ROW, "access_token", TOKEN), {
     ok: false,
     reason: "key_unavailable",
     kid: null,
@@ -200,12 +200,13 @@ Deno.test("kids are 1-32 letters, digits, _ or -", () => {
 
 Deno.test("an invalid place is a programming error", async () => {
   const ring = await parseKeyRing(RING, "k2");
-  await assert.rejects(
-    encryptToken(ring, { kind: "pending", handleHash: new Uint8Array(8) }, "access_token", TOKEN),
+  assert.throws(
+    () =>
+      encryptToken(ring, { kind: "pending", handleHash: new Uint8Array(8) }, "access_token", TOKEN),
     TypeError,
   );
-  await assert.rejects(
-    encryptToken(ring, { kind: "connection", authSettingsId: "" }, "access_token", TOKEN),
+  assert.throws(
+    () => encryptToken(ring, { kind: "connection", authSettingsId: "" }, "access_token", TOKEN),
     TypeError,
   );
 });

@@ -1,13 +1,16 @@
 /**
  * Tokens at rest: the functions store a mall's access and refresh tokens only as ciphertext they
- * make themselves with WebCrypto, so a database dump, a backup or a role that can read the rows
+ * make themselves, so a database dump, a backup or a role that can read the rows
  * yields nothing usable without the key ring, which lives only in the functions' secrets.
  *
  *   v1.<kid>.<base64url salt>.<base64url iv>.<base64url ciphertext+tag>
  *
  * Each value gets its own AES-256-GCM key, derived with HKDF-SHA256 from the ring key `kid` and a
  * random 16-byte salt, and a random 96-bit IV: one GCM key with random IVs is good for 2^32
- * encryptions, and a ring key outlives far more refreshes than that. The associated data binds a
+ * encryptions, and a ring key outlives far more refreshes than that. The primitives are
+ * node:crypto's (Deno's own implementation, as on the Edge Runtime), called synchronously: a
+ * refresh opens one value and seals two, and WebCrypto's asynchronous calls cost it about four
+ * times the CPU for the same bytes (bench/token_crypto_bench.ts). The associated data binds a
  * value to its place, `v1|<kid>|<auth_settings_id>|<field>` for a connection and
  * `v1|<kid>|<handle hash hex>|<field>` for a pending connection: a ciphertext copied to another
  * row or field does not decrypt. The kid is bound too, so rewriting it cannot steer a value to
@@ -16,6 +19,13 @@
  * Nothing here logs, and no error or result carries a key, a plaintext or a ciphertext: only kids,
  * which are names, not secrets.
  */
+import {
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  hkdfSync,
+  type KeyObject,
+} from "node:crypto";
 import { base64url, fromBase64url } from "./base64url.ts";
 
 export const TOKEN_CIPHERTEXT_VERSION = "v1";
@@ -34,7 +44,7 @@ const HASH_HEX = /^[0-9a-f]{64}$/;
 
 type Bytes = Uint8Array<ArrayBuffer>;
 
-/** WebCrypto takes bytes backed by an ArrayBuffer; the decoders' type does not promise one. */
+/** Bytes backed by an ArrayBuffer, which the crypto calls take; the decoders' type does not promise one. */
 function decode(text: string): Bytes {
   const decoded = fromBase64url(text);
   const bytes = new Uint8Array(decoded.length);
@@ -66,8 +76,8 @@ export type KeyRingProblem =
   | { code: "active_unknown" };
 
 export interface KeyRing {
-  /** Every valid key of the ring, imported as an HKDF base key (not extractable). */
-  ring: ReadonlyMap<string, CryptoKey>;
+  /** Every valid key of the ring, as a secret key object (its bytes live outside the JS heap). */
+  ring: ReadonlyMap<string, KeyObject>;
   /** The kid new values are written with; null when CAFE24_TOKEN_KEY_ID names no valid key. */
   active: string | null;
   problems: KeyRingProblem[];
@@ -179,18 +189,18 @@ export function parseKeyRing(
   return ring;
 }
 
-async function importKeyRing(
+function importKeyRing(
   keysJson: string | undefined,
   activeKid: string | undefined,
 ): Promise<KeyRing> {
   const { keys, active, problems } = readKeyRing(keysJson, activeKid);
-  const ring = new Map<string, CryptoKey>();
+  const ring = new Map<string, KeyObject>();
   for (const [kid, bytes] of keys) {
-    ring.set(kid, await crypto.subtle.importKey("raw", bytes, "HKDF", false, ["deriveKey"]));
-    // The imported key is not extractable; the decoded bytes need not outlive the import.
+    ring.set(kid, createSecretKey(bytes));
+    // The key object holds its own copy; the decoded bytes need not outlive the import.
     bytes.fill(0);
   }
-  return { ring, active, problems };
+  return Promise.resolve({ ring, active, problems });
 }
 
 /** Whether a stored value is ciphertext of this module; anything else is legacy plaintext. */
@@ -248,37 +258,34 @@ function placeId(place: TokenPlace): string {
   return hex;
 }
 
-function valueKey(base: CryptoKey, salt: Bytes, usage: "encrypt" | "decrypt") {
-  return crypto.subtle.deriveKey(
-    { name: "HKDF", hash: "SHA-256", salt, info: HKDF_INFO },
-    base,
-    { name: "AES-GCM", length: 256 },
-    false,
-    [usage],
-  );
+/** The value's own AES-256 key: HKDF-SHA256 of the ring key with the value's salt. */
+function valueKey(base: KeyObject, salt: Bytes): Uint8Array {
+  return new Uint8Array(hkdfSync("sha256", base, salt, HKDF_INFO, 32));
 }
 
 /** Encrypts `plaintext` for `place`/`field` with the ring's active key. */
-export async function encryptToken(
+export function encryptToken(
   ring: KeyRing,
   place: TokenPlace,
   field: TokenField,
   plaintext: string,
-): Promise<EncryptResult> {
+): EncryptResult {
   const kid = ring.active;
   const base = kid === null ? undefined : ring.ring.get(kid);
   if (kid === null || base === undefined) return { ok: false, reason: "key_unavailable", kid };
   const aad = associatedData(kid, place, field);
   const salt = crypto.getRandomValues(new Uint8Array(SALT_BYTES));
   const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
-  const key = await valueKey(base, salt, "encrypt");
-  const body = new Uint8Array(
-    await crypto.subtle.encrypt(
-      { name: "AES-GCM", iv, additionalData: aad, tagLength: TAG_BYTES * 8 },
-      key,
-      new TextEncoder().encode(plaintext),
-    ),
-  );
+  const key = valueKey(base, salt);
+  const cipher = createCipheriv("aes-256-gcm", key, iv, { authTagLength: TAG_BYTES });
+  cipher.setAAD(aad);
+  const head = cipher.update(new TextEncoder().encode(plaintext));
+  const tail = cipher.final();
+  const body = new Uint8Array(head.length + tail.length + TAG_BYTES);
+  body.set(head);
+  body.set(tail, head.length);
+  body.set(cipher.getAuthTag(), head.length + tail.length);
+  key.fill(0);
   return {
     ok: true,
     value: [TOKEN_CIPHERTEXT_VERSION, kid, base64url(salt), base64url(iv), base64url(body)]
@@ -291,12 +298,12 @@ export async function encryptToken(
  * comes back as it is (`legacy: true`), so rows written before encryption keep working until
  * they are rewritten.
  */
-export async function decryptToken(
+export function decryptToken(
   ring: KeyRing,
   place: TokenPlace,
   field: TokenField,
   stored: string,
-): Promise<DecryptResult> {
+): DecryptResult {
   if (!isCiphertext(stored)) return { ok: true, value: stored, legacy: true, kid: null };
   const parsed = parse(stored);
   if (parsed === null) {
@@ -305,13 +312,18 @@ export async function decryptToken(
   const base = ring.ring.get(parsed.kid);
   if (base === undefined) return { ok: false, reason: "key_unavailable", kid: parsed.kid };
   const aad = associatedData(parsed.kid, place, field);
+  const key = valueKey(base, parsed.salt);
   try {
-    const key = await valueKey(base, parsed.salt, "decrypt");
-    const plain = await crypto.subtle.decrypt(
-      { name: "AES-GCM", iv: parsed.iv, additionalData: aad, tagLength: TAG_BYTES * 8 },
-      key,
-      parsed.body,
-    );
+    const decipher = createDecipheriv("aes-256-gcm", key, parsed.iv, {
+      authTagLength: TAG_BYTES,
+    });
+    decipher.setAAD(aad);
+    decipher.setAuthTag(parsed.body.subarray(parsed.body.length - TAG_BYTES));
+    const head = decipher.update(parsed.body.subarray(0, parsed.body.length - TAG_BYTES));
+    const tail = decipher.final();
+    const plain = new Uint8Array(head.length + tail.length);
+    plain.set(head);
+    plain.set(tail, head.length);
     return {
       ok: true,
       value: new TextDecoder("utf-8", { fatal: true }).decode(plain),
@@ -321,6 +333,8 @@ export async function decryptToken(
   } catch {
     // The tag did not verify (tampered, or another place's value) or the bytes are not text.
     return { ok: false, reason: "undecryptable", kid: parsed.kid };
+  } finally {
+    key.fill(0);
   }
 }
 

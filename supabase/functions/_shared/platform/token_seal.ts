@@ -102,7 +102,7 @@ function createSeal(keysJson: string | undefined, activeKid: string | undefined)
     async seal(place, field, plaintext) {
       if (mode === "plaintext") return plaintext;
       if (mode === "blocked") throw new TokenKeyUnavailableError();
-      const sealed = await encryptToken(await keyRing(), place, field, plaintext);
+      const sealed = encryptToken(await keyRing(), place, field, plaintext);
       if (!sealed.ok) throw new TokenKeyUnavailableError();
       return sealed.value;
     },
@@ -119,7 +119,7 @@ function createSeal(keysJson: string | undefined, activeKid: string | undefined)
       if (mode === "plaintext") {
         return { ok: false, problem: { reason: "key_unavailable", kid: kidOf(stored) } };
       }
-      const opened = await decryptToken(await keyRing(), place, field, stored);
+      const opened = decryptToken(await keyRing(), place, field, stored);
       return opened.ok
         ? { ok: true, value: opened.value }
         : { ok: false, problem: { reason: opened.reason, kid: opened.kid } };
