@@ -575,11 +575,11 @@ begin
 end
 $$;
 
-drop function cafe24_private.claim_candidates_query(cafe24_private.refresh_scope);
-drop function cafe24_private.verdict_expression();
-drop function cafe24_private.claimable_condition();
-drop function cafe24_private.scope_condition(cafe24_private.refresh_scope);
-drop function cafe24_private.refresh_rules();
+drop function if exists cafe24_private.claim_candidates_query(cafe24_private.refresh_scope);
+drop function if exists cafe24_private.verdict_expression();
+drop function if exists cafe24_private.claimable_condition();
+drop function if exists cafe24_private.scope_condition(cafe24_private.refresh_scope);
+drop function if exists cafe24_private.refresh_rules();
 
 revoke all on function cafe24_private.refresh_verdict(
   cafe24_private.connections, cafe24_private.refresh_scope

@@ -8,16 +8,21 @@
 -- release's) claims every connection as before. A scheduled invocation's background pass
 -- (pending attempts swept, rows resealed) is added to its run's stored summary.
 
-alter table cafe24_private.refresh_runs add column token_key_ids text[];
+alter table cafe24_private.refresh_runs add column if not exists token_key_ids text[];
 
-alter type cafe24_private.refresh_scope add attribute key_ids text[];
+do $$
+begin
+  if not exists (
+    select 1 from pg_attribute
+    where attrelid = 'cafe24_private.refresh_scope'::regclass
+      and attname = 'key_ids' and not attisdropped
+  ) then
+    alter type cafe24_private.refresh_scope add attribute key_ids text[];
+  end if;
+end
+$$;
 
-drop function cafe24_private.make_scope(
-  timestamptz, interval, boolean, text, interval, interval, text, uuid, interval, interval,
-  interval, interval, boolean
-);
-
-drop function cafe24_private.start_refresh_run(
+drop function if exists cafe24_private.start_refresh_run(
   text, text, interval, interval, boolean, text, uuid, text, interval, interval, bigint, interval
 );
 
@@ -80,59 +85,20 @@ as $$
   end
 $$;
 
--- A scope from its parts: the one place that turns margins and windows into the instants the
--- rules compare with. Used for runs (scope_of_run) and for the tick's counts (tick_scope).
--- A forced run with a minimum token age (p_early_min_token_age: a user's refresh now) is an
--- early refresh without a window: what is due, and every pair issued at least that long ago. A
--- forced run without one (an admin's) takes every connection.
-create or replace function cafe24_private.make_scope(
-  p_as_of timestamptz,
-  p_refresh_margin interval,
-  p_force boolean,
-  p_policy text,
-  p_keep_alive_window interval,
-  p_token_request_window interval,
-  p_mall_id text,
-  p_user_id uuid,
-  p_lease_duration interval,
-  p_due_lookahead interval default null,
-  p_early_window interval default null,
-  p_early_min_token_age interval default null,
-  p_due_only boolean default false,
-  p_key_ids text[] default null
+-- A scope with the key ids its function holds (refresh_runs.token_key_ids): the rules skip rows
+-- sealed under any other.
+create or replace function cafe24_private.scope_with_key_ids(
+  p_scope cafe24_private.refresh_scope,
+  p_key_ids text[]
 )
 returns cafe24_private.refresh_scope
 language plpgsql
-stable
+immutable
 set search_path = ''
 as $$
-declare
-  v_scope cafe24_private.refresh_scope;
 begin
-  v_scope.as_of := p_as_of;
-  v_scope.due_before := case
-    when p_force and p_early_min_token_age is null then 'infinity'::timestamptz
-    else p_as_of + p_refresh_margin + coalesce(p_due_lookahead, interval '0')
-  end;
-  v_scope.policy := p_policy;
-  v_scope.keep_alive_before := p_as_of + p_keep_alive_window;
-  v_scope.requested_since := p_as_of - p_token_request_window;
-  v_scope.mall_id := p_mall_id;
-  v_scope.user_id := p_user_id;
-  v_scope.lease_duration := p_lease_duration;
-  if coalesce(p_force, false) then
-    if p_early_min_token_age is not null then
-      v_scope.early_before := 'infinity'::timestamptz;
-      v_scope.early_refreshed_before := p_as_of - p_early_min_token_age;
-    end if;
-  elsif p_policy = 'eager' and p_early_window is not null then
-    v_scope.early_before := v_scope.due_before + p_early_window;
-    v_scope.early_refreshed_before := p_as_of - coalesce(p_early_min_token_age, interval '0');
-  end if;
-  v_scope.claim_before := greatest(v_scope.due_before, v_scope.early_before);
-  v_scope.due_only := coalesce(p_due_only, false);
-  v_scope.key_ids := p_key_ids;
-  return v_scope;
+  p_scope.key_ids := p_key_ids;
+  return p_scope;
 end
 $$;
 
@@ -148,10 +114,10 @@ declare
   v_scope cafe24_private.refresh_scope;
 begin
   v_scope := (
-    select cafe24_private.make_scope(
+    select cafe24_private.scope_with_key_ids(cafe24_private.make_scope(
       r.started_at, r.refresh_margin, r.force, r.policy, r.keep_alive_window,
       r.token_request_window, r.mall_id, r.user_id, r.lease_duration, r.due_lookahead,
-      r.early_window, r.early_min_token_age, coalesce(r.tick_slot > 0, false), r.token_key_ids)
+      r.early_window, r.early_min_token_age, coalesce(r.tick_slot > 0, false)), r.token_key_ids)
     from cafe24_private.refresh_runs r
     where r.id = p_run_id
   );
@@ -243,7 +209,7 @@ language sql
 stable
 set search_path = ''
 as $$
-  select cafe24_private.make_scope(
+  select cafe24_private.scope_with_key_ids(cafe24_private.make_scope(
     p_as_of,
     coalesce(r.refresh_margin, interval '30 minutes'),
     false,
@@ -255,10 +221,8 @@ as $$
     coalesce(r.lease_duration, interval '75 seconds'),
     p_lookahead,
     p_early_window,
-    p_early_min_token_age,
-    false,
-    r.token_key_ids
-  )
+    p_early_min_token_age
+  ), r.token_key_ids)
   from (select 1) one
   left join lateral (
     select * from cafe24_private.refresh_runs r
@@ -303,14 +267,12 @@ as $$
   where id = p_run_id
 $$;
 
-revoke all on function cafe24_private.record_background_pass(uuid, jsonb)
+revoke all on function cafe24_private.scope_with_key_ids(cafe24_private.refresh_scope, text[])
   from public, anon, authenticated;
-revoke all on function cafe24_private.missing_key_ids(uuid) from public, anon, authenticated;
-revoke all on function cafe24_private.make_scope(
-  timestamptz, interval, boolean, text, interval, interval, text, uuid, interval, interval,
-  interval, interval, boolean, text[]
-) from public, anon, authenticated;
 revoke all on function cafe24_private.start_refresh_run(
   text, text, interval, interval, boolean, text, uuid, text, interval, interval, bigint, interval,
   text[]
 ) from public, anon, authenticated;
+revoke all on function cafe24_private.missing_key_ids(uuid) from public, anon, authenticated;
+revoke all on function cafe24_private.record_background_pass(uuid, jsonb)
+  from public, anon, authenticated;

@@ -140,8 +140,7 @@ create or replace function cafe24_private.make_scope(
   p_due_lookahead interval default null,
   p_early_window interval default null,
   p_early_min_token_age interval default null,
-  p_due_only boolean default false,
-  p_key_ids text[] default null
+  p_due_only boolean default false
 )
 returns cafe24_private.refresh_scope
 language plpgsql
@@ -173,8 +172,24 @@ begin
   end if;
   v_scope.claim_before := greatest(v_scope.due_before, v_scope.early_before);
   v_scope.due_only := coalesce(p_due_only, false);
-  v_scope.key_ids := p_key_ids;
   return v_scope;
+end
+$$;
+
+-- A scope with the key ids its function holds (refresh_runs.token_key_ids): the rules skip rows
+-- sealed under any other.
+create or replace function cafe24_private.scope_with_key_ids(
+  p_scope cafe24_private.refresh_scope,
+  p_key_ids text[]
+)
+returns cafe24_private.refresh_scope
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  p_scope.key_ids := p_key_ids;
+  return p_scope;
 end
 $$;
 
@@ -190,10 +205,10 @@ declare
   v_scope cafe24_private.refresh_scope;
 begin
   v_scope := (
-    select cafe24_private.make_scope(
+    select cafe24_private.scope_with_key_ids(cafe24_private.make_scope(
       r.started_at, r.refresh_margin, r.force, r.policy, r.keep_alive_window,
       r.token_request_window, r.mall_id, r.user_id, r.lease_duration, r.due_lookahead,
-      r.early_window, r.early_min_token_age, coalesce(r.tick_slot > 0, false), r.token_key_ids)
+      r.early_window, r.early_min_token_age, coalesce(r.tick_slot > 0, false)), r.token_key_ids)
     from cafe24_private.refresh_runs r
     where r.id = p_run_id
   );
@@ -444,8 +459,10 @@ revoke all on function cafe24_private.in_scope(
 ) from public, anon, authenticated;
 revoke all on function cafe24_private.make_scope(
   timestamptz, interval, boolean, text, interval, interval, text, uuid, interval, interval,
-  interval, interval, boolean, text[]
+  interval, interval, boolean
 ) from public, anon, authenticated;
+revoke all on function cafe24_private.scope_with_key_ids(cafe24_private.refresh_scope, text[])
+  from public, anon, authenticated;
 revoke all on function cafe24_private.scope_of_run(uuid) from public, anon, authenticated;
 revoke all on function cafe24_private.census(uuid) from public, anon, authenticated;
 revoke all on function cafe24_private.missing_key_ids(uuid) from public, anon, authenticated;

@@ -493,7 +493,7 @@ language sql
 stable
 set search_path = ''
 as $$
-  select cafe24_private.make_scope(
+  select cafe24_private.scope_with_key_ids(cafe24_private.make_scope(
     p_as_of,
     coalesce(r.refresh_margin, interval '30 minutes'),
     false,
@@ -505,10 +505,8 @@ as $$
     coalesce(r.lease_duration, interval '75 seconds'),
     p_lookahead,
     p_early_window,
-    p_early_min_token_age,
-    false,
-    r.token_key_ids
-  )
+    p_early_min_token_age
+  ), r.token_key_ids)
   from (select 1) one
   left join lateral (
     select * from cafe24_private.refresh_runs r
