@@ -67,7 +67,12 @@ create table cafe24_private.connections (
   token_version bigint not null default 0,
   -- providers.cafe24.connected_at as the trigger last saw it: only a connect changes it, which
   -- tells a reconnect from a refresh (record_connection_event, 70_events.sql).
-  connected_at text
+  connected_at text,
+  -- providers.cafe24.scopes as the sync trigger last saw it, or as a refresh last stored it: a
+  -- refresh whose answer grants the same scopes compares with this, in the row it updates anyway,
+  -- instead of reading the providers document (store_refreshed_tokens). Null until one of them
+  -- writes it.
+  scopes jsonb
 ) with (fillfactor = 80);
 
 comment on table cafe24_private.connections is
@@ -287,16 +292,17 @@ begin
     or new.user_id is distinct from v_current.user_id
     or v_row_state is distinct from v_current.row_state
     or (v_entry ->> 'connected_at') is distinct from v_current.connected_at
+    or (v_entry -> 'scopes') is distinct from v_current.scopes
   then
     insert into cafe24_private.connections as c (
       auth_settings_id, user_id, mall_id, row_state,
       access_expires_at, refresh_expires_at, due_at,
-      access_token, refresh_token, connected_at
+      access_token, refresh_token, connected_at, scopes
     ) values (
       new.id, new.user_id, v_mall_id, v_row_state,
       v_access_expires_at, v_refresh_expires_at,
       cafe24_private.refresh_due_at(v_access_expires_at, v_refresh_expires_at),
-      v_access_token, v_refresh_token, v_entry ->> 'connected_at'
+      v_access_token, v_refresh_token, v_entry ->> 'connected_at', v_entry -> 'scopes'
     )
     on conflict (auth_settings_id) do update set
       user_id = excluded.user_id,
@@ -308,6 +314,7 @@ begin
       access_token = excluded.access_token,
       refresh_token = excluded.refresh_token,
       connected_at = excluded.connected_at,
+      scopes = excluded.scopes,
       token_version = c.token_version + case when v_new_credentials then 1 else 0 end,
       status = case when v_new_credentials then 'active' else c.status end,
       consecutive_failures = case when v_new_credentials then 0 else c.consecutive_failures end,

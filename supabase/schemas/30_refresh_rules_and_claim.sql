@@ -6,8 +6,9 @@
 -- these two, so they cannot disagree. Every statement is static SQL: nothing is planned from
 -- text built per call.
 
--- A run's scope as the rules read it: made from its parts by make_scope, for a run from its
--- refresh_runs row (scope_of_run) and for a tick's counts (tick_scope).
+-- A run's scope as the rules read it: made from its parts by make_scope, for a run once, when it
+-- starts (stored on its refresh_runs row, read by scope_of_run and the claim), and for a tick's
+-- counts (tick_scope). A table column has this type: a new attribute needs ALTER TYPE ... CASCADE.
 create type cafe24_private.refresh_scope as (
   -- The run's start: every lease, backoff and due comparison is made at this instant.
   as_of timestamptz,
@@ -193,8 +194,9 @@ begin
 end
 $$;
 
--- The scope of a run, from its row (refresh_runs, 40_runs_and_settle.sql). Raises when there is
--- no such run (or a row without a scope).
+-- The scope of a run: the one start_refresh_run stored on its row (refresh_runs.scope), or, for a
+-- row without one (a run started by an earlier release), made from the row's parts. Raises when
+-- there is no such run (or a row without a scope).
 create or replace function cafe24_private.scope_of_run(p_run_id uuid)
 returns cafe24_private.refresh_scope
 language plpgsql
@@ -205,10 +207,10 @@ declare
   v_scope cafe24_private.refresh_scope;
 begin
   v_scope := (
-    select cafe24_private.scope_with_key_ids(cafe24_private.make_scope(
+    select coalesce(r.scope, cafe24_private.scope_with_key_ids(cafe24_private.make_scope(
       r.started_at, r.refresh_margin, r.force, r.policy, r.keep_alive_window,
       r.token_request_window, r.mall_id, r.user_id, r.lease_duration, r.due_lookahead,
-      r.early_window, r.early_min_token_age, coalesce(r.tick_slot > 0, false)), r.token_key_ids)
+      r.early_window, r.early_min_token_age, coalesce(r.tick_slot > 0, false)), r.token_key_ids))
     from cafe24_private.refresh_runs r
     where r.id = p_run_id
   );
@@ -337,7 +339,8 @@ $$;
 --
 -- The hot path: every refresh's settle claims the next connection here. One static statement
 -- per scope shape (a mall's, a user's, everything else through the due index), each planned
--- once per session (force_generic_plan) instead of on every call; each reads its own index.
+-- once per session (force_generic_plan) instead of on every call; each reads its own index. The
+-- scope is the one start_refresh_run stored on the run's row, read as it is.
 create or replace function cafe24_private.claim_due_pairs(
   p_run_id uuid,
   p_limit integer default 1
@@ -355,41 +358,42 @@ set search_path = ''
 set plan_cache_mode = force_generic_plan
 as $$
 declare
-  v_scope cafe24_private.refresh_scope := cafe24_private.scope_of_run(p_run_id);
+  v_scope cafe24_private.refresh_scope :=
+    (select r.scope from cafe24_private.refresh_runs r where r.id = p_run_id);
   v_ids uuid[];
 begin
+  if v_scope.lease_duration is null then
+    v_scope := cafe24_private.scope_of_run(p_run_id);
+  end if;
   if v_scope.mall_id is not null then
-    select array_agg(p.id) into v_ids from (
-      select c.auth_settings_id as id from cafe24_private.connections c
+    v_ids := array(
+      select c.auth_settings_id from cafe24_private.connections c
       where c.mall_id = v_scope.mall_id
         and cafe24_private.in_scope(c, v_scope)
         and cafe24_private.refresh_verdict(c, v_scope) = 'due'
       order by c.due_at
       limit p_limit
-      for update skip locked
-    ) p;
+      for update skip locked);
   elsif v_scope.user_id is not null then
-    select array_agg(p.id) into v_ids from (
-      select c.auth_settings_id as id from cafe24_private.connections c
+    v_ids := array(
+      select c.auth_settings_id from cafe24_private.connections c
       where c.user_id = v_scope.user_id
         and cafe24_private.in_scope(c, v_scope)
         and cafe24_private.refresh_verdict(c, v_scope) = 'due'
       order by c.due_at
       limit p_limit
-      for update skip locked
-    ) p;
+      for update skip locked);
   else
-    select array_agg(p.id) into v_ids from (
-      select c.auth_settings_id as id from cafe24_private.connections c
+    v_ids := array(
+      select c.auth_settings_id from cafe24_private.connections c
       where c.row_state = 'ok' and c.status = 'active' and c.due_at <= v_scope.claim_before
         and cafe24_private.in_scope(c, v_scope)
         and cafe24_private.refresh_verdict(c, v_scope) = 'due'
       order by c.due_at
       limit p_limit
-      for update skip locked
-    ) p;
+      for update skip locked);
   end if;
-  if v_ids is null then
+  if cardinality(v_ids) = 0 then
     return;
   end if;
 

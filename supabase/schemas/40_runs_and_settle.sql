@@ -56,7 +56,11 @@ create table cafe24_private.refresh_runs (
   -- The key ids of the starting function's ring (CAFE24_TOKEN_KEYS): a connection sealed under
   -- another one cannot be opened by it, so the rules skip it (key_unavailable) instead of claiming
   -- it. Null: not told (a run of an earlier release), every connection is claimed as before.
-  token_key_ids text[]
+  token_key_ids text[],
+  -- The scope made from the columns above (make_scope), once, when the run starts: every claim
+  -- reads it as it is instead of making it again. Null in rows of an earlier release, whose scope
+  -- scope_of_run makes from the columns.
+  scope cafe24_private.refresh_scope
 );
 
 create index refresh_runs_started_at_idx on cafe24_private.refresh_runs (started_at desc);
@@ -123,6 +127,9 @@ begin
     p_token_key_ids
   )
   returning id into v_id;
+  update cafe24_private.refresh_runs r
+  set scope = cafe24_private.scope_of_run(v_id)
+  where r.id = v_id;
   return v_id;
 end
 $$;
@@ -279,12 +286,18 @@ $$;
 -- and jitter triggers' WHEN clauses leave a refresh out). Compare-and-swap on the token_version
 -- the claim returned: if the row now holds another pair (the owner reconnected or disconnected
 -- meanwhile), the newer state stays and the outcome is 'superseded'. The new pair is a new start:
--- failures, backoff and the lease are cleared. providers.cafe24 is written only when the answer's
--- scopes differ from the ones it holds (the grant changed), or with p_plaintext_copy
--- (CAFE24_PLAINTEXT_TOKEN_COPY), which also copies the access token and its expiry there, in the
--- same transaction, for apps that read them there; never the refresh token. The tokens arrive
--- sealed; the copy is p_tokens.plaintext_access_token, which the private row never stores. With p_claim_next,
--- the run's next connection is claimed in the same round trip.
+-- failures, backoff and the lease are cleared. The tokens arrive sealed; the copy is
+-- p_tokens.plaintext_access_token, which the private row never stores. With p_claim_next, the
+-- run's next connection is claimed in the same round trip.
+--
+-- providers.cafe24 is written only when the answer's scopes differ from the ones it holds (the
+-- grant changed), or with p_plaintext_copy (CAFE24_PLAINTEXT_TOKEN_COPY), which also copies the
+-- access token and its expiry there, in the same transaction, for apps that read them there;
+-- never the refresh token. Every writer of providers locks the auth_settings row before the
+-- connection's (the sync trigger), and so must this, so the update is tried in up to two passes:
+-- the first, the hot path, only when the answer's scopes are the ones the row mirrors
+-- (connections.scopes) and there is no copy to write, touching nothing else; the second after
+-- reading providers and, when it must be written, locking its row first.
 create or replace function cafe24_private.store_refreshed_tokens(
   p_run_id uuid,
   p_auth_settings_id uuid,
@@ -302,6 +315,7 @@ declare
   v_access_expires_at timestamptz := cafe24_private.parse_instant(p_tokens -> 'expires_at');
   v_refresh_expires_at timestamptz :=
     cafe24_private.parse_instant(p_tokens -> 'refresh_token_expires_at');
+  v_second_pass boolean := p_plaintext_copy;
   v_stored boolean;
   v_write_providers boolean := false;
   v_outcome text;
@@ -311,41 +325,45 @@ begin
       using errcode = '22023';
   end if;
 
-  -- providers.cafe24 is written only for the copy or when the answer's scopes differ from the
-  -- ones it holds (the grant changed). Its row is then locked first: every writer of providers
-  -- takes the auth_settings row before the connection's (the sync trigger), and so does this.
-  if p_plaintext_copy or (p_tokens ? 'scopes' and exists (
-    select 1 from public.auth_settings s
-    where s.id = p_auth_settings_id
-      and jsonb_typeof(s.providers -> 'cafe24') = 'object'
-      and (s.providers -> 'cafe24' -> 'scopes') is distinct from (p_tokens -> 'scopes')
-  )) then
-    perform 1 from public.auth_settings s where s.id = p_auth_settings_id for update;
-    v_write_providers := true;
-  end if;
+  loop
+    if v_second_pass and (p_plaintext_copy or (p_tokens ? 'scopes' and exists (
+      select 1 from public.auth_settings s
+      where s.id = p_auth_settings_id
+        and jsonb_typeof(s.providers -> 'cafe24') = 'object'
+        and (s.providers -> 'cafe24' -> 'scopes') is distinct from (p_tokens -> 'scopes')
+    ))) then
+      perform 1 from public.auth_settings s where s.id = p_auth_settings_id for update;
+      v_write_providers := true;
+    end if;
 
-  update cafe24_private.connections c
-  set access_token = p_tokens ->> 'access_token',
-      refresh_token = p_tokens ->> 'refresh_token',
-      token_version = c.token_version + 1,
-      access_expires_at = v_access_expires_at,
-      refresh_expires_at = v_refresh_expires_at,
-      due_at = cafe24_private.refresh_due_at(v_access_expires_at, v_refresh_expires_at),
-      last_refreshed_at = now(),
-      status = 'active',
-      consecutive_failures = 0,
-      next_attempt_at = null,
-      lease_id = null,
-      lease_expires_at = null,
-      in_flight_since = null,
-      answer_possibly_lost_at = null,
-      last_error_code = null,
-      last_error_message = null,
-      last_error_at = null,
-      updated_at = now()
-  where c.auth_settings_id = p_auth_settings_id
-    and c.token_version = p_token_version
-  returning true into v_stored;
+    update cafe24_private.connections c
+    set access_token = p_tokens ->> 'access_token',
+        refresh_token = p_tokens ->> 'refresh_token',
+        token_version = c.token_version + 1,
+        access_expires_at = v_access_expires_at,
+        refresh_expires_at = v_refresh_expires_at,
+        due_at = cafe24_private.refresh_due_at(v_access_expires_at, v_refresh_expires_at),
+        last_refreshed_at = now(),
+        status = 'active',
+        consecutive_failures = 0,
+        next_attempt_at = null,
+        lease_id = null,
+        lease_expires_at = null,
+        in_flight_since = null,
+        answer_possibly_lost_at = null,
+        last_error_code = null,
+        last_error_message = null,
+        last_error_at = null,
+        scopes = coalesce(p_tokens -> 'scopes', c.scopes),
+        updated_at = now()
+    where c.auth_settings_id = p_auth_settings_id
+      and c.token_version = p_token_version
+      and (v_second_pass or not (p_tokens ? 'scopes')
+        or c.scopes is not distinct from (p_tokens -> 'scopes'))
+    returning true into v_stored;
+    exit when v_stored or v_second_pass;
+    v_second_pass := true;
+  end loop;
 
   if v_stored then
     if v_write_providers then

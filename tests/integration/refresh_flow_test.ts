@@ -70,6 +70,53 @@ Deno.test("cafe24-refresh", async (t) => {
     });
 
     await t.step(
+      "providers.cafe24.scopes follows the grant; a refresh with the same grant leaves providers alone",
+      async () => {
+        const read = async () => {
+          const [row] = await db.sql<{ granted: unknown; mirrored: unknown; written: Date }[]>`
+            select s.providers -> 'cafe24' -> 'scopes' as granted, c.scopes as mirrored,
+              s.updated_at as written
+            from auth_settings s join cafe24_private.connections c on c.auth_settings_id = s.id
+            where c.mall_id = 'shopalpha'`;
+          return row!;
+        };
+        const refreshOnce = async () => {
+          const summary = await (await stack.refresh({ force: "true", mall_id: "shopalpha" }))
+            .json();
+          assert.equal(summary.refreshed, 1);
+        };
+        const granted = (await read()).granted;
+        assert.ok(Array.isArray(granted) && granted.length > 0);
+        assert.deepEqual((await read()).mirrored, granted);
+
+        // The same grant again: the providers document is not rewritten.
+        const before = await read();
+        await refreshOnce();
+        assert.deepEqual(await read(), before);
+
+        // Someone edits the scopes in providers: the mirror follows, and the next refresh puts
+        // back what Cafe24 granted.
+        await db.sql`
+          update auth_settings s
+          set providers = jsonb_set(providers, '{cafe24,scopes}', '["edited.by_hand"]')
+          where s.id = (select auth_settings_id from cafe24_private.connections
+            where mall_id = 'shopalpha')`;
+        assert.deepEqual((await read()).mirrored, ["edited.by_hand"]);
+        await refreshOnce();
+        const after = await read();
+        assert.deepEqual([after.granted, after.mirrored], [granted, granted]);
+
+        // A row whose mirror is still empty (as every row before the mirror existed) reads
+        // providers once and fills it, without rewriting providers.
+        await db.sql`
+          update cafe24_private.connections set scopes = null where mall_id = 'shopalpha'`;
+        const unmirrored = await read();
+        await refreshOnce();
+        assert.deepEqual(await read(), { ...unmirrored, mirrored: granted });
+      },
+    );
+
+    await t.step(
       "invalid_grant marks the mall reconnect_required and later runs leave it alone",
       async () => {
         const { id } = await connectMall(stack, "shopdead");
