@@ -80,6 +80,23 @@ async function loadSide(name: SideName, root: string, label: string): Promise<Si
   };
 }
 
+/** This checkout's side with CAFE24_PLAINTEXT_TOKEN_COPY=true: every store also writes the access
+ * token into providers.cafe24, the document rewrite the copy mode keeps. */
+function copyModeOf(side: Side): Side {
+  return {
+    ...side,
+    name: "copy",
+    label: `${side.label}, CAFE24_PLAINTEXT_TOKEN_COPY=true`,
+    starter: {
+      ...side.starter,
+      sandboxFunctionEnv: (...args) => ({
+        ...side.starter.sandboxFunctionEnv(...args),
+        CAFE24_PLAINTEXT_TOKEN_COPY: "true",
+      }),
+    },
+  };
+}
+
 /** `git worktree add --detach` of `commit` in a new temporary directory, node_modules linked. */
 async function addWorktree(commit: string): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "bench-baseline-" });
@@ -197,9 +214,11 @@ export async function runSideBySide(ref: string, context: SideBySideContext): Pr
   Deno.addSignalListener("SIGTERM", onSignal);
   const sizes: { n: number; passes: PassFigures[] }[] = [];
   try {
+    const current = await loadSide("current", PROJECT_ROOT, currentLabel);
     const sides = [
       await loadSide("baseline", worktree, baselineLabel),
-      await loadSide("current", PROJECT_ROOT, currentLabel),
+      current,
+      copyModeOf(current),
     ];
     for (const n of options.sizes) {
       try {

@@ -5,7 +5,8 @@
 import { median } from "./measure.ts";
 import { fmt } from "./report.ts";
 
-export type SideName = "baseline" | "current";
+/** The ref's code, this checkout's, and this checkout's with CAFE24_PLAINTEXT_TOKEN_COPY=true. */
+export type SideName = "baseline" | "current" | "copy";
 
 /** One pass of one side: what it refreshed and what that cost. */
 export interface PassFigures {
@@ -31,6 +32,9 @@ export interface Figure {
   current: number;
   /** current / baseline (NaN where the baseline is 0 or not a number). */
   ratio: number;
+  /** The copy mode's median (NaN without copy-mode passes), and copy / baseline. */
+  copy: number;
+  copyRatio: number;
 }
 
 const perRefresh = (value: number, p: PassFigures) => value / Math.max(1, p.refreshed);
@@ -59,13 +63,10 @@ export function summarise(passes: PassFigures[]): Figure[] {
   return FIGURES.map(({ label, digits, of: f }) => {
     const baseline = of("baseline", f);
     const current = of("current", f);
-    return {
-      label,
-      digits,
-      baseline,
-      current,
-      ratio: baseline > 0 && Number.isFinite(current) ? current / baseline : Number.NaN,
-    };
+    const copy = of("copy", f);
+    const over = (value: number) =>
+      baseline > 0 && Number.isFinite(value) ? value / baseline : Number.NaN;
+    return { label, digits, baseline, current, ratio: over(current), copy, copyRatio: over(copy) };
   });
 }
 
@@ -97,21 +98,27 @@ export function renderSideBySide(run: SideBySideRun): string {
     `- Scenario: sandbox latency ${run.latencyMs} ± ${run.jitterMs} ms, concurrency ` +
     `${run.concurrency}; each side its own database (its own stand-ins and migrations), its own ` +
     "sandbox and a fresh functions process per pass serving its own supabase/functions; its " +
-    "pg_cron jobs off; every mall due at the start of each pass; passes alternated old/new.",
+    "pg_cron jobs off; every mall due at the start of each pass; passes alternated old/new" +
+    (run.sizes.some(({ passes }) => passes.some((p) => p.side === "copy"))
+      ? "/copy mode (this checkout with `CAFE24_PLAINTEXT_TOKEN_COPY=true`, which also writes " +
+        "each new access token into `providers.cafe24`)."
+      : "."),
   ];
   for (const { n, passes } of run.sizes) {
+    const withCopy = passes.some((p) => p.side === "copy");
     lines.push(
       "",
       `### ${n.toLocaleString("en-US")} malls due`,
       "",
-      `| median of each side's passes | baseline | current | new / old |`,
-      "|---|--:|--:|--:|",
+      `| median of each side's passes | baseline | current | new / old |` +
+        (withCopy ? " copy mode | copy / old |" : ""),
+      "|---|--:|--:|--:|" + (withCopy ? "--:|--:|" : ""),
     );
     for (const f of summarise(passes)) {
       lines.push(
         `| ${f.label} | ${fmt(f.baseline, f.digits)} | ${fmt(f.current, f.digits)} | ${
           fmt(f.ratio, 2)
-        } |`,
+        } |` + (withCopy ? ` ${fmt(f.copy, f.digits)} | ${fmt(f.copyRatio, 2)} |` : ""),
       );
     }
     lines.push(

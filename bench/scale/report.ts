@@ -1,4 +1,6 @@
 /** bench/SCALE.md and its chart, from what the scale benchmark measured. */
+import { POSTGRES_PARTS, type PostgresPart } from "../postgres_parts.ts";
+
 import { type Machine, median, quantile } from "../measure.ts";
 import { fmt, int } from "../report.ts";
 import type { RefreshTick } from "../../local/postgres/refresh_ticks.ts";
@@ -7,6 +9,15 @@ import type { ScaleOptions } from "./options.ts";
 import type { PoolMeasurement } from "./pool.ts";
 import type { Sample } from "./sampler.ts";
 import type { InvocationRecord } from "./workers.ts";
+
+const POSTGRES_PART_LABELS: Record<PostgresPart, string> = {
+  functions: "refresh statements (the functions' connections)",
+  pg_cron: "pg_cron and the tick's counts",
+  pg_net: "pg_net stand-in",
+  background: "background processes",
+  observer: "the bench's own queries",
+  "ended unseen": "processes too short to read (pg_cron job workers)",
+};
 
 /** What one phase of the benchmark measured. */
 export interface Phase {
@@ -71,6 +82,8 @@ export interface Figures {
   perSecond: number;
   equivalent: number;
   postgresCpuPerRefresh: number;
+  /** The same, by who made PostgreSQL work (bench/postgres_parts.ts). */
+  postgresPartsPerRefresh: Record<PostgresPart, number>;
   workersCpuPerRefresh: number;
   benchCpuPerRefresh: number;
   /** Share of the machine's cores busy with the three, over the window. */
@@ -124,6 +137,9 @@ export function figures(phase: Phase, cores: number): Figures {
     perSecond: refreshes / seconds,
     equivalent: (refreshes / seconds) * REAL_REFRESH_INTERVAL_S,
     postgresCpuPerRefresh: perRefresh(first.postgresCpuMs, last.postgresCpuMs),
+    postgresPartsPerRefresh: Object.fromEntries(
+      POSTGRES_PARTS.map((p) => [p, perRefresh(first.postgresParts[p], last.postgresParts[p])]),
+    ) as Record<PostgresPart, number>,
     workersCpuPerRefresh: perRefresh(first.workersCpuMs, last.workersCpuMs),
     benchCpuPerRefresh: perRefresh(first.benchCpuMs, last.benchCpuMs),
     cpuShare: { ...cpu, total: cpu.postgres + cpu.workers + cpu.bench },
@@ -314,6 +330,12 @@ export function renderScaleReport(r: ScaleReport): string {
     } ms |`,
     `| function CPU per refresh | ${fmt(f.workersCpuPerRefresh, 2)} ms |`,
     `| PostgreSQL CPU per refresh | ${fmt(f.postgresCpuPerRefresh, 2)} ms |`,
+    `| … of which | ${
+      POSTGRES_PARTS.map((p) =>
+        `${POSTGRES_PART_LABELS[p]} ${fmt(f.postgresPartsPerRefresh[p], 2)}`
+      )
+        .join("; ")
+    } ms |`,
     `| sandbox + dispatcher + pg_net stand-in CPU per refresh | ${
       fmt(f.benchCpuPerRefresh, 2)
     } ms |`,
@@ -398,8 +420,13 @@ export function renderScaleReport(r: ScaleReport): string {
         "`Deno.cpuUsage()` in the run (the figure its CPU budget reads) counts that run only. " +
         "The /proc figure adds the request's handling before the run and is read at 10 ms " +
         "resolution.",
-    "- PostgreSQL CPU includes pg_cron, the tick's counts and the pg_net stand-in's queries; the " +
-      "bench figure includes the sandbox's TLS handshakes, which Cafe24 pays in reality.",
+    '- PostgreSQL CPU is every process of the cluster; "of which" names them by ' +
+      "pg_stat_activity: the functions' connections (claims, stores, censuses, run rows), " +
+      "pg_cron (its launcher and the tick's job workers: the tick's counts and net.http_post), " +
+      "the pg_net stand-in's connection, background processes (autovacuum, WAL writer, " +
+      "checkpointer, postmaster), the bench's own queries, and processes that started and ended " +
+      "between two readings (pg_cron's job workers above all). The bench figure includes the " +
+      "sandbox's TLS handshakes, which Cafe24 pays in reality.",
     "- Each run of a tick after the first counts only what the due index holds up to its horizon, " +
       "so the per-run census stays small however large the table; the first run counts every row " +
       "once per tick.",

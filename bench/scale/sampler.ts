@@ -7,6 +7,7 @@
 import type { Cafe24Sandbox } from "../../local/cafe24_sandbox.ts";
 import type { TestDatabase } from "../../local/postgres/database.ts";
 import { cpuMs, postgresCpuMs } from "../measure.ts";
+import { type PostgresCpuByPart, postgresPartsReader } from "../postgres_parts.ts";
 import type { WorkerPool } from "./workers.ts";
 
 export interface Sample {
@@ -18,6 +19,8 @@ export interface Sample {
   overdueS: number;
   accessExpired: number;
   postgresCpuMs: number;
+  /** The same CPU by who made PostgreSQL work (bench/postgres_parts.ts). */
+  postgresParts: PostgresCpuByPart;
   workersCpuMs: number;
   benchCpuMs: number;
   load1: number;
@@ -45,6 +48,7 @@ export function startSampler(
   const samples: Sample[] = [];
   // Workers that have exited keep their last reading (a pool only grows while it runs).
   const lastCpu = new Map<number, number>();
+  const readParts = postgresPartsReader(db);
   const take = async (): Promise<Sample> => {
     const [backlog] = await db.sql<
       { due_now: number; overdue_s: number | null; access_expired: number }[]
@@ -66,6 +70,7 @@ export function startSampler(
       overdueS: backlog!.overdue_s ?? 0,
       accessExpired: backlog!.access_expired,
       postgresCpuMs: await postgresCpuMs(db),
+      postgresParts: await readParts(),
       workersCpuMs,
       benchCpuMs: await cpuMs("self"),
       load1: await load1(),

@@ -63,6 +63,32 @@ Deno.test("renderSideBySide() has a table per N and a row per pass, in the order
   assert.ok(text.indexOf("| 1 | baseline |") < text.indexOf("| 1 | current |"));
 });
 
+Deno.test("the copy mode gets its own columns, against the baseline, only when it ran", () => {
+  const run = (passes: PassFigures[]) =>
+    renderSideBySide({
+      baselineLabel: "`abc` = abc (old)",
+      currentLabel: "this checkout",
+      command: "npm run bench -- --baseline abc",
+      date: "2026-12-07T00:00:00.000Z",
+      machine: "2 cores",
+      concurrency: 16,
+      latencyMs: 50,
+      jitterMs: 10,
+      sizes: [{ n: 300, passes }],
+    });
+  const withCopy = run([pass("baseline", 1, 4), pass("current", 1, 1), pass("copy", 1, 3)]);
+  assert.match(withCopy, /\| new \/ old \| copy mode \| copy \/ old \|$/m);
+  assert.match(
+    withCopy,
+    /^\| PostgreSQL CPU per refresh \(ms\) \| 4\.000 \| 1\.000 \| 0\.25 \| 3\.000 \| 0\.75 \|$/m,
+  );
+  assert.match(withCopy, /^\| 1 \| copy \| 100 \|/m);
+  const without = run([pass("baseline", 1, 4), pass("current", 1, 1)]);
+  assert.doesNotMatch(without, /copy mode/);
+  const pg = summarise([pass("baseline", 1, 4), pass("current", 1, 1)])[0]!;
+  assert.ok(Number.isNaN(pg.copy) && Number.isNaN(pg.copyRatio));
+});
+
 Deno.test("replaceSection() appends a missing section after one blank line", () => {
   assert.equal(
     replaceSection("# T\n\ntext\n\n\n", "## S", "## S\n\nnew"),
