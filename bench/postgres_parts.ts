@@ -4,7 +4,9 @@
  *
  * - `functions`: the Edge Functions' connections (application_name CAFE24_FUNCTIONS_APPLICATION,
  *   set by supabase/functions/_shared/platform/db.ts): claims, stores, censuses, run rows;
- * - `pg_cron`: the launcher and its job workers (the tick: its counts and the net.http_post calls);
+ * - `pg_cron`: the launcher and its job workers (the tick: its counts and the net.http_post calls),
+ *   and a connection whose application_name starts with "pg_cron" (the scale bench's emulated
+ *   sub-minute ticks);
  * - `pg_net`: the pg_net stand-in's connection (or the real pg_net's worker);
  * - `background`: autovacuum, the WAL writer, checkpointer, background writer, the postmaster;
  * - `observer`: every other client, i.e. the bench's own queries;
@@ -31,7 +33,7 @@ export type PostgresCpuByPart = Record<PostgresPart, number>;
 
 function partOf(backendType: string, applicationName: string): PostgresPart {
   if (applicationName === CAFE24_FUNCTIONS_APPLICATION) return "functions";
-  if (backendType.startsWith("pg_cron") || applicationName === "pg_cron") return "pg_cron";
+  if (backendType.startsWith("pg_cron") || applicationName.startsWith("pg_cron")) return "pg_cron";
   if (backendType.startsWith("pg_net") || applicationName.startsWith("pg_net")) return "pg_net";
   if (backendType === "client backend") return "observer";
   return "background";

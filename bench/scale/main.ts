@@ -24,6 +24,7 @@
  *   --pool-sizes 1,2,3,10  --pool-refreshes 600  --out bench/SCALE.md  --chart bench/scale.svg
  *   --shared-process (every invocation to one process, all at once)
  */
+import postgres from "postgres";
 import { startCafe24Sandbox } from "../../local/cafe24_sandbox.ts";
 import { sandboxFunctionEnv } from "../../local/functions/server.ts";
 import { startTestDatabase, type TestDatabase } from "../../local/postgres/database.ts";
@@ -43,29 +44,66 @@ const SAMPLE_INTERVAL_MS = 5_000;
 const sleepUntil = (at: number) =>
   new Promise((resolve) => setTimeout(resolve, Math.max(0, at - Date.now())));
 
+/** What the sub-minute ticks' connection calls itself: bench/postgres_parts.ts counts it as pg_cron. */
+const EMULATED_TICK_APPLICATION = "pg_cron (emulated sub-minute tick)";
+
 /**
- * The schedule's tick. pg_cron before 1.5 only does minutes: a shorter tick is then emulated with
- * one more per-minute job per tick that sleeps that far into the minute before the job's command.
+ * The schedule's tick. pg_cron before 1.5 only does minutes: the migration's job then runs at the
+ * minute, and the ticks between are emulated by running the job's command from here at their
+ * second of each minute. (A per-minute job that slept that far into the minute would hold a
+ * snapshot open while it sleeps, most of every minute: PostgreSQL could then neither prune nor
+ * vacuum the rows each refresh leaves behind, and every claim would walk them. pg_cron 1.5+, as
+ * on Supabase, runs '20 seconds' without sleeping.)
  */
-async function scheduleTicks(db: TestDatabase, seconds: number): Promise<string> {
+async function scheduleTicks(
+  db: TestDatabase,
+  seconds: number,
+): Promise<{ note: string; stop: () => Promise<void> }> {
   const [{ takes }] = await db.sql<[{ takes: boolean }]>`
     select cafe24_private.pg_cron_takes_seconds() as takes`;
   if (seconds % 60 === 0 || takes) {
     await db.sql`select cafe24_private.set_refresh_schedule(tick_seconds => ${seconds})`;
-    return `pg_cron runs the job every ${seconds} s`;
+    return { note: `pg_cron runs the job every ${seconds} s`, stop: async () => {} };
   }
   if (60 % seconds !== 0) throw new RangeError("--tick-seconds must divide a minute");
   await db.sql`update cafe24_private.refresh_schedule_settings set tick_seconds = ${seconds}`;
   const offsets: number[] = [];
-  for (let at = seconds; at < 60; at += seconds) {
-    offsets.push(at);
-    await db.sql`
-      select cron.schedule(${`cafe24-refresh-at-${at}s`}, '* * * * *',
-        ${`select pg_sleep(${at}); select cafe24_private.invoke_cafe24_refresh()`})`;
-  }
-  return `every ${seconds} s: pg_cron 1.4 here only does minutes, so the migration's job runs at ` +
-    `the minute and ${offsets.length} more per-minute jobs run its command after sleeping ` +
-    `${offsets.join(" and ")} s, as pg_cron 1.5+ (Supabase) runs '${seconds} seconds'`;
+  for (let at = seconds; at < 60; at += seconds) offsets.push(at);
+  const sql = postgres(db.dbUrl, {
+    max: 1,
+    onnotice: () => {},
+    connection: { application_name: EMULATED_TICK_APPLICATION },
+  });
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let running: Promise<unknown> = Promise.resolve();
+  const next = () => {
+    const now = Date.now();
+    const minute = Math.floor(now / 60_000) * 60_000;
+    const at = [...offsets.map((o) => minute + o * 1000), minute + 60_000 + offsets[0]! * 1000]
+      .find((t) => t > now)!;
+    timer = setTimeout(() => {
+      if (stopped) return;
+      running = sql`select cafe24_private.invoke_cafe24_refresh()`.catch((error) => {
+        console.warn(`emulated tick failed: ${error instanceof Error ? error.message : error}`);
+      });
+      next();
+    }, at - now);
+  };
+  next();
+  return {
+    note:
+      `every ${seconds} s: pg_cron 1.4 here only does minutes, so the migration's job runs at ` +
+      `the minute and the bench runs its command at ${
+        offsets.map((o) => `${o} s`).join(" and ")
+      } past each minute, as pg_cron 1.5+ (Supabase) runs '${seconds} seconds'`,
+    stop: async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+      await sql.end({ timeout: 5 });
+    },
+  };
 }
 
 async function readSettings(db: TestDatabase) {
@@ -160,7 +198,9 @@ export async function scaleMain(args: string[]): Promise<void> {
     ) {
       await db.sql`select vault.create_secret(${value!}, ${name!})`;
     }
-    const tickNote = await scheduleTicks(db, options.tickSeconds);
+    const ticks = await scheduleTicks(db, options.tickSeconds);
+    cleanups.unshift(() => ticks.stop());
+    const tickNote = ticks.note;
     console.log(`ticks: ${tickNote}`);
     const sampler = startSampler(db, sandbox, pool, SAMPLE_INTERVAL_MS);
     cleanups.unshift(() => sampler.stop());

@@ -4,6 +4,10 @@
 -- every claim reads it as it is instead of making it from the row's columns again. Rows of runs
 -- started before this (scope null) are made as before, by scope_of_run.
 --
+-- The claim reads the due index in due order and stops at the first row it can lock: its plan,
+-- made once per session, no longer fetches and sorts every due row (bitmap and sequential scans
+-- are off in it).
+--
 -- A refresh no longer reads the providers document to learn whether the grant's scopes changed:
 -- the connection row mirrors providers.cafe24.scopes (connections.scopes, kept by the sync
 -- trigger and by the refresh that stores them), and the store's hot path compares with it in
@@ -192,6 +196,8 @@ returns table (
 language plpgsql
 set search_path = ''
 set plan_cache_mode = force_generic_plan
+set enable_bitmapscan = off
+set enable_seqscan = off
 as $$
 declare
   v_scope cafe24_private.refresh_scope :=

@@ -11,9 +11,10 @@
 -- One row per auth_settings row, kept in step by a trigger. It is the one home of the
 -- connection's tokens and their expiries; providers.cafe24 keeps what identifies the connection
 -- (mall_id, shop_no, scope, connected_at, …) and is written only when the connection itself
--- changes. A refresh writes this one narrow row and nothing else. Every claim and store rewrites
--- a row without touching an indexed column; the free space fillfactor leaves on each page lets
--- those updates stay on the page (HOT) instead of adding index entries each time.
+-- changes. A refresh writes this one narrow row and nothing else. A claim (and every other write
+-- but a new pair's) rewrites the row without touching an indexed column; the free space
+-- fillfactor leaves on each page lets those updates stay on the page (HOT) instead of adding
+-- index entries each time. A store moves due_at, so the due index gets the row's new place.
 create table cafe24_private.connections (
   auth_settings_id uuid primary key references public.auth_settings (id) on delete cascade,
   user_id uuid,

@@ -341,6 +341,11 @@ $$;
 -- per scope shape (a mall's, a user's, everything else through the due index), each planned
 -- once per session (force_generic_plan) instead of on every call; each reads its own index. The
 -- scope is the one start_refresh_run stored on the run's row, read as it is.
+--
+-- A plan made once knows neither the limit (1 on the hot path) nor how many rows are due, and
+-- left to itself it fetches every due row, sorts them and keeps the first: each claim then costs
+-- the whole backlog. Without bitmap and sequential scans the due-index shape reads the index in
+-- due order and stops at the first row it can lock; a mall's or a user's reads its own index.
 create or replace function cafe24_private.claim_due_pairs(
   p_run_id uuid,
   p_limit integer default 1
@@ -356,6 +361,8 @@ returns table (
 language plpgsql
 set search_path = ''
 set plan_cache_mode = force_generic_plan
+set enable_bitmapscan = off
+set enable_seqscan = off
 as $$
 declare
   v_scope cafe24_private.refresh_scope :=
