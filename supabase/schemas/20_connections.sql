@@ -73,7 +73,14 @@ create table cafe24_private.connections (
   -- refresh whose answer grants the same scopes compares with this, in the row it updates anyway,
   -- instead of reading the providers document (store_refreshed_tokens). Null until one of them
   -- writes it.
-  scopes jsonb
+  scopes jsonb,
+  -- A connect's pair arrives sealed for the pending connection it came from (its handle hash)
+  -- and completion reseals it for this row at once. Should that fail, the pair would open for
+  -- nobody: the handle hash stays here, with the token_version of the pair it was written for
+  -- (a newer pair makes it stale), until a reseal writes the pair for the row
+  -- (connections_sealed_for_pending, reseal_tokens).
+  sealed_for bytea,
+  sealed_for_version bigint
 ) with (fillfactor = 80);
 
 comment on table cafe24_private.connections is
@@ -84,6 +91,9 @@ create index connections_due_idx on cafe24_private.connections (due_at)
   where row_state = 'ok' and status = 'active';
 create index connections_mall_id_idx on cafe24_private.connections (mall_id);
 create index connections_user_id_idx on cafe24_private.connections (user_id);
+-- Empty but for the moments between a connect and its reseal, and after a reseal that failed.
+create index connections_sealed_for_idx on cafe24_private.connections (auth_settings_id)
+  where sealed_for is not null;
 
 -- ---------------------------------------------------------------------------------------------
 -- Reading providers.cafe24
@@ -463,6 +473,29 @@ as $$
   limit p_limit
 $$;
 
+-- Connections whose pair is still sealed for the pending connection it came from, with that
+-- connection's handle hash: a reseal at completion that failed (the database refused it on every
+-- retry). The background pass reseals them from there. Marks a newer pair made stale are
+-- cleared on the way; leased rows are left to their refresh.
+create or replace function cafe24_private.connections_sealed_for_pending(p_limit integer)
+returns table (auth_settings_id uuid, handle_hash bytea)
+language plpgsql
+set search_path = ''
+as $$
+begin
+  update cafe24_private.connections c
+  set sealed_for = null, sealed_for_version = null
+  where c.sealed_for is not null and c.sealed_for_version is distinct from c.token_version;
+  return query
+  select c.auth_settings_id, c.sealed_for
+  from cafe24_private.connections c
+  where c.sealed_for is not null
+    and (c.lease_expires_at is null or c.lease_expires_at <= now())
+  order by c.auth_settings_id
+  limit p_limit;
+end
+$$;
+
 -- One connection's stored tokens, for resealing it right after a connect.
 create or replace function cafe24_private.connection_tokens(p_auth_settings_id uuid)
 returns table (auth_settings_id uuid, access_token text, refresh_token text, token_version bigint)
@@ -492,7 +525,8 @@ set search_path = ''
 as $$
   with written as (
     update cafe24_private.connections c
-    set access_token = p_access_token, refresh_token = p_refresh_token
+    set access_token = p_access_token, refresh_token = p_refresh_token,
+      sealed_for = null, sealed_for_version = null
     where c.auth_settings_id = p_auth_settings_id
       and c.token_version = p_token_version
       and (c.lease_expires_at is null or c.lease_expires_at <= now())
@@ -517,6 +551,8 @@ group by 1;
 revoke all on table cafe24_private.token_keys_in_use from public, anon, authenticated;
 grant select on table cafe24_private.token_keys_in_use to service_role;
 revoke all on function cafe24_private.tokens_to_reseal(text, uuid, integer, integer)
+  from public, anon, authenticated;
+revoke all on function cafe24_private.connections_sealed_for_pending(integer)
   from public, anon, authenticated;
 revoke all on function cafe24_private.connection_tokens(uuid) from public, anon, authenticated;
 revoke all on function cafe24_private.reseal_tokens(uuid, bigint, text, text)

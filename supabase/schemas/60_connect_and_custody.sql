@@ -576,6 +576,23 @@ begin
 end
 $$;
 
+-- Remembers, on the connection a pending connection's pair has just landed in, that the pair is
+-- sealed for that pending connection (its handle hash), in the same transaction: if the reseal
+-- that follows fails, the background pass can still open the pair and reseal it
+-- (connections_sealed_for_pending).
+create or replace function cafe24_private.note_sealed_for(
+  p_auth_settings_id uuid,
+  p_handle_hash bytea
+)
+returns void
+language sql
+set search_path = ''
+as $$
+  update cafe24_private.connections c
+  set sealed_for = p_handle_hash, sealed_for_version = c.token_version
+  where c.auth_settings_id = p_auth_settings_id
+$$;
+
 -- Uses a pending connection up (exactly once) for the user presenting its handle.
 --   invalid   no such handle: never issued, used already, or cleaned up;
 --   expired   issued, but older than pending_connection_ttl(): destroyed;
@@ -629,6 +646,9 @@ begin
   if v_pending.expires_at <= now() or v_pending.user_id is distinct from p_user_id then
     select kept.auth_settings_id, kept.replaced into v_id, v_replaced
     from cafe24_private.give_pair_to_holder(v_pending.mall_id, v_pending.tokens) kept;
+    if v_id is not null then
+      perform cafe24_private.note_sealed_for(v_id, p_handle_hash);
+    end if;
     return query select
       case when v_pending.expires_at <= now() then 'expired' else 'mismatch' end::text,
       v_id, v_pending.mall_id, v_pending.requested_scopes,
@@ -639,6 +659,7 @@ begin
   select stored.id, stored.replaced into v_id, v_replaced
   from cafe24_private.store_connection(
     v_pending.user_id, v_pending.mall_id, v_pending.tokens, p_connected_at) stored;
+  perform cafe24_private.note_sealed_for(v_id, p_handle_hash);
 
   for v_other in
     select c.auth_settings_id
@@ -719,6 +740,7 @@ begin
   select kept.auth_settings_id, kept.replaced into auth_settings_id, replaced
   from cafe24_private.give_pair_to_holder(v_pending.mall_id, v_pending.tokens) kept;
   if auth_settings_id is not null then
+    perform cafe24_private.note_sealed_for(auth_settings_id, p_handle_hash);
     delete from cafe24_private.pending_connections p where p.handle_hash = p_handle_hash;
   end if;
 end
@@ -920,6 +942,8 @@ revoke all on function cafe24_private.record_pending_connection(bytea, uuid, tex
   from public, anon, authenticated;
 revoke all on function cafe24_private.cafe24_credential_keys() from public, anon, authenticated;
 revoke all on function cafe24_private.disconnect_connection(uuid, text)
+  from public, anon, authenticated;
+revoke all on function cafe24_private.note_sealed_for(uuid, bytea)
   from public, anon, authenticated;
 revoke all on function cafe24_private.complete_pending_connection(bytea, uuid, timestamptz)
   from public, anon, authenticated;

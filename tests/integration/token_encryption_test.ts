@@ -437,6 +437,58 @@ Deno.test("tokens sealed at rest", async (t) => {
         assert.match((await stored(row)).access_token!, /^v1\./);
       },
     );
+
+    await t.step(
+      "a pair whose reseal failed at completion is resealed by the next scheduled run and " +
+        "keeps refreshing",
+      async () => {
+        const marked = async () =>
+          (await db.sql<{ id: string }[]>`
+            select auth_settings_id as id from cafe24_private.connections
+            where sealed_for is not null`).map(({ id }) => id);
+        assert.deepEqual(await marked(), [], "every completed connect was resealed for its row");
+        // The database refuses the reseal that follows the completion, on every retry.
+        await db.sql`
+          alter function cafe24_private.reseal_tokens(uuid, bigint, text, text)
+          rename to reseal_tokens_unavailable`;
+        let row: string;
+        try {
+          row = await connectAs(crypto.randomUUID(), "resealshop");
+        } finally {
+          await db.sql`
+            alter function cafe24_private.reseal_tokens_unavailable(uuid, bigint, text, text)
+            rename to reseal_tokens`;
+        }
+        // Still sealed for the pending connection it came from: it does not open for its row.
+        const unopened = await token(stack.functions, { auth_settings_id: row });
+        assert.equal(unopened.status, 503, JSON.stringify(unopened.body));
+        assert.equal(unopened.body.error, "TOKEN_KEY_UNAVAILABLE");
+        assert.deepEqual(await marked(), [row], "the row remembers the pending connection");
+
+        const before = refreshes();
+        const run = await refreshAt(stack.functions, { trigger: "cron" });
+        assert.equal(run.status, 200, JSON.stringify(run.body));
+        const [pass] = await db.sql<{ resealed: { resealed: number } | null }[]>`
+          select summary -> 'background' -> 'resealed' as resealed
+          from cafe24_private.refresh_runs where id = ${run.body.run_id}::uuid`;
+        assert.ok((pass?.resealed?.resealed ?? 0) >= 1, JSON.stringify(pass));
+        assert.equal(refreshes(), before, "resealing sends nothing to Cafe24");
+        assert.deepEqual(await marked(), [], "resealed for its row: nothing left to remember");
+
+        const served = await token(stack.functions, { auth_settings_id: row });
+        assert.equal(served.status, 200, JSON.stringify(served.body));
+        assert.equal(served.body.access_token, sandbox.livePairs("resealshop").at(-1)!.accessToken);
+        const refreshed = await refreshAt(stack.functions, {
+          mall_id: "resealshop",
+          force: "true",
+        });
+        assert.equal(refreshed.body.refreshed, 1, JSON.stringify(refreshed.body));
+        assert.equal(
+          (await cafe24Entry(db, row)).refresh_token,
+          sandbox.liveRefreshToken("resealshop"),
+        );
+      },
+    );
   } finally {
     await stack.stop();
     await auth.close();

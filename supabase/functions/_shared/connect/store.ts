@@ -1,6 +1,11 @@
 import type postgres from "postgres";
-import type { TokenPlace } from "../platform/token_crypto.ts";
-import { connectionPlace, openPair, sealPair, type TokenSeal } from "../platform/token_seal.ts";
+import {
+  connectionPlace,
+  openPair,
+  pendingPlace,
+  sealPair,
+  type TokenSeal,
+} from "../platform/token_seal.ts";
 import { resealConnection } from "../tokens/reseal.ts";
 import type { ShopSummary } from "../cafe24/shops.ts";
 import type { OAuthState } from "./state.ts";
@@ -102,7 +107,6 @@ export interface ConnectStore {
 export function createConnectStore(sql: postgres.Sql, seal: TokenSeal): ConnectStore {
   const opened = <T extends StoredPair>(authSettingsId: string, pair: T) =>
     openPair(seal, connectionPlace(authSettingsId), pair);
-  const pendingPlace = (handleHash: Uint8Array): TokenPlace => ({ kind: "pending", handleHash });
   const openedPending = <T extends StoredPair>(handleHash: Uint8Array, pair: T) =>
     openPair(seal, pendingPlace(handleHash), pair);
   return {

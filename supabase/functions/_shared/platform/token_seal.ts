@@ -145,6 +145,12 @@ export const connectionPlace = (authSettingsId: string): TokenPlace => ({
   authSettingsId,
 });
 
+/** Where a pending connection's pair is sealed: its handle hash. */
+export const pendingPlace = (handleHash: Uint8Array): TokenPlace => ({
+  kind: "pending",
+  handleHash,
+});
+
 /** A pair's fields as they are stored: both tokens sealed for `place`, the rest as they are. */
 export async function sealPair<T extends Record<string, unknown>>(
   seal: TokenSeal,

@@ -6,7 +6,7 @@ import {
   type TokenField,
   type TokenPlace,
 } from "../platform/token_crypto.ts";
-import { connectionPlace, type TokenSeal } from "../platform/token_seal.ts";
+import { connectionPlace, pendingPlace, type TokenSeal } from "../platform/token_seal.ts";
 
 /**
  * Resealing: writing a row's pair again, unchanged, in the form new values are written in. Rows
@@ -70,7 +70,11 @@ function currentPrefix(seal: TokenSeal): string {
   return seal.activeKid === null ? "" : `${TOKEN_CIPHERTEXT_VERSION}.${seal.activeKid}.`;
 }
 
-/** Up to `limit` rows not in the current form, resealed. Nothing while the seal is blocked. */
+/**
+ * Up to `limit` rows not in the current form, resealed: first the pairs still sealed for the
+ * pending connection they came from (their reseal at completion failed; nothing else opens
+ * them), then legacy plaintext and earlier keys. Nothing while the seal is blocked.
+ */
 export async function resealStaleRows(
   sql: postgres.Sql,
   seal: TokenSeal,
@@ -78,9 +82,17 @@ export async function resealStaleRows(
 ): Promise<ResealOutcome> {
   const outcome: ResealOutcome = { resealed: 0, unopened: 0, changed: 0 };
   if (!seal.writable || limit <= 0) return outcome;
+  // At most half the count: a pair that opens nowhere (its key left the ring) stays listed.
+  const pending = await sql<{ auth_settings_id: string; handle_hash: Uint8Array }[]>`
+    select * from cafe24_private.connections_sealed_for_pending(${Math.ceil(limit / 2)})`;
+  for (const { auth_settings_id: id, handle_hash: hash } of pending) {
+    await resealOne(sql, seal, id, outcome, pendingPlace(hash));
+  }
+  const rest = limit - pending.length;
+  if (rest <= 0) return outcome;
   const rows = await sql<StoredRow[]>`
     select * from cafe24_private.tokens_to_reseal(
-      ${currentPrefix(seal)}, ${crypto.randomUUID()}::uuid, ${RESEAL_WINDOW}, ${limit})`;
+      ${currentPrefix(seal)}, ${crypto.randomUUID()}::uuid, ${RESEAL_WINDOW}, ${rest})`;
   for (const row of rows) await resealRow(sql, seal, row, outcome);
   return outcome;
 }
@@ -97,11 +109,20 @@ export async function resealConnection(
   from?: TokenPlace,
 ): Promise<ResealOutcome> {
   const outcome: ResealOutcome = { resealed: 0, unopened: 0, changed: 0 };
-  if (!seal.writable) return outcome;
+  if (seal.writable) await resealOne(sql, seal, authSettingsId, outcome, from);
+  return outcome;
+}
+
+async function resealOne(
+  sql: postgres.Sql,
+  seal: TokenSeal,
+  authSettingsId: string,
+  outcome: ResealOutcome,
+  from?: TokenPlace,
+): Promise<void> {
   const [row] = await sql<StoredRow[]>`
     select * from cafe24_private.connection_tokens(${authSettingsId}::uuid)`;
   if (row !== undefined) await resealRow(sql, seal, row, outcome, from);
-  return outcome;
 }
 
 async function resealRow(
