@@ -152,7 +152,9 @@ async function endRefusedPair(
 /**
  * A pair that came from a pending connection lands in the row sealed for the pending connection
  * (`from`, its handle hash); it is resealed for the row at once. Until then the row's refreshes
- * set it aside (key_unavailable), sending nothing; should this fail, reconnecting fixes it.
+ * set it aside (key_unavailable), sending nothing. Should this fail on every retry, the row still
+ * names the pending connection (complete_pending_connection noted it in the same transaction), and
+ * the next scheduled background pass reseals it from there (tokens/reseal.ts).
  */
 export async function resealNow(
   deps: { store: Pick<ConnectDeps["store"], "reseal"> },
