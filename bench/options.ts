@@ -81,3 +81,16 @@ export function listOption(name: string, value: string, min: number, max: number
     ? []
     : value.split(",").map((v) => Math.round(numberOption(name, v.trim(), min, max)));
 }
+
+/**
+ * The command line as it was started, for the console and the reports (`npm run bench -- …`
+ * sets npm_lifecycle_event). Empty arguments and ones with spaces or quotes are quoted.
+ */
+export function benchCommand(args: string[]): string {
+  const quoted = args.map((arg) =>
+    /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`
+  );
+  return Deno.env.get("npm_lifecycle_event") === "bench"
+    ? ["npm run bench", ...(quoted.length > 0 ? ["--", ...quoted] : [])].join(" ")
+    : ["deno run --allow-all bench/refresh_bench.ts", ...quoted].join(" ");
+}

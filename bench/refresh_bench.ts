@@ -31,7 +31,7 @@
 // setup.ts (database, sandbox, TLS), measure.ts (/proc, pg_stat_statements, GCs, medians),
 // scenario_refresh.ts, scenario_baseline.ts and scenario_scan.ts (what is measured), report.ts.
 import { describeMachine, median, readClockTicks } from "./measure.ts";
-import { parseOptions } from "./options.ts";
+import { benchCommand, parseOptions } from "./options.ts";
 import {
   CONFIG_DEFAULT_MAX_PER_RUN,
   makeAllDue,
@@ -63,10 +63,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   await readClockTicks();
   const machineInfo = await describeMachine();
-  // As it was started: `npm run bench -- …` sets npm_lifecycle_event.
-  const command = Deno.env.get("npm_lifecycle_event") === "bench"
-    ? ["npm run bench", ...(Deno.args.length > 0 ? ["--", ...Deno.args] : [])].join(" ")
-    : ["deno run --allow-all bench/refresh_bench.ts", ...Deno.args].join(" ");
+  const command = benchCommand(Deno.args);
   console.log(`refresh bench: ${command}`);
   console.log(
     `machine: ${machineInfo.cores} cores, ${machineInfo.memoryGiB} GiB, ${machineInfo.cpuModel}`,

@@ -31,6 +31,7 @@ import { startTestDatabase, type TestDatabase } from "../../local/postgres/datab
 import { readRefreshTicks } from "../../local/postgres/refresh_ticks.ts";
 import { startNetDeliverer } from "../../local/supabase/pg_net_deliverer.ts";
 import { describeMachine, readClockTicks } from "../measure.ts";
+import { benchCommand } from "../options.ts";
 import { BENCH_APP, CLIENT_ID, CLIENT_SECRET, CRON_SECRET, makeTlsMaterial } from "../setup.ts";
 import { compressed, countExpiries, massConnect, watchExpiries } from "./fleet.ts";
 import { parseScaleOptions } from "./options.ts";
@@ -118,9 +119,7 @@ export async function scaleMain(args: string[]): Promise<void> {
   const started = Date.now();
   await readClockTicks();
   const machine = await describeMachine();
-  const command = Deno.env.get("npm_lifecycle_event") === "bench"
-    ? ["npm run bench --", "--scale", ...args].join(" ")
-    : ["deno run --allow-all bench/refresh_bench.ts --scale", ...args].join(" ");
+  const command = benchCommand(["--scale", ...args]);
   console.log(`scale bench: ${command}`);
   console.log(`machine: ${machine.cores} cores, load ${machine.loadAverage}`);
   const time = compressed(options.compression);
