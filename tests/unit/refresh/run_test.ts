@@ -194,6 +194,34 @@ runTest(
 );
 
 runTest(
+  "the run stops claiming early enough for the requests it has in flight to finish within its CPU budget",
+  async () => {
+    // Four requests in flight at a time; each answer costs 10 ms of CPU to handle when it
+    // arrives, after the run may already have stopped claiming.
+    const clock = new FakeClock();
+    const h = harness(new FakeStore(malls(40)), {
+      clock,
+      settings: { runCpuBudgetMs: 150, concurrency: 4, maxConnectionsPerRun: 40 },
+      cost: { wallMs: 10, cpuMs: 0 },
+      answer: async (_, call) => {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        clock.spend(0, 10);
+        return newPair(call);
+      },
+    });
+    const summary = await run(h);
+    const spent = clock.cpu!;
+    assert.ok(spent <= 150, `the run spent ${spent} ms of CPU against its budget of 150`);
+    // It still uses its budget: stopping at the first answer would be safe and useless.
+    assert.ok(spent >= 120, `the run stopped at ${spent} ms of CPU`);
+    assert.equal(summary.refreshed, spent / 10);
+    assert.equal(summary.skipped_reasons.out_of_time, 40 - summary.refreshed);
+    assertNothingLeased(h.store);
+    assertBooksBalance(summary);
+  },
+);
+
+runTest(
   "runs that share a process each count their share of its CPU, and stop together at the process budget",
   async () => {
     const cpuBound = {

@@ -19,15 +19,16 @@ import { configuredTokenSeal, type TokenSeal } from "./token_seal.ts";
 const DEFAULT_API_BASE_URL = "https://{mall_id}.cafe24api.com";
 
 /**
- * A run stops claiming connections once the function has used this much CPU since the run
- * started. Supabase gives two figures for a hosted invocation's CPU limit: 2 s on its limits page,
- * 200 ms in its troubleshooting pages, which also describe a soft limit (the worker is retired)
- * and a hard one (it is killed). The run keeps under the lower figure: killed mid-request, a worker
- * loses the answers in flight, and with them possibly the malls' only valid refresh tokens. 150 ms
- * leaves 50 ms for what a run still spends after its last claim (the requests in flight, at about
- * 2 ms of CPU each, the summary) and for what an invocation spends before the run starts. At the
- * measured 1.5-2.1 ms per refresh (bench/RESULTS.md) that is some 70 refreshes per invocation; on
- * a plan where the 2 s figure holds, 1000 allows about 500.
+ * A run stops claiming connections once the CPU it has used since it started, plus what its
+ * requests in flight will cost to finish (priced at its CPU per finished connection so far), reaches
+ * this budget. Supabase gives two figures for a hosted invocation's CPU limit: 2 s on its limits
+ * page, 200 ms in its troubleshooting pages, which also describe a soft limit (the worker is
+ * retired) and a hard one (it is killed). The run keeps under the lower figure: killed mid-request,
+ * a worker loses the answers in flight, and with them possibly the malls' only valid refresh
+ * tokens. 150 ms leaves 50 ms for what an invocation spends before its run starts and after it
+ * ends (the summary), and for a collection or a slow answer the estimate did not foresee. At the
+ * measured 3-4 ms per refresh with HTTPS (bench/SCALE.md) that is some 40 refreshes per
+ * invocation; on a plan where the 2 s figure holds, 1000 allows about 300.
  */
 export const RUN_CPU_BUDGET_DEFAULT_MS = 150;
 
@@ -97,7 +98,7 @@ const EnvSchema = z.object({
   CAFE24_REQUEST_TIMEOUT_MS: integer(15_000, 1_000, 60_000),
   /** Stop claiming new connections after this long; hosted functions stop at 150 s. */
   CAFE24_RUN_BUDGET_MS: integer(100_000, 1_000, 3_600_000),
-  /** Stop claiming new connections after this much CPU time (see RUN_CPU_BUDGET_DEFAULT_MS). */
+  /** Stop claiming new connections before the run's CPU time would pass this (see RUN_CPU_BUDGET_DEFAULT_MS). */
   CAFE24_RUN_CPU_BUDGET_MS: integer(RUN_CPU_BUDGET_DEFAULT_MS, 10, 3_600_000),
   /** eager: keep every access token fresh; keep_alive: keep refresh tokens alive (scope.ts). */
   CAFE24_REFRESH_POLICY: z.enum(REFRESH_POLICIES).default("eager").describe("eager or keep_alive"),

@@ -92,6 +92,8 @@ class RunLimits {
   /** The reason the runtime gave when it announced it would stop the worker. */
   interruptedBy: string | null = null;
   private claims = 0;
+  /** Connections whose request is over (answered, failed or never sent): the rest are in flight. */
+  private answered = 0;
   private readonly startedAt: number;
   /** The run's share of the process's CPU (runs served by one process at once split it). */
   readonly cpu: CpuAccount;
@@ -121,22 +123,39 @@ class RunLimits {
     return true;
   }
 
+  /** A connection's request is over (answered, failed or never sent): no longer in flight. */
+  requestDone(): void {
+    this.answered++;
+  }
+
   /** A claim that found nothing took no connection. */
   giveBack(): void {
     this.claims--;
   }
 
   /**
-   * The wall clock, the run's own share of the CPU, or the CPU of every run the process serves at
-   * once (processCpuBudgetMs). Where the runtime gives no CPU reading, the wall clock, the cap
+   * The wall clock, the run's own share of the CPU with what its requests in flight will still
+   * cost, or the CPU of every run the process serves at once (processCpuBudgetMs). Where the runtime gives no CPU reading, the wall clock, the cap
    * and the runtime's beforeunload notice still stop the run.
    */
   private budgetSpent(): boolean {
     if (this.clock.now() - this.startedAt >= this.settings.runBudgetMs) return true;
     const own = this.cpu.ownMs();
-    if (own !== null && own >= this.settings.runCpuBudgetMs) return true;
+    if (own !== null && own + this.inFlightCpuMs(own) >= this.settings.runCpuBudgetMs) return true;
     const busy = this.cpu.busyMs();
     return busy !== null && busy >= processCpuBudgetMs(this.settings.runCpuBudgetMs);
+  }
+
+  /**
+   * What the requests still in flight will cost before the run ends: each is answered, sealed and
+   * stored after the run stops claiming, so a run that stopped only once its CPU reached the
+   * budget ended past it by as many answers as it had in flight. Priced at the run's CPU per
+   * finished connection so far, which also carries the run's start and the sending half of the
+   * requests in flight: it errs high, so the run ends under its budget rather than over it.
+   */
+  private inFlightCpuMs(ownMs: number): number {
+    if (this.answered === 0) return 0;
+    return (this.claims - this.answered) * (ownMs / this.answered);
   }
 }
 
@@ -323,7 +342,10 @@ async function runWorkers({ ctx, limits, concurrency, onSettled }: Workers): Pro
       const step = await refreshConnection(
         ctx,
         connection,
-        () => claimError === null && limits.take(),
+        () => {
+          limits.requestDone();
+          return claimError === null && limits.take();
+        },
       );
       claimAsked = step.claimAsked;
       onSettled();
