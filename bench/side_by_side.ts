@@ -16,6 +16,7 @@ import { PROJECT_ROOT } from "../local/stack/stack_info.ts";
 import type { BenchOptions } from "./options.ts";
 import { FUNCTIONS_ROLE, type TlsMaterial } from "./setup.ts";
 import { type FunctionsStarter, measureRefresh } from "./scenario_refresh.ts";
+import { type FloorFigures, measureFloor } from "./scenario_floor.ts";
 import {
   type PassFigures,
   renderSideBySide,
@@ -212,7 +213,7 @@ export async function runSideBySide(ref: string, context: SideBySideContext): Pr
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
-  const sizes: { n: number; passes: PassFigures[] }[] = [];
+  const sizes: { n: number; passes: PassFigures[]; floors: FloorFigures[] }[] = [];
   try {
     const current = await loadSide("current", PROJECT_ROOT, currentLabel);
     const sides = [
@@ -233,6 +234,7 @@ export async function runSideBySide(ref: string, context: SideBySideContext): Pr
           await side.setup.seedConnections(db, sandbox, n);
         }
         const passes: PassFigures[] = [];
+        const floors: FloorFigures[] = [];
         for (let pass = 1; pass <= options.repeat; pass++) {
           for (const { side, db, sandbox } of running) {
             if (pass > 1) await side.setup.makeAllDue(db);
@@ -268,8 +270,24 @@ export async function runSideBySide(ref: string, context: SideBySideContext): Pr
               } ms`,
             );
           }
+          const current = running.find(({ side }) => side.name === "current");
+          if (current !== undefined) {
+            const floor = await measureFloor(
+              current.db,
+              n,
+              concurrency,
+              options.latencyMs,
+              options.jitterMs,
+            );
+            floors.push(floor);
+            console.log(
+              `  floor: select 1 ${floor.roundTripMs.toFixed(3)} ms, one-row update ${
+                floor.rowWriteMs.toFixed(3)
+              } ms of PostgreSQL CPU per statement`,
+            );
+          }
         }
-        sizes.push({ n, passes });
+        sizes.push({ n, passes, floors });
       } finally {
         for (const { sandbox, db } of running.splice(0)) {
           await sandbox.close().catch(() => {});

@@ -4,6 +4,7 @@
  */
 import { median } from "./measure.ts";
 import { fmt } from "./report.ts";
+import type { FloorFigures } from "./scenario_floor.ts";
 
 /** The ref's code, this checkout's, and this checkout's with CAFE24_PLAINTEXT_TOKEN_COPY=true. */
 export type SideName = "baseline" | "current" | "copy";
@@ -80,8 +81,9 @@ export interface SideBySideRun {
   concurrency: number;
   latencyMs: number;
   jitterMs: number;
-  /** Per number of malls, the passes in the order they ran. */
-  sizes: { n: number; passes: PassFigures[] }[];
+  /** Per number of malls, the passes in the order they ran, and the floor measured after each
+   * round of passes on the current side's database (bench/scenario_floor.ts). */
+  sizes: { n: number; passes: PassFigures[]; floors: FloorFigures[] }[];
 }
 
 export const SIDE_BY_SIDE_HEADING = "## Side by side";
@@ -104,8 +106,9 @@ export function renderSideBySide(run: SideBySideRun): string {
         "each new access token into `providers.cafe24`)."
       : "."),
   ];
-  for (const { n, passes } of run.sizes) {
+  for (const { n, passes, floors } of run.sizes) {
     const withCopy = passes.some((p) => p.side === "copy");
+    const figures = summarise(passes);
     lines.push(
       "",
       `### ${n.toLocaleString("en-US")} malls due`,
@@ -114,13 +117,14 @@ export function renderSideBySide(run: SideBySideRun): string {
         (withCopy ? " copy mode | copy / old |" : ""),
       "|---|--:|--:|--:|" + (withCopy ? "--:|--:|" : ""),
     );
-    for (const f of summarise(passes)) {
+    for (const f of figures) {
       lines.push(
         `| ${f.label} | ${fmt(f.baseline, f.digits)} | ${fmt(f.current, f.digits)} | ${
           fmt(f.ratio, 2)
         } |` + (withCopy ? ` ${fmt(f.copy, f.digits)} | ${fmt(f.copyRatio, 2)} |` : ""),
       );
     }
+    lines.push(...floorTable(floors, figures[0]!.current, run.concurrency));
     lines.push(
       "",
       "| pass | side | refreshed | wall (s) | PostgreSQL CPU (ms) | statements | round trips | " +
@@ -147,6 +151,34 @@ export function renderSideBySide(run: SideBySideRun): string {
       "process over the pass. With `--baseline HEAD` the ratios show the noise.",
   );
   return lines.join("\n") + "\n";
+}
+
+/**
+ * The floor under a refresh's cost (bench/scenario_floor.ts), medians over the rounds, beside the
+ * current side's median PostgreSQL CPU per refresh (`currentMs`): nothing when none was measured.
+ */
+export function floorTable(
+  floors: FloorFigures[],
+  currentMs: number,
+  concurrency: number,
+): string[] {
+  if (floors.length === 0) return [];
+  const roundTrip = median(floors.map((f) => f.roundTripMs));
+  const rowWrite = median(floors.map((f) => f.rowWriteMs));
+  const ratio = (floor: number) => (floor > 0 ? fmt(currentMs / floor, 2) : "n/a");
+  return [
+    "",
+    `The floor, on the current side's database after each round of passes (median of ${floors.length}): ` +
+    `the least a refresh could send, paced like a pass (${concurrency} workers over one ` +
+    "connection, each waiting one token request's latency before each statement), PostgreSQL CPU " +
+    "per statement.",
+    "",
+    "| per refresh | PostgreSQL CPU (ms) | current / floor |",
+    "|---|--:|--:|",
+    `| \`select 1\`: the round trip alone | ${fmt(roundTrip, 3)} | ${ratio(roundTrip)} |`,
+    "| one-row UPDATE moving a connection's due time, by primary key, synchronous commit, no " +
+    `triggers: the write every refresh makes | ${fmt(rowWrite, 3)} | ${ratio(rowWrite)} |`,
+  ];
 }
 
 /** Where `heading`'s section is in `doc`'s lines: from the heading line to the next heading of

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   extractSection,
+  floorTable,
   type PassFigures,
   renderSideBySide,
   replaceSection,
@@ -54,7 +55,7 @@ Deno.test("renderSideBySide() has a table per N and a row per pass, in the order
     concurrency: 16,
     latencyMs: 50,
     jitterMs: 10,
-    sizes: [{ n: 300, passes: [pass("baseline", 1, 2), pass("current", 1, 1)] }],
+    sizes: [{ n: 300, passes: [pass("baseline", 1, 2), pass("current", 1, 1)], floors: [] }],
   });
   assert.ok(text.startsWith(`${SIDE_BY_SIDE_HEADING}\n`));
   assert.match(text, /^### 300 malls due$/m);
@@ -74,7 +75,7 @@ Deno.test("the copy mode gets its own columns, against the baseline, only when i
       concurrency: 16,
       latencyMs: 50,
       jitterMs: 10,
-      sizes: [{ n: 300, passes }],
+      sizes: [{ n: 300, passes, floors: [] }],
     });
   const withCopy = run([pass("baseline", 1, 4), pass("current", 1, 1), pass("copy", 1, 3)]);
   assert.match(withCopy, /\| new \/ old \| copy mode \| copy \/ old \|$/m);
@@ -87,6 +88,42 @@ Deno.test("the copy mode gets its own columns, against the baseline, only when i
   assert.doesNotMatch(without, /copy mode/);
   const pg = summarise([pass("baseline", 1, 4), pass("current", 1, 1)])[0]!;
   assert.ok(Number.isNaN(pg.copy) && Number.isNaN(pg.copyRatio));
+});
+
+Deno.test("the floor table gives each floor's median and what the current side costs over it", () => {
+  assert.deepEqual(floorTable([], 1, 16), [], "nothing where no floor was measured");
+  const lines = floorTable(
+    [
+      { roundTripMs: 0.2, rowWriteMs: 0.5 },
+      { roundTripMs: 0.1, rowWriteMs: 0.4 },
+      { roundTripMs: 0.3, rowWriteMs: 0.6 },
+    ],
+    1.2,
+    16,
+  );
+  const text = lines.join("\n");
+  assert.match(text, /median of 3/);
+  assert.match(text, /16 workers/);
+  assert.match(text, /^\| `select 1`: the round trip alone \| 0\.200 \| 6\.00 \|$/m);
+  assert.match(text, /^\| one-row UPDATE .* \| 0\.500 \| 2\.40 \|$/m);
+  // In the section, after the medians table.
+  const section = renderSideBySide({
+    baselineLabel: "`abc` = abc (old)",
+    currentLabel: "this checkout",
+    command: "npm run bench -- --baseline abc",
+    date: "2026-12-07T00:00:00.000Z",
+    machine: "2 cores",
+    concurrency: 16,
+    latencyMs: 50,
+    jitterMs: 10,
+    sizes: [{
+      n: 300,
+      passes: [pass("baseline", 1, 2), pass("current", 1, 1)],
+      floors: [{ roundTripMs: 0.25, rowWriteMs: 0.5 }],
+    }],
+  });
+  assert.match(section, /^\| one-row UPDATE .* \| 0\.500 \| 2\.00 \|$/m);
+  assert.ok(section.indexOf("| PostgreSQL CPU per refresh") < section.indexOf("| `select 1`"));
 });
 
 Deno.test("replaceSection() appends a missing section after one blank line", () => {
