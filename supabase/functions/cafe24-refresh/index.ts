@@ -5,12 +5,7 @@
  * who only reach their own connections. verify_jwt is off in config.toml (the cron secret is not
  * a JWT), so this code is the only gate and fails closed.
  */
-import {
-  configWarnings,
-  REFRESH_IDLE_TIMEOUT_S,
-  refreshSettings,
-  tokenKeyWarnings,
-} from "../_shared/platform/config.ts";
+import { configWarnings, refreshSettings, tokenKeyWarnings } from "../_shared/platform/config.ts";
 import { continueAfterResponse } from "../_shared/platform/background.ts";
 import { database } from "../_shared/platform/db.ts";
 import { RequestError } from "../_shared/platform/errors.ts";
@@ -61,7 +56,7 @@ async function handle(request: Request): Promise<Response> {
     maxConnectionsPerRun: Math.min(configured.maxConnectionsPerRun, options.maxConnections),
   };
 
-  const sql = database(config.SUPABASE_DB_URL, settings.poolSize, REFRESH_IDLE_TIMEOUT_S);
+  const sql = database(config.SUPABASE_DB_URL, settings.poolSize);
   const store = createRefreshStore(sql, settings.tokenSeal);
   const runRequest: RunRequest = {
     trigger: options.trigger,

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import {
   closeDatabases,
   database,
-  DEFAULT_IDLE_TIMEOUT_S,
   DEFAULT_POOL_SIZE,
 } from "../../../supabase/functions/_shared/platform/db.ts";
 
@@ -10,7 +9,7 @@ import {
 const URL_A = "postgresql://user:password@127.0.0.1:1/a";
 const URL_B = "postgresql://user:password@127.0.0.1:1/b";
 
-Deno.test("database() gives each URL, pool size and idle timeout its own pool", async () => {
+Deno.test("database() gives each URL and pool size its own pool", async () => {
   try {
     const small = database(URL_A, 3);
     assert.equal(database(URL_A, 3), small, "the same URL and size share one pool");
@@ -21,22 +20,14 @@ Deno.test("database() gives each URL, pool size and idle timeout its own pool", 
     assert.equal(database(URL_A).options.max, DEFAULT_POOL_SIZE);
     assert.equal(database(URL_A), database(URL_A, DEFAULT_POOL_SIZE));
     assert.notEqual(database(URL_B, 3), small, "another URL, another pool");
-    assert.equal(small.options.idle_timeout, DEFAULT_IDLE_TIMEOUT_S);
-    const lasting = database(URL_A, 3, 60);
-    assert.notEqual(lasting, small, "another idle timeout, another pool");
-    assert.equal(lasting.options.idle_timeout, 60);
-    assert.equal(database(URL_A, 3, 60), lasting);
   } finally {
     await closeDatabases();
   }
 });
 
-Deno.test("database() refuses a pool size that is not a positive integer, or no idle timeout", () => {
+Deno.test("database() refuses a pool size that is not a positive integer", () => {
   for (const size of [0, -1, 2.5, Number.NaN]) {
     assert.throws(() => database(URL_A, size), RangeError, String(size));
-  }
-  for (const seconds of [0, -1, Number.NaN]) {
-    assert.throws(() => database(URL_A, 1, seconds), RangeError, String(seconds));
   }
 });
 

@@ -41,17 +41,6 @@ export const RUN_CPU_BUDGET_DEFAULT_MS = 150;
  */
 export const REFRESH_POOL_SIZE_DEFAULT = 1;
 
-/**
- * How long a cafe24-refresh pool keeps its unused connection. The schedule's tick comes every 20
- * s, and a worker that served one tick's invocation often serves a later one: with the default 20
- * s, nearly every invocation opened a new connection, and a new backend (fork, password
- * exchange, catalog caches, the plpgsql functions compiled again) cost the database about 22 ms
- * of CPU more than a run's bookkeeping on a warm one (28.5–30 against 6.5–7.5 ms, measured
- * locally), some 0.5 ms per refresh at 40 per invocation. A minute spans three ticks; the
- * connection it keeps is one the schedule's parallel invocations may hold anyway.
- */
-export const REFRESH_IDLE_TIMEOUT_S = 60;
-
 const integer = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback)
     .describe(`an integer from ${min} to ${max}`);

@@ -5,9 +5,9 @@ import postgres from "postgres";
  * scope so that warm invocations reuse its connections. `prepare: false` because
  * SUPABASE_DB_URL may point at the transaction pooler, which cannot keep prepared statements.
  *
- * The pool size and idle timeout are part of the key: a caller that asks for `maxConnections`
- * gets a pool of that size, whatever another function in the same process asked for first
- * (locally every function shares one process). Callers of one size and timeout share one pool.
+ * The pool size is part of the key: a caller that asks for `maxConnections` gets a pool of that
+ * size, whatever another function in the same process asked for first (locally every function
+ * shares one process). Callers of one size share one pool.
  */
 const clients = new Map<string, postgres.Sql>();
 
@@ -18,27 +18,17 @@ export const CAFE24_FUNCTIONS_APPLICATION = "cafe24 edge functions";
 /** The pool size for callers that run one statement at a time per request. */
 export const DEFAULT_POOL_SIZE = 10;
 
-/** Seconds an unused connection stays open before the pool closes it. */
-export const DEFAULT_IDLE_TIMEOUT_S = 20;
-
-export function database(
-  url: string,
-  maxConnections = DEFAULT_POOL_SIZE,
-  idleTimeoutS = DEFAULT_IDLE_TIMEOUT_S,
-): postgres.Sql {
+export function database(url: string, maxConnections = DEFAULT_POOL_SIZE): postgres.Sql {
   if (!Number.isInteger(maxConnections) || maxConnections < 1) {
     throw new RangeError(`maxConnections must be a positive integer, got ${maxConnections}`);
   }
-  if (!(idleTimeoutS > 0)) {
-    throw new RangeError(`idleTimeoutS must be positive, got ${idleTimeoutS}`);
-  }
-  const key = `${maxConnections} ${idleTimeoutS} ${url}`;
+  const key = `${maxConnections} ${url}`;
   let client = clients.get(key);
   if (client === undefined) {
     client = postgres(url, {
       prepare: false,
       max: maxConnections,
-      idle_timeout: idleTimeoutS,
+      idle_timeout: 20,
       connect_timeout: 10,
       onnotice: () => {},
       connection: { application_name: CAFE24_FUNCTIONS_APPLICATION },
