@@ -8,6 +8,7 @@ import {
   SIDE_BY_SIDE_HEADING,
   summarise,
 } from "../../../bench/side_by_side_report.ts";
+import type { FloorFigures } from "../../../bench/scenario_floor.ts";
 
 const pass = (side: PassFigures["side"], n: number, cost: number): PassFigures => ({
   side,
@@ -19,6 +20,20 @@ const pass = (side: PassFigures["side"], n: number, cost: number): PassFigures =
   roundTrips: 150,
   functionCpuMs: 300 * cost,
 });
+
+/** The section for one N of malls, with everything but its passes and floors fixed. */
+const render = (passes: PassFigures[], floors: FloorFigures[] = []) =>
+  renderSideBySide({
+    baselineLabel: "`abc` = abc (old)",
+    currentLabel: "this checkout",
+    command: "npm run bench -- --baseline abc",
+    date: "2026-12-07T00:00:00.000Z",
+    machine: "2 cores",
+    concurrency: 16,
+    latencyMs: 50,
+    jitterMs: 10,
+    sizes: [{ n: 300, passes, floors }],
+  });
 
 Deno.test("summarise() takes each side's median per refresh and new / old", () => {
   const figures = summarise([
@@ -46,17 +61,7 @@ Deno.test("summarise() gives no ratio where the baseline has nothing", () => {
 });
 
 Deno.test("renderSideBySide() has a table per N and a row per pass, in the order run", () => {
-  const text = renderSideBySide({
-    baselineLabel: "`abc` = abc (old)",
-    currentLabel: "this checkout",
-    command: "npm run bench -- --baseline abc",
-    date: "2026-12-07T00:00:00.000Z",
-    machine: "2 cores",
-    concurrency: 16,
-    latencyMs: 50,
-    jitterMs: 10,
-    sizes: [{ n: 300, passes: [pass("baseline", 1, 2), pass("current", 1, 1)], floors: [] }],
-  });
+  const text = render([pass("baseline", 1, 2), pass("current", 1, 1)]);
   assert.ok(text.startsWith(`${SIDE_BY_SIDE_HEADING}\n`));
   assert.match(text, /^### 300 malls due$/m);
   assert.match(text, /^\| PostgreSQL CPU per refresh \(ms\) \| 2\.000 \| 1\.000 \| 0\.50 \|$/m);
@@ -65,26 +70,14 @@ Deno.test("renderSideBySide() has a table per N and a row per pass, in the order
 });
 
 Deno.test("the copy mode gets its own columns, against the baseline, only when it ran", () => {
-  const run = (passes: PassFigures[]) =>
-    renderSideBySide({
-      baselineLabel: "`abc` = abc (old)",
-      currentLabel: "this checkout",
-      command: "npm run bench -- --baseline abc",
-      date: "2026-12-07T00:00:00.000Z",
-      machine: "2 cores",
-      concurrency: 16,
-      latencyMs: 50,
-      jitterMs: 10,
-      sizes: [{ n: 300, passes, floors: [] }],
-    });
-  const withCopy = run([pass("baseline", 1, 4), pass("current", 1, 1), pass("copy", 1, 3)]);
+  const withCopy = render([pass("baseline", 1, 4), pass("current", 1, 1), pass("copy", 1, 3)]);
   assert.match(withCopy, /\| new \/ old \| copy mode \| copy \/ old \|$/m);
   assert.match(
     withCopy,
     /^\| PostgreSQL CPU per refresh \(ms\) \| 4\.000 \| 1\.000 \| 0\.25 \| 3\.000 \| 0\.75 \|$/m,
   );
   assert.match(withCopy, /^\| 1 \| copy \| 100 \|/m);
-  const without = run([pass("baseline", 1, 4), pass("current", 1, 1)]);
+  const without = render([pass("baseline", 1, 4), pass("current", 1, 1)]);
   assert.doesNotMatch(without, /copy mode/);
   const pg = summarise([pass("baseline", 1, 4), pass("current", 1, 1)])[0]!;
   assert.ok(Number.isNaN(pg.copy) && Number.isNaN(pg.copyRatio));
@@ -107,21 +100,9 @@ Deno.test("the floor table gives each floor's median and what the current side c
   assert.match(text, /^\| `select 1`: the round trip alone \| 0\.200 \| 6\.00 \|$/m);
   assert.match(text, /^\| one-row UPDATE .* \| 0\.500 \| 2\.40 \|$/m);
   // In the section, after the medians table.
-  const section = renderSideBySide({
-    baselineLabel: "`abc` = abc (old)",
-    currentLabel: "this checkout",
-    command: "npm run bench -- --baseline abc",
-    date: "2026-12-07T00:00:00.000Z",
-    machine: "2 cores",
-    concurrency: 16,
-    latencyMs: 50,
-    jitterMs: 10,
-    sizes: [{
-      n: 300,
-      passes: [pass("baseline", 1, 2), pass("current", 1, 1)],
-      floors: [{ roundTripMs: 0.25, rowWriteMs: 0.5 }],
-    }],
-  });
+  const section = render([pass("baseline", 1, 2), pass("current", 1, 1)], [
+    { roundTripMs: 0.25, rowWriteMs: 0.5 },
+  ]);
   assert.match(section, /^\| one-row UPDATE .* \| 0\.500 \| 2\.00 \|$/m);
   assert.ok(section.indexOf("| PostgreSQL CPU per refresh") < section.indexOf("| `select 1`"));
 });

@@ -98,7 +98,7 @@ const EnvSchema = z.object({
   CAFE24_REQUEST_TIMEOUT_MS: integer(15_000, 1_000, 60_000),
   /** Stop claiming new connections after this long; hosted functions stop at 150 s. */
   CAFE24_RUN_BUDGET_MS: integer(100_000, 1_000, 3_600_000),
-  /** Stop claiming new connections before the run's CPU time would pass this (see RUN_CPU_BUDGET_DEFAULT_MS). */
+  /** Stop claiming before the run's CPU time would pass this (see RUN_CPU_BUDGET_DEFAULT_MS). */
   CAFE24_RUN_CPU_BUDGET_MS: integer(RUN_CPU_BUDGET_DEFAULT_MS, 10, 3_600_000),
   /** eager: keep every access token fresh; keep_alive: keep refresh tokens alive (scope.ts). */
   CAFE24_REFRESH_POLICY: z.enum(REFRESH_POLICIES).default("eager").describe("eager or keep_alive"),

@@ -93,7 +93,7 @@ class RunLimits {
   interruptedBy: string | null = null;
   private claims = 0;
   /** Connections whose request is over (answered, failed or never sent): the rest are in flight. */
-  private answered = 0;
+  private requestsDone = 0;
   private readonly startedAt: number;
   /** The run's share of the process's CPU (runs served by one process at once split it). */
   readonly cpu: CpuAccount;
@@ -125,7 +125,7 @@ class RunLimits {
 
   /** A connection's request is over (answered, failed or never sent): no longer in flight. */
   requestDone(): void {
-    this.answered++;
+    this.requestsDone++;
   }
 
   /** A claim that found nothing took no connection. */
@@ -135,8 +135,9 @@ class RunLimits {
 
   /**
    * The wall clock, the run's own share of the CPU with what its requests in flight will still
-   * cost, or the CPU of every run the process serves at once (processCpuBudgetMs). Where the runtime gives no CPU reading, the wall clock, the cap
-   * and the runtime's beforeunload notice still stop the run.
+   * cost, or the CPU of every run the process serves at once (processCpuBudgetMs). Where the
+   * runtime gives no CPU reading, the wall clock, the cap and the runtime's beforeunload notice
+   * still stop the run.
    */
   private budgetSpent(): boolean {
     if (this.clock.now() - this.startedAt >= this.settings.runBudgetMs) return true;
@@ -154,8 +155,8 @@ class RunLimits {
    * requests in flight: it errs high, so the run ends under its budget rather than over it.
    */
   private inFlightCpuMs(ownMs: number): number {
-    if (this.answered === 0) return 0;
-    return (this.claims - this.answered) * (ownMs / this.answered);
+    if (this.requestsDone === 0) return 0;
+    return (this.claims - this.requestsDone) * (ownMs / this.requestsDone);
   }
 }
 
