@@ -277,6 +277,10 @@ export async function scaleMain(args: string[]): Promise<void> {
         time,
         tickNote,
         tls: tls !== null,
+        connections: tls === null ? null : (({ tlsConnections, requests }) => ({
+          accepted: tlsConnections,
+          requests: Object.values(requests).reduce((sum, n) => sum + n, 0),
+        }))(sandbox.counters()),
         pools,
         phases,
         t0,

@@ -51,6 +51,8 @@ export interface ScaleReport {
   /** How the tick was run. */
   tickNote: string;
   tls: boolean;
+  /** Over HTTPS: the TLS connections the sandbox accepted, and the requests it answered. */
+  connections: { accepted: number; requests: number } | null;
   pools: PoolMeasurement[];
   phases: Phase[];
   /** Date.now() of the mass connect. */
@@ -241,7 +243,12 @@ export function renderScaleReport(r: ScaleReport): string {
     `- Command: \`${r.command}\``,
     `- Cafe24 sandbox: ${o.latencyMs} ± ${o.jitterMs} ms per token request, ` +
       `${r.tls ? "HTTPS" : "plain HTTP"}, a new connection per request (each mall has its own ` +
-      "host at Cafe24)",
+      "host at Cafe24)" +
+      (r.connections === null
+        ? ""
+        : `: ${fmt(r.connections.accepted, 0)} TLS connections for ${
+          fmt(r.connections.requests, 0)
+        } requests`),
     "- Everything on this machine: PostgreSQL with the migrations and pg_cron running the " +
       "migration's own job every minute; the pg_net stand-in delivering its requests; " +
       (o.sharedProcess

@@ -2,6 +2,7 @@ import type { Handled, ResolvedOptions, SandboxContext } from "./context.ts";
 import { handleControl } from "./control.ts";
 import { unknownMallPage } from "./consent.ts";
 import { FaultController, InjectedReset } from "./faults.ts";
+import { startTlsFront } from "./tls_front.ts";
 import {
   handleAuthorize,
   handleOtherAdmin,
@@ -287,11 +288,25 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
       return apiError(500, "Internal Server Error");
     },
   };
-  const server = options.tls
+  // Over TLS, Deno.serve offers HTTP/2, where Connection: close means nothing: a connection per
+  // request then needs the HTTP/1.1-only front (tls_front.ts) before a plain loopback server.
+  const front = options.tls && options.closeConnections ? options.tls : null;
+  const server = options.tls && front === null
     ? Deno.serve({ ...serveOptions, cert: options.tls.cert, key: options.tls.key }, handler)
-    : Deno.serve(serveOptions, handler);
+    : Deno.serve(
+      front === null ? serveOptions : { ...serveOptions, hostname: "127.0.0.1", port: 0 },
+      handler,
+    );
+  const tlsFront = front === null ? null : startTlsFront({
+    hostname: options.hostname ?? "127.0.0.1",
+    port: options.port ?? 0,
+    cert: front.cert,
+    key: front.key,
+    backend: server.addr as Deno.NetAddr,
+    onConnection: () => state.counters.tlsConnections++,
+  });
 
-  const addr = server.addr as Deno.NetAddr;
+  const addr = (tlsFront?.addr ?? server.addr) as Deno.NetAddr;
   sandbox.url = `${options.tls ? "https" : "http"}://${urlHost(addr.hostname)}:${addr.port}`;
   sandbox.baseUrlTemplate = `${sandbox.url}/{mall_id}`;
   hosts = allowedHosts(addr.port, [new URL(sandbox.url).host, ...(options.allowedHosts ?? [])]);
@@ -300,6 +315,7 @@ export function startCafe24Sandbox(options: Cafe24SandboxOptions): Promise<Cafe2
     // Aborting first releases hung and delayed handlers, which shutdown would otherwise await.
     closing ??= (async () => {
       shutdown.abort();
+      await tlsFront?.close();
       await server.finished;
     })();
     return closing;

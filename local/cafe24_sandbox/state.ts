@@ -153,6 +153,7 @@ function zeroCounters(mallIds: Iterable<string>): SandboxCounters {
     clientAborts: 0,
     lostResponses: 0,
     revokedPairs: 0,
+    tlsConnections: 0,
     byMall,
   };
 }

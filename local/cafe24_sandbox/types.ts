@@ -143,7 +143,8 @@ export interface Cafe24SandboxOptions extends Partial<SandboxSettings> {
   /**
    * Default false: connections are kept alive. True: every answer carries `Connection: close`, so
    * each request opens its own connection (and TLS handshake), as each mall's own host
-   * `{mall_id}.cafe24api.com` forces on a real client. The benchmark uses it.
+   * `{mall_id}.cafe24api.com` forces on a real client. Over HTTPS only HTTP/1.1 is then offered
+   * (HTTP/2 would carry every request on one connection). The benchmark uses it.
    */
   closeConnections?: boolean;
 }
@@ -336,6 +337,11 @@ export interface SandboxCounters {
   lostResponses: number;
   /** Pairs revoked through /oauth/revoke. */
   revokedPairs: number;
+  /**
+   * Connections accepted over HTTPS with closeConnections (counted by the HTTP/1.1 front that
+   * gives each request its own); 0 otherwise, where the server does not count them.
+   */
+  tlsConnections: number;
   byMall: Record<string, MallCounters>;
 }
 

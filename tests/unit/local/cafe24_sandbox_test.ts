@@ -1104,16 +1104,17 @@ Deno.test("control endpoints refuse non-loopback peers", {
   }, { hostname: "0.0.0.0" });
 });
 
-Deno.test("serves HTTPS when given a certificate", {
-  ignore: (() => {
-    try {
-      new Deno.Command("openssl", { args: ["version"] }).outputSync();
-      return false;
-    } catch {
-      return true;
-    }
-  })(),
-}, async () => {
+const noOpenssl = (() => {
+  try {
+    new Deno.Command("openssl", { args: ["version"] }).outputSync();
+    return false;
+  } catch {
+    return true;
+  }
+})();
+
+/** A throwaway self-signed certificate for 127.0.0.1 (openssl). */
+async function withCertificate(fn: (tls: { cert: string; key: string }) => Promise<void>) {
   const dir = await Deno.makeTempDir();
   try {
     const made = await new Deno.Command("openssl", {
@@ -1142,28 +1143,73 @@ Deno.test("serves HTTPS when given a certificate", {
       stderr: "null",
     }).output();
     assert.equal(made.code, 0);
-    const cert = await Deno.readTextFile(`${dir}/cert.pem`);
-    const key = await Deno.readTextFile(`${dir}/key.pem`);
-    await withSandbox(async (sb) => {
-      assert.match(sb.url, /^https:\/\/127\.0\.0\.1:\d+$/);
-      const client = Deno.createHttpClient({ caCerts: [cert] });
-      try {
-        const t = sb.issueTokens("tlsmall").refreshToken;
-        const response = await fetch(`${sb.url}/tlsmall/api/v2/oauth/token`, {
-          method: "POST",
-          headers: { authorization: basic() },
-          body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: t }),
-          client,
-        });
-        assert.equal(response.status, 200);
-        assert.equal(typeof (await response.json()).refresh_token, "string");
-      } finally {
-        client.close();
-      }
-    }, { tls: { cert, key } });
+    await fn({
+      cert: await Deno.readTextFile(`${dir}/cert.pem`),
+      key: await Deno.readTextFile(`${dir}/key.pem`),
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+async function refreshOverTls(sb: Cafe24Sandbox, client: Deno.HttpClient, mallId: string) {
+  const t = sb.issueTokens(mallId).refreshToken;
+  const response = await fetch(`${sb.url}/${mallId}/api/v2/oauth/token`, {
+    method: "POST",
+    headers: { authorization: basic() },
+    body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: t }),
+    client,
+  });
+  assert.equal(response.status, 200);
+  assert.equal(typeof (await response.json()).refresh_token, "string");
+}
+
+Deno.test("serves HTTPS when given a certificate", { ignore: noOpenssl }, async () => {
+  await withCertificate(async (tls) => {
+    await withSandbox(async (sb) => {
+      assert.match(sb.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+      const client = Deno.createHttpClient({ caCerts: [tls.cert] });
+      try {
+        await refreshOverTls(sb, client, "tlsmall");
+      } finally {
+        client.close();
+      }
+    }, { tls });
+  });
+});
+
+// Each mall has its own host at Cafe24, so every refresh opens a connection and pays a TLS
+// handshake. Over HTTP/2 a client would multiplex every request on one connection, whatever
+// Connection: close says, and a benchmark would never pay one.
+Deno.test("over HTTPS, closeConnections gives every request a connection of its own", {
+  ignore: noOpenssl,
+}, async () => {
+  await withCertificate(async (tls) => {
+    await withSandbox(async (sb) => {
+      const { hostname, port } = new URL(sb.url);
+      const conn = await Deno.connectTls({
+        hostname,
+        port: Number(port),
+        caCerts: [tls.cert],
+        alpnProtocols: ["h2", "http/1.1"],
+      });
+      try {
+        assert.equal((await conn.handshake()).alpnProtocol, "http/1.1");
+      } finally {
+        conn.close();
+      }
+      // A client that prefers HTTP/2 gets HTTP/1.1, reads Connection: close and opens a new
+      // connection for each request.
+      const client = Deno.createHttpClient({ caCerts: [tls.cert] });
+      try {
+        for (const mall of ["tlsone", "tlstwo", "tlsthree"]) await refreshOverTls(sb, client, mall);
+      } finally {
+        client.close();
+      }
+      assert.equal(sb.counters().tlsConnections, 1 + 3);
+      assert.equal(sb.counters().refreshSuccesses, 3);
+    }, { tls, closeConnections: true });
+  });
 });
 
 Deno.test("standalone: prints its URL, serves, stops on SIGTERM", async () => {
