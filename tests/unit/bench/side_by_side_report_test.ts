@@ -16,6 +16,7 @@ const pass = (side: PassFigures["side"], n: number, cost: number): PassFigures =
   refreshed: 100,
   wallMs: 1000 * cost,
   postgresCpuMs: 100 * cost,
+  countedPostgresCpuMs: 130 * cost,
   statements: 2000 * cost,
   roundTrips: 150,
   functionCpuMs: 300 * cost,
@@ -67,6 +68,21 @@ Deno.test("renderSideBySide() has a table per N and a row per pass, in the order
   assert.match(text, /^\| PostgreSQL CPU per refresh \(ms\) \| 2\.000 \| 1\.000 \| 0\.50 \|$/m);
   assert.match(text, /^\| 1 \| baseline \| 100 \| 2\.00 \|/m);
   assert.ok(text.indexOf("| 1 | baseline |") < text.indexOf("| 1 | current |"));
+});
+
+Deno.test("the CPU while counting nested statements stands apart from the CPU measured", () => {
+  const text = render([pass("baseline", 1, 2), pass("current", 1, 1)]);
+  assert.match(text, /^\| PostgreSQL CPU per refresh \(ms\) \| 2\.000 \| 1\.000 \| 0\.50 \|$/m);
+  assert.match(
+    text,
+    /^\| … while pg_stat_statements counts nested statements \(ms\) \| 2\.600 \| 1\.300 \| 0\.50 \|$/m,
+  );
+  assert.match(
+    text,
+    /^\| 1 \| current \| 100 \| 1\.00 \| 1\.000 \| 1\.300 \| 20\.00 \| 1\.50 \| 3\.000 \|$/m,
+  );
+  assert.match(text, /track = all/);
+  assert.match(text, /Supabase's/);
 });
 
 Deno.test("the copy mode gets its own columns, against the baseline, only when it ran", () => {
