@@ -268,17 +268,17 @@ export async function runSideBySide(ref: string, context: SideBySideContext): Pr
             };
             const counted = await run("all");
             const m = await run("top");
+            // The counting run's figures, per refresh of the measuring run.
+            const counts = (value: number) => value * m.refreshed / Math.max(1, counted.refreshed);
             const figures: PassFigures = {
               side: side.name,
               pass,
               refreshed: m.refreshed,
               wallMs: m.wallMs,
               postgresCpuMs: m.postgresCpuMs,
-              countedPostgresCpuMs: counted.postgresCpuMs * m.refreshed /
-                Math.max(1, counted.refreshed),
-              statements: (counted.roundTrips + counted.nestedStatements) * m.refreshed /
-                Math.max(1, counted.refreshed),
-              roundTrips: counted.roundTrips * m.refreshed / Math.max(1, counted.refreshed),
+              countedPostgresCpuMs: counts(counted.postgresCpuMs),
+              statements: counts(counted.roundTrips + counted.nestedStatements),
+              roundTrips: counts(counted.roundTrips),
               functionCpuMs: m.functionCpuMs,
             };
             passes.push(figures);

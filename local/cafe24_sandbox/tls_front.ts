@@ -56,9 +56,10 @@ export function startTlsFront(options: {
         port: options.backend.port,
       });
       open.add(upstream);
+      // The client closes after reading Connection: close; its end reaches the server, which
+      // then closes too, and that end closes the client's writable side (flushing the answer
+      // and sending TLS's close_notify).
       const requests = client.readable.pipeTo(upstream.writable).catch(() => {});
-      // The answer's end (the server closing after Connection: close) ends the connection:
-      // closing the writable side flushes the answer and sends TLS's close_notify.
       await upstream.readable.pipeTo(client.writable).catch(() => {});
       closeQuietly(client);
       await requests;
